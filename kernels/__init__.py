@@ -1,0 +1,1 @@
+"""Hand-written fused kernels (installed as ``minigrad.kernels``)."""

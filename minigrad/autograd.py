@@ -1,0 +1,531 @@
+"""Reverse-mode automatic differentiation: the Function base class and the backward engine.
+
+How it works, in four sentences. Every differentiable op is a :class:`Function` whose
+``forward`` maps backend arrays to backend arrays and whose ``backward`` maps the gradient of
+the outputs to the gradients of the inputs, written with minigrad ops on Tensors. Calling
+``Fn.apply(*tensors)`` runs ``forward`` and, when gradients are wanted, links the output Tensors
+to the Function node (``grad_fn``), which holds its inputs: this is the graph. ``backward()``
+walks the graph once in reverse topological order (iteratively: no recursion limit), summing
+the gradient that reaches each node before calling its ``backward``. Because ``backward`` is
+made of ops, running it with ``create_graph=True`` records a graph of the backward pass itself,
+which is what double backprop needs.
+"""
+
+from __future__ import annotations
+
+import functools
+import weakref
+from typing import Any, Callable, Optional, Sequence, Union
+
+import numpy as np
+
+from minigrad import backend
+
+# ---------------------------------------------------------------------------- grad mode
+
+
+class _GradMode:
+    enabled = True
+
+
+def is_grad_enabled() -> bool:
+    """True when ops record the graph."""
+    return _GradMode.enabled
+
+
+class set_grad_enabled:  # noqa: N801  (PyTorch's name)
+    """Context manager (and decorator) that turns graph recording on or off."""
+
+    def __init__(self, mode: bool):
+        self.prev = _GradMode.enabled
+        _GradMode.enabled = bool(mode)
+        self.mode = bool(mode)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        _GradMode.enabled = self.prev
+        return False
+
+
+class _GradModeContext:
+    mode = True
+
+    def __enter__(self):
+        self.prev = _GradMode.enabled
+        _GradMode.enabled = self.mode
+
+    def __exit__(self, *exc):
+        _GradMode.enabled = self.prev
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.__class__():
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
+class no_grad(_GradModeContext):  # noqa: N801
+    """``with mg.no_grad():`` ops inside record no graph (also usable as a decorator)."""
+
+    mode = False
+
+
+class enable_grad(_GradModeContext):  # noqa: N801
+    """``with mg.enable_grad():`` turns recording back on inside a ``no_grad`` block."""
+
+    mode = True
+
+
+# ---------------------------------------------------------------------------- Function
+
+
+class Function:
+    """A differentiable op: ``forward`` on arrays, ``backward`` on Tensors.
+
+    Subclasses implement ``forward(self, *arrays, **params) -> array or tuple of arrays`` and
+    ``backward(self, *grad_outputs) -> Tensor, None, or a tuple with one entry per input``.
+    Inside them ``self.xp`` is the array module of the inputs, ``self.inputs`` the input
+    Tensors, and ``self.outputs`` weak references to the outputs. ``backward`` returns None for
+    an input that is not differentiable. The engine, not the op, reduces a gradient whose shape
+    was broadcast (see ``sum_to``).
+    """
+
+    # set on each node by apply(); listed for readers
+    inputs: tuple
+    xp: Any
+    differentiable = True  # False: outputs never require grad (argmax, comparisons, ...)
+
+    @classmethod
+    def apply(cls, *inputs, **params):
+        """Run the op on Tensors (Python scalars allowed where the op says) and link the graph."""
+        from minigrad.tensor import Tensor  # noqa: PLC0415  (cycle: Tensor calls ops)
+
+        arrays = [t.data for t in inputs]
+        xp = _check_same_device(cls, inputs, arrays)
+        fn = cls.__new__(cls)
+        fn.xp = xp
+        fn.inputs = inputs
+        result = fn.forward(*arrays, **params)
+
+        needs_grad = (
+            _GradMode.enabled
+            and cls.differentiable
+            and any(t.requires_grad for t in inputs)
+        )
+        if isinstance(result, tuple):
+            outs = tuple(Tensor._make(_as_array(r, xp)) for r in result)
+        else:
+            outs = Tensor._make(_as_array(result, xp))
+        if not needs_grad:
+            return outs
+        single = not isinstance(outs, tuple)
+        out_list = (outs,) if single else outs
+        fn.needs_input_grad = tuple(t.requires_grad for t in inputs)
+        fn.out_meta = tuple((o.data.shape, o.data.dtype) for o in out_list)
+        fn.outputs = tuple(weakref.ref(o) for o in out_list)
+        for i, o in enumerate(out_list):
+            if o.data.dtype.kind in "fc":
+                o.requires_grad = True
+                o.grad_fn = fn
+                o._out_index = i
+        return outs
+
+    def forward(self, *arrays, **params):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__}.forward")
+
+    def backward(self, *grad_outputs):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__}.backward is not written")
+
+    @property
+    def name(self) -> str:
+        n = type(self).__name__
+        return n[:-2] if n.endswith("Fn") else n
+
+    def __repr__(self):
+        return f"<{type(self).__name__}>"
+
+
+def _as_array(value, xp):
+    """Make sure a forward result is an ndarray (NumPy returns scalars from 0-d ufuncs)."""
+    if type(value) is np.ndarray or hasattr(value, "__cuda_array_interface__"):
+        return value
+    return xp.asarray(value)
+
+
+def _check_same_device(cls, inputs, arrays):
+    """Return the array module of the inputs; raise when they live on different devices."""
+    first = arrays[0]
+    if type(first) is np.ndarray:
+        for a in arrays:
+            if type(a) is not np.ndarray:
+                break
+        else:
+            return np
+    devices = [backend.device_of(a) for a in arrays]
+    for d in devices[1:]:
+        if d != devices[0]:
+            raise RuntimeError(
+                f"{cls.__name__[:-2] if cls.__name__.endswith('Fn') else cls.__name__}: expected "
+                f"all tensors on the same device, but found tensors on {devices[0]} and {d}. "
+                f"Move them first, e.g. x.to('{devices[0]}')."
+            )
+    return backend.xp_for(devices[0])
+
+
+# ---------------------------------------------------------------------------- the engine
+
+
+def _topo_order(roots):
+    """Functions reachable from the roots, each listed after every function that feeds it
+    gradient (reverse topological order), found without recursion."""
+    order, seen = [], set()
+    stack = [(fn, False) for fn in roots]
+    while stack:
+        fn, done = stack.pop()
+        if done:
+            order.append(fn)
+            continue
+        if id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        if fn.inputs is None:
+            raise RuntimeError(
+                "Trying to backward through the graph a second time (or directly access saved "
+                "tensors after they have already been freed). Saved intermediate values of the "
+                "graph are freed when you call .backward() or mg.grad(). Specify "
+                "retain_graph=True if you need to backward through the graph a second time."
+            )
+        stack.append((fn, True))
+        for t in fn.inputs:
+            if t.grad_fn is not None and id(t.grad_fn) not in seen:
+                stack.append((t.grad_fn, False))
+    order.reverse()  # consumers before producers
+    return order
+
+
+def _accumulate(buf, key, g):
+    prev = buf.get(key)
+    buf[key] = g if prev is None else prev + g
+
+
+def run_backward(
+    outputs: Sequence,
+    grad_outputs: Sequence,
+    retain_graph: bool,
+    create_graph: bool,
+    inputs: Optional[Sequence] = None,
+    allow_unused: bool = True,
+):
+    """The backward engine behind ``Tensor.backward`` and :func:`grad`.
+
+    With ``inputs`` given, returns their gradients (and leaves ``.grad`` alone); otherwise
+    accumulates into the ``.grad`` of every leaf that requires grad.
+    """
+    from minigrad.ops.shape import sum_to  # noqa: PLC0415
+
+    # Gradients flowing into each (function, output slot), and into each leaf tensor.
+    node_grads: dict = {}
+    leaf_grads: dict = {}
+    leaves: dict = {}
+    wanted = None if inputs is None else {id(t): t for t in inputs}
+    roots = []
+    for out, g in zip(outputs, grad_outputs):
+        if not out.requires_grad:
+            raise RuntimeError(
+                "element 0 of tensors does not require grad and does not have a grad_fn"
+            )
+        if out.grad_fn is None:  # a leaf: its gradient is the seed itself
+            _accumulate(leaf_grads, id(out), g)
+            leaves[id(out)] = out
+        else:
+            _accumulate(node_grads, (id(out.grad_fn), out._out_index), g)
+            roots.append(out.grad_fn)
+
+    with set_grad_enabled(create_graph):
+        for fn in _topo_order(roots):
+            n_out = len(fn.out_meta)
+            gys = []
+            for i in range(n_out):
+                g = node_grads.pop((id(fn), i), None)
+                out = fn.outputs[i]()
+                if out is not None:
+                    if g is not None and out._hooks:
+                        g = _run_hooks(out, g)
+                    if g is not None and out._retains_grad:
+                        out.grad = g if out.grad is None else out.grad + g
+                    if wanted is not None and id(out) in wanted and g is not None:
+                        _accumulate(leaf_grads, id(out), g)
+                        leaves[id(out)] = out
+                if g is None:
+                    g = _zeros(fn, i)
+                gys.append(g)
+            gxs = fn.backward(*gys)
+            if not isinstance(gxs, tuple):
+                gxs = (gxs,)
+            for t, gx, need in zip(fn.inputs, gxs, fn.needs_input_grad):
+                if gx is None or not need:
+                    continue
+                if gx.shape != t.shape:
+                    gx = sum_to(gx, t.shape)  # undo broadcasting, once, here
+                if gx.dtype != t.dtype:
+                    gx = gx.to(t.dtype)
+                if t.grad_fn is None:
+                    _accumulate(leaf_grads, id(t), gx)
+                    leaves[id(t)] = t
+                else:
+                    _accumulate(node_grads, (id(t.grad_fn), t._out_index), gx)
+            if not retain_graph:
+                fn.inputs = None  # frees saved tensors; a second backward raises
+                fn.__dict__ = {"inputs": None, "out_meta": fn.out_meta, "outputs": fn.outputs}
+
+        if wanted is not None:
+            result = []
+            for t in inputs:
+                g = leaf_grads.get(id(t))
+                if g is not None and t.grad_fn is None and t._hooks:
+                    g = _run_hooks(t, g)
+                if g is None and not allow_unused:
+                    raise RuntimeError(
+                        "One of the differentiated Tensors appears to not have been used in the "
+                        "graph. Set allow_unused=True if this is the desired behavior."
+                    )
+                result.append(g)
+            return result
+
+        taken = {id(_root(g.data)) for g in grad_outputs}  # buffers .grad may not reuse
+        for key, g in leaf_grads.items():
+            leaf = leaves[key]
+            if leaf._hooks:
+                g = _run_hooks(leaf, g)
+            if create_graph:
+                leaf.grad = g if leaf.grad is None else leaf.grad + g
+                continue
+            g = g.detach()
+            if leaf.grad is None:
+                # NOTE: .grad must own its buffer, since optimizers and clip_grad_norm_ update it
+                # in place; a gradient that is a broadcast view, or that shares memory with the
+                # seed or another leaf's gradient (add passes gy to both inputs), is copied.
+                root = _root(g.data)
+                if id(root) in taken or not g.data.flags.writeable:
+                    g = g.clone()
+                    root = g.data
+                taken.add(id(root))
+                leaf.grad = g
+            else:
+                leaf.grad._iadd_(g)
+    return None
+
+
+def _root(array):
+    """The array that owns the memory a view looks at."""
+    while array.base is not None and hasattr(array.base, "base"):
+        array = array.base
+    return array
+
+
+def _run_hooks(tensor, g):
+    for hook in tensor._hooks.values():
+        out = hook(g)
+        if out is not None:
+            g = out
+    return g
+
+
+def _zeros(fn, i):
+    from minigrad.tensor import Tensor  # noqa: PLC0415
+
+    shape, dtype = fn.out_meta[i]
+    return Tensor._make(fn.xp.zeros(shape, dtype=dtype))
+
+
+def grad(
+    outputs,
+    inputs,
+    grad_outputs=None,
+    retain_graph: Optional[bool] = None,
+    create_graph: bool = False,
+    allow_unused: bool = False,
+):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned (``.grad`` untouched).
+
+    Example:
+        >>> import minigrad as mg
+        >>> x = mg.tensor(3.0, requires_grad=True)
+        >>> (gx,) = mg.grad(x ** 2, x)
+        >>> gx.item()
+        6.0
+    """
+    from minigrad.tensor import Tensor  # noqa: PLC0415
+
+    single_out = isinstance(outputs, Tensor)
+    outputs = [outputs] if single_out else list(outputs)
+    single_in = isinstance(inputs, Tensor)
+    inputs = [inputs] if single_in else list(inputs)
+    for t in inputs:
+        if not t.requires_grad:
+            raise RuntimeError("One of the differentiated Tensors does not require grad")
+    grad_outputs = _seed_grads(outputs, grad_outputs)
+    if retain_graph is None:
+        retain_graph = create_graph
+    return tuple(
+        run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, allow_unused)
+    )
+
+
+def _seed_grads(outputs, grad_outputs):
+    from minigrad.tensor import Tensor  # noqa: PLC0415
+
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs]
+    seeds = []
+    for out, g in zip(outputs, grad_outputs):
+        if g is None:
+            if out.data.size != 1:
+                raise RuntimeError(
+                    f"grad can be implicitly created only for scalar outputs; got shape "
+                    f"{tuple(out.shape)}. Pass gradient= (a tensor of that shape)."
+                )
+            g = Tensor._make(out.xp.ones(out.data.shape, dtype=out.data.dtype))
+        elif not isinstance(g, Tensor):
+            g = Tensor._make(out.xp.asarray(g, dtype=out.data.dtype))
+        if g.shape != out.shape:
+            raise RuntimeError(
+                f"Mismatch in shape: grad_output has shape {tuple(g.shape)} and output has "
+                f"shape {tuple(out.shape)}"
+            )
+        seeds.append(g)
+    return seeds
+
+
+# ---------------------------------------------------------------------------- gradcheck
+
+
+def _flat_inputs(inputs):
+    from minigrad.tensor import Tensor  # noqa: PLC0415
+
+    return [t for t in inputs if isinstance(t, Tensor)]
+
+
+def _outputs_of(fn, inputs):
+    from minigrad.tensor import Tensor  # noqa: PLC0415
+
+    out = fn(*inputs)
+    outs = [out] if isinstance(out, Tensor) else [o for o in out if isinstance(o, Tensor)]
+    return [o for o in outs if o.dtype.kind == "f"]
+
+
+def gradcheck(
+    fn: Callable,
+    inputs: Union[Sequence, Any],
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    raise_exception: bool = True,
+    seed: int = 0,
+) -> bool:
+    """Compare analytic gradients with central finite differences, in float64.
+
+    For every input that requires grad, every element is nudged by ``±eps`` and the change of
+    ``sum(w * fn(inputs))`` (``w`` random and fixed) is compared with what ``backward`` gives.
+
+    Example:
+        >>> import minigrad as mg
+        >>> x = mg.randn(3, 4, dtype=mg.float64, requires_grad=True)
+        >>> mg.autograd.gradcheck(lambda t: (t * t).sum(dim=1), [x])
+        True
+    """
+    from minigrad.tensor import Tensor  # noqa: PLC0415
+
+    if isinstance(inputs, Tensor):
+        inputs = (inputs,)
+    inputs = tuple(inputs)
+    diff = [t for t in _flat_inputs(inputs) if t.requires_grad]
+    for t in diff:
+        if t.dtype != np.float64:
+            raise ValueError(
+                f"gradcheck needs float64 inputs for accurate finite differences; got {t.dtype}"
+            )
+    if not diff:
+        raise ValueError("gradcheck: no input requires grad")
+
+    rng = np.random.default_rng(seed)
+    outs = _outputs_of(fn, inputs)
+    weights = [rng.standard_normal(o.shape) for o in outs]
+
+    def scalar() -> float:
+        # NOTE: not under no_grad: fn may itself differentiate (gradgradcheck)
+        vals = _outputs_of(fn, inputs)
+        return float(sum(np.sum(backend.to_device(v.data, backend.CPU) * w)
+                             for v, w in zip(vals, weights)))
+
+    # analytic
+    seeds = [Tensor._make(o.xp.asarray(w, dtype=o.data.dtype)) for o, w in zip(outs, weights)]
+    analytic = run_backward(outs, seeds, False, False, diff, allow_unused=True)
+
+    for k, t in enumerate(diff):
+        a = (
+            np.zeros(t.shape)
+            if analytic[k] is None
+            else backend.to_device(analytic[k].data, backend.CPU)
+        )
+        numeric = np.zeros(t.shape)
+        for idx in np.ndindex(*t.shape):  # nudge one element of t.data in place
+            orig = t.data[idx].item()
+            t.data[idx] = orig + eps
+            fp = scalar()
+            t.data[idx] = orig - eps
+            fm = scalar()
+            t.data[idx] = orig
+            numeric[idx] = (fp - fm) / (2 * eps)
+        if not np.allclose(a, numeric, atol=atol, rtol=rtol):
+            worst = np.unravel_index(np.argmax(np.abs(a - numeric)), a.shape) if a.size else ()
+            msg = (
+                f"gradcheck failed for input {k} (shape {tuple(t.shape)}): largest difference "
+                f"at index {tuple(int(i) for i in worst)}: analytic "
+                f"{a[worst] if a.size else a}, numerical {numeric[worst] if a.size else numeric}"
+            )
+            if raise_exception:
+                raise AssertionError(msg)
+            return False
+    return True
+
+
+def gradgradcheck(
+    fn: Callable,
+    inputs: Union[Sequence, Any],
+    eps: float = 1e-6,
+    atol: float = 1e-5,
+    rtol: float = 1e-3,
+    raise_exception: bool = True,
+    seed: int = 1,
+) -> bool:
+    """Check second derivatives: gradcheck of ``v -> d(sum(w * fn))/d inputs`` built with
+    ``create_graph=True`` (so it checks that every backward is itself differentiable)."""
+    from minigrad.tensor import Tensor  # noqa: PLC0415
+
+    if isinstance(inputs, Tensor):
+        inputs = (inputs,)
+    inputs = tuple(inputs)
+    rng = np.random.default_rng(seed)
+    outs = _outputs_of(fn, inputs)
+    weights = [rng.standard_normal(o.shape) for o in outs]
+    diff = [t for t in _flat_inputs(inputs) if t.requires_grad]
+
+    def first_grads(*args):
+        outs = _outputs_of(fn, args)
+        seeds = [Tensor._make(o.xp.asarray(w, dtype=o.data.dtype)) for o, w in zip(outs, weights)]
+        d = [t for t in _flat_inputs(args) if t.requires_grad]
+        gs = run_backward(outs, seeds, True, True, d, allow_unused=True)
+        return tuple(g for g in gs if g is not None and g.requires_grad)
+
+    if not first_grads(*inputs):
+        raise ValueError("gradgradcheck: the first derivative does not depend on the inputs")
+    del diff
+    return gradcheck(first_grads, inputs, eps, atol, rtol, raise_exception, seed)

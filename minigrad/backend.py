@@ -1,0 +1,263 @@
+"""Devices and backends: ``'cpu'`` is NumPy, ``'cuda'`` / ``'cuda:N'`` is CuPy.
+
+A :class:`Device` names where a tensor's data lives. The *array module* of a device (``xp``)
+is NumPy or CuPy; every op is written once against ``xp``. CuPy is imported lazily, only when a
+CUDA device is first asked for, so ``import minigrad`` needs nothing but NumPy.
+
+Random numbers come from one generator per device, all seeded by :func:`manual_seed`.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional, Union
+
+import numpy as np
+
+Array = Any  # a NumPy or CuPy ndarray
+
+_cupy = None  # the cupy module once imported
+_cupy_error: Optional[str] = None  # why cupy could not be used, once known
+
+
+class Device:
+    """Where a tensor lives: ``Device('cpu')``, ``Device('cuda:0')``.
+
+    Example:
+        >>> Device("cpu")
+        device(type='cpu')
+        >>> str(Device("cuda:1"))
+        'cuda:1'
+    """
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, spec: Union[str, "Device"] = "cpu", index: Optional[int] = None):
+        if isinstance(spec, Device):
+            self.type, self.index = spec.type, spec.index
+            return
+        if not isinstance(spec, str):
+            raise TypeError(f"device must be a string like 'cpu' or 'cuda:0', got {spec!r}")
+        kind, _, idx = spec.strip().lower().partition(":")
+        if kind not in ("cpu", "cuda"):
+            raise ValueError(f"unknown device {spec!r}: expected 'cpu', 'cuda' or 'cuda:N'")
+        if idx:
+            if not idx.isdigit():
+                raise ValueError(f"bad device index in {spec!r}: expected 'cuda:N' with N >= 0")
+            index = int(idx)
+        if kind == "cpu":
+            if index not in (None, 0):
+                raise ValueError(f"the cpu device has no index {index}")
+            index = None
+        elif index is None:
+            index = 0
+        self.type, self.index = kind, index
+
+    def __eq__(self, other):
+        if isinstance(other, str):
+            try:
+                other = Device(other)
+            except (ValueError, TypeError):
+                return False
+        return isinstance(other, Device) and (self.type, self.index) == (other.type, other.index)
+
+    def __hash__(self):
+        return hash((self.type, self.index))
+
+    def __str__(self):
+        return self.type if self.index is None else f"{self.type}:{self.index}"
+
+    def __repr__(self):
+        if self.index is None:
+            return f"device(type='{self.type}')"
+        return f"device(type='{self.type}', index={self.index})"
+
+
+CPU = Device("cpu")
+
+
+# ---------------------------------------------------------------------------- CuPy, lazily
+
+
+def _import_cupy():
+    """Import CuPy on first use; raise an error that says what to install when it is absent."""
+    global _cupy, _cupy_error
+    if _cupy is not None:
+        return _cupy
+    try:
+        import cupy  # noqa: PLC0415  (the only place minigrad imports CuPy)
+    except Exception as exc:  # ImportError, or a broken CUDA install
+        _cupy_error = f"CuPy could not be imported ({type(exc).__name__}: {exc})"
+        raise RuntimeError(
+            "the 'cuda' device needs CuPy and an NVIDIA GPU. Install CuPy for your CUDA version "
+            'from the minigrad checkout: pip install ".[cuda12]" (CUDA 12) or '
+            'pip install ".[cuda13]" (CUDA 13). ' + _cupy_error
+        ) from exc
+    _cupy = cupy
+    return cupy
+
+
+def cupy_if_loaded():
+    """The cupy module if it was already imported by minigrad, else None (never imports)."""
+    return _cupy
+
+
+class cuda:  # noqa: N801  (namespace, mirrors torch.cuda)
+    """``mg.cuda``: questions about CUDA devices that never raise."""
+
+    @staticmethod
+    def is_available() -> bool:
+        """True when CuPy imports and at least one NVIDIA GPU answers."""
+        return cuda.device_count() > 0
+
+    @staticmethod
+    def device_count() -> int:
+        """Number of visible CUDA devices (0 without CuPy or a GPU)."""
+        try:
+            cp = _import_cupy()
+            return int(cp.cuda.runtime.getDeviceCount())
+        except Exception:
+            return 0
+
+    @staticmethod
+    def synchronize(device: Union[str, Device, None] = None) -> None:
+        """Wait for all work on a CUDA device (a no-op without one)."""
+        if cupy_if_loaded() is None:
+            return
+        dev = Device(device or "cuda")
+        with _cupy.cuda.Device(dev.index):
+            _cupy.cuda.get_current_stream().synchronize()
+
+
+# ---------------------------------------------------------------------------- device helpers
+
+
+def _check_cuda(dev: Device) -> None:
+    cp = _import_cupy()
+    try:
+        count = cp.cuda.runtime.getDeviceCount()
+    except Exception as exc:
+        raise RuntimeError(
+            f"device {dev} was asked for but no NVIDIA GPU/driver is usable ({exc}). "
+            "Use device='cpu', or run on a machine with an NVIDIA GPU."
+        ) from exc
+    if dev.index >= count:
+        raise RuntimeError(f"device {dev} was asked for but only {count} CUDA device(s) exist")
+
+
+def get_device(spec: Union[str, Device, None] = None) -> Device:
+    """Turn ``'cpu'``, ``'cuda:1'``, a :class:`Device` or None (the default) into a Device."""
+    if spec is None:
+        return default_device()
+    dev = spec if isinstance(spec, Device) else Device(spec)
+    if dev.type == "cuda":
+        _check_cuda(dev)
+    return dev
+
+
+def xp_for(device: Device):
+    """The array module (NumPy or CuPy) of a device."""
+    return np if device.type == "cpu" else _import_cupy()
+
+
+def device_of(array: Array) -> Device:
+    """The device an array lives on."""
+    if isinstance(array, np.ndarray):
+        return CPU
+    if _cupy is not None and isinstance(array, _cupy.ndarray):
+        return Device("cuda", array.device.id)
+    raise TypeError(f"expected a NumPy or CuPy array, got {type(array).__name__}")
+
+
+def array_module(array: Array):
+    """``xp`` for an array: NumPy for NumPy arrays, CuPy for CuPy arrays."""
+    if isinstance(array, np.ndarray):
+        return np
+    return _cupy if _cupy is not None and isinstance(array, _cupy.ndarray) else np
+
+
+def to_device(array: Array, device: Device) -> Array:
+    """Copy an array to a device (returns it unchanged when it is already there)."""
+    src = device_of(array)
+    if src == device:
+        return array
+    if device.type == "cpu":
+        return _cupy.asnumpy(array)
+    cp = _import_cupy()
+    with cp.cuda.Device(device.index):
+        return cp.asarray(array)
+
+
+_default_device: Optional[Device] = None
+
+
+def default_device() -> Device:
+    """The device creation functions use: ``set_default_device``, else ``$MINIGRAD_DEVICE``."""
+    global _default_device
+    if _default_device is None:
+        _default_device = get_device(os.environ.get("MINIGRAD_DEVICE", "cpu") or "cpu")
+    return _default_device
+
+
+def set_default_device(device: Union[str, Device]) -> None:
+    """Set the device creation functions use when none is given."""
+    global _default_device
+    _default_device = get_device(device)
+
+
+# ---------------------------------------------------------------------------- random numbers
+
+_seed = None  # last manual seed (None: seeded from the OS)
+_generators: dict = {}
+
+
+def manual_seed(seed: int) -> None:
+    """Seed the random generators of every device (CPU now, CUDA ones when first used).
+
+    Example:
+        >>> manual_seed(0); a = generator(CPU).random()
+        >>> manual_seed(0); a == generator(CPU).random()
+        True
+    """
+    global _seed
+    _seed = int(seed)
+    _generators.clear()
+
+
+def generator(device: Device):
+    """The random generator of a device: a NumPy ``Generator`` or a CuPy ``RandomState``."""
+    gen = _generators.get(device)
+    if gen is None:
+        # NOTE: each device gets its own stream, derived from the seed and the device, so that
+        # the CPU sequence does not depend on whether a GPU was used in between.
+        if device.type == "cpu":
+            gen = np.random.Generator(np.random.PCG64(_seed))
+        else:
+            cp = _import_cupy()
+            with cp.cuda.Device(device.index):
+                seed = None if _seed is None else _seed + 1_000_003 * (device.index + 1)
+                gen = cp.random.RandomState(seed)
+        _generators[device] = gen
+    return gen
+
+
+def get_rng_state() -> dict:
+    """The state of every generator used so far (JSON-serialisable), for checkpoints."""
+    state = {"seed": _seed, "devices": {}}
+    for dev, gen in _generators.items():
+        if dev.type == "cpu":
+            state["devices"][str(dev)] = gen.bit_generator.state
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore generator states saved by :func:`get_rng_state`."""
+    global _seed
+    _seed = state.get("seed")
+    _generators.clear()
+    for name, bit_state in state.get("devices", {}).items():
+        dev = Device(name)
+        if dev.type == "cpu":
+            gen = np.random.Generator(np.random.PCG64())
+            gen.bit_generator.state = bit_state
+            _generators[dev] = gen

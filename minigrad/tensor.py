@@ -1,0 +1,736 @@
+"""The Tensor: a backend array (``data``), its gradient (``grad``) and its place in the graph.
+
+A Tensor wraps a NumPy or CuPy array. When it ``requires_grad`` and was made by an op, its
+``grad_fn`` is the :class:`~minigrad.autograd.Function` node that made it; ``backward()`` walks
+those nodes. The methods here are thin: the maths of every op lives in ``minigrad.ops``.
+"""
+
+from __future__ import annotations
+
+import builtins
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from minigrad import autograd, backend, dtypes
+from minigrad.backend import Device
+
+Array = Any
+
+
+class Tensor:
+    """A multi-dimensional array with automatic differentiation.
+
+    Example:
+        >>> import minigrad as mg
+        >>> x = mg.tensor([1.0, 2.0, 3.0], requires_grad=True)
+        >>> y = (x * x).sum()
+        >>> y.backward()
+        >>> x.grad
+        tensor([2., 4., 6.])
+    """
+
+    __slots__ = (
+        "data",
+        "requires_grad",
+        "grad",
+        "grad_fn",
+        "_out_index",
+        "_hooks",
+        "_retains_grad",
+        "__weakref__",
+    )
+    # NumPy must defer to our reflected operators: ndarray + Tensor -> Tensor.__radd__
+    __array_ufunc__ = None
+
+    def __init__(self, data, dtype=None, device=None, requires_grad: bool = False):
+        t = tensor(data, dtype=dtype, device=device, requires_grad=requires_grad)
+        self.data = t.data
+        self.requires_grad = t.requires_grad
+        self.grad = None
+        self.grad_fn = None
+        self._out_index = 0
+        self._hooks = None
+        self._retains_grad = False
+
+    @classmethod
+    def _make(cls, data: Array, requires_grad: bool = False) -> "Tensor":
+        """Wrap a backend array without copying or checking (the ops' fast path)."""
+        t = object.__new__(cls)
+        t.data = data
+        t.requires_grad = requires_grad
+        t.grad = None
+        t.grad_fn = None
+        t._out_index = 0
+        t._hooks = None
+        t._retains_grad = False
+        return t
+
+    # ------------------------------------------------------------------ attributes
+    @property
+    def shape(self) -> tuple:
+        return self.data.shape
+
+    @property
+    def ndim(self) -> int:
+        return self.data.ndim
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self.data.dtype
+
+    @property
+    def device(self) -> Device:
+        return backend.CPU if type(self.data) is np.ndarray else backend.device_of(self.data)
+
+    @property
+    def xp(self):
+        """The array module of this tensor's device (NumPy or CuPy)."""
+        return np if type(self.data) is np.ndarray else backend.array_module(self.data)
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.grad_fn is None
+
+    @property
+    def is_cuda(self) -> bool:
+        return self.device.type == "cuda"
+
+    @property
+    def T(self) -> "Tensor":  # noqa: N802
+        """All dimensions reversed (``permute(n-1, ..., 0)``)."""
+        return ops.permute(self, tuple(range(self.ndim - 1, -1, -1)))
+
+    @property
+    def mT(self) -> "Tensor":  # noqa: N802
+        """The last two dimensions swapped."""
+        return ops.transpose(self, -2, -1)
+
+    def size(self, dim: Optional[int] = None):
+        return self.data.shape if dim is None else self.data.shape[dim]
+
+    def dim(self) -> int:
+        return self.data.ndim
+
+    def numel(self) -> int:
+        return int(self.data.size)
+
+    def element_size(self) -> int:
+        return self.data.itemsize
+
+    def __len__(self) -> int:
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return self.data.shape[0]
+
+    # ------------------------------------------------------------------ conversion
+    def numpy(self) -> np.ndarray:
+        """The data as a NumPy array (shares memory on the CPU). Fails if it requires grad."""
+        if self.requires_grad:
+            raise RuntimeError(
+                "Can't call numpy() on Tensor that requires grad. Use tensor.detach().numpy()."
+            )
+        if type(self.data) is not np.ndarray:
+            raise TypeError(
+                f"can't convert {self.device} device type tensor to numpy. Use Tensor.cpu() to "
+                "copy the tensor to host memory first."
+            )
+        return self.data
+
+    def __array__(self, dtype=None, copy=None):
+        if type(self.data) is not np.ndarray:
+            raise TypeError(
+                f"can't convert {self.device} device type tensor to numpy. Use Tensor.cpu() to "
+                "copy the tensor to host memory first."
+            )
+        return self.data if dtype is None else self.data.astype(dtype, copy=False)
+
+    def item(self):
+        if self.data.size != 1:
+            raise RuntimeError(
+                f"a Tensor with {self.data.size} elements cannot be converted to Scalar"
+            )
+        return self.data.item()
+
+    def tolist(self):
+        return backend.to_device(self.data, backend.CPU).tolist()
+
+    def __float__(self):
+        return builtins.float(self.item())
+
+    def __int__(self):
+        return builtins.int(self.item())
+
+    def __index__(self):
+        if self.dtype.kind not in "iub":
+            raise TypeError("only integer tensors of a single element can be used as an index")
+        return builtins.int(self.item())
+
+    def __bool__(self):
+        if self.data.size != 1:
+            raise RuntimeError(
+                f"Boolean value of Tensor with {self.data.size} values is ambiguous"
+            )
+        return builtins.bool(self.data.item())
+
+    def to(self, *args, **kwargs) -> "Tensor":
+        """``x.to('cuda')``, ``x.to(mg.float64)``, ``x.to('cpu', mg.float16)``, ``x.to(other)``.
+
+        Differentiable: gradients flow back to the original device and dtype.
+        """
+        device = kwargs.pop("device", None)
+        dtype = kwargs.pop("dtype", None)
+        kwargs.pop("non_blocking", None)
+        kwargs.pop("copy", None)
+        if kwargs:
+            raise TypeError(f"to() got unexpected arguments {sorted(kwargs)}")
+        for a in args:
+            if isinstance(a, Tensor):
+                device, dtype = a.device, a.dtype
+            elif isinstance(a, (str, Device)):
+                device = a
+            else:
+                dtype = a
+        out = self
+        if dtype is not None:
+            out = ops.cast(out, dtypes.to_dtype(dtype))
+        if device is not None:
+            out = ops.to_device(out, backend.get_device(device))
+        return out
+
+    def cpu(self) -> "Tensor":
+        return self.to("cpu")
+
+    def cuda(self, device: Union[int, str, None] = None) -> "Tensor":
+        if isinstance(device, builtins.int):
+            device = f"cuda:{device}"
+        return self.to(device or "cuda")
+
+    def float(self) -> "Tensor":
+        return self.to(dtypes.float32)
+
+    def double(self) -> "Tensor":
+        return self.to(dtypes.float64)
+
+    def half(self) -> "Tensor":
+        return self.to(dtypes.float16)
+
+    def long(self) -> "Tensor":
+        return self.to(dtypes.int64)
+
+    def int(self) -> "Tensor":
+        return self.to(dtypes.int32)
+
+    def bool(self) -> "Tensor":
+        return self.to(dtypes.bool)
+
+    def type_as(self, other: "Tensor") -> "Tensor":
+        return self.to(other.dtype)
+
+    def detach(self) -> "Tensor":
+        """The same data, cut from the graph."""
+        return Tensor._make(self.data)
+
+    def detach_(self) -> "Tensor":
+        self.grad_fn = None
+        self.requires_grad = False
+        return self
+
+    def clone(self) -> "Tensor":
+        """A copy of the data; differentiable (the gradient passes through)."""
+        return ops.clone(self)
+
+    def contiguous(self) -> "Tensor":
+        if self.data.flags.c_contiguous:
+            return self
+        return ops.clone(self)
+
+    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        if not self.is_leaf and not requires_grad:
+            raise RuntimeError(
+                "you can only change requires_grad flags of leaf variables. Use .detach()."
+            )
+        if requires_grad and self.dtype.kind != "f":
+            raise RuntimeError(
+                f"only Tensors of floating point dtype can require gradients (got {self.dtype})"
+            )
+        self.requires_grad = builtins.bool(requires_grad)
+        return self
+
+    # DLPack: hand the array to other frameworks without a copy
+    def __dlpack__(self, *args, **kwargs):
+        return self.data.__dlpack__(*args, **kwargs)
+
+    def __dlpack_device__(self):
+        return self.data.__dlpack_device__()
+
+    # ------------------------------------------------------------------ autograd
+    def backward(self, gradient=None, retain_graph: Optional[bool] = None,
+                 create_graph: bool = False, inputs=None) -> None:
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+
+        Args:
+            gradient: d(loss)/d(self); may be omitted for a single-element tensor.
+            retain_graph: keep the graph for another backward (default: ``create_graph``).
+            create_graph: record the backward pass, for higher-order derivatives.
+        """
+        if retain_graph is None:
+            retain_graph = create_graph
+        seeds = autograd._seed_grads([self], None if gradient is None else [gradient])
+        if inputs is not None:
+            inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+            grads = autograd.run_backward([self], seeds, retain_graph, create_graph, inputs)
+            for t, g in zip(inputs, grads):
+                if g is not None:
+                    g = g if create_graph else g.detach()
+                    t.grad = g if t.grad is None else t.grad + g
+            return
+        autograd.run_backward([self], seeds, retain_graph, create_graph)
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` when this tensor's gradient is computed; it may return a
+        replacement. Returns a handle whose ``remove()`` unregisters it."""
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self._hooks is None:
+            self._hooks = {}
+        key = object()
+        self._hooks[key] = hook
+        return _HookHandle(self._hooks, key)
+
+    def retain_grad(self) -> None:
+        """Keep ``.grad`` for this non-leaf tensor after backward."""
+        if self.grad_fn is not None:
+            self._retains_grad = True
+
+    @property
+    def retains_grad(self) -> bool:
+        return self._retains_grad
+
+    def zero_(self) -> "Tensor":
+        return self.fill_(0)
+
+    # ------------------------------------------------------------------ in-place (no graph)
+    def _check_inplace(self, name: str) -> None:
+        if autograd.is_grad_enabled() and self.requires_grad:
+            kind = "a leaf Variable that requires grad" if self.is_leaf else "a tensor in the graph"
+            raise RuntimeError(
+                f"{name}: {kind} is being used in an in-place operation. Wrap it in "
+                "`with mg.no_grad():` (as optimizers and initialisers do) or use the "
+                "out-of-place form."
+            )
+
+    def _iadd_(self, other: "Tensor") -> "Tensor":
+        # engine-only: accumulate a gradient in place
+        self.data += other.data
+        return self
+
+    def _inplace(self, name, fn):
+        self._check_inplace(name)
+        result = fn(self.data)
+        if result is not None and result is not self.data:
+            self.data[...] = result
+        return self
+
+    def fill_(self, value) -> "Tensor":
+        return self._inplace("fill_", lambda d: d.fill(_raw(value)))
+
+    def copy_(self, src) -> "Tensor":
+        src = src.data if isinstance(src, Tensor) else src
+        src = backend.to_device(self.xp.asarray(src) if not hasattr(src, "shape") else src,
+                                self.device)
+        return self._inplace("copy_", lambda d: d.__setitem__(..., src))
+
+    def add_(self, other, alpha=1) -> "Tensor":
+        o = _raw(other)
+        return self._inplace("add_", lambda d: d.__iadd__(o if alpha == 1 else o * alpha))
+
+    def sub_(self, other, alpha=1) -> "Tensor":
+        o = _raw(other)
+        return self._inplace("sub_", lambda d: d.__isub__(o if alpha == 1 else o * alpha))
+
+    def mul_(self, other) -> "Tensor":
+        o = _raw(other)
+        return self._inplace("mul_", lambda d: d.__imul__(o))
+
+    def div_(self, other) -> "Tensor":
+        o = _raw(other)
+        return self._inplace("div_", lambda d: d.__itruediv__(o))
+
+    def clamp_(self, min=None, max=None) -> "Tensor":  # noqa: A002
+        return self._inplace("clamp_", lambda d: self.xp.clip(d, min, max, out=d))
+
+    def uniform_(self, a: float = 0.0, b: float = 1.0) -> "Tensor":
+        gen = backend.generator(self.device)
+        return self._inplace(
+            "uniform_", lambda d: d.__setitem__(..., gen.uniform(a, b, d.shape).astype(d.dtype))
+        )
+
+    def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
+        gen = backend.generator(self.device)
+        return self._inplace(
+            "normal_",
+            lambda d: d.__setitem__(..., (gen.standard_normal(d.shape) * std + mean)
+                                    .astype(d.dtype)),
+        )
+
+    def masked_fill_(self, mask, value) -> "Tensor":
+        m = _raw(mask)
+        return self._inplace("masked_fill_",
+                             lambda d: self.xp.putmask(d, self.xp.broadcast_to(m, d.shape),
+                                                       _raw(value)))
+
+    def __setitem__(self, key, value) -> None:
+        self._check_inplace("__setitem__")
+        v = _raw(value)
+        self.data[ops.indexing.normalize_index(key)] = v
+
+    # ------------------------------------------------------------------ operators
+    def __add__(self, other):
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        return ops.add(other, self)
+
+    def __sub__(self, other):
+        return ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return ops.sub(other, self)
+
+    def __mul__(self, other):
+        return ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return ops.div(other, self)
+
+    def __pow__(self, other):
+        return ops.pow(self, other)
+
+    def __rpow__(self, other):
+        return ops.pow(other, self)
+
+    def __matmul__(self, other):
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return ops.matmul(other, self)
+
+    def __neg__(self):
+        return ops.neg(self)
+
+    def __pos__(self):
+        return self
+
+    def __abs__(self):
+        return ops.abs(self)
+
+    def __invert__(self):
+        return ops.logical_not(self)
+
+    def __and__(self, other):
+        return ops.logical_and(self, other)
+
+    def __or__(self, other):
+        return ops.logical_or(self, other)
+
+    def __xor__(self, other):
+        return ops.logical_xor(self, other)
+
+    def __eq__(self, other):  # elementwise, as in PyTorch
+        return ops.eq(self, other)
+
+    def __ne__(self, other):
+        return ops.ne(self, other)
+
+    def __lt__(self, other):
+        return ops.lt(self, other)
+
+    def __le__(self, other):
+        return ops.le(self, other)
+
+    def __gt__(self, other):
+        return ops.gt(self, other)
+
+    def __ge__(self, other):
+        return ops.ge(self, other)
+
+    __hash__ = object.__hash__
+
+    def __getitem__(self, key):
+        return ops.getitem(self, key)
+
+    def __iter__(self):
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(self.shape[0]))
+
+    def __repr__(self):
+        body = np.array2string(
+            backend.to_device(self.data, backend.CPU),
+            separator=", ",
+            prefix="tensor(",
+            precision=4,
+            threshold=1000,
+        )
+        extras = []
+        if self.device.type != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool):
+            extras.append(f"dtype=minigrad.{self.dtype}")
+        elif self.data.size == 0:
+            extras.append(f"size={self.shape}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{type(self.grad_fn).__name__}>")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + body + "".join(", " + e for e in extras) + ")"
+
+
+class _HookHandle:
+    def __init__(self, hooks, key):
+        self.hooks, self.key = hooks, key
+
+    def remove(self):
+        self.hooks.pop(self.key, None)
+
+
+def _raw(value):
+    """The backend array (or Python scalar) behind a Tensor or value."""
+    return value.data if isinstance(value, Tensor) else value
+
+
+# ---------------------------------------------------------------------------- creation
+
+
+def _infer_dtype(array: np.ndarray, from_python: bool) -> np.dtype:
+    """PyTorch's rules: Python floats become float32, Python ints int64; arrays keep theirs."""
+    kind = array.dtype.kind
+    if from_python:
+        if kind == "f":
+            return dtypes.DEFAULT_FLOAT
+        if kind in "iu":
+            return dtypes.int64
+    if kind == "b":
+        return dtypes.bool
+    if kind in "fiu":
+        return dtypes.to_dtype(array.dtype)
+    raise TypeError(f"can't make a tensor from data of dtype {array.dtype} ({kind!r})")
+
+
+def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor:
+    """Make a tensor from data (nested lists, scalars, NumPy/CuPy arrays, Tensors); copies.
+
+    Example:
+        >>> import minigrad as mg
+        >>> mg.tensor([[1, 2], [3, 4]]).dtype
+        dtype('int64')
+        >>> mg.tensor([0.5]).dtype
+        dtype('float32')
+    """
+    if isinstance(data, Tensor):
+        arr = data.data
+        src_device = data.device
+    elif isinstance(data, np.ndarray) or (
+        backend.cupy_if_loaded() is not None and isinstance(data, backend.cupy_if_loaded().ndarray)
+    ):
+        arr = data
+        src_device = backend.device_of(data)
+    else:
+        if isinstance(data, (list, tuple)) and any(isinstance(d, Tensor) for d in data):
+            data = [d.tolist() if isinstance(d, Tensor) else d for d in data]
+        arr = np.asarray(data)
+        src_device = backend.CPU
+        if dtype is None:
+            dtype = _infer_dtype(arr, from_python=True)
+    dev = backend.get_device(device) if device is not None else (
+        src_device if not isinstance(data, (list, tuple, builtins.int, builtins.float,
+                                            builtins.bool)) else backend.default_device()
+    )
+    dtype = dtypes.to_dtype(dtype) if dtype is not None else _infer_dtype(arr, from_python=False)
+    xp = backend.xp_for(dev)
+    if backend.device_of(arr) != dev:
+        arr = backend.to_device(arr, dev)
+    arr = xp.array(arr, dtype=dtype, copy=True)
+    t = Tensor._make(arr)
+    if requires_grad:
+        t.requires_grad_(True)
+    return t
+
+
+def as_tensor(data, dtype=None, device=None) -> Tensor:
+    """Like :func:`tensor`, but without a copy when the data already fits."""
+    if isinstance(data, Tensor):
+        return data.to(*(a for a in (device, dtype) if a is not None))
+    if isinstance(data, np.ndarray) and device in (None, "cpu") and (
+        dtype is None or np.dtype(dtype) == data.dtype
+    ):
+        return Tensor._make(data)
+    return tensor(data, dtype=dtype, device=device)
+
+
+def from_numpy(array: np.ndarray) -> Tensor:
+    """Wrap a NumPy array without copying (they share memory)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"expected np.ndarray (got {type(array).__name__})")
+    dtypes.to_dtype(array.dtype)
+    return Tensor._make(array)
+
+
+def from_dlpack(obj) -> Tensor:
+    """Make a tensor that shares memory with any DLPack producer (NumPy, CuPy, PyTorch...)."""
+    dev_type = obj.__dlpack_device__()[0] if hasattr(obj, "__dlpack_device__") else 1
+    if dev_type == 1:  # kDLCPU
+        return Tensor._make(np.from_dlpack(obj))
+    cp = backend._import_cupy()
+    return Tensor._make(cp.from_dlpack(obj))
+
+
+def _shape(size) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    return tuple(builtins.int(s) for s in size)
+
+
+def _creation(fill, size, dtype, device, requires_grad, default_dtype=dtypes.float32):
+    dev = backend.get_device(device)
+    xp = backend.xp_for(dev)
+    dt = dtypes.to_dtype(dtype) if dtype is not None else default_dtype
+    if dev.type == "cuda":
+        with xp.cuda.Device(dev.index):
+            arr = fill(xp, _shape(size), dt)
+    else:
+        arr = fill(xp, _shape(size), dt)
+    t = Tensor._make(arr)
+    return t.requires_grad_(True) if requires_grad else t
+
+
+def zeros(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor of zeros. ``mg.zeros(2, 3)`` or ``mg.zeros((2, 3))``."""
+    return _creation(lambda xp, s, d: xp.zeros(s, d), size, dtype, device, requires_grad)
+
+
+def ones(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor of ones."""
+    return _creation(lambda xp, s, d: xp.ones(s, d), size, dtype, device, requires_grad)
+
+
+def empty(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """An uninitialised tensor."""
+    return _creation(lambda xp, s, d: xp.empty(s, d), size, dtype, device, requires_grad)
+
+
+def full(size, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """A tensor filled with ``fill_value`` (dtype inferred from it like PyTorch)."""
+    if dtype is None:
+        dtype = (dtypes.bool if isinstance(fill_value, builtins.bool) else
+                 dtypes.int64 if isinstance(fill_value, builtins.int) else dtypes.float32)
+    size = (size,) if isinstance(size, builtins.int) else tuple(size)
+    return _creation(lambda xp, s, d: xp.full(s, fill_value, d), size, dtype, device,
+                     requires_grad)
+
+
+def _like(fn, t: Tensor, dtype, device, requires_grad, **kw):
+    return fn(t.shape, dtype=dtype or t.dtype, device=device or t.device,
+              requires_grad=requires_grad, **kw)
+
+
+def zeros_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _like(zeros, t, dtype, device, requires_grad)
+
+
+def ones_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _like(ones, t, dtype, device, requires_grad)
+
+
+def empty_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _like(empty, t, dtype, device, requires_grad)
+
+
+def full_like(t: Tensor, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return full(t.shape, fill_value, dtype=dtype or t.dtype, device=device or t.device,
+                requires_grad=requires_grad)
+
+
+def arange(start, end=None, step=1, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """``[start, end)`` in steps; integer arguments give int64, floats give float32."""
+    if end is None:
+        start, end = 0, start
+    if dtype is None:
+        ints = all(isinstance(v, builtins.int) for v in (start, end, step))
+        dtype = dtypes.int64 if ints else dtypes.float32
+    return _creation(lambda xp, s, d: xp.arange(start, end, step).astype(d), (), dtype, device,
+                     requires_grad)
+
+
+def linspace(start, end, steps, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
+    return _creation(lambda xp, s, d: xp.linspace(start, end, steps).astype(d), (), dtype, device,
+                     requires_grad)
+
+
+def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """The identity matrix (n x m)."""
+    return _creation(lambda xp, s, d: xp.eye(n, m, dtype=d), (), dtype, device, requires_grad)
+
+
+def rand(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Uniform random numbers in [0, 1) from the device's generator."""
+    def fill(xp, s, d):
+        gen = backend.generator(backend.get_device(device))
+        return gen.random(s, dtype=d) if d != dtypes.float16 else gen.random(s).astype(d)
+    return _creation(fill, size, dtype, device, requires_grad)
+
+
+def randn(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Standard normal random numbers from the device's generator."""
+    def fill(xp, s, d):
+        gen = backend.generator(backend.get_device(device))
+        if d == dtypes.float16:
+            return gen.standard_normal(s).astype(d)
+        return gen.standard_normal(s, dtype=d)
+    return _creation(fill, size, dtype, device, requires_grad)
+
+
+def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
+    """Random integers in ``[low, high)`` (int64)."""
+    if high is None:
+        low, high = 0, low
+    def fill(xp, s, d):
+        gen = backend.generator(backend.get_device(device))
+        if xp is np:
+            return gen.integers(low, high, s).astype(d)
+        return gen.randint(low, high, s).astype(d)
+    return _creation(fill, tuple(size) if not isinstance(size, builtins.int) else (size,),
+                     dtype, device, False, default_dtype=dtypes.int64)
+
+
+def randperm(n: int, dtype=None, device=None) -> Tensor:
+    """A random permutation of ``0 .. n-1`` (int64)."""
+    def fill(xp, s, d):
+        return backend.generator(backend.get_device(device)).permutation(n).astype(d)
+    return _creation(fill, (), dtype, device, False, default_dtype=dtypes.int64)
+
+
+def rand_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _like(rand, t, dtype, device, requires_grad)
+
+
+def randn_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    return _like(randn, t, dtype, device, requires_grad)
+
+
+def is_tensor(obj) -> bool:
+    return isinstance(obj, Tensor)
+
+
+from minigrad import ops  # noqa: E402  (ops needs Tensor defined first)
+
+Size = tuple
+_ = (Sequence,)
