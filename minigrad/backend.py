@@ -162,7 +162,7 @@ def xp_for(device: Device):
 
 def device_of(array: Array) -> Device:
     """The device an array lives on."""
-    if isinstance(array, np.ndarray):
+    if isinstance(array, (np.ndarray, np.generic)):
         return CPU
     if _cupy is not None and isinstance(array, _cupy.ndarray):
         return Device("cuda", array.device.id)

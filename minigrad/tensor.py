@@ -8,7 +8,7 @@ those nodes. The methods here are thin: the maths of every op lives in ``minigra
 from __future__ import annotations
 
 import builtins
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -537,6 +537,9 @@ def tensor(data, dtype=None, device=None, requires_grad: bool = False) -> Tensor
     if isinstance(data, Tensor):
         arr = data.data
         src_device = data.device
+    elif isinstance(data, np.generic):
+        arr = np.asarray(data)
+        src_device = backend.CPU
     elif isinstance(data, np.ndarray) or (
         backend.cupy_if_loaded() is not None and isinstance(data, backend.cupy_if_loaded().ndarray)
     ):
@@ -733,4 +736,3 @@ def is_tensor(obj) -> bool:
 from minigrad import ops  # noqa: E402  (ops needs Tensor defined first)
 
 Size = tuple
-_ = (Sequence,)

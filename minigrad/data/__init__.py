@@ -1,0 +1,5 @@
+"""Data: data sets (NumPy arrays) and, for training, Dataset/DataLoader."""
+
+from minigrad.data.datasets import (  # noqa: F401
+    CharTokenizer, DatasetError, digits, fashion_mnist, mnist, read_idx, text,
+)

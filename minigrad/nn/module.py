@@ -283,12 +283,12 @@ class Module:
 
     def _move(self, convert) -> "Module":
         for m in self.modules():
-            for name, p in m._parameters.items():
+            for p in m._parameters.values():
                 if p is not None:
                     p.data = convert(p.data, floating=True)
                     if p.grad is not None:
                         p.grad.data = convert(p.grad.data, floating=True)
-            for name, b in m._buffers.items():
+            for b in m._buffers.values():
                 if b is not None:
                     b.data = convert(b.data, floating=b.dtype.kind == "f")
         return self

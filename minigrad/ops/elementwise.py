@@ -62,10 +62,17 @@ def binary_operands(a, b):
 
 
 def _output(fn: Function, i: int = 0):
-    """A live output tensor of ``fn`` (backward formulas that reuse y need it)."""
+    """Output ``i`` of ``fn`` as a tensor in the graph (for backward formulas that reuse y).
+
+    NOTE: the output tensor may already be gone (its consumers were freed earlier in this
+    backward pass); then it is rebuilt from the saved array and linked to ``fn`` again, so a
+    graph recorded with create_graph=True still reaches the inputs through it.
+    """
     out = fn.outputs[i]()
-    if out is None:  # pragma: no cover - outputs stay alive while they feed the graph
-        raise RuntimeError(f"{type(fn).__name__}: its output was freed before backward")
+    if out is None:
+        out = Tensor._make(fn.saved_outputs[i], requires_grad=True)
+        out.grad_fn = fn
+        out._out_index = i
     return out
 
 
@@ -120,6 +127,8 @@ class DivFn(Function):
 
 class PowFn(Function):
     """y = a ** b;  ga = gy * b * a**(b-1), gb = gy * y * log(a)."""
+
+    save_outputs = True
 
     def forward(self, a, b):
         return a**b
@@ -195,6 +204,8 @@ def neg(x: Tensor) -> Tensor:
 class ExpFn(Function):
     """y = exp(x);  gx = gy * y."""
 
+    save_outputs = True
+
     def forward(self, x):
         return self.xp.exp(x)
 
@@ -224,6 +235,8 @@ class Log1pFn(Function):
 
 class SqrtFn(Function):
     """y = sqrt(x);  gx = gy / (2 y)."""
+
+    save_outputs = True
 
     def forward(self, x):
         return self.xp.sqrt(x)
@@ -255,6 +268,8 @@ class CosFn(Function):
 class TanhFn(Function):
     """y = tanh(x);  gx = gy * (1 - y**2)."""
 
+    save_outputs = True
+
     def forward(self, x):
         return self.xp.tanh(x)
 
@@ -265,6 +280,8 @@ class TanhFn(Function):
 
 class SigmoidFn(Function):
     """y = 1 / (1 + exp(-x));  gx = gy * y * (1 - y)."""
+
+    save_outputs = True
 
     def forward(self, x):
         xp = self.xp

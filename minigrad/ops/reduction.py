@@ -93,6 +93,8 @@ class ProdFn(Function):
     0 everywhere when there are two or more; written with ops so double backward works.
     """
 
+    save_outputs = True
+
     def forward(self, x, axis=None, keepdim=False):
         self.axis, self.keepdim = axis, keepdim
         return x.prod(axis=axis, keepdims=keepdim)
@@ -127,6 +129,8 @@ def prod(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
 
 class AmaxFn(Function):
     """y = max over ``axes`` (``mode='min'`` for min);  gx = gy shared evenly among the maxima."""
+
+    save_outputs = True
 
     def forward(self, x, axes=(), keepdim=False, mode="max"):
         self.axes, self.keepdim = axes, keepdim
@@ -250,6 +254,8 @@ def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
 class SoftmaxFn(Function):
     """y = exp(x - max) / sum(exp(x - max));  gx = y * (gy - sum(gy * y))."""
 
+    save_outputs = True
+
     def forward(self, x, axis=-1):
         self.axis = axis
         xp = self.xp
@@ -265,6 +271,8 @@ class SoftmaxFn(Function):
 
 class LogSoftmaxFn(Function):
     """y = x - max - log(sum(exp(x - max)));  gx = gy - exp(y) * sum(gy)."""
+
+    save_outputs = True
 
     def forward(self, x, axis=-1):
         self.axis = axis

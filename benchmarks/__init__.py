@@ -1,0 +1,1 @@
+"""minigrad benchmarks: ``python -m benchmarks.bench_overhead`` and the workloads."""
