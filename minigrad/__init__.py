@@ -28,3 +28,4 @@ from minigrad.ops import (  # noqa: F401
     abs, max, min, pow, sum,
 )
 from minigrad import viz  # noqa: F401,E402
+from minigrad.io.serialization import load, save  # noqa: F401,E402

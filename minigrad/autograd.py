@@ -83,6 +83,8 @@ class enable_grad(_GradModeContext):  # noqa: N801
 
 # ---------------------------------------------------------------------------- Function
 
+Tensor = None  # minigrad.tensor.Tensor, bound by tensor.py once defined (import cycle)
+
 
 class Function:
     """A differentiable op: ``forward`` on arrays, ``backward`` on Tensors.
@@ -103,9 +105,7 @@ class Function:
 
     @classmethod
     def apply(cls, *inputs, **params):
-        """Run the op on Tensors (Python scalars allowed where the op says) and link the graph."""
-        from minigrad.tensor import Tensor  # noqa: PLC0415  (cycle: Tensor calls ops)
-
+        """Run the op on Tensors and, when a gradient is wanted, link the output to this node."""
         arrays = [t.data for t in inputs]
         xp = _check_same_device(cls, inputs, arrays)
         fn = cls.__new__(cls)
@@ -113,26 +113,25 @@ class Function:
         fn.inputs = inputs
         result = fn.forward(*arrays, **params)
 
-        needs_grad = (
-            _GradMode.enabled
-            and cls.differentiable
-            and any(t.requires_grad for t in inputs)
-        )
-        if isinstance(result, tuple):
-            outs = tuple(Tensor._make(_as_array(r, xp)) for r in result)
+        make = Tensor._make
+        if type(result) is tuple:
+            outs = tuple(make(_as_array(r, xp)) for r in result)
+            out_list = outs
         else:
-            outs = Tensor._make(_as_array(result, xp))
-        if not needs_grad:
+            outs = make(result if type(result) is np.ndarray else _as_array(result, xp))
+            out_list = (outs,)
+        if not (_GradMode.enabled and cls.differentiable):
             return outs
-        single = not isinstance(outs, tuple)
-        out_list = (outs,) if single else outs
-        fn.needs_input_grad = tuple(t.requires_grad for t in inputs)
+        needs = tuple(t.requires_grad for t in inputs)
+        if True not in needs:
+            return outs
+        fn.needs_input_grad = needs
         fn.out_meta = tuple((o.data.shape, o.data.dtype) for o in out_list)
         fn.outputs = tuple(weakref.ref(o) for o in out_list)
         if cls.save_outputs:
             fn.saved_outputs = tuple(o.data for o in out_list)
         for i, o in enumerate(out_list):
-            if o.data.dtype.kind in "fc":
+            if o.data.dtype.kind == "f":
                 o.requires_grad = True
                 o.grad_fn = fn
                 o._out_index = i

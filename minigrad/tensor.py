@@ -733,6 +733,7 @@ def is_tensor(obj) -> bool:
     return isinstance(obj, Tensor)
 
 
+autograd.Tensor = Tensor  # the engine makes Tensors without importing this module
 from minigrad import ops  # noqa: E402  (ops needs Tensor defined first)
 
 Size = tuple
