@@ -29,3 +29,4 @@ from minigrad.ops import (  # noqa: F401
 )
 from minigrad import viz  # noqa: F401,E402
 from minigrad.io.serialization import load, save  # noqa: F401,E402
+from minigrad import nn, optim  # noqa: F401,E402

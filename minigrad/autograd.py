@@ -111,7 +111,11 @@ class Function:
         fn = cls.__new__(cls)
         fn.xp = xp
         fn.inputs = inputs
-        result = fn.forward(*arrays, **params)
+        if xp is np:
+            result = fn.forward(*arrays, **params)
+        else:  # run on the inputs' GPU (CuPy allocates on the *current* device)
+            with xp.cuda.Device(arrays[0].device.id):
+                result = fn.forward(*arrays, **params)
 
         make = Tensor._make
         if type(result) is tuple:

@@ -261,3 +261,38 @@ def set_rng_state(state: dict) -> None:
             gen = np.random.Generator(np.random.PCG64())
             gen.bit_generator.state = bit_state
             _generators[dev] = gen
+
+
+# ---------------------------------------------------------------------------- random draws
+# NumPy's Generator and CuPy's RandomState name their methods differently; ops draw through
+# these two helpers, always directly in the requested dtype (no float64 detour for float32).
+
+
+def random_uniform(device: Device, shape, dtype, low: float = 0.0, high: float = 1.0) -> Array:
+    """Uniform numbers in ``[low, high)`` of ``dtype`` on ``device``."""
+    gen = generator(device)
+    work = np.float32 if np.dtype(dtype) == np.float16 else dtype
+    if device.type == "cpu":
+        out = gen.random(shape, dtype=work)
+    else:
+        with _cupy.cuda.Device(device.index):
+            out = gen.random_sample(shape, dtype=work)
+    if (low, high) != (0.0, 1.0):
+        out *= out.dtype.type(high - low)
+        out += out.dtype.type(low)
+    return out.astype(dtype, copy=False)
+
+
+def random_normal(device: Device, shape, dtype, mean: float = 0.0, std: float = 1.0) -> Array:
+    """Normal numbers N(mean, std**2) of ``dtype`` on ``device``."""
+    gen = generator(device)
+    work = np.float32 if np.dtype(dtype) == np.float16 else dtype
+    if device.type == "cpu":
+        out = gen.standard_normal(shape, dtype=work)
+    else:
+        with _cupy.cuda.Device(device.index):
+            out = gen.standard_normal(shape, dtype=work)
+    if (mean, std) != (0.0, 1.0):
+        out *= out.dtype.type(std)
+        out += out.dtype.type(mean)
+    return out.astype(dtype, copy=False)

@@ -307,6 +307,14 @@ class Tensor:
     def retains_grad(self) -> bool:
         return self._retains_grad
 
+    def all(self, dim=None, keepdim: bool = False) -> "Tensor":
+        """True where every element (along ``dim``) is non-zero; no gradient."""
+        return Tensor._make(self.xp.asarray(self.data.all(axis=dim, keepdims=keepdim)))
+
+    def any(self, dim=None, keepdim: bool = False) -> "Tensor":
+        """True where some element (along ``dim``) is non-zero; no gradient."""
+        return Tensor._make(self.xp.asarray(self.data.any(axis=dim, keepdims=keepdim)))
+
     def zero_(self) -> "Tensor":
         return self.fill_(0)
 
@@ -361,17 +369,17 @@ class Tensor:
         return self._inplace("clamp_", lambda d: self.xp.clip(d, min, max, out=d))
 
     def uniform_(self, a: float = 0.0, b: float = 1.0) -> "Tensor":
-        gen = backend.generator(self.device)
+        dev = self.device
         return self._inplace(
-            "uniform_", lambda d: d.__setitem__(..., gen.uniform(a, b, d.shape).astype(d.dtype))
+            "uniform_",
+            lambda d: d.__setitem__(..., backend.random_uniform(dev, d.shape, d.dtype, a, b)),
         )
 
     def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
-        gen = backend.generator(self.device)
+        dev = self.device
         return self._inplace(
             "normal_",
-            lambda d: d.__setitem__(..., (gen.standard_normal(d.shape) * std + mean)
-                                    .astype(d.dtype)),
+            lambda d: d.__setitem__(..., backend.random_normal(dev, d.shape, d.dtype, mean, std)),
         )
 
     def masked_fill_(self, mask, value) -> "Tensor":
@@ -472,13 +480,18 @@ class Tensor:
         return (self[i] for i in range(self.shape[0]))
 
     def __repr__(self):
-        body = np.array2string(
-            backend.to_device(self.data, backend.CPU),
-            separator=", ",
-            prefix="tensor(",
-            precision=4,
-            threshold=1000,
-        )
+        values = backend.to_device(self.data, backend.CPU)
+        fmt = {}
+        if values.dtype.kind == "f" and values.size:
+            finite = values[np.isfinite(values)].astype(np.float64)
+            # PyTorch's style: integral floats as "1.", others with 4 decimals
+            if finite.size and not np.all(finite == np.round(finite)):
+                big = np.abs(finite).max()
+                small = np.abs(finite[finite != 0]).min() if np.any(finite != 0) else 1.0
+                if big < 1e8 and small >= 1e-4:
+                    fmt = {"floatmode": "fixed"}
+        body = np.array2string(values, separator=", ", prefix="tensor(", precision=4,
+                               threshold=1000, **fmt)
         extras = []
         if self.device.type != "cpu":
             extras.append(f"device='{self.device}'")
@@ -685,20 +698,16 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
 
 def rand(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Uniform random numbers in [0, 1) from the device's generator."""
-    def fill(xp, s, d):
-        gen = backend.generator(backend.get_device(device))
-        return gen.random(s, dtype=d) if d != dtypes.float16 else gen.random(s).astype(d)
-    return _creation(fill, size, dtype, device, requires_grad)
+    return _creation(
+        lambda xp, s, d: backend.random_uniform(backend.get_device(device), s, d),
+        size, dtype, device, requires_grad)
 
 
 def randn(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
     """Standard normal random numbers from the device's generator."""
-    def fill(xp, s, d):
-        gen = backend.generator(backend.get_device(device))
-        if d == dtypes.float16:
-            return gen.standard_normal(s).astype(d)
-        return gen.standard_normal(s, dtype=d)
-    return _creation(fill, size, dtype, device, requires_grad)
+    return _creation(
+        lambda xp, s, d: backend.random_normal(backend.get_device(device), s, d),
+        size, dtype, device, requires_grad)
 
 
 def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
@@ -717,7 +726,8 @@ def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
 def randperm(n: int, dtype=None, device=None) -> Tensor:
     """A random permutation of ``0 .. n-1`` (int64)."""
     def fill(xp, s, d):
-        return backend.generator(backend.get_device(device)).permutation(n).astype(d)
+        gen = backend.generator(backend.get_device(device))
+        return gen.permutation(n).astype(d)  # NumPy Generator and CuPy RandomState alike
     return _creation(fill, (), dtype, device, False, default_dtype=dtypes.int64)
 
 

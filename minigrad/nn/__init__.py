@@ -1,3 +1,17 @@
 """Neural-network building blocks with PyTorch's names, signatures and parameter layouts."""
 
 from minigrad.nn.module import Module, ModuleDict, ModuleList, Parameter, Sequential  # noqa: F401
+from minigrad.nn import functional, init  # noqa: F401,E402
+from minigrad.nn.layers import (  # noqa: F401,E402
+    GELU, Dropout, Embedding, Flatten, Identity, LayerNorm, Linear, LogSoftmax, ReLU, Sigmoid,
+    Softmax, Tanh,
+)
+from minigrad.nn.loss import (  # noqa: F401,E402
+    BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss,
+    SmoothL1Loss,
+)
+from minigrad.nn.rnn import GRU, LSTM, GRUCell, LSTMCell  # noqa: F401,E402
+from minigrad.nn.attention import (  # noqa: F401,E402
+    MultiheadAttention, TransformerEncoder, TransformerEncoderLayer,
+)
+from minigrad.nn import utils  # noqa: F401,E402

@@ -1,0 +1,802 @@
+"""``minigrad.nn.functional`` (``F``): layers and losses as functions, PyTorch's signatures.
+
+Everything here is a *composite*: it is built from the primitives in ``minigrad.ops`` and has no
+backward of its own, so autograd differentiates it (twice, if asked). The ops that will get a
+fused kernel (``dropout``, ``gelu``, ``layer_norm``, ``cross_entropy``) keep their composite
+beside them as ``_<name>_reference``; the public function calls it.
+
+Losses work from logits (``log_softmax``, log-sigmoid), so logits of magnitude 1e4 give finite
+losses and gradients. Float32 inputs stay float32: constants take the input's dtype.
+
+Example:
+    >>> import minigrad as mg
+    >>> import minigrad.nn.functional as F
+    >>> logits = mg.tensor([[2.0, 0.5, -1.0]])
+    >>> round(F.cross_entropy(logits, mg.tensor([0])).item(), 4)
+    0.2413
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Optional, Sequence, Union
+
+import numpy as np
+
+from minigrad import ops
+from minigrad.nn.init import random_uniform_array
+from minigrad.tensor import Tensor
+
+_Shape = Union[int, Sequence[int]]
+
+__all__ = [
+    "linear", "dropout", "relu", "gelu", "tanh", "sigmoid", "logsigmoid", "softplus",
+    "softmax", "log_softmax", "layer_norm", "embedding", "one_hot", "cross_entropy", "nll_loss",
+    "binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss", "l1_loss",
+    "smooth_l1_loss", "huber_loss",
+]
+
+
+def _const(array) -> Tensor:
+    """A backend array as a constant tensor (masks, indices: never part of the graph)."""
+    return Tensor._make(array)
+
+
+def _check_tensor(value, fn: str, name: str) -> Tensor:
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{fn}(): argument '{name}' must be a Tensor, not {type(value).__name__}")
+    return value
+
+
+# ---------------------------------------------------------------------------- linear, dropout
+
+
+def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tensor:
+    """y = x W^T + b.
+
+    Args:
+        input: ``(*, in_features)``.
+        weight: ``(out_features, in_features)`` (or ``(in_features,)``).
+        bias: ``(out_features,)`` or None.
+
+    Returns:
+        ``(*, out_features)``.
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.linear(mg.ones(2, 3), mg.ones(4, 3), mg.zeros(4)).shape
+        (2, 4)
+    """
+    if weight.ndim == 1:
+        out = ops.matmul(input, weight)
+    elif input.ndim > 2:
+        # NOTE: fold the batch dimensions into one, so that the weight's gradient is a single
+        # (in, N) @ (N, out) product instead of a batch of them summed afterwards
+        lead = input.shape[:-1]
+        out = ops.matmul(ops.reshape(input, (-1, input.shape[-1])), ops.t(weight))
+        out = ops.reshape(out, lead + (weight.shape[0],))
+    else:
+        out = ops.matmul(input, ops.t(weight))
+    return out if bias is None else out + bias
+
+
+def _dropout_reference(input: Tensor, p: float) -> Tensor:
+    """Inverted dropout: y = x * m / (1 - p), m ~ Bernoulli(1 - p), drawn in x's dtype."""
+    xp = input.xp
+    if p == 1.0:
+        return input * _const(xp.zeros(input.shape, dtype=input.dtype))
+    u = random_uniform_array(input.device, input.shape, input.dtype)
+    dt = input.dtype.type
+    # NOTE: keep where u >= p (probability 1 - p); the kept values are scaled up, so the
+    # expected output equals the input and evaluation needs no rescaling
+    mask = (u >= dt(p)).astype(input.dtype)
+    mask *= dt(1.0 / (1.0 - p))  # in place: stays in x's dtype on NumPy and CuPy alike
+    return input * _const(mask)
+
+
+def dropout(input: Tensor, p: float = 0.5, training: bool = True,
+            inplace: bool = False) -> Tensor:
+    """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``.
+
+    The mask comes from the device's generator (``mg.manual_seed``). The identity when not
+    ``training`` or when ``p == 0``; zeros when ``p == 1``.
+
+    Args:
+        input: any shape.
+        p: probability of zeroing an element, in [0, 1].
+        training: apply dropout (False: return ``input`` unchanged).
+        inplace: write the result into ``input``. Only done when ``input`` is not part of a
+            graph; otherwise a new tensor is returned (same values and gradients).
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.dropout(mg.ones(3), p=0.5, training=False)
+        tensor([1., 1., 1.])
+    """
+    if p < 0.0 or p > 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
+    if not training or p == 0.0:
+        return input
+    out = _dropout_reference(input, p)
+    if inplace and not out.requires_grad:
+        input.data[...] = out.data
+        return input
+    return out
+
+
+# ---------------------------------------------------------------------------- activations
+
+
+def relu(input: Tensor, inplace: bool = False) -> Tensor:
+    """max(x, 0) elementwise (``inplace`` is accepted for PyTorch compatibility).
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.relu(mg.tensor([-1.0, 2.0]))
+        tensor([0., 2.])
+    """
+    return ops.relu(input)
+
+
+def _gelu_reference(input: Tensor, approximate: str) -> Tensor:
+    """x * Phi(x) (or its tanh approximation): the GELU primitive of ``minigrad.ops``."""
+    return ops.gelu(input, approximate=approximate)
+
+
+def gelu(input: Tensor, approximate: str = "none") -> Tensor:
+    """Gaussian error linear unit: x * Phi(x), or ``approximate='tanh'``
+    x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x**3))).
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.gelu(mg.tensor([0.0, 1.0]))
+        tensor([0.0000, 0.8413])
+    """
+    if approximate not in ("none", "tanh"):
+        raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    return _gelu_reference(input, approximate)
+
+
+def tanh(input: Tensor) -> Tensor:
+    """Hyperbolic tangent elementwise.
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.tanh(mg.tensor([0.0]))
+        tensor([0.])
+    """
+    return ops.tanh(input)
+
+
+def sigmoid(input: Tensor) -> Tensor:
+    """1 / (1 + exp(-x)) elementwise.
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.sigmoid(mg.tensor([0.0]))
+        tensor([0.5000])
+    """
+    return ops.sigmoid(input)
+
+
+def logsigmoid(input: Tensor) -> Tensor:
+    """log(sigmoid(x)) = min(x, 0) - log1p(exp(-|x|)), finite for any x.
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.logsigmoid(mg.tensor([-1e4, 0.0]))
+        tensor([-1.0000e+04, -6.9315e-01])
+    """
+    # NOTE: minimum() splits the gradient at the tie x = 0, which gives the exact
+    # derivative sigmoid(-0) = 1/2 there (the log1p term's derivative is 0 at x = 0)
+    return ops.minimum(input, 0) - ops.log1p(ops.exp(-ops.abs(input)))
+
+
+def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
+    """log(1 + exp(beta x)) / beta, and x itself where beta x > threshold (PyTorch's rule).
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.softplus(mg.tensor([0.0, 1e4]))
+        tensor([6.9315e-01, 1.0000e+04])
+    """
+    z = input * beta
+    # NOTE: the stable form max(z, 0) + log1p(exp(-|z|)); the naive one overflows for large z
+    soft = (ops.maximum(z, 0) + ops.log1p(ops.exp(-ops.abs(z)))) / beta
+    return ops.where(z.detach() > threshold, input, soft)
+
+
+def softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3,
+            dtype=None) -> Tensor:
+    """exp(x) / sum(exp(x)) along ``dim`` (max-shifted, stable for large logits).
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.softmax(mg.tensor([0.0, 0.0]), dim=0)
+        tensor([0.5000, 0.5000])
+    """
+    return ops.softmax(input, dim=dim, dtype=dtype)
+
+
+def log_softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3,
+                dtype=None) -> Tensor:
+    """x - logsumexp(x) along ``dim``, without forming softmax.
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.log_softmax(mg.tensor([1e4, 0.0]), dim=0)
+        tensor([     0., -10000.])
+    """
+    return ops.log_softmax(input, dim=dim, dtype=dtype)
+
+
+# ---------------------------------------------------------------------------- layer norm
+
+
+def _normalized_dims(input: Tensor, normalized_shape) -> tuple:
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    k = len(shape)
+    if k == 0 or input.ndim < k or tuple(input.shape[input.ndim - k:]) != shape:
+        raise RuntimeError(
+            f"Given normalized_shape={list(shape)}, expected input with shape "
+            f"[*, {', '.join(str(s) for s in shape)}], but got input of size{list(input.shape)}"
+        )
+    return shape, tuple(range(-k, 0))
+
+
+def _layer_norm_reference(input: Tensor, dims: tuple, weight: Optional[Tensor],
+                          bias: Optional[Tensor], eps: float) -> Tensor:
+    """(x - mean) / sqrt(var + eps) * weight + bias, over the trailing ``dims``."""
+    mean = input.mean(dim=dims, keepdim=True)
+    centered = input - mean
+    var = (centered * centered).mean(dim=dims, keepdim=True)  # NOTE: biased, as PyTorch
+    out = centered / ops.sqrt(var + eps)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def layer_norm(input: Tensor, normalized_shape: _Shape, weight: Optional[Tensor] = None,
+               bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
+    """Normalise over the trailing ``normalized_shape`` dimensions, then scale and shift.
+
+    y = (x - E[x]) / sqrt(Var[x] + eps) * weight + bias, with the biased variance.
+
+    Args:
+        input: ``(*, *normalized_shape)``.
+        normalized_shape: the trailing shape to normalise over (an int for the last dim).
+        weight, bias: of shape ``normalized_shape``, or None.
+        eps: added to the variance.
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.layer_norm(mg.tensor([[1.0, 3.0]]), (2,))
+        tensor([[-1.0000,  1.0000]])
+    """
+    shape, dims = _normalized_dims(input, normalized_shape)
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and tuple(p.shape) != shape:
+            raise RuntimeError(
+                f"layer_norm: expected {name} of shape {list(shape)}, got {list(p.shape)}"
+            )
+    return _layer_norm_reference(input, dims, weight, bias, eps)
+
+
+# ---------------------------------------------------------------------------- embedding
+
+
+def embedding(input: Tensor, weight: Tensor, padding_idx: Optional[int] = None,
+              max_norm: Optional[float] = None, norm_type: float = 2.0,
+              scale_grad_by_freq: bool = False, sparse: bool = False) -> Tensor:
+    """Look up rows of ``weight``: ``out[..., :] = weight[input[...], :]``.
+
+    Rows picked at ``padding_idx`` pass their values but no gradient.
+
+    Args:
+        input: integer indices of any shape, each in ``[0, num_embeddings)``.
+        weight: ``(num_embeddings, embedding_dim)``.
+        padding_idx: an index whose row receives no gradient.
+
+    Returns:
+        ``(*input.shape, embedding_dim)``.
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.embedding(mg.tensor([2, 0]), mg.arange(6.0).reshape(3, 2))
+        tensor([[4., 5.],
+                [0., 1.]])
+    """
+    if max_norm is not None or scale_grad_by_freq or sparse:
+        raise NotImplementedError(
+            "embedding: max_norm, scale_grad_by_freq and sparse are not supported by minigrad"
+        )
+    _check_tensor(input, "embedding", "input")
+    if input.dtype.kind not in "iu":
+        raise TypeError(
+            f"embedding(): expected integer indices (int64 or int32), got {input.dtype}"
+        )
+    num = weight.shape[0]
+    idx = input.data
+    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num):
+        bad = int(idx.min()) if int(idx.min()) < 0 else int(idx.max())
+        raise IndexError(
+            f"embedding(): index {bad} is out of range for an embedding with {num} rows "
+            f"(valid: 0 .. {num - 1})"
+        )
+    out = ops.getitem(weight, input)  # (*, D); the backward scatter-adds repeated indices
+    if padding_idx is not None:
+        if padding_idx < 0:
+            padding_idx += num
+        is_pad = _const((idx == padding_idx)[..., None])
+        # NOTE: the padding row's value passes, its gradient does not (PyTorch's semantics)
+        out = ops.where(is_pad, out.detach(), out)
+    return out
+
+
+def one_hot(tensor: Tensor, num_classes: int = -1) -> Tensor:
+    """Class indices as one-hot int64 vectors: shape ``(*, num_classes)``.
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.one_hot(mg.tensor([0, 2]), 3)
+        tensor([[1, 0, 0],
+                [0, 0, 1]])
+    """
+    _check_tensor(tensor, "one_hot", "tensor")
+    if tensor.dtype.kind not in "iu":
+        raise TypeError(f"one_hot is only applicable to index tensor, got {tensor.dtype}")
+    xp, idx = tensor.xp, tensor.data
+    if num_classes == -1:
+        if idx.size == 0:
+            raise RuntimeError("Can not infer total number of classes from empty tensor.")
+        num_classes = int(idx.max()) + 1
+    if idx.size and int(idx.min()) < 0:
+        raise RuntimeError("Class values must be non-negative.")
+    if idx.size and int(idx.max()) >= num_classes:
+        raise RuntimeError("Class values must be smaller than num_classes.")
+    return _const((idx[..., None] == xp.arange(num_classes)).astype(np.int64))
+
+
+# ---------------------------------------------------------------------------- loss helpers
+
+_REDUCTIONS = ("none", "mean", "sum")
+
+
+def _reduction(reduction: str, size_average=None, reduce=None) -> str:
+    """The reduction string, from PyTorch's deprecated ``size_average``/``reduce`` if given."""
+    if size_average is not None or reduce is not None:
+        size_average = True if size_average is None else size_average
+        reduce = True if reduce is None else reduce
+        reduction = "none" if not reduce else ("mean" if size_average else "sum")
+    if reduction not in _REDUCTIONS:
+        raise ValueError(
+            f"{reduction!r} is not a valid value for reduction (expected 'none', 'mean' or 'sum')"
+        )
+    return reduction
+
+
+def _reduce(loss: Tensor, reduction: str) -> Tensor:
+    if reduction == "none":
+        return loss
+    return loss.sum() if reduction == "sum" else loss.mean()
+
+
+def _float_target(target, input: Tensor, fn: str) -> Tensor:
+    """A floating target in the input's dtype (so float32 stays float32)."""
+    _check_tensor(target, fn, "target")
+    if target.dtype.kind != "f":
+        raise TypeError(
+            f"{fn}(): expected a floating point target (like the input, {input.dtype}), got "
+            f"{target.dtype}; use target.float()"
+        )
+    return ops.cast(target, input.dtype)
+
+
+def _class_weight(weight: Optional[Tensor], input: Tensor, n_classes: int, fn: str):
+    if weight is None:
+        return None
+    _check_tensor(weight, fn, "weight")
+    if weight.ndim != 1 or weight.shape[0] != n_classes:
+        raise ValueError(
+            f"{fn}(): weight should be a 1-D tensor with one entry per class ({n_classes}), "
+            f"got shape {tuple(weight.shape)}"
+        )
+    return ops.cast(weight, input.dtype)
+
+
+def _class_dim(input: Tensor, fn: str) -> int:
+    if input.ndim == 0:
+        raise ValueError(f"{fn}(): input must have a class dimension: (C,), (N, C) or "
+                         "(N, C, d1, ...); got a 0-d tensor")
+    return 0 if input.ndim == 1 else 1
+
+
+def _check_class_indices(input: Tensor, target, class_dim: int, ignore_index: int, fn: str):
+    """Raise clear errors for class-index targets of the wrong dtype, shape or range."""
+    _check_tensor(target, fn, "target")
+    n_classes = input.shape[class_dim]
+    expected = tuple(input.shape[:class_dim]) + tuple(input.shape[class_dim + 1:])
+    if tuple(target.shape) != expected:
+        probs = " or the input's shape (class probabilities)" if fn == "cross_entropy" else ""
+        raise ValueError(
+            f"{fn}(): expected target of shape {expected} (class indices for input of shape "
+            f"{tuple(input.shape)}){probs}, got {tuple(target.shape)}"
+        )
+    if target.dtype.kind not in "iu":
+        raise TypeError(
+            f"{fn}(): class-index targets must be integers (int64), got {target.dtype}; "
+            "use target.long()"
+            + (f". Class-probability targets have the input's shape {tuple(input.shape)}."
+               if fn == "cross_entropy" else "")
+        )
+    t = target.data
+    valid = t != ignore_index
+    bad = valid & ((t < 0) | (t >= n_classes))
+    if bool(bad.any()):
+        value = int(t[bad].ravel()[0])
+        raise IndexError(
+            f"{fn}(): target {value} is out of bounds: class indices must be in [0, "
+            f"{n_classes}) or equal ignore_index ({ignore_index})"
+        )
+    return valid
+
+
+def _target_key(xp, safe, class_dim: int) -> tuple:
+    """An index that reads ``logp[n, t[n, i, j], i, j]`` for every target position: ``safe``
+    at the class dimension and a broadcasting ``arange`` for each other dimension."""
+    key = []
+    for d, size in enumerate(safe.shape):
+        shape = [1] * safe.ndim
+        shape[d] = size
+        key.append(xp.arange(size).reshape(shape))
+    key.insert(class_dim, safe)
+    return tuple(key)
+
+
+def _picked_nll(logp: Tensor, target: Tensor, valid, weight: Optional[Tensor], class_dim: int):
+    """``(nll, denom)``: per target ``-w[t] * logp[t]`` (0 where ignored), of the target's
+    shape, and what ``'mean'`` divides its sum by: the summed weights ``w[t]`` of the
+    non-ignored targets (their count without weights)."""
+    xp = logp.xp
+    safe = xp.where(valid, target.data, 0)  # ignored targets read class 0, then are masked
+    picked = ops.getitem(logp, _target_key(xp, safe, class_dim))  # (N, d1, ...): log p[t]
+    if weight is None and bool(valid.all()):
+        # the common case (nothing ignored, no weights): fewer ops, the same numbers
+        return -picked, float(valid.size)
+    valid_t = _const(valid)
+    zero = _const(xp.zeros((), dtype=logp.dtype))
+    if weight is None:
+        return ops.where(valid_t, -picked, zero), _const(valid.astype(logp.dtype)).sum()
+    w_t = ops.where(valid_t, ops.getitem(weight, _const(safe)), zero)
+    return ops.where(valid_t, -picked * w_t, zero), w_t.sum()
+
+
+def _weighted_mean(total: Tensor, denom) -> Tensor:
+    # NOTE: PyTorch divides by the summed weights of the non-ignored targets (not by N);
+    # when every target is ignored this is 0 / 0 = nan, as in PyTorch
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / denom
+
+
+def _class_broadcast(weight: Tensor, ndim: int, class_dim: int) -> Tensor:
+    """A (C,) weight reshaped to broadcast along the class dimension of an ndim input."""
+    shape = [1] * ndim
+    shape[class_dim] = weight.shape[0]
+    return ops.reshape(weight, tuple(shape))
+
+
+# ---------------------------------------------------------------------------- losses
+
+
+def nll_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+             size_average=None, ignore_index: int = -100, reduce=None,
+             reduction: str = "mean") -> Tensor:
+    """Negative log-likelihood of class indices, given log-probabilities.
+
+    loss_i = -weight[t_i] * input[i, t_i] (0 where t_i == ignore_index); ``'mean'`` divides the
+    sum by the total weight of the non-ignored targets.
+
+    Args:
+        input: log-probabilities, ``(N, C)``, ``(C,)`` or ``(N, C, d1, ...)``.
+        target: int64 class indices, ``(N,)``, ``()`` or ``(N, d1, ...)``.
+        weight: ``(C,)`` per-class weights.
+        ignore_index: a target value that contributes neither loss nor gradient.
+        reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.nll_loss(mg.tensor([[-0.5, -1.0]]), mg.tensor([1]))
+        tensor(1.)
+    """
+    reduction = _reduction(reduction, size_average, reduce)
+    class_dim = _class_dim(input, "nll_loss")
+    valid = _check_class_indices(input, target, class_dim, ignore_index, "nll_loss")
+    weight = _class_weight(weight, input, input.shape[class_dim], "nll_loss")
+    nll, denom = _picked_nll(input, target, valid, weight, class_dim)
+    if reduction == "none":
+        return nll
+    if reduction == "sum":
+        return nll.sum()
+    return _weighted_mean(nll.sum(), denom)
+
+
+def _cross_entropy_reference(input: Tensor, target: Tensor, weight: Optional[Tensor],
+                             ignore_index: int, reduction: str,
+                             label_smoothing: float) -> Tensor:
+    """Composite cross-entropy from logits (class indices or class probabilities)."""
+    class_dim = 0 if input.ndim == 1 else 1
+    n_classes = input.shape[class_dim]
+    logp = ops.log_softmax(input, dim=class_dim)  # NOTE: max-shifted: finite for 1e4 logits
+
+    if tuple(target.shape) == tuple(input.shape) and target.dtype.kind == "f":
+        # class probabilities: loss_i = -sum_c w_c * q_ic * log p_ic,
+        # q = target * (1 - eps) + eps / C; 'mean' divides by N (not by the weights)
+        q = target
+        if label_smoothing > 0:
+            q = q * (1 - label_smoothing) + label_smoothing / n_classes
+        prod = logp * q
+        if weight is not None:
+            prod = prod * _class_broadcast(weight, input.ndim, class_dim)
+        if reduction == "none":
+            return -prod.sum(dim=class_dim)
+        total = -prod.sum()
+        if reduction == "sum":
+            return total
+        n = input.data.size // n_classes if n_classes else 0
+        return total / n if n else total * float("nan")
+
+    valid = target.data != ignore_index
+    nll, denom = _picked_nll(logp, target, valid, weight, class_dim)
+    loss = nll
+    if label_smoothing > 0:
+        # PyTorch's formula: (1 - eps) * nll + eps / C * smooth, where
+        # smooth_i = -sum_c w_c * log p_ic (0 where ignored), reduced like nll
+        lp = logp if weight is None else logp * _class_broadcast(weight, input.ndim, class_dim)
+        smooth = -lp.sum(dim=class_dim)
+        smooth = ops.where(_const(valid), smooth, _const(input.xp.zeros((), input.dtype)))
+        loss = nll * (1 - label_smoothing) + smooth * (label_smoothing / n_classes)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return _weighted_mean(loss.sum(), denom)
+
+
+def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                  size_average=None, ignore_index: int = -100, reduce=None,
+                  reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
+    """Cross-entropy between logits and class indices or class probabilities.
+
+    With class indices: loss_i = -w[t_i] log softmax(x_i)[t_i], ignored where
+    ``t_i == ignore_index``; ``'mean'`` divides by the summed weights of the non-ignored
+    targets. With ``label_smoothing`` eps: (1 - eps) * that + eps / C * smooth_i, where
+    smooth_i = -sum_c w_c log softmax(x_i)_c. With class probabilities (a float target of the
+    input's shape): loss_i = -sum_c w_c q_ic log softmax(x_i)_c with
+    q = target (1 - eps) + eps / C; ``'mean'`` divides by N.
+
+    Args:
+        input: logits ``(N, C)``, ``(C,)`` or ``(N, C, d1, d2, ...)``.
+        target: int64 class indices ``(N,)``, ``()`` or ``(N, d1, ...)``, or floating class
+            probabilities of the input's shape.
+        weight: ``(C,)`` per-class weights.
+        ignore_index: a class-index target value that contributes nothing (indices only).
+        reduction: ``'none'``, ``'mean'`` or ``'sum'``.
+        label_smoothing: eps in [0, 1].
+
+    Raises:
+        TypeError: float targets that are not the input's shape, or integer targets that are.
+        ValueError: a target shape that fits neither form; an unknown reduction.
+        IndexError: a class index outside [0, C) that is not ``ignore_index``.
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> x = mg.tensor([[1e4, 0.0], [0.0, 1e4]])
+        >>> F.cross_entropy(x, mg.tensor([0, 0]))
+        tensor(5000.)
+    """
+    reduction = _reduction(reduction, size_average, reduce)
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
+    class_dim = _class_dim(input, "cross_entropy")
+    _check_tensor(target, "cross_entropy", "target")
+    weight = _class_weight(weight, input, input.shape[class_dim], "cross_entropy")
+    if tuple(target.shape) == tuple(input.shape):
+        if target.dtype.kind != "f":
+            raise TypeError(
+                f"cross_entropy(): a target of the input's shape {tuple(input.shape)} holds "
+                f"class probabilities and must be floating point, got {target.dtype}. Class "
+                f"indices have shape {input.shape[:class_dim] + input.shape[class_dim + 1:]}."
+            )
+        target = ops.cast(target, input.dtype)
+    else:
+        _check_class_indices(input, target, class_dim, ignore_index, "cross_entropy")
+    return _cross_entropy_reference(input, target, weight, ignore_index, reduction,
+                                    label_smoothing)
+
+
+def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
+                         size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
+    """-w (t log(x) + (1 - t) log(1 - x)) from probabilities x in [0, 1].
+
+    Each log is clamped at -100, as in PyTorch, so x = 0 or 1 gives a finite loss. Prefer
+    :func:`binary_cross_entropy_with_logits`, which is stable from logits.
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> round(F.binary_cross_entropy(mg.tensor([0.5]), mg.tensor([1.0])).item(), 4)
+        0.6931
+    """
+    reduction = _reduction(reduction, size_average, reduce)
+    _check_tensor(input, "binary_cross_entropy", "input")
+    _check_tensor(target, "binary_cross_entropy", "target")
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(
+            f"Using a target size ({tuple(target.shape)}) that is different to the input size "
+            f"({tuple(input.shape)}) is deprecated. Please ensure they have the same size."
+        )
+    target = _float_target(target, input, "binary_cross_entropy")
+    x = input.data
+    if x.size and bool(((x < 0) | (x > 1) | (x != x)).any()):
+        raise ValueError(
+            "binary_cross_entropy(): all elements of input should be between 0 and 1 "
+            "(probabilities; for logits use binary_cross_entropy_with_logits)"
+        )
+
+    def clamped_log(p: Tensor) -> Tensor:
+        # NOTE: log(0) = -inf would make 0 * -inf = nan; log of a safe value, then clamp at
+        # -100 (PyTorch's bound); where p == 0 the value is -100 and the gradient 0
+        positive = _const(p.data > 0)
+        one = _const(p.xp.ones((), dtype=p.dtype))
+        safe_log = ops.clamp(ops.log(ops.where(positive, p, one)), min=-100.0)
+        return ops.where(positive, safe_log, _const(p.xp.full((), -100.0, dtype=p.dtype)))
+
+    loss = -(target * clamped_log(input) + (1 - target) * clamped_log(1 - input))
+    if weight is not None:
+        loss = loss * ops.cast(weight, input.dtype)
+    return _reduce(loss, reduction)
+
+
+def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
+                                     weight: Optional[Tensor] = None, size_average=None,
+                                     reduce=None, reduction: str = "mean",
+                                     pos_weight: Optional[Tensor] = None) -> Tensor:
+    """Binary cross-entropy from logits, stable for any x.
+
+    loss = w ((1 - t) x - l log sigmoid(x)), l = 1 + (pos_weight - 1) t, with
+    log sigmoid(x) = min(x, 0) - log1p(exp(-|x|)).
+
+    Args:
+        input: logits of any shape.
+        target: probabilities in [0, 1], the input's shape.
+        weight: broadcast over the loss.
+        pos_weight: weight of the positive term, broadcast along the last (class) dimension.
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.binary_cross_entropy_with_logits(mg.tensor([1e4, -1e4]), mg.tensor([1.0, 0.0]))
+        tensor(0.)
+    """
+    reduction = _reduction(reduction, size_average, reduce)
+    _check_tensor(target, "binary_cross_entropy_with_logits", "target")
+    if tuple(target.shape) != tuple(input.shape):
+        raise ValueError(
+            f"Target size ({tuple(target.shape)}) must be the same as input size "
+            f"({tuple(input.shape)})"
+        )
+    target = _float_target(target, input, "binary_cross_entropy_with_logits")
+    log_sig = logsigmoid(input)
+    if pos_weight is not None:
+        log_weight = (ops.cast(pos_weight, input.dtype) - 1) * target + 1
+        loss = (1 - target) * input - log_weight * log_sig
+    else:
+        loss = (1 - target) * input - log_sig
+    if weight is not None:
+        loss = loss * ops.cast(weight, input.dtype)
+    return _reduce(loss, reduction)
+
+
+def _pointwise_target(input: Tensor, target: Tensor, fn: str) -> Tensor:
+    _check_tensor(target, fn, "target")
+    if tuple(target.shape) != tuple(input.shape):
+        warnings.warn(
+            f"Using a target size ({tuple(target.shape)}) that is different to the input size "
+            f"({tuple(input.shape)}). This will likely lead to incorrect results due to "
+            "broadcasting. Please ensure they have the same size.",
+            stacklevel=3,
+        )
+    return _float_target(target, input, fn)
+
+
+def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+             reduction: str = "mean") -> Tensor:
+    """Mean squared error: (x - y)**2, reduced.
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.mse_loss(mg.tensor([1.0, 2.0]), mg.tensor([1.0, 4.0]))
+        tensor(2.)
+    """
+    reduction = _reduction(reduction, size_average, reduce)
+    d = input - _pointwise_target(input, target, "mse_loss")
+    return _reduce(d * d, reduction)
+
+
+def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+            reduction: str = "mean") -> Tensor:
+    """Mean absolute error: |x - y|, reduced.
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.l1_loss(mg.tensor([1.0, 2.0]), mg.tensor([1.0, 4.0]))
+        tensor(1.)
+    """
+    reduction = _reduction(reduction, size_average, reduce)
+    d = input - _pointwise_target(input, target, "l1_loss")
+    return _reduce(ops.abs(d), reduction)
+
+
+def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
+                   reduction: str = "mean", beta: float = 1.0) -> Tensor:
+    """0.5 d**2 / beta where |d| < beta, else |d| - 0.5 beta (d = x - y); L1 when beta = 0.
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.smooth_l1_loss(mg.tensor([0.0, 0.0]), mg.tensor([0.5, 3.0]))
+        tensor(1.3125)
+    """
+    reduction = _reduction(reduction, size_average, reduce)
+    if beta < 0:
+        raise ValueError(f"smooth_l1_loss does not support negative values for beta, got {beta}")
+    d = input - _pointwise_target(input, target, "smooth_l1_loss")
+    ad = ops.abs(d)
+    if beta == 0:
+        return _reduce(ad, reduction)
+    loss = ops.where(ad.detach() < beta, d * d * (0.5 / beta), ad - 0.5 * beta)
+    return _reduce(loss, reduction)
+
+
+def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",
+               delta: float = 1.0) -> Tensor:
+    """0.5 d**2 where |d| < delta, else delta (|d| - 0.5 delta) (d = x - y).
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> F.huber_loss(mg.tensor([0.0, 0.0]), mg.tensor([0.5, 3.0]))
+        tensor(1.3125)
+    """
+    reduction = _reduction(reduction)
+    if delta <= 0:
+        raise ValueError(f"huber_loss does not support non-positive values for delta, got {delta}")
+    d = input - _pointwise_target(input, target, "huber_loss")
+    ad = ops.abs(d)
+    loss = ops.where(ad.detach() < delta, d * d * 0.5, (ad - 0.5 * delta) * delta)
+    return _reduce(loss, reduction)
+
+
+
+# Attention lives in nn/attention.py (with MultiheadAttention); it is re-exported here so that
+# ``F.scaled_dot_product_attention`` works as in PyTorch. Imported last: attention imports F.
+from minigrad.nn.attention import scaled_dot_product_attention  # noqa: E402,F401

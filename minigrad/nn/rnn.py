@@ -1,0 +1,635 @@
+"""Recurrent layers: :class:`LSTM`, :class:`GRU` and their single-step cells.
+
+Names, shapes, gate orders and initialisation are PyTorch's, so state dicts move between the
+two. One layer and direction runs in two parts:
+
+1. the **input projection** of all ``T`` time steps at once, one matmul over ``T * B`` rows
+   (``x.reshape(T * B, I) @ W_ih^T + b_ih``): most of the arithmetic, done by one large GEMM;
+2. the **recurrence**, a Python loop over time that only does the small ``(B, H) @ (H, G * H)``
+   product and the gate maths (:func:`_lstm_layer`, :func:`_gru_layer`). A fused kernel can
+   replace either function whole.
+
+Padded batches: ``forward(x, lengths=...)`` takes each sequence's true length. A padded step
+leaves the state unchanged (``h = where(valid, h_new, h)``) and outputs zeros, so ``h_n`` is
+the state at each sequence's last valid step. Because padding sits at the end, the reverse
+direction walks through the padded steps first with its state held at ``h0``, and so starts at
+each sequence's last valid step: the numbers PyTorch gives for a packed sequence.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from minigrad import ops
+from minigrad.nn import functional as F
+from minigrad.nn import init
+from minigrad.nn.module import Module, Parameter
+from minigrad.tensor import Tensor, empty, zeros
+
+Array = Any
+
+__all__ = ["GRU", "LSTM", "GRUCell", "LSTMCell"]
+
+
+# ---------------------------------------------------------------------------- one time step
+
+
+def _lstm_step(gates_x: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor) -> tuple[Tensor, Tensor]:
+    """One LSTM step. ``gates_x`` already holds ``W_ih x_t + b_ih + b_hh``; ``w_hh_t = W_hh^T``.
+
+    i = sigmoid(W_ii x + b_ii + W_hi h + b_hi)      input gate
+    f = sigmoid(W_if x + b_if + W_hf h + b_hf)      forget gate
+    g = tanh(W_ig x + b_ig + W_hg h + b_hg)         candidate cell
+    o = sigmoid(W_io x + b_io + W_ho h + b_ho)      output gate
+    c' = f * c + i * g
+    h' = o * tanh(c')
+    """
+    gates = gates_x + h @ w_hh_t  # (B, 4H)
+    i, f, g, o = ops.chunk(gates, 4, dim=1)  # each (B, H), PyTorch's order i, f, g, o
+    i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+    c = f * c + i * g  # (B, H)
+    h = o * c.tanh()  # (B, H)
+    return h, c
+
+
+def _gru_step(x_proj: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None) -> Tensor:
+    """One GRU step. ``x_proj`` holds ``W_ih x_t + b_ih``; ``w_hh_t = W_hh^T``.
+
+    r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)        reset gate
+    z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)        update gate
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn))     candidate (PyTorch: b_hn inside r * ...)
+    h' = (1 - z) * n + z * h
+    """
+    h_proj = h @ w_hh_t  # (B, 3H)
+    if b_hh is not None:
+        h_proj = h_proj + b_hh
+    xr, xz, xn = ops.chunk(x_proj, 3, dim=1)  # each (B, H), PyTorch's order r, z, n
+    hr, hz, hn = ops.chunk(h_proj, 3, dim=1)  # each (B, H)
+    r = (xr + hr).sigmoid()
+    z = (xz + hz).sigmoid()
+    n = (xn + r * hn).tanh()
+    return n + z * (h - n)  # = (1 - z) * n + z * h, one op fewer
+
+
+# ---------------------------------------------------------------------------- one layer
+
+
+def _time_steps(T: int, reverse: bool) -> Sequence[int]:
+    return range(T - 1, -1, -1) if reverse else range(T)
+
+
+def _lstm_layer(
+    x_proj: Tensor,
+    h0: Tensor,
+    c0: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    mask: Tensor | None,
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """The recurrence of one LSTM layer in one direction (the part a fused kernel replaces).
+
+    Args:
+        x_proj: ``W_ih x_t + b_ih`` for every step, shape (T, B, 4H).
+        h0, c0: initial state, (B, H) each.
+        w_hh: (4H, H); ``b_hh``: (4H,) or None.
+        mask: (T, B, 1) bool, True at valid steps, or None when every step is valid.
+        reverse: walk from step T-1 down to 0.
+
+    Returns:
+        ``(output, h_n, c_n)``: output (T, B, H) with zeros at padded steps; h_n, c_n (B, H).
+    """
+    if b_hh is not None:
+        x_proj = x_proj + b_hh  # (T, B, 4H): b_hh added once, not once per step
+    w_hh_t = w_hh.T  # (H, 4H), transposed once for all steps
+    steps = ops.unbind(x_proj, 0)  # T x (B, 4H); one node, its backward one cat
+    valid = ops.unbind(mask, 0) if mask is not None else None  # T x (B, 1)
+    h, c = h0, c0
+    outputs: list[Tensor | None] = [None] * len(steps)
+    for t in _time_steps(len(steps), reverse):
+        h_new, c_new = _lstm_step(steps[t], h, c, w_hh_t)
+        if valid is not None:  # a padded step keeps the state
+            h_new = ops.where(valid[t], h_new, h)
+            c_new = ops.where(valid[t], c_new, c)
+        h, c = h_new, c_new
+        outputs[t] = h
+    output = ops.stack(outputs, 0)  # (T, B, H)
+    if mask is not None:
+        output = ops.where(mask, output, 0.0)  # padded steps output zeros, as PyTorch's packing
+    return output, h, c
+
+
+def _gru_layer(
+    x_proj: Tensor,
+    h0: Tensor,
+    w_hh: Tensor,
+    b_hh: Tensor | None,
+    mask: Tensor | None,
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """The recurrence of one GRU layer in one direction (the part a fused kernel replaces).
+
+    Args:
+        x_proj: ``W_ih x_t + b_ih`` for every step, shape (T, B, 3H).
+        h0: initial state (B, H).
+        w_hh: (3H, H); ``b_hh``: (3H,) or None (kept apart: ``b_hn`` sits inside ``r * ...``).
+        mask: (T, B, 1) bool, True at valid steps, or None when every step is valid.
+        reverse: walk from step T-1 down to 0.
+
+    Returns:
+        ``(output, h_n)``: output (T, B, H) with zeros at padded steps; h_n (B, H).
+    """
+    w_hh_t = w_hh.T  # (H, 3H)
+    steps = ops.unbind(x_proj, 0)  # T x (B, 3H)
+    valid = ops.unbind(mask, 0) if mask is not None else None  # T x (B, 1)
+    h = h0
+    outputs: list[Tensor | None] = [None] * len(steps)
+    for t in _time_steps(len(steps), reverse):
+        h_new = _gru_step(steps[t], h, w_hh_t, b_hh)
+        if valid is not None:  # a padded step keeps the state
+            h_new = ops.where(valid[t], h_new, h)
+        h = h_new
+        outputs[t] = h
+    output = ops.stack(outputs, 0)  # (T, B, H)
+    if mask is not None:
+        output = ops.where(mask, output, 0.0)
+    return output, h
+
+
+def _input_projection(x: Tensor, w_ih: Tensor, b_ih: Tensor | None) -> Tensor:
+    """``W_ih x_t + b_ih`` for all steps, one matmul over T * B rows: (T, B, I) -> (T, B, G*H)."""
+    T, B, n_in = x.shape
+    x_proj = x.reshape(T * B, n_in) @ w_ih.T  # (T*B, G*H)
+    if b_ih is not None:
+        x_proj = x_proj + b_ih
+    return x_proj.reshape(T, B, -1)  # (T, B, G*H)
+
+
+# ---------------------------------------------------------------------------- checks
+
+
+def _shape_str(shape) -> str:
+    return str(tuple(int(s) for s in shape))
+
+
+def _check_float_like(name: str, t: Tensor, weight: Tensor) -> None:
+    if not isinstance(t, Tensor):
+        raise TypeError(f"{name}: expected a Tensor, got {type(t).__name__}")
+    if t.dtype != weight.dtype:
+        raise RuntimeError(
+            f"{name} has dtype {t.dtype} but the parameters have dtype {weight.dtype}; cast one "
+            f"of them (x.to({weight.dtype}) or module.to({t.dtype}))"
+        )
+    if t.device != weight.device:
+        raise RuntimeError(
+            f"{name} is on {t.device} but the parameters are on {weight.device}; move one of "
+            f"them (x.to('{weight.device}') or module.to('{t.device}'))"
+        )
+
+
+def _lengths_mask(lengths, T: int, B: int, like: Tensor) -> Tensor | None:
+    """The (T, B, 1) bool mask of valid steps for ``lengths``, or None when all are full."""
+    if isinstance(lengths, Tensor) or hasattr(lengths, "__cuda_array_interface__"):
+        arr = np.asarray(lengths.tolist())  # a minigrad tensor or a CuPy array, on any device
+    else:
+        arr = np.asarray(lengths)  # list, tuple, NumPy array, PyTorch CPU tensor
+    if arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.dtype.kind not in "iu":
+        raise TypeError(f"lengths must hold integers, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if arr.ndim != 1 or arr.shape[0] != B:
+        raise ValueError(
+            f"lengths must have one entry per sequence in the batch: expected shape ({B},), got "
+            f"{_shape_str(arr.shape)}"
+        )
+    if np.any(arr <= 0):
+        raise ValueError(f"lengths must be positive, got {arr.tolist()}")
+    if np.any(arr > T):
+        raise ValueError(
+            f"lengths must not exceed the sequence length {T} of the input, got {arr.tolist()}"
+        )
+    if np.all(arr == T):
+        return None
+    valid = np.arange(T)[:, None] < arr[None, :]  # (T, B)
+    return Tensor._make(like.xp.asarray(valid[:, :, None]))  # (T, B, 1)
+
+
+# ---------------------------------------------------------------------------- LSTM and GRU
+
+
+class _RNNBase(Module):
+    """What LSTM and GRU share: parameters, argument checks, the layer/direction loop.
+
+    Subclasses set ``_gates`` (4 for LSTM, 3 for GRU), ``_n_states`` (2: h and c, or 1: h) and
+    write ``_layer(x_proj, states, w_hh, b_hh, mask, reverse) -> (output, states)``.
+    """
+
+    _gates = 1
+    _n_states = 1
+
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bias: bool = True,
+        batch_first: bool = False,
+        dropout: float = 0.0,
+        bidirectional: bool = False,
+        proj_size: int = 0,
+        device=None,
+        dtype=None,
+    ):
+        super().__init__()
+        name = type(self).__name__
+        if proj_size:
+            raise NotImplementedError(f"{name}: proj_size (LSTM projections) is not supported")
+        if not isinstance(hidden_size, int) or hidden_size <= 0:
+            raise ValueError(f"{name}: hidden_size must be a positive integer, got {hidden_size}")
+        if not isinstance(num_layers, int) or num_layers <= 0:
+            raise ValueError(f"{name}: num_layers must be a positive integer, got {num_layers}")
+        if isinstance(dropout, bool) or not 0 <= dropout <= 1:
+            raise ValueError(f"{name}: dropout must be a number in [0, 1], got {dropout}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.bias = bias
+        self.batch_first = batch_first
+        self.dropout = float(dropout)
+        self.bidirectional = bidirectional
+        num_directions = 2 if bidirectional else 1
+        gate_size = self._gates * hidden_size
+        # PyTorch's registration order: per layer, per direction, w_ih, w_hh, b_ih, b_hh
+        self._flat_weights_names: list[str] = []
+        for layer in range(num_layers):
+            layer_in = input_size if layer == 0 else hidden_size * num_directions
+            for direction in range(num_directions):
+                sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+                shapes = {
+                    "weight_ih" + sfx: (gate_size, layer_in),
+                    "weight_hh" + sfx: (gate_size, hidden_size),
+                }
+                if bias:
+                    shapes["bias_ih" + sfx] = (gate_size,)
+                    shapes["bias_hh" + sfx] = (gate_size,)
+                for pname, shape in shapes.items():
+                    setattr(self, pname, Parameter(empty(*shape, dtype=dtype, device=device)))
+                    self._flat_weights_names.append(pname)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Every weight and bias uniform in ``±1/sqrt(hidden_size)``, as PyTorch."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            init.uniform_(p, -bound, bound)
+
+    def flatten_parameters(self) -> None:
+        """A no-op kept for PyTorch compatibility (cuDNN weight packing)."""
+
+    @property
+    def all_weights(self) -> list[list[Parameter]]:
+        """The parameters grouped per layer and direction: ``[[w_ih, w_hh, b_ih, b_hh], ...]``."""
+        per = 4 if self.bias else 2
+        names = self._flat_weights_names
+        return [[getattr(self, n) for n in names[k : k + per]] for k in range(0, len(names), per)]
+
+    def _weights(self, layer: int, direction: int):
+        sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
+        w_ih = getattr(self, "weight_ih" + sfx)
+        w_hh = getattr(self, "weight_hh" + sfx)
+        b_ih = getattr(self, "bias_ih" + sfx) if self.bias else None
+        b_hh = getattr(self, "bias_hh" + sfx) if self.bias else None
+        return w_ih, w_hh, b_ih, b_hh
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s
+
+    # ---------------------------------------------------------------- forward pieces
+    def _check_input(self, x: Tensor) -> bool:
+        """Check x's rank, features, dtype and device; return whether it is batched."""
+        name = type(self).__name__
+        _check_float_like(f"{name} input", x, self.weight_ih_l0)
+        if x.ndim not in (2, 3):
+            raise ValueError(
+                f"{name}: expected input to be 2-D (T, {self.input_size}) or 3-D "
+                f"({'B, T' if self.batch_first else 'T, B'}, {self.input_size}), got "
+                f"{x.ndim}-D input of shape {_shape_str(x.shape)}"
+            )
+        if x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{name}: input.size(-1) must be equal to input_size. Expected "
+                f"{self.input_size}, got {x.shape[-1]} (input shape {_shape_str(x.shape)})"
+            )
+        return x.ndim == 3
+
+    def _initial_states(self, hx, B: int, batched: bool, like: Tensor) -> list[list[Tensor]]:
+        """Per state (h, and c for LSTM), the list of (B, H) initial tensors, one per layer and
+        direction. A missing ``hx`` means zeros."""
+        name = type(self).__name__
+        n_ld = self.num_layers * (2 if self.bidirectional else 1)
+        if hx is None:
+            zero = zeros(B, self.hidden_size, dtype=like.dtype, device=like.device)
+            return [[zero] * n_ld for _ in range(self._n_states)]
+        if self._n_states == 1:
+            if not isinstance(hx, Tensor):
+                raise TypeError(f"{name}: hx must be a Tensor, got {type(hx).__name__}")
+            hx = (hx,)
+            labels = ["hx"]
+        else:
+            if not isinstance(hx, (tuple, list)) or len(hx) != 2:
+                raise TypeError(f"{name}: hx must be a tuple (h_0, c_0)")
+            labels = ["h_0", "c_0"]
+        expected = (n_ld, B, self.hidden_size) if batched else (n_ld, self.hidden_size)
+        states = []
+        for label, s in zip(labels, hx):
+            _check_float_like(f"{name} {label}", s, self.weight_ih_l0)
+            if tuple(s.shape) != expected:
+                kind = "batched" if batched else "unbatched"
+                raise ValueError(
+                    f"{name}: expected {label} of shape {_shape_str(expected)} (num_layers * "
+                    f"num_directions, {'batch, ' if batched else ''}hidden_size) for {kind} "
+                    f"input, got {_shape_str(s.shape)}"
+                )
+            if not batched:
+                s = s.unsqueeze(1)  # (L*D, 1, H)
+            states.append(list(ops.unbind(s, 0)))  # L*D x (B, H)
+        return states
+
+    def _layer(self, x_proj, states, w_hh, b_hh, mask, reverse):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, hx=None, lengths=None):
+        """Run all layers and directions; see the subclass docstring for the shapes."""
+        batched = self._check_input(x)
+        if not batched:
+            x = x.unsqueeze(1)  # (T, 1, I): unbatched input ignores batch_first, as PyTorch
+        elif self.batch_first:
+            x = x.transpose(0, 1)  # (B, T, I) -> (T, B, I)
+        T, B = x.shape[0], x.shape[1]
+        initial = self._initial_states(hx, B, batched, x)
+        mask = _lengths_mask(lengths, T, B, x) if lengths is not None else None
+
+        num_directions = 2 if self.bidirectional else 1
+        final: list[list[Tensor]] = [[] for _ in range(self._n_states)]
+        layer_input = x  # (T, B, I) then (T, B, D*H)
+        for layer in range(self.num_layers):
+            outputs = []
+            for direction in range(num_directions):
+                k = layer * num_directions + direction
+                w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
+                x_proj = _input_projection(layer_input, w_ih, b_ih)  # (T, B, G*H)
+                states = [s[k] for s in initial]
+                out, states = self._layer(x_proj, states, w_hh, b_hh, mask, direction == 1)
+                outputs.append(out)  # (T, B, H)
+                for i, s in enumerate(states):
+                    final[i].append(s)
+            layer_input = ops.cat(outputs, 2) if num_directions == 2 else outputs[0]
+            if self.dropout and self.training and layer < self.num_layers - 1:
+                layer_input = F.dropout(layer_input, self.dropout, training=True)
+
+        output = layer_input  # (T, B, D*H)
+        finals = [ops.stack(f, 0) for f in final]  # each (L*D, B, H)
+        if not batched:
+            output = output.squeeze(1)
+            finals = [f.squeeze(1) for f in finals]
+        elif self.batch_first:
+            output = output.transpose(0, 1)
+        return output, finals
+
+
+class LSTM(_RNNBase):
+    r"""A multi-layer long short-term memory RNN, with PyTorch's parameters and semantics.
+
+    For each step t, with gates in PyTorch's order i, f, g, o:
+
+    .. math::
+        i_t = \sigma(W_{ii} x_t + b_{ii} + W_{hi} h_{t-1} + b_{hi}) \\
+        f_t = \sigma(W_{if} x_t + b_{if} + W_{hf} h_{t-1} + b_{hf}) \\
+        g_t = \tanh(W_{ig} x_t + b_{ig} + W_{hg} h_{t-1} + b_{hg}) \\
+        o_t = \sigma(W_{io} x_t + b_{io} + W_{ho} h_{t-1} + b_{ho}) \\
+        c_t = f_t \odot c_{t-1} + i_t \odot g_t \\
+        h_t = o_t \odot \tanh(c_t)
+
+    Layer k > 0 takes the outputs of layer k-1 (both directions concatenated), with dropout
+    in between during training.
+
+    Args:
+        input_size: features of x.
+        hidden_size: features of h and c.
+        num_layers: stacked layers.
+        bias: use ``b_ih`` and ``b_hh``.
+        batch_first: input and output are (B, T, F) instead of (T, B, F).
+        dropout: dropout probability on the outputs of every layer but the last.
+        bidirectional: add a reverse-direction pass; outputs are concatenated.
+        proj_size: must be 0 (LSTM projections are not supported).
+        device, dtype: where and how the parameters are created (default device, float32).
+
+    Shape:
+        - x: (T, B, I), or (B, T, I) with ``batch_first``, or (T, I) unbatched.
+        - hx: ``(h_0, c_0)``, each (L*D, B, H) ((L*D, H) unbatched); zeros when omitted.
+        - lengths: (B,) true lengths of a padded batch (list, array or integer tensor).
+        - output: (T, B, D*H) (zeros at padded steps); ``h_n``, ``c_n``: (L*D, B, H).
+
+    Parameters ``weight_ih_l{k}`` (4H, I or D*H), ``weight_hh_l{k}`` (4H, H), ``bias_ih_l{k}``,
+    ``bias_hh_l{k}`` (4H,), with ``_reverse`` for the reverse direction; all initialised
+    uniform in ``±1/sqrt(H)``.
+
+    Example:
+        >>> import minigrad as mg
+        >>> from minigrad import nn
+        >>> lstm = nn.LSTM(3, 5, num_layers=2)
+        >>> out, (h, c) = lstm(mg.randn(7, 2, 3))
+        >>> out.shape, h.shape, c.shape
+        ((7, 2, 5), (2, 2, 5), (2, 2, 5))
+    """
+
+    _gates = 4
+    _n_states = 2
+
+    def _layer(self, x_proj, states, w_hh, b_hh, mask, reverse):
+        out, h, c = _lstm_layer(x_proj, states[0], states[1], w_hh, b_hh, mask, reverse)
+        return out, (h, c)
+
+    def forward(
+        self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None, lengths=None
+    ) -> tuple[Tensor, tuple[Tensor, Tensor]]:
+        """Returns ``output, (h_n, c_n)``."""
+        output, (h_n, c_n) = super().forward(x, hx, lengths)
+        return output, (h_n, c_n)
+
+
+class GRU(_RNNBase):
+    r"""A multi-layer gated recurrent unit RNN, with PyTorch's parameters and semantics.
+
+    For each step t, with gates in PyTorch's order r, z, n:
+
+    .. math::
+        r_t = \sigma(W_{ir} x_t + b_{ir} + W_{hr} h_{t-1} + b_{hr}) \\
+        z_t = \sigma(W_{iz} x_t + b_{iz} + W_{hz} h_{t-1} + b_{hz}) \\
+        n_t = \tanh(W_{in} x_t + b_{in} + r_t \odot (W_{hn} h_{t-1} + b_{hn})) \\
+        h_t = (1 - z_t) \odot n_t + z_t \odot h_{t-1}
+
+    Arguments and shapes as :class:`LSTM`, with a single state ``h`` and 3H gate rows.
+
+    Example:
+        >>> import minigrad as mg
+        >>> from minigrad import nn
+        >>> gru = nn.GRU(3, 5, batch_first=True, bidirectional=True)
+        >>> out, h = gru(mg.randn(2, 7, 3), lengths=[7, 4])
+        >>> out.shape, h.shape
+        ((2, 7, 10), (2, 2, 5))
+    """
+
+    _gates = 3
+    _n_states = 1
+
+    def _layer(self, x_proj, states, w_hh, b_hh, mask, reverse):
+        out, h = _gru_layer(x_proj, states[0], w_hh, b_hh, mask, reverse)
+        return out, (h,)
+
+    def forward(self, x: Tensor, hx: Tensor | None = None, lengths=None) -> tuple[Tensor, Tensor]:
+        """Returns ``output, h_n``."""
+        output, (h_n,) = super().forward(x, hx, lengths)
+        return output, h_n
+
+
+# ---------------------------------------------------------------------------- cells
+
+
+class _CellBase(Module):
+    _gates = 1
+
+    def __init__(
+        self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None
+    ):
+        super().__init__()
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.bias = bias
+        gate_size = self._gates * hidden_size
+        kw = dict(dtype=dtype, device=device)
+        self.weight_ih = Parameter(empty(gate_size, input_size, **kw))
+        self.weight_hh = Parameter(empty(gate_size, hidden_size, **kw))
+        if bias:
+            self.bias_ih = Parameter(empty(gate_size, **kw))
+            self.bias_hh = Parameter(empty(gate_size, **kw))
+        else:
+            self.bias_ih = None
+            self.bias_hh = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Every weight and bias uniform in ``±1/sqrt(hidden_size)``, as PyTorch."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            init.uniform_(p, -bound, bound)
+
+    def extra_repr(self) -> str:
+        return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
+
+    def _check(self, x: Tensor, states: Sequence[Tensor | None], labels: Sequence[str]):
+        """Check shapes; return (x as (B, I), states as (B, H) each, batched)."""
+        name = type(self).__name__
+        _check_float_like(f"{name} input", x, self.weight_ih)
+        if x.ndim not in (1, 2):
+            raise ValueError(
+                f"{name}: expected input to be 1-D ({self.input_size},) or 2-D (B, "
+                f"{self.input_size}), got {x.ndim}-D input of shape {_shape_str(x.shape)}"
+            )
+        if x.shape[-1] != self.input_size:
+            raise ValueError(
+                f"{name}: input has inconsistent input_size: got {x.shape[-1]}, expected "
+                f"{self.input_size} (input shape {_shape_str(x.shape)})"
+            )
+        batched = x.ndim == 2
+        if not batched:
+            x = x.unsqueeze(0)
+        B = x.shape[0]
+        expected = (B, self.hidden_size) if batched else (self.hidden_size,)
+        out = []
+        for label, s in zip(labels, states):
+            if s is None:
+                out.append(zeros(B, self.hidden_size, dtype=x.dtype, device=x.device))
+                continue
+            _check_float_like(f"{name} {label}", s, self.weight_ih)
+            if tuple(s.shape) != expected:
+                raise ValueError(
+                    f"{name}: expected {label} of shape {_shape_str(expected)}, got "
+                    f"{_shape_str(s.shape)}"
+                )
+            out.append(s if batched else s.unsqueeze(0))
+        return x, out, batched
+
+
+class LSTMCell(_CellBase):
+    r"""One LSTM step: ``(h', c') = cell(x, (h, c))``, with :class:`LSTM`'s gate equations.
+
+    Shape:
+        - x: (B, I) or (I,); hx: ``(h, c)``, each (B, H) or (H,); zeros when omitted.
+        - returns ``(h', c')`` of the same shapes as h and c.
+
+    Example:
+        >>> import minigrad as mg
+        >>> from minigrad import nn
+        >>> cell = nn.LSTMCell(3, 4)
+        >>> h, c = cell(mg.randn(2, 3))
+        >>> h.shape, c.shape
+        ((2, 4), (2, 4))
+    """
+
+    _gates = 4
+
+    def forward(self, x: Tensor, hx: tuple[Tensor, Tensor] | None = None):
+        if hx is None:
+            hx = (None, None)
+        elif not isinstance(hx, (tuple, list)) or len(hx) != 2:
+            raise TypeError("LSTMCell: hx must be a tuple (h, c)")
+        x, (h, c), batched = self._check(x, hx, ("h", "c"))
+        gates_x = x @ self.weight_ih.T  # (B, 4H)
+        if self.bias:
+            gates_x = gates_x + (self.bias_ih + self.bias_hh)
+        h, c = _lstm_step(gates_x, h, c, self.weight_hh.T)
+        if not batched:
+            h, c = h.squeeze(0), c.squeeze(0)
+        return h, c
+
+
+class GRUCell(_CellBase):
+    r"""One GRU step: ``h' = cell(x, h)``, with :class:`GRU`'s gate equations.
+
+    Shape:
+        - x: (B, I) or (I,); hx: (B, H) or (H,), zeros when omitted; returns h' like hx.
+
+    Example:
+        >>> import minigrad as mg
+        >>> from minigrad import nn
+        >>> cell = nn.GRUCell(3, 4)
+        >>> cell(mg.randn(2, 3)).shape
+        (2, 4)
+    """
+
+    _gates = 3
+
+    def forward(self, x: Tensor, hx: Tensor | None = None) -> Tensor:
+        x, (h,), batched = self._check(x, (hx,), ("hx",))
+        x_proj = x @ self.weight_ih.T  # (B, 3H)
+        if self.bias:
+            x_proj = x_proj + self.bias_ih
+        h = _gru_step(x_proj, h, self.weight_hh.T, self.bias_hh)
+        return h if batched else h.squeeze(0)

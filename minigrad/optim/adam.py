@@ -1,0 +1,259 @@
+"""Adam and AdamW (PyTorch's update, operation by operation).
+
+The per-parameter maths lives in :func:`_adam_update`, on backend arrays, so that a fused
+multi-tensor kernel can replace it without touching the bookkeeping in :meth:`Adam.step`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Optional, Tuple
+
+from minigrad import backend
+from minigrad.optim.optimizer import Optimizer, ParamsT, _state_zeros, _step_counter
+
+Array = Any
+
+
+class Adam(Optimizer):
+    r"""Adam (Kingma & Ba, 2015), with PyTorch's numerics.
+
+    For each parameter :math:`\theta` with gradient :math:`g` (``maximize`` uses :math:`-g`), at
+    step :math:`t = 1, 2, \dots`:
+
+    .. code-block:: text
+
+        g      <- g + weight_decay * theta        if weight_decay != 0 (L2 penalty, "coupled")
+        m      <- m + (1 - beta1) * (g - m)       i.e. beta1 * m + (1 - beta1) * g
+        v      <- beta2 * v + (1 - beta2) * g * g
+        v_max  <- max(v_max, v)                   if amsgrad; then v_max replaces v below
+        step_size = lr / (1 - beta1 ** t)
+        denom     = sqrt(v) / sqrt(1 - beta2 ** t) + eps
+        theta  <- theta - step_size * m / denom
+
+    i.e. :math:`\theta \leftarrow \theta - lr\,\hat m / (\sqrt{\hat v} + \epsilon)` with the
+    bias-corrected moments :math:`\hat m = m/(1-\beta_1^t)`, :math:`\hat v = v/(1-\beta_2^t)`.
+    Note that ``eps`` is added to :math:`\sqrt{\hat v}`, after the bias correction, and that
+    AMSGrad keeps the maximum of the raw :math:`v`. The state per parameter is ``step`` (a float32
+    CPU scalar), ``exp_avg`` (m), ``exp_avg_sq`` (v) and, with amsgrad, ``max_exp_avg_sq``, as
+    in PyTorch. A parameter whose ``.grad`` is None is skipped entirely (no state, no decay).
+
+    Args:
+        params: Parameters, or dicts defining parameter groups.
+        lr: learning rate.
+        betas: decay rates of the first and second moment averages.
+        eps: added to the denominator for numerical stability.
+        weight_decay: L2 penalty added to the gradient (see :class:`AdamW` for the decoupled
+            form).
+        amsgrad: use the AMSGrad variant (Reddi et al., 2018).
+        maximize: maximize the objective instead of minimizing it.
+        decoupled_weight_decay: decay the weights directly, as :class:`AdamW` does.
+
+    Example:
+        >>> import minigrad as mg
+        >>> from minigrad import optim
+        >>> from minigrad.nn import Parameter
+        >>> w = Parameter(mg.tensor([1.0, -2.0]))
+        >>> opt = optim.Adam([w], lr=0.1)
+        >>> (w * w).sum().backward()
+        >>> opt.step()                 # the first step moves each weight by about lr
+        >>> w.detach()
+        tensor([ 0.9000, -1.9000])
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: Tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 0,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+        decoupled_weight_decay: bool = False,
+    ) -> None:
+        if not 0.0 <= lr:
+            raise ValueError(f"Invalid learning rate: {lr}")
+        if not 0.0 <= eps:
+            raise ValueError(f"Invalid epsilon value: {eps}")
+        if not 0.0 <= betas[0] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
+        if not 0.0 <= betas[1] < 1.0:
+            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
+        if not 0.0 <= weight_decay:
+            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        defaults = dict(
+            lr=lr,
+            betas=tuple(betas),
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=decoupled_weight_decay,
+        )
+        super().__init__(params, defaults)
+
+    def step(self, closure: Optional[Callable[[], Any]] = None):
+        """Perform one update of every parameter that has a gradient.
+
+        Args:
+            closure: optional; re-evaluates the model and returns the loss.
+        """
+        loss = self._run_closure(closure)
+        for group in self.param_groups:
+            beta1, beta2 = group["betas"]
+            amsgrad = group["amsgrad"]
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                state = self.state[p]
+                if not state:
+                    state["step"] = _step_counter()
+                    state["exp_avg"] = _state_zeros(p)
+                    state["exp_avg_sq"] = _state_zeros(p)
+                if amsgrad and "max_exp_avg_sq" not in state:
+                    state["max_exp_avg_sq"] = _state_zeros(p)
+                step_t = state["step"]
+                step_t.data += 1
+                _adam_update(
+                    p.data,
+                    p.grad.data,
+                    state["exp_avg"].data,
+                    state["exp_avg_sq"].data,
+                    state["max_exp_avg_sq"].data if amsgrad else None,
+                    step=float(step_t.data),
+                    lr=group["lr"],
+                    beta1=beta1,
+                    beta2=beta2,
+                    eps=group["eps"],
+                    weight_decay=group["weight_decay"],
+                    maximize=group["maximize"],
+                    decoupled_weight_decay=group.get("decoupled_weight_decay", False),
+                )
+        return loss
+
+
+class AdamW(Adam):
+    r"""Adam with decoupled weight decay (Loshchilov & Hutter, 2019), with PyTorch's numerics.
+
+    The weights decay directly instead of through the gradient, so the decay is not rescaled
+    by Adam's per-coordinate step size. At step :math:`t`:
+
+    .. code-block:: text
+
+        theta  <- theta * (1 - lr * weight_decay)
+        m      <- m + (1 - beta1) * (g - m)
+        v      <- beta2 * v + (1 - beta2) * g * g
+        v_max  <- max(v_max, v)                   if amsgrad; then v_max replaces v below
+        theta  <- theta - lr / (1 - beta1 ** t) * m / (sqrt(v) / sqrt(1 - beta2 ** t) + eps)
+
+    Args:
+        params: Parameters, or dicts defining parameter groups.
+        lr: learning rate.
+        betas: decay rates of the first and second moment averages.
+        eps: added to the denominator for numerical stability.
+        weight_decay: decoupled weight decay coefficient.
+        amsgrad: use the AMSGrad variant.
+        maximize: maximize the objective instead of minimizing it.
+
+    Example:
+        >>> import minigrad as mg
+        >>> from minigrad import optim
+        >>> from minigrad.nn import Parameter
+        >>> w = Parameter(mg.tensor([1.0, -2.0]))
+        >>> opt = optim.AdamW([w], lr=0.1, weight_decay=0.5)
+        >>> w.grad = mg.zeros(2)       # no gradient signal: only the decay acts
+        >>> opt.step()
+        >>> w.detach()
+        tensor([ 0.9500, -1.9000])
+    """
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float = 1e-3,
+        betas: Tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        weight_decay: float = 1e-2,
+        amsgrad: bool = False,
+        *,
+        maximize: bool = False,
+    ) -> None:
+        super().__init__(
+            params,
+            lr=lr,
+            betas=betas,
+            eps=eps,
+            weight_decay=weight_decay,
+            amsgrad=amsgrad,
+            maximize=maximize,
+            decoupled_weight_decay=True,
+        )
+
+
+def _adam_update(
+    param: Array,
+    grad: Array,
+    exp_avg: Array,
+    exp_avg_sq: Array,
+    max_exp_avg_sq: Optional[Array],
+    *,
+    step: float,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+    decoupled_weight_decay: bool,
+) -> None:
+    """One Adam/AdamW step on backend arrays, in place (``param`` and the moment buffers).
+
+    ``step`` is the step number after incrementing (1 on the first step); ``max_exp_avg_sq`` is
+    given for AMSGrad only. ``grad`` is never written. Python-float scalars keep float32 arrays
+    float32 (NumPy's NEP 50), and every intermediate lives in one scratch array.
+    """
+    xp = backend.array_module(param)
+    if weight_decay != 0 and decoupled_weight_decay:
+        param *= 1 - lr * weight_decay
+    if weight_decay != 0 and not decoupled_weight_decay:
+        g = param * weight_decay  # g <- g + wd * theta, in a fresh array
+        if maximize:
+            g -= grad
+        else:
+            g += grad
+    elif maximize:
+        g = -grad
+    else:
+        g = grad
+
+    # m <- m + (1 - beta1) (g - m)   (PyTorch's lerp_)
+    tmp = g - exp_avg
+    tmp *= 1 - beta1
+    exp_avg += tmp
+    # v <- beta2 v + (1 - beta2) g g   (PyTorch's mul_ then addcmul_)
+    exp_avg_sq *= beta2
+    xp.multiply(g, 1 - beta2, out=tmp)
+    tmp *= g
+    exp_avg_sq += tmp
+
+    # NOTE: the bias corrections are Python floats (float64 on the host), never arrays
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    step_size = lr / bias_correction1
+    bias_correction2_sqrt = bias_correction2**0.5
+
+    if max_exp_avg_sq is not None:
+        xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        v = max_exp_avg_sq
+    else:
+        v = exp_avg_sq
+    # denom = sqrt(v) / sqrt(1 - beta2^t) + eps
+    denom = tmp
+    xp.sqrt(v, out=denom)
+    denom /= bias_correction2_sqrt
+    denom += eps
+    # theta <- theta - step_size * m / denom   (PyTorch's addcdiv_)
+    xp.divide(exp_avg, denom, out=denom)
+    denom *= -step_size
+    param += denom
