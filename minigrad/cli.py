@@ -66,13 +66,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Modules that add subcommands: each has ``register(subparsers)``. They import the heavier parts
+# of minigrad (training, models) only when their command runs.
+COMMAND_MODULES = (
+    "minigrad.commands",  # demo
+    "minigrad.lm_cli",  # train-lm, sample
+    "minigrad.finetune.cli",  # finetune
+)
+
+
 def _add_optional_commands(sub) -> None:
-    """Subcommands defined elsewhere in the package (training, fine-tuning) register here."""
-    try:
-        from minigrad import commands  # noqa: PLC0415
-    except ImportError:
-        return
-    commands.register(sub)
+    import importlib  # noqa: PLC0415
+
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:  # the module exists but something it imports is missing
+                raise
+            continue
+        module.register(sub)
 
 
 def main(argv: Optional[List[str]] = None) -> int:

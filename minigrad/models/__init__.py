@@ -1,0 +1,15 @@
+"""Ready-made models. ``bert``: a BERT encoder that loads Hugging Face folders (all-MiniLM-L6-v2
+on these machines); ``tokenizer``: its WordPiece tokenizer.
+
+Example:
+    >>> from minigrad.models import BertConfig, BertModel
+    >>> BertModel(BertConfig(vocab_size=30, hidden_size=8, num_hidden_layers=1,
+    ...                      num_attention_heads=2, intermediate_size=16)).config.head_dim
+    4
+"""
+
+from minigrad.models.tokenizer import BasicTokenizer, BertTokenizer, WordPieceTokenizer  # noqa: F401
+from minigrad.models.bert import (  # noqa: F401
+    BertConfig, BertForSequenceClassification, BertModel, SentenceEncoder, mean_pooling,
+    minilm_path, normalize,
+)
