@@ -1,0 +1,333 @@
+"""Datasets and the DataLoader: mini-batches of tensors, shuffled reproducibly.
+
+A `Dataset` maps an index to one example; a `DataLoader` groups examples into mini-batches.
+Data that is already a set of arrays (`TensorDataset`, or a `Subset` of one) takes a fast
+path: each batch is a single fancy-index per array, ``x[perm[i:i + batch_size]]``, with no
+Python loop over examples. Any other dataset is read one example at a time and the examples
+are stacked by `default_collate`.
+
+Shuffling draws one permutation per epoch from the CPU generator that `mg.manual_seed` seeds,
+or from the loader's own generator when it is given a `seed`, so runs repeat exactly.
+
+Example:
+    >>> import numpy as np
+    >>> import minigrad as mg
+    >>> x = np.arange(10, dtype=np.float32).reshape(5, 2)
+    >>> y = np.array([0, 1, 0, 1, 1])
+    >>> loader = DataLoader(TensorDataset(x, y), batch_size=2)
+    >>> [tuple(xb.shape) for xb, yb in loader]
+    [(2, 2), (2, 2), (1, 2)]
+    >>> next(iter(loader))[1]
+    tensor([0, 1])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Callable
+
+import numpy as np
+
+from minigrad import backend
+from minigrad.tensor import Tensor
+
+__all__ = ["DataLoader", "Dataset", "Subset", "TensorDataset", "default_collate", "random_split"]
+
+Array = Any
+
+
+class Dataset:
+    """Base class of map-style data sets: ``dataset[i]`` is one example, ``len(dataset)`` the
+    number of examples.
+
+    Subclasses write ``__getitem__`` and ``__len__``.
+
+    Example:
+        >>> class Squares(Dataset):
+        ...     def __len__(self):
+        ...         return 4
+        ...     def __getitem__(self, i):
+        ...         return float(i), float(i * i)
+        >>> [tuple(b.tolist() for b in batch) for batch in DataLoader(Squares(), batch_size=2)]
+        [([0.0, 1.0], [0.0, 1.0]), ([2.0, 3.0], [4.0, 9.0])]
+    """
+
+    def __getitem__(self, index: int) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement __getitem__")
+
+    def __len__(self) -> int:
+        raise NotImplementedError(f"{type(self).__name__} must implement __len__")
+
+
+def _as_array(value: Any, name: str) -> Array:
+    """The backend array of a Tensor, or a NumPy array (no copy when possible)."""
+    if isinstance(value, Tensor):
+        return value.detach().data
+    cp = backend.cupy_if_loaded()
+    if isinstance(value, np.ndarray) or (cp is not None and isinstance(value, cp.ndarray)):
+        return value
+    array = np.asarray(value)
+    if array.dtype == object:
+        raise TypeError(f"{name}: cannot make an array from {type(value).__name__}")
+    return array
+
+
+class TensorDataset(Dataset):
+    """Examples drawn from arrays that share their first dimension: example i is
+    ``(t[i] for t in tensors)``.
+
+    Args:
+        *tensors: Tensors or NumPy (or CuPy) arrays with the same length along dim 0.
+
+    Example:
+        >>> import numpy as np
+        >>> ds = TensorDataset(np.zeros((3, 2)), np.array([7, 8, 9]))
+        >>> len(ds), ds[1][1]
+        (3, tensor(8))
+    """
+
+    def __init__(self, *tensors: Any) -> None:
+        if not tensors:
+            raise ValueError("TensorDataset needs at least one tensor or array")
+        arrays = [_as_array(t, f"TensorDataset argument {i}") for i, t in enumerate(tensors)]
+        for i, a in enumerate(arrays):
+            if a.ndim == 0:
+                raise ValueError(f"TensorDataset argument {i} is 0-d; every tensor needs dim 0")
+        sizes = [a.shape[0] for a in arrays]
+        if len(set(sizes)) != 1:
+            raise ValueError(
+                f"Size mismatch between tensors: TensorDataset needs the same length along "
+                f"dim 0, got {sizes}"
+            )
+        self.arrays = arrays
+
+    @property
+    def tensors(self) -> tuple:
+        """The data as Tensors (sharing memory with the arrays given)."""
+        return tuple(Tensor._make(a) for a in self.arrays)
+
+    def __getitem__(self, index: int) -> tuple:
+        return tuple(Tensor._make(a[index]) for a in self.arrays)
+
+    def __len__(self) -> int:
+        return self.arrays[0].shape[0]
+
+
+class Subset(Dataset):
+    """The examples of `dataset` at `indices`, in that order.
+
+    Example:
+        >>> ds = Subset(TensorDataset(np.arange(5)), [4, 0])
+        >>> len(ds), ds[0]
+        (2, (tensor(4),))
+    """
+
+    def __init__(self, dataset: Dataset, indices: Sequence[int]) -> None:
+        self.dataset = dataset
+        self.indices = np.asarray(indices, dtype=np.int64)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.dataset[int(self.indices[index])]
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
+def random_split(
+    dataset: Dataset, lengths: Sequence[float], seed: int | None = None
+) -> list[Subset]:
+    """Splits a data set into non-overlapping random subsets.
+
+    Args:
+        dataset: the data set to split.
+        lengths: the sizes of the parts, either counts that sum to ``len(dataset)`` or
+            fractions that sum to 1 (then the remainder of the rounding goes one example at a
+            time to the first parts, as PyTorch does).
+        seed: seeds the permutation; None draws it from the generator `mg.manual_seed` seeds.
+
+    Returns:
+        One `Subset` per entry of `lengths`.
+
+    Example:
+        >>> train, val = random_split(TensorDataset(np.arange(10)), [0.8, 0.2], seed=0)
+        >>> len(train), len(val)
+        (8, 2)
+        >>> sorted(np.concatenate([train.indices, val.indices]).tolist()) == list(range(10))
+        True
+    """
+    n = len(dataset)
+    lengths = list(lengths)
+    if lengths and all(0 <= f <= 1 for f in lengths) and math.isclose(sum(lengths), 1.0) and (
+        sum(lengths) != n
+    ):
+        counts = [int(math.floor(n * f)) for f in lengths]
+        for i in range(n - sum(counts)):  # NOTE: the rounding remainder, round-robin
+            counts[i % len(counts)] += 1
+        lengths = counts
+    if any(int(c) != c or c < 0 for c in lengths):
+        raise ValueError(f"random_split: lengths must be counts or fractions, got {lengths}")
+    if sum(lengths) != n:
+        raise ValueError(
+            f"random_split: the lengths {lengths} sum to {sum(lengths)}, but the data set has "
+            f"{n} examples (or pass fractions that sum to 1)"
+        )
+    rng = np.random.default_rng(seed) if seed is not None else backend.generator(backend.CPU)
+    perm = rng.permutation(n)
+    parts, start = [], 0
+    for count in lengths:
+        parts.append(Subset(dataset, perm[start : start + int(count)]))
+        start += int(count)
+    return parts
+
+
+def default_collate(examples: list) -> Any:
+    """Stacks a list of examples into a batch, keeping their structure.
+
+    Tuples and lists are collated field by field, dicts key by key; Tensors, arrays and
+    numbers are stacked along a new first dimension into a Tensor.
+
+    Example:
+        >>> batch = default_collate([(np.ones(2), 1), (np.zeros(2), 0)])
+        >>> batch[0].shape, batch[1]
+        ((2, 2), tensor([1, 0]))
+    """
+    first = examples[0]
+    if isinstance(first, Mapping):
+        return {key: default_collate([e[key] for e in examples]) for key in first}
+    if isinstance(first, (tuple, list)):
+        return type(first)(default_collate(list(field)) for field in zip(*examples))
+    if isinstance(first, Tensor):
+        xp = first.xp
+        return Tensor._make(xp.stack([e.detach().data for e in examples]))
+    arrays = [_as_array(e, "default_collate") for e in examples]
+    xp = backend.array_module(arrays[0])
+    stacked = xp.stack(arrays)
+    if stacked.dtype == np.float64 and not isinstance(first, np.ndarray):
+        stacked = stacked.astype(np.float32)  # Python floats become float32, as mg.tensor does
+    return Tensor._make(stacked)
+
+
+def _batch_to(batch: Any, device: backend.Device | None) -> Any:
+    """Moves every Tensor in a (nested) batch to `device` (None: leave it where it is)."""
+    if device is None:
+        return batch
+    if isinstance(batch, Tensor):
+        return Tensor._make(backend.to_device(batch.data, device))
+    if isinstance(batch, Mapping):
+        return {key: _batch_to(value, device) for key, value in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_batch_to(value, device) for value in batch)
+    return batch
+
+
+def _array_source(dataset: Dataset) -> tuple[list, Array | None] | None:
+    """For the fast path: the arrays behind `dataset` and the index map (None: identity)."""
+    if isinstance(dataset, TensorDataset):
+        return dataset.arrays, None
+    if isinstance(dataset, Subset):
+        inner = _array_source(dataset.dataset)
+        if inner is not None:
+            arrays, index = inner
+            return arrays, dataset.indices if index is None else index[dataset.indices]
+    return None
+
+
+class DataLoader:
+    """Iterates over a data set in mini-batches of tensors.
+
+    Args:
+        dataset: a `Dataset` (a `TensorDataset` or a `Subset` of one takes the fast path).
+        batch_size: examples per batch.
+        shuffle: draw a new random order every epoch (every ``iter(loader)``).
+        drop_last: drop the last batch when it is smaller than `batch_size`.
+        collate_fn: turns a list of examples into a batch (default: `default_collate`);
+            giving one makes the loader read examples one at a time.
+        seed: seeds the loader's own generator; None uses the CPU generator that
+            `mg.manual_seed` seeds.
+        device: the device batches are put on; None leaves them where the data is (the CPU
+            for NumPy arrays). Moving a whole `TensorDataset` to the device once, before
+            training, is faster than moving every batch.
+
+    Example:
+        >>> import minigrad as mg
+        >>> mg.manual_seed(0)
+        >>> loader = DataLoader(TensorDataset(np.arange(6)), batch_size=4, shuffle=True)
+        >>> [len(b) for (b,) in loader]
+        [4, 2]
+        >>> mg.manual_seed(0)
+        >>> first = [b.tolist() for (b,) in loader]
+        >>> mg.manual_seed(0)
+        >>> first == [b.tolist() for (b,) in loader]
+        True
+    """
+
+    def __init__(
+        self,
+        dataset: Dataset,
+        batch_size: int = 1,
+        shuffle: bool = False,
+        drop_last: bool = False,
+        collate_fn: Callable[[list], Any] | None = None,
+        seed: int | None = None,
+        device: str | backend.Device | None = None,
+    ) -> None:
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
+            batch_size <= 0
+        ):
+            raise ValueError(f"batch_size should be a positive integer, got {batch_size!r}")
+        self.dataset = dataset
+        self.batch_size = int(batch_size)
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.collate_fn = collate_fn
+        self.seed = seed
+        self.device = backend.get_device(device) if device is not None else None
+        self._rng = np.random.default_rng(seed) if seed is not None else None
+        self._source = None if collate_fn is not None else _array_source(dataset)
+
+    def __len__(self) -> int:
+        n = len(self.dataset)
+        return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
+
+    def _order(self) -> np.ndarray | None:
+        """This epoch's order of the examples (None: in order)."""
+        if not self.shuffle:
+            return None
+        rng = self._rng if self._rng is not None else backend.generator(backend.CPU)
+        return rng.permutation(len(self.dataset))
+
+    def __iter__(self) -> Iterator:
+        n = len(self.dataset)
+        order = self._order()
+        stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
+        if self._source is None:
+            yield from self._iter_examples(order, stop)
+            return
+        arrays, index = self._source
+        if order is not None:
+            index = order if index is None else index[order]
+        # The index array lives where the data does (a CuPy array indexes with a CuPy index).
+        xp = backend.array_module(arrays[0])
+        if index is not None and xp is not np:
+            index = xp.asarray(index)
+        for start in range(0, stop, self.batch_size):
+            end = min(start + self.batch_size, stop)
+            if index is None:
+                batch = [a[start:end] for a in arrays]  # in order: a view, no copy
+            else:
+                rows = index[start:end]
+                batch = [a[rows] for a in arrays]  # one fancy-index per array
+            if self.device is not None:
+                batch = [backend.to_device(b, self.device) for b in batch]
+            yield tuple(Tensor._make(b) for b in batch)
+
+    def _iter_examples(self, order: np.ndarray | None, stop: int) -> Iterator:
+        """The general path: read examples one by one and collate them."""
+        collate = self.collate_fn or default_collate
+        for start in range(0, stop, self.batch_size):
+            ids = range(start, min(start + self.batch_size, stop))
+            if order is not None:
+                ids = order[start : start + len(ids)]
+            batch = collate([self.dataset[int(i)] for i in ids])
+            yield _batch_to(batch, self.device)

@@ -1,0 +1,416 @@
+"""The training loop: one epoch of mini-batch gradient descent, evaluation, and `fit`.
+
+Everything that trains in minigrad (`minigrad.keras`, the CLI) goes through `train_epoch`,
+whose inner loop is the five lines every PyTorch tutorial shows::
+
+    optimizer.zero_grad()        # forget the previous step's gradients
+    out = model(x)               # forward: build the graph
+    loss = loss_fn(out, y)       # a scalar
+    loss.backward()              # backward: fill every parameter's .grad
+    optimizer.step()             # update the parameters from their .grad
+
+Around it, only bookkeeping: the loss and the metrics of each batch are kept as device arrays
+and summed when they are shown (about ten times a second on a terminal, once per epoch in a
+log), so a GPU is never made to wait for a number after every step.
+
+Example:
+    >>> import numpy as np
+    >>> import minigrad as mg
+    >>> from minigrad import nn, optim
+    >>> from minigrad.data import DataLoader, TensorDataset
+    >>> from minigrad.train import accuracy, fit
+    >>> mg.manual_seed(0)
+    >>> x = np.random.default_rng(0).normal(size=(64, 2)).astype(np.float32)
+    >>> y = (x[:, 0] > 0).astype(np.int64)             # class 1 on the right half
+    >>> model = nn.Sequential(nn.Linear(2, 8), nn.ReLU(), nn.Linear(8, 2))
+    >>> loader = DataLoader(TensorDataset(x, y), batch_size=16, shuffle=True)
+    >>> opt = optim.Adam(model.parameters(), lr=0.05)
+    >>> history = fit(model, nn.CrossEntropyLoss(), opt, loader, epochs=20,
+    ...               metrics={"accuracy": accuracy}, verbose=0)
+    >>> history.history["accuracy"][-1] > 0.9
+    True
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, Callable, TextIO
+
+import numpy as np
+
+from minigrad import backend
+from minigrad.autograd import no_grad
+from minigrad.tensor import Tensor
+from minigrad.utils.progress import Progbar
+
+__all__ = [
+    "Callback",
+    "History",
+    "RunningMean",
+    "accuracy",
+    "binary_accuracy",
+    "evaluate",
+    "fit",
+    "train_epoch",
+]
+
+Metric = Callable[[Tensor, Tensor], Tensor]
+
+# How often (seconds) a terminal progress bar is refreshed; each refresh reads the running
+# sums back from the device once.
+REFRESH_SECONDS = 0.1
+
+
+# ------------------------------------------------------------------------------------------
+# metrics
+# ------------------------------------------------------------------------------------------
+
+
+def accuracy(output: Tensor, target: Tensor) -> Tensor:
+    """Per-example correctness of class predictions: ``argmax(output) == target``.
+
+    Works on logits or probabilities (the argmax is the same). Targets are class indices of
+    the output's shape without its last dimension, or one-hot/probability rows of the
+    output's shape (compared by their argmax).
+
+    Example:
+        >>> import minigrad as mg
+        >>> accuracy(mg.tensor([[2.0, 1.0], [0.0, 3.0]]), mg.tensor([0, 0])).tolist()
+        [True, False]
+    """
+    predicted = output.argmax(dim=-1)
+    if target.shape == output.shape:
+        target = target.argmax(dim=-1)  # one-hot or probability rows
+    return predicted == target
+
+
+def binary_accuracy(output: Tensor, target: Tensor, threshold: float = 0.5) -> Tensor:
+    """Per-element correctness of yes/no predictions: ``(output > threshold) == (target > 0.5)``.
+
+    Use ``threshold=0.0`` when `output` holds logits rather than probabilities.
+
+    Example:
+        >>> import minigrad as mg
+        >>> binary_accuracy(mg.tensor([0.9, 0.2]), mg.tensor([1.0, 1.0])).tolist()
+        [True, False]
+    """
+    if target.shape != output.shape and target.data.size == output.data.size:
+        target = target.reshape(output.shape)  # (N,) labels for an (N, 1) output
+    return (output > threshold) == (target > 0.5)
+
+
+class RunningMean:
+    """The mean of values added batch by batch, kept on the device until it is read.
+
+    `add` costs no synchronisation: a batch's value (a 0-d backend array or Tensor, or a
+    number) is stored as it is. `result` sums what was added since the last read in one
+    device operation and returns a Python float.
+
+    Example:
+        >>> m = RunningMean()
+        >>> m.add(1.0, weight=3)   # the mean of a batch of 3
+        >>> m.add(3.0, weight=1)
+        >>> m.result()
+        1.5
+    """
+
+    def __init__(self) -> None:
+        self._values: list = []
+        self._weights: list = []
+        self._total = 0.0
+        self._count = 0
+
+    def add(self, value: Any, weight: int = 1) -> None:
+        """Records `value`, the mean over `weight` examples."""
+        self._values.append(value.data if isinstance(value, Tensor) else value)
+        self._weights.append(weight)
+
+    def result(self) -> float:
+        """The weighted mean of everything added so far (reads the device once)."""
+        if self._values:
+            values = self._values
+            xp = backend.array_module(values[0]) if hasattr(values[0], "shape") else np
+            # one stack and one cast: a single device operation, however many batches
+            stacked = xp.stack([xp.asarray(v) for v in values]).astype(np.float64)
+            weights = xp.asarray(self._weights, dtype=np.float64)
+            self._total += float((stacked * weights).sum())
+            self._count += sum(self._weights)
+            self._values, self._weights = [], []
+        return self._total / self._count if self._count else float("nan")
+
+
+# ------------------------------------------------------------------------------------------
+# callbacks and history
+# ------------------------------------------------------------------------------------------
+
+
+class Callback:
+    """Base class of objects that `fit` calls at the start and end of training and epochs.
+
+    The hooks have Keras's names. `fit` sets ``callback.model`` (the model being trained,
+    unless it is already set) and ``callback.optimizer``. A callback stops training by setting
+    ``self.model.stop_training = True``; `fit` checks it after every epoch.
+
+    Example:
+        >>> class PrintLoss(Callback):
+        ...     def on_epoch_end(self, epoch, logs=None):
+        ...         print(f"epoch {epoch}: loss {logs['loss']:.3f}")
+    """
+
+    model: Any = None
+    optimizer: Any = None
+
+    def __init__(self) -> None:
+        self.model = None
+        self.optimizer = None
+        self.params: dict = {}
+
+    def set_model(self, model: Any) -> None:
+        self.model = model
+
+    def set_params(self, params: dict) -> None:
+        self.params = params
+
+    def on_train_begin(self, logs: dict | None = None) -> None:
+        """Called once before the first epoch."""
+
+    def on_train_end(self, logs: dict | None = None) -> None:
+        """Called once after the last epoch (or after a callback stopped training)."""
+
+    def on_epoch_begin(self, epoch: int, logs: dict | None = None) -> None:
+        """Called before epoch `epoch` (counted from 0)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        """Called after epoch `epoch` with its metrics, e.g. ``{'loss': .., 'val_loss': ..}``."""
+
+
+class History(Callback):
+    """Records the metrics of every epoch; `fit` returns one.
+
+    Attributes:
+        history: metric name -> list of per-epoch values, e.g. ``history['val_loss'][-1]``.
+        epoch: the epochs recorded (counted from 0).
+
+    Example:
+        >>> h = History()
+        >>> h.on_epoch_end(0, {"loss": 0.5})
+        >>> h.history
+        {'loss': [0.5]}
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history: dict = {}
+        self.epoch: list = []
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        self.epoch.append(epoch)
+        for name, value in (logs or {}).items():
+            self.history.setdefault(name, []).append(value)
+
+    def __repr__(self) -> str:
+        return f"History(epochs={len(self.epoch)}, metrics={list(self.history)})"
+
+
+# ------------------------------------------------------------------------------------------
+# the loop
+# ------------------------------------------------------------------------------------------
+
+
+def _as_metric_dict(metrics: Mapping[str, Metric] | Sequence[Metric] | None) -> dict:
+    if not metrics:
+        return {}
+    if isinstance(metrics, Mapping):
+        return dict(metrics)
+    return {getattr(fn, "__name__", f"metric_{i}"): fn for i, fn in enumerate(metrics)}
+
+
+def _batch_size(y: Any) -> int:
+    return int(y.shape[0]) if getattr(y, "ndim", 0) else 1
+
+
+def _record(meters: dict, loss: Tensor, out: Tensor, y: Tensor, metrics: dict) -> None:
+    """Adds one batch's loss and metrics to the running means (no device synchronisation)."""
+    meters["loss"].add(loss.detach(), _batch_size(y))
+    with no_grad():
+        for name, fn in metrics.items():
+            scores = fn(out.detach(), y)  # per-example scores, e.g. correct or not
+            meters[name].add(scores.data.mean(), scores.data.size)
+
+
+def train_epoch(
+    model: Any,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    optimizer: Any,
+    loader: Iterable,
+    metrics: Mapping[str, Metric] | Sequence[Metric] = (),
+    progbar: Progbar | None = None,
+    refresh: float | None = REFRESH_SECONDS,
+) -> dict:
+    """Trains `model` for one pass over `loader`; returns the epoch's mean loss and metrics.
+
+    Args:
+        model: a callable module; ``model(x)`` is the output `loss_fn` expects.
+        loss_fn: ``loss_fn(output, target)`` -> a scalar Tensor (the batch mean).
+        optimizer: has ``zero_grad()`` and ``step()``.
+        loader: yields ``(x, y)`` batches of Tensors.
+        metrics: name -> ``fn(output, target)`` returning per-example scores (e.g.
+            `accuracy`); a sequence of functions is named by their ``__name__``.
+        progbar: a `Progbar` to move along; its last update is left to the caller (so that
+            validation metrics can join the final line).
+        refresh: seconds between two progress-bar updates (each reads the device once);
+            None updates it only at the last step.
+
+    Returns:
+        ``{'loss': mean loss, name: mean score, ...}`` over the epoch's examples.
+    """
+    metrics = _as_metric_dict(metrics)
+    meters = {name: RunningMean() for name in ["loss", *metrics]}
+    total_steps = len(loader) if hasattr(loader, "__len__") else None
+    last_shown = time.monotonic()
+    model.train()
+    for step, (x, y) in enumerate(loader, start=1):
+        optimizer.zero_grad()
+        out = model(x)
+        loss = loss_fn(out, y)
+        loss.backward()
+        optimizer.step()
+
+        _record(meters, loss, out, y, metrics)
+        if progbar is not None and refresh is not None and step != total_steps:
+            now = time.monotonic()
+            if now - last_shown >= refresh:
+                last_shown = now
+                values = [(name, m.result()) for name, m in meters.items()]
+                progbar.update(step, values=values, finalize=False)
+    return {name: m.result() for name, m in meters.items()}
+
+
+def evaluate(
+    model: Any,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    loader: Iterable,
+    metrics: Mapping[str, Metric] | Sequence[Metric] = (),
+    progbar: Progbar | None = None,
+) -> dict:
+    """The mean loss and metrics of `model` over `loader`, in eval mode and without a graph.
+
+    The model's train/eval mode is restored afterwards.
+
+    Returns:
+        ``{'loss': mean loss, name: mean score, ...}``.
+
+    Example:
+        >>> import minigrad as mg
+        >>> from minigrad import nn
+        >>> from minigrad.data import DataLoader, TensorDataset
+        >>> model = nn.Linear(2, 2)
+        >>> loader = DataLoader(TensorDataset(mg.randn(10, 2), mg.tensor([0, 1] * 5)), 4)
+        >>> sorted(evaluate(model, nn.CrossEntropyLoss(), loader, {"accuracy": accuracy}))
+        ['accuracy', 'loss']
+    """
+    metrics = _as_metric_dict(metrics)
+    meters = {name: RunningMean() for name in ["loss", *metrics]}
+    was_training = getattr(model, "training", False)
+    model.eval()
+    try:
+        with no_grad():
+            steps = 0
+            for x, y in loader:
+                out = model(x)
+                _record(meters, loss_fn(out, y), out, y, metrics)
+                steps += 1
+            logs = {name: m.result() for name, m in meters.items()}
+            if progbar is not None:
+                progbar.update(steps, values=list(logs.items()), finalize=True)
+    finally:
+        if was_training:
+            model.train()
+    return logs
+
+
+def fit(
+    model: Any,
+    loss_fn: Callable[[Tensor, Tensor], Tensor],
+    optimizer: Any,
+    loader: Iterable,
+    epochs: int = 1,
+    val_loader: Iterable | None = None,
+    metrics: Mapping[str, Metric] | Sequence[Metric] = (),
+    callbacks: Sequence[Callback] = (),
+    verbose: int = 1,
+    scheduler: Any = None,
+    file: TextIO | None = None,
+) -> History:
+    """Trains `model` for `epochs` epochs with a Keras-style progress bar.
+
+    Each epoch runs `train_epoch`, then `evaluate` on `val_loader` (its metrics get a
+    ``val_`` prefix), then ``scheduler.step()``, then the callbacks' ``on_epoch_end``.
+
+    Args:
+        model: the module to train.
+        loss_fn: ``loss_fn(output, target)`` -> scalar Tensor.
+        optimizer: a `minigrad.optim` optimizer over the model's parameters.
+        loader: training batches ``(x, y)``.
+        epochs: passes over `loader`.
+        val_loader: validation batches, evaluated after every epoch.
+        metrics: name -> ``fn(output, target)`` per-example scores, e.g.
+            ``{'accuracy': accuracy}``.
+        callbacks: `Callback` objects (e.g. from `minigrad.keras.callbacks`).
+        verbose: 0 silent, 1 progress bar, 2 one line per epoch.
+        scheduler: an `optim.lr_scheduler` stepped once per epoch.
+        file: where the progress goes (default standard output).
+
+    Returns:
+        A `History` whose ``.history`` maps ``'loss'``, the metric names and their
+        ``val_`` versions to per-epoch lists.
+    """
+    file = sys.stdout if file is None else file
+    history = History()
+    callbacks = [*callbacks, history]
+    params = {"epochs": epochs, "steps": len(loader) if hasattr(loader, "__len__") else None,
+              "verbose": verbose}
+    for cb in callbacks:
+        if getattr(cb, "model", None) is None:
+            cb.set_model(model)
+        cb.optimizer = optimizer
+        cb.set_params(params)
+    model.stop_training = False
+    metrics = _as_metric_dict(metrics)
+    names = ["loss", *metrics]
+    names += [f"val_{name}" for name in names]
+
+    for cb in callbacks:
+        cb.on_train_begin()
+    for epoch in range(epochs):
+        for cb in callbacks:
+            cb.on_epoch_begin(epoch)
+        if verbose:
+            print(f"Epoch {epoch + 1}/{epochs}", file=file)
+        # NOTE: the loop passes exact running means; "stateful" makes the bar show them as given
+        bar = Progbar(params["steps"], verbose=verbose, file=file, stateful_metrics=names)
+        refresh = REFRESH_SECONDS if verbose == 1 and _isatty(file) else None
+        logs = train_epoch(model, loss_fn, optimizer, loader, metrics, bar, refresh)
+        if val_loader is not None:
+            val_logs = evaluate(model, loss_fn, val_loader, metrics)
+            logs.update({f"val_{name}": value for name, value in val_logs.items()})
+        if verbose:
+            bar.update(params["steps"] or 0, values=list(logs.items()), finalize=True)
+        if scheduler is not None:
+            scheduler.step()
+        for cb in callbacks:
+            cb.on_epoch_end(epoch, logs)
+        if any(getattr(cb.model, "stop_training", False) for cb in callbacks):
+            break
+    for cb in callbacks:
+        cb.on_train_end()
+    return history
+
+
+def _isatty(file: Any) -> bool:
+    try:
+        return bool(file.isatty())
+    except (AttributeError, ValueError, OSError):
+        return False
