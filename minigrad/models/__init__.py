@@ -13,3 +13,4 @@ from minigrad.models.bert import (  # noqa: F401
     BertConfig, BertForSequenceClassification, BertModel, SentenceEncoder, mean_pooling,
     minilm_path, normalize,
 )
+from minigrad.models.charlm import CharRNN, TransformerLM, generate, lm_from_config  # noqa: F401,E402
