@@ -7,9 +7,11 @@ batch 16, causal, cross-entropy over a 1000-token vocabulary, Adam).
 
 One step = zero_grad + forward + loss + backward + Adam update. Both frameworks get the same
 weights and data and the same thread count; the minigrad loss after one step is checked
-against PyTorch's before timing. Run:
+against PyTorch's before timing. minigrad is timed twice: with its fused kernels (the default)
+and on the composite path (``mg.use_fused(False)``). Run:
 
     OMP_NUM_THREADS=2 python -m benchmarks.workloads [--only W1,W2] [--quick] [--device cpu]
+        [--scale 8]   (8x the batch sizes)
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import numpy as np
 
 import minigrad as mg
 from benchmarks.common import machine, markdown_table, threads, write_results
+from benchmarks.kernel_bench import rotated, settle
 
 SPECS = {
     "W1": "MLP 784-128-10, dropout 0.5, batch 128",
@@ -70,12 +73,16 @@ def _build(nn, name):
     raise ValueError(name)
 
 
-def _data(name, rng):
+def _data(name, rng, scale=1):
+    """Inputs and targets of a workload; ``scale`` multiplies the batch size."""
     if name == "W1":
-        return rng.standard_normal((128, 784), dtype=np.float32), rng.integers(0, 10, 128)
+        b = 128 * scale
+        return rng.standard_normal((b, 784), dtype=np.float32), rng.integers(0, 10, b)
     if name in ("W2", "W3"):
-        return rng.standard_normal((64, 32, 128), dtype=np.float32), rng.integers(0, 10, 32)
-    return rng.integers(0, 1000, (16, 128)), rng.integers(0, 1000, (16, 128))
+        b = 32 * scale
+        return rng.standard_normal((64, b, 128), dtype=np.float32), rng.integers(0, 10, b)
+    b = 16 * scale
+    return rng.integers(0, 1000, (b, 128)), rng.integers(0, 1000, (b, 128))
 
 
 def _causal_mask(lib, n):
@@ -86,13 +93,13 @@ def _causal_mask(lib, n):
 # ---------------------------------------------------------------------------- steps
 
 
-def minigrad_step(name, device):
+def minigrad_step(name, device, scale=1):
     import minigrad.nn.functional as F
 
     mg.manual_seed(0)
     model = _build(mg.nn, name).to(device)
     opt = mg.optim.Adam(model.parameters(), lr=1e-3)
-    x_np, y_np = _data(name, np.random.default_rng(0))
+    x_np, y_np = _data(name, np.random.default_rng(0), scale)
     x, y = mg.tensor(x_np, device=device), mg.tensor(y_np, device=device)
     mask = _causal_mask(mg, 128).to(device) if name == "W4" else None
 
@@ -107,17 +114,18 @@ def minigrad_step(name, device):
     return model, step
 
 
-def torch_step(name, state_dict):
+def torch_step(name, state_dict, device="cpu", scale=1):
     import torch
     import torch.nn.functional as F
 
     model = _build(torch.nn, name)
-    model.load_state_dict({k: torch.tensor(np.asarray(v.detach().data)) for k, v in
-                           state_dict.items()})
+    model.load_state_dict({k: torch.tensor(mg.backend.to_device(v.detach().data, mg.backend.CPU))
+                           for k, v in state_dict.items()})
+    model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
-    x_np, y_np = _data(name, np.random.default_rng(0))
-    x, y = torch.tensor(x_np), torch.tensor(y_np)
-    mask = _causal_mask(torch, 128) if name == "W4" else None
+    x_np, y_np = _data(name, np.random.default_rng(0), scale)
+    x, y = torch.tensor(x_np, device=device), torch.tensor(y_np, device=device)
+    mask = _causal_mask(torch, 128).to(device) if name == "W4" else None
 
     def step():
         opt.zero_grad()
@@ -130,21 +138,38 @@ def torch_step(name, state_dict):
     return model, step
 
 
-def _time(step, n, repeats, sync=lambda: None):
-    for _ in range(3):
-        step()
-    sync()
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(n):
-            step()
+def _time(variants, n, repeats):
+    """Median ms per step of each variant ``name -> (step, sync, fused)``, timed in
+    interleaved rounds of ``n`` steps (so that load from other processes on a shared machine
+    falls on every variant alike)."""
+    for step, sync, fused in variants.values():
+        with mg.use_fused(fused):
+            for _ in range(3):
+                step()
         sync()
-        runs.append((time.perf_counter() - t0) / n * 1e3)
-    return statistics.median(runs)
+    runs = {name: [] for name in variants}
+    for r in range(repeats):
+        for name in rotated(list(variants), r):  # each variant follows each other one in turn
+            step, sync, fused = variants[name]
+            settle()  # threads left spinning by the previous variant go idle first
+            with mg.use_fused(fused):
+                t0 = time.perf_counter()
+                for _ in range(n):
+                    step()
+                sync()
+                runs[name].append((time.perf_counter() - t0) / n * 1e3)
+    return {name: statistics.median(r) for name, r in runs.items()}
 
 
-def run(names, device="cpu", quick=False):
+def _torch_cuda(torch):
+    """'cuda' when PyTorch is installed with a usable GPU, else None (no comparison)."""
+    try:
+        return "cuda" if torch is not None and torch.cuda.is_available() else None
+    except Exception:
+        return None
+
+
+def run(names, device="cpu", quick=False, scale=1):
     try:
         import torch
 
@@ -153,30 +178,55 @@ def run(names, device="cpu", quick=False):
         torch = None
     results = {}
     for name in names:
-        n = {"W1": 50, "W2": 3, "W3": 3, "W4": 3}[name] if quick else \
-            {"W1": 200, "W2": 10, "W3": 10, "W4": 10}[name]
-        repeats = 3 if quick else 5
+        n = 20 if name == "W1" else 1  # steps per timed round
+        repeats = 5 if quick else 25
         try:
-            model, step = minigrad_step(name, device)
-        except (AttributeError, ImportError) as exc:
-            results[name] = {"error": f"not available yet: {exc}"}
+            model, step = minigrad_step(name, device, scale)
+        except Exception as exc:  # e.g. no GPU: report it in the table, run the others
+            results[name] = {"error": f"not available: {type(exc).__name__}: {exc}"}
             continue
         entry = {}
-        if torch is not None and device == "cpu":
+        sync = (lambda: mg.cuda.synchronize(device)) if device != "cpu" else (lambda: None)
+        # the same model and data on the fused and the composite path
+        variants = {"minigrad_ms": (step, sync, True), "composite_ms": (step, sync, False)}
+        torch_device = "cpu" if device == "cpu" else _torch_cuda(torch)
+        if torch is not None and torch_device is not None:
             # validate: identical weights and data give the same first loss (dropout aside)
-            tmodel, tstep = torch_step(name, model.state_dict())
+            tmodel, tstep = torch_step(name, model.state_dict(), torch_device, scale)
             if name != "W1":
                 ours, theirs = float(step().item()), float(tstep().item())
                 entry["first_loss"] = {"minigrad": ours, "torch": theirs}
                 if abs(ours - theirs) > 1e-3 * max(1.0, abs(theirs)):
                     raise AssertionError(f"{name}: loss {ours} != PyTorch {theirs}")
-            entry["torch_ms"] = _time(tstep, n, repeats)
-        sync = (lambda: mg.cuda.synchronize(device)) if device != "cpu" else (lambda: None)
-        entry["minigrad_ms"] = _time(step, n, repeats, sync)
+            tsync = torch.cuda.synchronize if torch_device != "cpu" else (lambda: None)
+            variants["torch_ms"] = (tstep, tsync, True)
+            entry["torch_device"] = torch_device
+        entry.update(_time(variants, n, repeats))
+        entry["fused_speedup"] = entry["composite_ms"] / entry["minigrad_ms"]
         if "torch_ms" in entry:
             entry["ratio"] = entry["minigrad_ms"] / entry["torch_ms"]
+            entry["composite_ratio"] = entry["composite_ms"] / entry["torch_ms"]
         results[name] = entry
     return results
+
+
+def table_headers(device):
+    return ["workload", "spec", f"minigrad fused ms/step ({device})", "composite ms/step",
+            "PyTorch ms/step", "fused / PyTorch", "composite / PyTorch"]
+
+
+def table_row(name, r):
+    if "error" in r:
+        return [name, SPECS[name], "-", "-", "-", r["error"], "-"]
+
+    def ms(key):
+        return f"{r[key]:.2f}" if key in r else "n/a"
+
+    def ratio(key):
+        return f"{r[key]:.2f}x" if key in r else "n/a"
+
+    return [name, SPECS[name], ms("minigrad_ms"), ms("composite_ms"), ms("torch_ms"),
+            ratio("ratio"), ratio("composite_ratio")]
 
 
 def main(argv=None):
@@ -184,24 +234,21 @@ def main(argv=None):
     parser.add_argument("--only", default="W1,W2,W3,W4")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--scale", type=int, default=1, help="multiply every batch size")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",")]
-    res = run(names, args.device, args.quick)
+    res = run(names, args.device, args.quick, args.scale)
     rows = []
     for name in names:
         r = res[name]
-        if "error" in r:
-            rows.append([name, SPECS[name], "-", "-", r["error"]])
-            continue
-        rows.append([name, SPECS[name], f"{r['minigrad_ms']:.2f}",
-                     f"{r['torch_ms']:.2f}" if "torch_ms" in r else "n/a",
-                     f"{r['ratio']:.2f}x" if "ratio" in r else "n/a"])
-    table = markdown_table(["workload", "spec", f"minigrad ms/step ({args.device})",
-                            "PyTorch ms/step", "ratio"], rows)
-    print(f"threads: {threads()}")
+        rows.append(table_row(name, r))
+    table = markdown_table(table_headers(args.device), rows)
+    print(f"threads: {threads()}, batch scale: {args.scale}")
     print(table)
-    write_results(f"workloads_{args.device}", table,
-                  {"machine": machine(), "device": args.device, "results": res})
+    suffix = "" if args.scale == 1 else f"_x{args.scale}"
+    write_results(f"workloads_{args.device.split(':')[0]}{suffix}", table,
+                  {"machine": machine(), "device": args.device, "scale": args.scale,
+                   "results": res})
 
 
 if __name__ == "__main__":

@@ -10,8 +10,12 @@ Example:
 
 from minigrad._version import __version__  # noqa: F401
 from minigrad import autograd, backend, dtypes  # noqa: F401
-from minigrad.autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled  # noqa: F401
-from minigrad.backend import Device, cuda, get_rng_state, manual_seed, set_default_device, set_rng_state  # noqa: F401
+from minigrad.autograd import (  # noqa: F401
+    enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled,
+)
+from minigrad.backend import (  # noqa: F401
+    Device, cuda, get_rng_state, manual_seed, set_default_device, set_rng_state,
+)
 from minigrad.backend import Device as device  # noqa: F401
 from minigrad.backend import default_device as get_default_device  # noqa: F401
 from minigrad.dtypes import (  # noqa: F401
@@ -30,3 +34,4 @@ from minigrad.ops import (  # noqa: F401
 from minigrad import viz  # noqa: F401,E402
 from minigrad.io.serialization import load, save  # noqa: F401,E402
 from minigrad import nn, optim  # noqa: F401,E402
+from minigrad.fused import use_fused  # noqa: F401,E402

@@ -23,7 +23,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from minigrad import ops
+from minigrad import kernels, ops
+from minigrad.fused import fused_enabled
 from minigrad.nn import functional as F
 from minigrad.nn import init
 from minigrad.nn.layers import Dropout, LayerNorm, Linear
@@ -214,6 +215,8 @@ def scaled_dot_product_attention(
             )
         share = _const(key.xp.arange(hq) // (hq // hkv))  # query head -> its key/value head
         key, value = ops.index_select(key, -3, share), ops.index_select(value, -3, share)
+    if fused_enabled("attention", query):  # mg.use_fused on + kernel for device/dtype
+        return kernels.attention.apply(query, key, value, attn_mask, dropout_p, is_causal, scale)
     return _sdpa_reference(query, key, value, attn_mask, dropout_p, is_causal, scale)
 
 
@@ -483,9 +486,14 @@ class MultiheadAttention(Module):
 
         q, k, v = self._project(query, key, value)  # (B, L, E), (B, S, E), (B, S, E)
         q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
-        probs = _attention_probs(q, k, mask, 1.0 / math.sqrt(self.head_dim))  # (B, h, L, S)
-        probs = F.dropout(probs, self.dropout, training=self.training)
-        out = probs @ v  # (B, h, L, d)
+        p_drop = self.dropout if self.training else 0.0
+        if not need_weights and fused_enabled("attention", q):  # the weights stay inside
+            out = kernels.attention.apply(q, k, v, mask, p_drop, False,
+                                          1.0 / math.sqrt(self.head_dim))  # (B, h, L, d)
+        else:
+            probs = _attention_probs(q, k, mask, 1.0 / math.sqrt(self.head_dim))  # (B, h, L, S)
+            probs = F.dropout(probs, self.dropout, training=self.training)
+            out = probs @ v  # (B, h, L, d)
         out = out.transpose(1, 2).reshape(B, L, self.embed_dim)  # heads side by side
         out = self.out_proj(out)  # (B, L, E)
 

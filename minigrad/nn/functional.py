@@ -23,7 +23,8 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from minigrad import ops
+from minigrad import kernels, ops
+from minigrad.fused import fused_enabled
 from minigrad.nn.init import random_uniform_array
 from minigrad.tensor import Tensor
 
@@ -119,7 +120,10 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     if not training or p == 0.0:
         return input
-    out = _dropout_reference(input, p)
+    if fused_enabled("dropout", input):  # mg.use_fused on + kernel for device/dtype
+        out = kernels.dropout.apply(input, p)
+    else:
+        out = _dropout_reference(input, p)
     if inplace and not out.requires_grad:
         input.data[...] = out.data
         return input
@@ -158,6 +162,8 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """
     if approximate not in ("none", "tanh"):
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
+    if fused_enabled("gelu", input):  # mg.use_fused on + kernel for device/dtype
+        return kernels.gelu.apply(input, approximate)
     return _gelu_reference(input, approximate)
 
 
@@ -292,6 +298,8 @@ def layer_norm(input: Tensor, normalized_shape: _Shape, weight: Optional[Tensor]
             raise RuntimeError(
                 f"layer_norm: expected {name} of shape {list(shape)}, got {list(p.shape)}"
             )
+    if fused_enabled("layer_norm", input, weight, bias):  # use_fused on + kernel for dtype
+        return kernels.layer_norm.apply(input, shape, weight, bias, eps)
     return _layer_norm_reference(input, dims, weight, bias, eps)
 
 
@@ -627,6 +635,9 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
         target = ops.cast(target, input.dtype)
     else:
         _check_class_indices(input, target, class_dim, ignore_index, "cross_entropy")
+    if fused_enabled("softmax_cross_entropy", input):  # (N, C) and class indices; else ref.
+        return kernels.softmax_cross_entropy.apply(input, target, weight, ignore_index,
+                                                   reduction, label_smoothing)
     return _cross_entropy_reference(input, target, weight, ignore_index, reduction,
                                     label_smoothing)
 

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from minigrad import ops
+from minigrad import kernels, ops
+from minigrad.fused import fused_enabled
 from minigrad.nn import functional as F
 from minigrad.nn import init
 from minigrad.nn.module import Module, Parameter
@@ -463,6 +464,10 @@ class LSTM(_RNNBase):
     _n_states = 2
 
     def _layer(self, x_proj, states, w_hh, b_hh, mask, reverse):
+        if fused_enabled("lstm", x_proj):  # mg.use_fused on + kernel for device/dtype
+            out, h, c = kernels.lstm.apply(x_proj, states[0], states[1], w_hh, b_hh, mask,
+                                           reverse)
+            return out, (h, c)
         out, h, c = _lstm_layer(x_proj, states[0], states[1], w_hh, b_hh, mask, reverse)
         return out, (h, c)
 
@@ -500,6 +505,9 @@ class GRU(_RNNBase):
     _n_states = 1
 
     def _layer(self, x_proj, states, w_hh, b_hh, mask, reverse):
+        if fused_enabled("gru", x_proj):  # mg.use_fused on + kernel for device/dtype
+            out, h = kernels.gru.apply(x_proj, states[0], w_hh, b_hh, mask, reverse)
+            return out, (h,)
         out, h = _gru_layer(x_proj, states[0], w_hh, b_hh, mask, reverse)
         return out, (h,)
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Tuple
 
-from minigrad import backend
+from minigrad import backend, kernels
+from minigrad.fused import fused_enabled
 from minigrad.optim.optimizer import Optimizer, ParamsT, _state_zeros, _step_counter
 
 Array = Any
@@ -101,6 +102,9 @@ class Adam(Optimizer):
         """
         loss = self._run_closure(closure)
         for group in self.param_groups:
+            if fused_enabled("adam", *group["params"][:1]):  # one multi-tensor update
+                kernels.adam.step_group(self, group)
+                continue
             beta1, beta2 = group["betas"]
             amsgrad = group["amsgrad"]
             for p in group["params"]:

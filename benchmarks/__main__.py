@@ -1,0 +1,138 @@
+"""Run every benchmark: each fused kernel (fused vs composite vs PyTorch) and the standard
+workloads W1-W4, on one device; write markdown, JSON and a PNG chart under
+``benchmarks/results/``.
+
+    python -m benchmarks [--quick] [--device cpu|cuda] [--only lstm,gru,W2]
+
+Kernels are validated against their composite reference before they are timed (a mismatch
+stops the run). CPU timings follow ``OMP_NUM_THREADS`` (PyTorch gets the same thread count).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import traceback
+
+import minigrad as mg
+from benchmarks import workloads
+from benchmarks.common import RESULTS, machine, markdown_table, threads
+from benchmarks.kernel_bench import HEADERS, device_peaks, format_row, run_case
+
+KERNELS = ["softmax_cross_entropy", "adam", "dropout", "layer_norm", "gelu", "attention",
+           "lstm", "gru"]
+
+
+def kernel_cases(device: str):
+    """(module name, case builder) for every kernel benchmark to run on ``device``."""
+    for name in KERNELS:
+        module = importlib.import_module(f"benchmarks.bench_{name}")
+        yield name, module.case
+        if name == "attention" and device.startswith("cuda"):
+            yield "attention_T4096", module.long_case
+
+
+def run_kernels(device: str, quick: bool, only) -> list:
+    rows = []
+    for name, build in kernel_cases(device):
+        if only and name not in only and name.split("_T")[0] not in only:
+            continue
+        try:
+            result = run_case(build(device, quick), device, quick)
+        except Exception as exc:  # one failing kernel does not stop the others
+            traceback.print_exc()
+            result = {"kernel": name, "error": f"{type(exc).__name__}: {exc}"}
+        print(_row_text(result), flush=True)
+        rows.append(result)
+    return rows
+
+
+def _row_text(r: dict) -> str:
+    if "error" in r:
+        return f"{r['kernel']}: FAILED {r['error']}"
+    return " | ".join(str(c) for c in format_row(r))
+
+
+def chart(kernel_rows: list, workload_rows: dict, device: str, path) -> str:
+    """A two-panel PNG: fused speed-up over the composite per kernel, and minigrad / PyTorch
+    per workload. Returns a note when matplotlib is missing."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "chart skipped: matplotlib is not installed (pip install matplotlib)"
+    ok = [r for r in kernel_rows if "speedup" in r]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    ax = axes[0]
+    ax.barh([r["kernel"] for r in ok], [r["speedup"] for r in ok], color="tab:blue")
+    ax.axvline(1.0, color="grey", lw=1)
+    ax.axvline(1.5, color="tab:green", lw=1, ls="--", label="goal 1.5x")
+    ax.set_xlabel("composite time / fused time (higher is better)")
+    ax.set_title(f"fused kernels ({device})")
+    ax.legend(loc="lower right")
+    ax = axes[1]
+    names = [n for n, r in workload_rows.items() if "ratio" in r]
+    if names:
+        x = range(len(names))
+        ax.bar([i - 0.2 for i in x], [workload_rows[n]["ratio"] for n in names], width=0.4,
+               label="fused", color="tab:blue")
+        ax.bar([i + 0.2 for i in x], [workload_rows[n]["composite_ratio"] for n in names],
+               width=0.4, label="composite", color="tab:orange")
+        ax.set_xticks(list(x))
+        ax.set_xticklabels(names)
+        ax.axhline(1.0, color="grey", lw=1)
+        ax.set_ylabel("minigrad time / PyTorch time (lower is better)")
+        ax.legend()
+    ax.set_title(f"workloads ({device}, {threads()} threads)" if device == "cpu"
+                 else f"workloads ({device})")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return f"chart: {path.name}"
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="minigrad kernel and workload benchmarks")
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true", help="short timings (one GPU run)")
+    parser.add_argument("--only", default="", help="comma-separated kernels and/or W1..W4")
+    args = parser.parse_args(argv)
+    device = str(mg.Device(args.device))
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    print(f"device {device}, threads {threads()}, quick {args.quick}", flush=True)
+
+    kernel_rows = run_kernels(device, args.quick, only)
+    names = [w for w in ("W1", "W2", "W3", "W4") if not only or w in only]
+    workload_rows = workloads.run(names, device, args.quick) if names else {}
+
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    tables = []
+    ok = [r for r in kernel_rows if "error" not in r]
+    tables.append("## Fused kernels\n\n" + markdown_table(HEADERS, [format_row(r) for r in ok]))
+    failed = [r for r in kernel_rows if "error" in r]
+    if failed:
+        tables.append("Failed: " + "; ".join(f"{r['kernel']} ({r['error']})" for r in failed))
+    if workload_rows:
+        tables.append("## Workloads (ms per training step)\n\n" + markdown_table(
+            workloads.table_headers(device),
+            [workloads.table_row(n, workload_rows[n]) for n in names]))
+    png = RESULTS / f"benchmarks_{device.split(':')[0]}.png"
+    tables.append(chart(kernel_rows, workload_rows, device, png))
+    info = machine()
+    peaks = device_peaks(device)
+    header = (f"# minigrad benchmarks ({device})\n\nmachine: {info}" +
+              (f"\n\ndevice: {peaks}" if peaks else ""))
+    text = header + "\n\n" + "\n\n".join(tables) + "\n"
+    stem = f"benchmarks_{device.split(':')[0]}"
+    (RESULTS / f"{stem}.md").write_text(text)
+    (RESULTS / f"{stem}.json").write_text(json.dumps(
+        {"machine": info, "device": device, "peaks": peaks, "quick": args.quick,
+         "kernels": kernel_rows, "workloads": workload_rows}, indent=2, default=str) + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""Fused multi-tensor Adam vs the per-parameter reference and PyTorch, on the parameter shapes
+of W4's model (16 tensors, 1.3 M values). ``python -m benchmarks.bench_adam``
+
+On the CPU the fused update does the reference's element operations (the same numbers, bit for
+bit); on a GPU the kernel fuses them (equal to rounding)."""
+
+import numpy as np
+
+import minigrad as mg
+from benchmarks.kernel_bench import Case, cpu, main_for, torch_module
+from minigrad.nn import Parameter
+
+SHAPES = [(1000, 256), (768, 256), (768,), (256, 256), (256,), (1024, 256), (1024,),
+          (256, 1024), (256,), (256,), (256,), (256,), (256,), (1000, 256), (1000,), (256,)]
+
+
+def case(device="cpu", quick=False) -> Case:
+    rng = np.random.default_rng(0)
+    init = [rng.standard_normal(s, dtype=np.float32) for s in SHAPES]
+    grads = [rng.standard_normal(s, dtype=np.float32) * 1e-2 for s in SHAPES]
+
+    def make():
+        ps = [Parameter(mg.tensor(w, device=device)) for w in init]
+        for p, g in zip(ps, grads):
+            p.grad = mg.tensor(g, device=device)
+        return ps, mg.optim.Adam(ps, lr=1e-3)
+
+    params, opt = make()
+
+    def values():
+        ps, o = make()
+        for _ in range(3):
+            o.step()
+        return [cpu(p) for p in ps]
+
+    torch = torch_module()
+    torch_step = None
+    if torch is not None:
+        tps = [torch.nn.Parameter(torch.tensor(w)) for w in init]
+        for p, g in zip(tps, grads):
+            p.grad = torch.tensor(g)
+        topt = torch.optim.Adam(tps, lr=1e-3)
+        torch_step = topt.step
+
+    n = sum(int(np.prod(s)) for s in SHAPES)
+    return Case("adam", f"{len(SHAPES)} tensors, {n / 1e6:.2f} M float32", opt.step, values,
+                torch_step, rtol=1e-5, atol=1e-7, bytes=7 * n * 4)  # read p, g, m, v; write p, m, v
+
+
+if __name__ == "__main__":
+    main_for(case)

@@ -1,0 +1,51 @@
+"""Fused dropout vs its composite and PyTorch on a (16, 128, 1024) activation, p = 0.1,
+forward + backward. ``python -m benchmarks.bench_dropout``
+
+Both minigrad paths draw the same mask from the same seed on the CPU, so the validation compares
+values; on CUDA the fused kernel hashes its own mask, and the validation checks the semantics
+(every element dropped or scaled by 1 / (1 - p), gradient through the same mask)."""
+
+import numpy as np
+
+import minigrad as mg
+import minigrad.nn.functional as F
+from benchmarks.kernel_bench import Case, cpu, main_for, torch_module
+
+
+def case(device="cpu", quick=False) -> Case:
+    shape = (16, 128, 1024)
+    p = 0.1
+    rng = np.random.default_rng(0)
+    x_np = rng.random(shape, dtype=np.float32) + 1
+    x = mg.tensor(x_np, device=device, requires_grad=True)
+    ones = mg.ones(*shape, device=device)
+
+    def run():
+        y = F.dropout(x, p)
+        return y, mg.grad(y, [x], ones)
+
+    def values():
+        y, (gx,) = run()
+        y, gx = cpu(y), cpu(gx)
+        if device != "cpu":  # different random streams: compare the semantics instead
+            kept = y != 0
+            return [np.where(kept, y * (1 - p) - x_np, 0), (gx != 0) ^ kept,
+                    np.array([abs(kept.mean() - (1 - p)) < 0.01])]
+        return [y, gx]
+
+    torch = torch_module()
+    torch_step = None
+    if torch is not None:
+        tx = torch.tensor(x_np, requires_grad=True)
+        tones = torch.ones(shape)
+
+        def torch_step():
+            torch.autograd.grad(torch.nn.functional.dropout(tx, p), [tx], tones)
+
+    n = int(np.prod(shape))
+    return Case("dropout", f"{shape} float32, p={p}", run, values, torch_step,
+                bytes=4 * n * 4)  # x, y; dy, dx (the CUDA mask is never stored)
+
+
+if __name__ == "__main__":
+    main_for(case)

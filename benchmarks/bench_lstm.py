@@ -1,0 +1,14 @@
+"""Fused LSTM layer vs its composite and PyTorch: W2's layer (input 128, hidden 256, T 64,
+batch 32), forward + backward through the ``nn.LSTM`` module. ``python -m
+benchmarks.bench_lstm``"""
+
+from benchmarks.bench_rnn import rnn_case
+from benchmarks.kernel_bench import main_for
+
+
+def case(device="cpu", quick=False):
+    return rnn_case("lstm", device, quick)
+
+
+if __name__ == "__main__":
+    main_for(case)

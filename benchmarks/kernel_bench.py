@@ -1,0 +1,201 @@
+"""What every ``bench_<kernel>.py`` shares: a :class:`Case` (one kernel at one size) and
+:func:`run_case`, which validates the fused kernel against the composite reference, then times
+fused, composite and PyTorch (when installed) and, on a GPU, reports the achieved memory
+bandwidth or FLOP rate against the device's peak.
+
+A case's ``step`` runs forward and backward with whatever ``mg.use_fused`` says; ``values``
+returns the outputs and gradients (NumPy arrays) used for the validation.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from dataclasses import dataclass, field
+from typing import Callable, List, Optional
+
+import numpy as np
+
+import minigrad as mg
+from benchmarks.common import threads
+
+
+@dataclass
+class Case:
+    name: str
+    shape: str
+    step: Callable[[], object]
+    values: Callable[[], List[np.ndarray]]
+    torch_step: Optional[Callable[[], object]] = None
+    rtol: float = 1e-4
+    atol: float = 1e-5
+    flops: float = 0.0  # per step, for FLOP/s on a GPU
+    bytes: float = 0.0  # per step, for GB/s on a GPU (the minimum traffic)
+    notes: dict = field(default_factory=dict)
+
+
+def cpu(t) -> np.ndarray:
+    return mg.backend.to_device(t.detach().data, mg.backend.CPU)
+
+
+def sync_for(device: str) -> Callable[[], None]:
+    if device.startswith("cuda"):
+        return lambda: mg.cuda.synchronize(device)
+    return lambda: None
+
+
+def interleaved_ms(variants: dict, budget_s: float, min_rounds: int = 5,
+                   max_rounds: int = 100) -> dict:
+    """Median milliseconds per call of each variant, timed in interleaved rounds.
+
+    ``variants`` maps a name to ``(fn, sync, fused)``: the call, how to wait for the device,
+    and the ``mg.use_fused`` setting to run it under. Each round times every variant once, in
+    turn, so that load from other processes on a shared machine falls on all of them alike
+    (timing one variant after the other would hand a burst of load to one of them).
+    """
+    for fn, sync, fused in variants.values():  # warm up (and compile, on a GPU)
+        with mg.use_fused(fused):
+            fn()
+            fn()
+        sync()
+    runs: dict = {name: [] for name in variants}
+    names = list(variants)
+    start = time.perf_counter()
+    rounds = 0
+    while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() - start < budget_s):
+        for name in rotated(names, rounds):
+            fn, sync, fused = variants[name]
+            settle()
+            with mg.use_fused(fused):
+                t0 = time.perf_counter()
+                fn()
+                sync()
+                runs[name].append((time.perf_counter() - t0) * 1e3)
+        rounds += 1
+    return {name: statistics.median(r) for name, r in runs.items()}
+
+
+def rotated(names: list, k: int) -> list:
+    """``names`` starting at position ``k``: each variant in turn runs right after each other
+    one (a variant that leaves busy threads behind, PyTorch's OpenMP pool, must not always slow
+    the same one down)."""
+    k %= len(names)
+    return names[k:] + names[:k]
+
+
+def settle(seconds: float = 0.005) -> None:
+    """A short pause before a timed call, so that threads still spinning after the previous
+    variant's work (OpenMP, BLAS) go idle first."""
+    time.sleep(seconds)
+
+
+def validate(case: Case) -> float:
+    """Largest |fused - composite| relative to the tolerance; raises when out of tolerance."""
+    mg.manual_seed(0)
+    with mg.use_fused(True):
+        fused = case.values()
+    mg.manual_seed(0)
+    with mg.use_fused(False):
+        ref = case.values()
+    worst = 0.0
+    for a, b in zip(fused, ref):
+        np.testing.assert_allclose(a, b, rtol=case.rtol, atol=case.atol,
+                                   err_msg=f"{case.name}: fused and composite disagree")
+        worst = max(worst, float(np.max(np.abs(a - b))) if a.size else 0.0)
+    return worst
+
+
+def device_peaks(device: str) -> dict:
+    """Theoretical peak memory bandwidth (GB/s) and FP32 rate (TFLOP/s) of a CUDA device, from
+    its attributes: 2 * memory clock * bus width, and SMs * clock * 128 FP32 lanes * 2 (Hopper
+    and Ampere have 128 FP32 lanes per SM). Empty when unknown (or on the CPU)."""
+    if not device.startswith("cuda"):
+        return {}
+    try:
+        cp = mg.backend._import_cupy()
+        idx = mg.Device(device).index
+        attrs = cp.cuda.Device(idx).attributes
+        name = cp.cuda.runtime.getDeviceProperties(idx)["name"]
+        name = name.decode() if isinstance(name, bytes) else str(name)
+        peaks = {"name": name}
+        if attrs.get("MemoryClockRate") and attrs.get("GlobalMemoryBusWidth"):
+            peaks["peak_gb_s"] = (2 * attrs["MemoryClockRate"] * 1e3 *
+                                  attrs["GlobalMemoryBusWidth"] / 8 / 1e9)
+        if attrs.get("ClockRate") and attrs.get("MultiProcessorCount"):
+            peaks["peak_fp32_tflop_s"] = (attrs["MultiProcessorCount"] * attrs["ClockRate"] *
+                                          1e3 * 128 * 2 / 1e12)
+        return peaks
+    except Exception as exc:  # a missing attribute must not stop the benchmarks
+        return {"error": f"{type(exc).__name__}: {exc}"}
+
+
+def run_case(case: Case, device: str, quick: bool) -> dict:
+    """Validate, then time; one result row as a dict."""
+    err = validate(case)
+    sync = sync_for(device)
+    budget = 1.0 if quick else 6.0
+    result = {"kernel": case.name, "shape": case.shape, "device": device,
+              "max_abs_diff": err, **case.notes}
+    variants = {"fused_ms": (case.step, sync, True), "composite_ms": (case.step, sync, False)}
+    if case.torch_step is not None:
+        variants["torch_ms"] = (case.torch_step, lambda: None, True)
+    result.update(interleaved_ms(variants, budget))
+    result["speedup"] = result["composite_ms"] / result["fused_ms"]
+    if "torch_ms" in result:
+        result["vs_torch"] = result["fused_ms"] / result["torch_ms"]
+    if device.startswith("cuda"):
+        peaks = device_peaks(device)
+        seconds = result["fused_ms"] / 1e3
+        if case.bytes:
+            result["gb_s"] = case.bytes / seconds / 1e9
+            if "peak_gb_s" in peaks:
+                result["pct_peak_bw"] = 100 * result["gb_s"] / peaks["peak_gb_s"]
+        if case.flops:
+            result["tflop_s"] = case.flops / seconds / 1e12
+            if "peak_fp32_tflop_s" in peaks:
+                result["pct_peak_fp32"] = 100 * result["tflop_s"] / peaks["peak_fp32_tflop_s"]
+    return result
+
+
+def torch_module():
+    """PyTorch set to minigrad's thread count, or None when it is not installed."""
+    try:
+        import torch
+    except ImportError:
+        return None
+    torch.set_num_threads(threads())
+    return torch
+
+
+def format_row(r: dict) -> list:
+    def ms(key):
+        return f"{r[key]:.3f}" if key in r else "n/a"
+
+    extra = []
+    if "gb_s" in r:
+        pct = f" ({r['pct_peak_bw']:.0f}% of peak)" if "pct_peak_bw" in r else ""
+        extra.append(f"{r['gb_s']:.0f} GB/s{pct}")
+    if "tflop_s" in r:
+        pct = f" ({r['pct_peak_fp32']:.0f}% of FP32 peak)" if "pct_peak_fp32" in r else ""
+        extra.append(f"{r['tflop_s']:.1f} TFLOP/s{pct}")
+    return [r["kernel"], r["shape"], ms("fused_ms"), ms("composite_ms"), f"{r['speedup']:.2f}x",
+            ms("torch_ms"), f"{r['vs_torch']:.2f}x" if "vs_torch" in r else "n/a",
+            "; ".join(extra) or "-"]
+
+
+HEADERS = ["kernel", "shape", "fused ms", "composite ms", "composite / fused", "PyTorch ms",
+           "fused / PyTorch", "device throughput"]
+
+
+def main_for(module_case, argv=None) -> None:
+    """The ``__main__`` of a bench_<kernel>.py: run its case and print one table row."""
+    import argparse
+
+    from benchmarks.common import markdown_table
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--quick", action="store_true")
+    args = parser.parse_args(argv)
+    r = run_case(module_case(args.device, args.quick), args.device, args.quick)
+    print(markdown_table(HEADERS, [format_row(r)]))

@@ -1,0 +1,253 @@
+"""Fused multi-tensor Adam / AdamW: one parameter group updated in a handful of passes.
+
+What is fused: the per-parameter loop of :meth:`minigrad.optim.Adam.step` around
+:func:`minigrad.optim.adam._adam_update` (the reference), for every parameter of a group at once.
+The update, op for op the reference's (so the numbers are the reference's, bit for bit on the
+CPU, and PyTorch's within float rounding)::
+
+    theta <- theta (1 - lr wd)                            AdamW (decoupled decay)
+    g     <- g + wd theta                                 Adam with weight_decay (-g: maximize)
+    m     <- m + (1 - beta1) (g - m)
+    v     <- beta2 v + (1 - beta2) g g;    v_max <- max(v_max, v)     (amsgrad)
+    theta <- theta - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+
+How: the moment buffers of the group live in one flat buffer per moment (each state tensor's
+``.data`` is a view into it, so ``state_dict`` and checkpoints see ordinary tensors). The
+parameters are walked in cache-sized segments: a large parameter is a segment of its own and its
+passes run on its gradient itself (no gathering copy); small parameters share a segment, their
+gradients gathered with one ``concatenate``, so every pass is one ufunc call for all of them.
+The flat buffers are built on the first step and rebuilt whenever a state tensor was replaced
+(``load_state_dict``) or the set of parameters with a gradient changed. Parameters that share
+a step count are updated together (PyTorch counts steps per parameter; one that skipped a step
+is bucketed apart).
+
+NOTE: on the CPU the work per element is the reference's 13 ufunc passes, kept so that the
+numbers are the reference's bit for bit; NumPy has no fused multiply-add or elementwise kernel
+language, so what this saves is per-call overhead: much for many small parameters, little for a
+few large ones. The GPU kernel is where the fusion pays.
+
+CUDA (``adam.cu``): one grid-stride kernel over the flat moments; it reads each parameter and
+gradient through a table of device pointers (no packing of either), so the whole group is one
+launch. It needs contiguous parameters and gradients of the parameters' dtype; otherwise the
+bucket runs the reference update parameter by parameter (stated rule: any non-contiguous
+parameter or gradient, or a gradient of another dtype, in the bucket).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad import backend
+
+from . import _cuda
+
+CUDA_KERNELS = ("adam_multi_tensor",)
+
+_CACHE_ATTR = "_fused_adam_flat"  # optimizer attribute: {id(group): flat buffers}
+
+
+def step_group(optimizer, group: dict) -> None:
+    """One fused Adam/AdamW step for every parameter of ``group`` that has a gradient.
+
+    Initialises and counts the per-parameter state exactly as ``Adam.step`` does.
+    """
+    from minigrad.optim.optimizer import _state_zeros, _step_counter  # noqa: PLC0415
+
+    amsgrad = group["amsgrad"]
+    state = optimizer.state
+    buckets: dict = {}
+    for p in group["params"]:
+        if p.grad is None:
+            continue
+        st = state[p]
+        if not st:
+            st["step"] = _step_counter()
+            st["exp_avg"] = _state_zeros(p)
+            st["exp_avg_sq"] = _state_zeros(p)
+        if amsgrad and "max_exp_avg_sq" not in st:
+            st["max_exp_avg_sq"] = _state_zeros(p)
+        st["step"].data += 1
+        key = (float(st["step"].data), p.data.dtype,
+               None if type(p.data) is np.ndarray else p.data.device.id)
+        buckets.setdefault(key, []).append(p)
+    cache = optimizer.__dict__.setdefault(_CACHE_ATTR, {})
+    for n, ((step, _, _), params) in enumerate(buckets.items()):
+        flat = _flat_buffers(cache, (id(group), n), state, params, amsgrad)
+        _update(flat, params, step, group)
+
+
+# ---------------------------------------------------------------------------- flat buffers
+
+
+class _Flat:
+    """The flat moment buffers of one bucket, the views handed to the state tensors, and
+    scratch space for the gradients."""
+
+    def __init__(self, xp, state, params, amsgrad):
+        self.ids = tuple(id(p) for p in params)
+        sizes = [int(p.data.size) for p in params]
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
+        total = self.offsets[-1]
+        dtype = params[0].data.dtype
+        names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if amsgrad else [])
+        self.buffers = {name: xp.empty(total, dtype=dtype) for name in names}
+        self.views = []
+        for k, p in enumerate(params):
+            lo, hi = self.offsets[k], self.offsets[k + 1]
+            entry = {}
+            for name, flat in self.buffers.items():
+                view = flat[lo:hi].reshape(p.data.shape)
+                view[...] = state[p][name].data  # keep the values, move them into the flat
+                state[p][name].data = view
+                entry[name] = view
+            self.views.append(entry)
+        self.tmp = xp.empty(total, dtype=dtype)  # scratch, and the update of every parameter
+        self.grad = xp.empty(total, dtype=dtype)  # the gradients of small parameters, gathered
+        self.segments = _segments(self.offsets)
+        self.tmp_views = [self.tmp[self.offsets[k]:self.offsets[k + 1]].reshape(p.data.shape)
+                          for k, p in enumerate(params)]
+
+    def valid_for(self, state, params) -> bool:
+        if tuple(id(p) for p in params) != self.ids:
+            return False
+        for p, entry in zip(params, self.views):
+            st = state[p]
+            for name, view in entry.items():
+                if st[name].data is not view:
+                    return False
+        return True
+
+
+SEGMENT = 32768  # values per segment: the moments, scratch and parameters stay in cache
+
+
+def _segments(offsets) -> list:
+    """Consecutive parameters grouped into runs of about ``SEGMENT`` values: ``[(lo, hi,
+    [parameter indices])]``. A large parameter is a run of its own; small ones share one.
+
+    Example:
+        >>> _segments([0, 100000, 100128, 101408, 101418])
+        [(0, 100000, [0]), (100000, 101418, [1, 2, 3])]
+    """
+    runs, start, members = [], 0, []
+    for k in range(len(offsets) - 1):
+        if members and offsets[k + 1] - start > SEGMENT:
+            runs.append((start, offsets[k], members))
+            start, members = offsets[k], []
+        members.append(k)
+    if members:
+        runs.append((start, offsets[-1], members))
+    return runs
+
+
+def _flat_buffers(cache, key, state, params, amsgrad) -> _Flat:
+    flat = cache.get(key)
+    if flat is None or len(flat.buffers) != 2 + amsgrad or not flat.valid_for(state, params):
+        flat = _Flat(backend.array_module(params[0].data), state, params, amsgrad)
+        cache[key] = flat
+    return flat
+
+
+# ---------------------------------------------------------------------------- the update
+
+
+def _update(flat: _Flat, params, step: float, group: dict) -> None:
+    beta1, beta2 = group["betas"]
+    lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
+    maximize = group["maximize"]
+    decoupled = group.get("decoupled_weight_decay", False)
+    if type(params[0].data) is not np.ndarray:
+        if all(p.data.flags.c_contiguous and p.grad.data.flags.c_contiguous
+               and p.grad.data.dtype == p.data.dtype for p in params):
+            return _update_cuda(flat, params, step, lr, beta1, beta2, eps, wd, maximize,
+                                decoupled)
+        return _update_each(flat, params, step, group)  # stated fallback: see the docstring
+
+    # NOTE: the bias corrections are Python floats (float64 on the host), never arrays
+    step_size = lr / (1 - beta1**step)
+    bias_correction2_sqrt = (1 - beta2**step) ** 0.5
+    amsgrad = "max_exp_avg_sq" in flat.buffers
+    for lo, hi, members in flat.segments:  # a cache-sized run of parameters at a time
+        if wd != 0 and decoupled:
+            for k in members:
+                params[k].data *= 1 - lr * wd
+        if len(members) == 1:  # a large parameter: the passes run on its gradient itself
+            (k,) = members
+            grads = [(params[k].grad.data, flat.views[k], flat.tmp_views[k], params[k].data)]
+        else:  # small parameters: gathered into one flat gradient, then one pass each
+            g_seg = flat.grad[lo:hi]
+            np.concatenate([params[k].grad.data.reshape(-1) for k in members], out=g_seg)
+            theta = None
+            if wd != 0 and not decoupled:
+                theta = np.concatenate([params[k].data.reshape(-1) for k in members])
+            seg_views = {name: buf[lo:hi] for name, buf in flat.buffers.items()}
+            grads = [(g_seg, seg_views, flat.tmp[lo:hi], theta)]
+        for grad, views, tmp_p, theta in grads:
+            if wd != 0 and not decoupled:
+                g = theta * wd  # g <- g + wd * theta, in a fresh array (as the reference)
+                if maximize:
+                    g -= grad
+                else:
+                    g += grad
+            elif maximize:
+                g = -grad
+            else:
+                g = grad
+            m_p, v_p = views["exp_avg"], views["exp_avg_sq"]
+            # m <- m + (1 - beta1) (g - m)   (PyTorch's lerp_)
+            np.subtract(g, m_p, out=tmp_p)
+            tmp_p *= 1 - beta1
+            m_p += tmp_p
+            # v <- beta2 v + (1 - beta2) g g   (PyTorch's mul_ then addcmul_)
+            v_p *= beta2
+            np.multiply(g, 1 - beta2, out=tmp_p)
+            tmp_p *= g
+            v_p += tmp_p
+        # the rest: one pass each over the whole segment
+        m = flat.buffers["exp_avg"][lo:hi]
+        v = flat.buffers["exp_avg_sq"][lo:hi]
+        tmp = flat.tmp[lo:hi]
+        if amsgrad:
+            v_max = flat.buffers["max_exp_avg_sq"][lo:hi]
+            np.maximum(v_max, v, out=v_max)
+            v = v_max
+        # delta = -step_size * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+        np.sqrt(v, out=tmp)
+        tmp /= bias_correction2_sqrt
+        tmp += eps
+        np.divide(m, tmp, out=tmp)
+        tmp *= -step_size
+        for k in members:  # theta <- theta + delta   (PyTorch's addcdiv_)
+            params[k].data += flat.tmp_views[k]
+
+
+def _update_each(flat: _Flat, params, step: float, group: dict) -> None:
+    """The reference update, parameter by parameter (the state views stay in the flats)."""
+    from minigrad.optim.adam import _adam_update  # noqa: PLC0415
+
+    beta1, beta2 = group["betas"]
+    for p, entry in zip(params, flat.views):
+        _adam_update(p.data, p.grad.data, entry["exp_avg"], entry["exp_avg_sq"],
+                     entry.get("max_exp_avg_sq"), step=step, lr=group["lr"], beta1=beta1,
+                     beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
+                     maximize=group["maximize"],
+                     decoupled_weight_decay=group.get("decoupled_weight_decay", False))
+
+
+def _update_cuda(flat, params, step, lr, beta1, beta2, eps, wd, maximize, decoupled) -> None:
+    cp = backend.array_module(params[0].data)
+    dt = params[0].data.dtype
+    dev = params[0].data.device.id
+    fn = _cuda.kernel("adam", CUDA_KERNELS, "adam_multi_tensor", dt, dev)
+    p_ptrs = cp.asarray(np.array([p.data.data.ptr for p in params], dtype=np.uint64))
+    g_ptrs = cp.asarray(np.array([p.grad.data.data.ptr for p in params], dtype=np.uint64))
+    offsets = cp.asarray(np.array(flat.offsets, dtype=np.int64))
+    m, v = flat.buffers["exp_avg"], flat.buffers["exp_avg_sq"]
+    v_max = flat.buffers.get("max_exp_avg_sq", v)
+    total = flat.offsets[-1]
+    grid, block = _cuda.grid_1d(total, sm_count=_cuda.sm_count(dev))
+    flags = (1 if maximize else 0) | (2 if decoupled else 0) | (4 if v_max is not v else 0)
+    s = lambda x: _cuda.scalar(dt, x)  # noqa: E731
+    fn(grid, block, (p_ptrs, g_ptrs, offsets, np.int32(len(params)), m, v, v_max,
+                     np.int64(total), s(lr), s(beta1), s(beta2), s(eps), s(wd),
+                     s(lr / (1 - beta1**step)), s((1 - beta2**step) ** 0.5), np.int32(flags)))

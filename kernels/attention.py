@@ -1,0 +1,280 @@
+"""Fused scaled dot-product attention, forward and backward, with causal and padding masks.
+
+What is fused: :func:`minigrad.nn.attention._sdpa_reference` (the reference), i.e. the
+softmax(q k^T * scale + mask) @ v of ``F.scaled_dot_product_attention`` and of
+``MultiheadAttention`` (when it does not return the weights)::
+
+    S = (q * scale) @ k^T + M         M: 0 / -inf for bool masks (True = may attend), or added
+    P = softmax(S)                    a row with every key masked gets P = 0 (PyTorch 2.13)
+    out = P @ v
+    dP = dout @ v^T;   dS = P * (dP - rowsum(dP * P))
+    dq = dS @ k * scale;   dk = dS^T @ (q * scale);   dv = P^T @ dout
+
+NumPy: one Function keeps P (the (..., L, S) probabilities), q * scale and the output; the
+forward is two batched GEMMs and an in-place softmax with the mask added as 0 / -inf (add, max,
+subtract, exp, sum, divide), the backward four batched GEMMs and three passes over dP. Both walk
+the batch and heads in cache-sized groups (``kernels/_numpy.py``), instead of the composite's
+dozen whole-array ops each way.
+
+CUDA (``attention.cu``): a tiled online-softmax (flash-attention style) kernel that never
+stores the (L, S) matrix in global memory: the forward keeps only the output and one
+log-sum-exp per query row; the backward recomputes P tile by tile (one kernel for dK and dV,
+one for dQ, after a row-sum of dout * out).
+
+Fallback rule (:func:`apply`): ``dropout_p > 0``, a floating mask that requires a gradient,
+or (CUDA) a head dimension above 128 runs the reference.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from minigrad.autograd import Function, is_grad_enabled
+from minigrad.fused import reference_grads
+from minigrad.tensor import Tensor
+
+from . import _cuda
+from ._numpy import row_chunks
+
+CUDA_KERNELS = ("flash_attn_fwd", "flash_attn_bwd_dq", "flash_attn_bwd_dkdv")
+# the kernels keep a row of the head dim in arrays of DMAX entries (a template argument)
+CUDA_VARIANTS = {"flash_attn_fwd": (64, 128), "flash_attn_bwd_dkdv": (64, 128),
+                 "flash_attn_bwd_dq": (64, 128)}
+MAX_HEAD_DIM_CUDA = 128
+
+
+class AttentionFn(Function):
+    """(q, k, v) -> softmax(q k^T * scale + mask) @ v; see the module docstring."""
+
+    def forward(self, q, k, v, *, mask, is_causal, scale):
+        self.mask, self.is_causal, self.scale = mask, is_causal, scale
+        if self.xp is np:
+            return self._forward_numpy(q, k, v)
+        return self._forward_cuda(q, k, v)
+
+    def backward(self, gy):
+        if is_grad_enabled():  # create_graph=True: differentiate the composite instead
+            return reference_grads(self._reference, self.inputs, (gy,))
+        if self.xp is np:
+            grads = self._backward_numpy(gy.data)
+        else:
+            grads = self._backward_cuda(gy.data)
+        return tuple(Tensor._make(g) for g in grads)
+
+    def _reference(self, q, k, v):
+        from minigrad.nn.attention import _sdpa_reference  # noqa: PLC0415
+
+        return _sdpa_reference(q, k, v, self.mask, 0.0, self.is_causal, self.scale)
+
+    # ---------------------------------------------------------------- NumPy
+    def _additive_mask(self, L, S, dtype):
+        """The mask as 0 / -inf (or the float mask itself), to add to the scores; or None."""
+        if self.is_causal:
+            # query i attends keys 0..i (top-left aligned, as PyTorch)
+            return np.where(np.tri(L, S, dtype=bool), dtype.type(0), dtype.type(-np.inf))
+        if self.mask is None:
+            return None
+        m = self.mask.data
+        if m.dtype == np.bool_:  # True = may attend; forbidden keys get exp(-inf) = 0
+            return np.where(m, dtype.type(0), dtype.type(-np.inf))
+        return m
+
+    def _forward_numpy(self, q, k, v):
+        L, E, S, Ev = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
+        dt = q.dtype
+        bias = self._additive_mask(L, S, dt)
+        batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2],
+                                    () if bias is None else bias.shape[:-2])
+        nb = int(np.prod(batch))
+
+        def fold(a, T, D):  # (*batch, T, D) -> (nb, T, D); copies only what broadcasts
+            return np.broadcast_to(a, batch + (T, D)).reshape(nb, T, D)
+
+        # NOTE: scale q (L*E) rather than the scores (L*S), as the reference does
+        qs = fold(q, L, E) * dt.type(self.scale)
+        k3, v3 = fold(k, S, E), fold(v, S, Ev)
+        if bias is not None and bias.ndim > 2:
+            bias = fold(bias, L, S)
+        probs = np.empty((nb, L, S), dtype=dt)
+        out = np.empty((nb, L, Ev), dtype=dt)
+        for part in row_chunks(nb, L * S, 65536):  # cache-sized pieces: kernels/_numpy.py
+            sc = probs[part]
+            np.matmul(qs[part], np.swapaxes(k3[part], -1, -2), out=sc)  # (n, L, S)
+            if bias is not None:
+                sc += bias if bias.ndim == 2 else bias[part]
+            row_max = sc.max(axis=-1, keepdims=True)  # NOTE: max-shift: no overflow
+            if bias is not None:
+                # NOTE: a row whose keys are all masked has max -inf: shift it by 0 instead;
+                # its exps are then all 0, and dividing by 1 keeps its probabilities 0
+                row_max[row_max == -np.inf] = 0
+            sc -= row_max
+            np.exp(sc, out=sc)
+            total = sc.sum(axis=-1, keepdims=True)
+            if bias is not None:
+                total[total == 0] = 1
+            sc /= total
+            np.matmul(sc, v3[part], out=out[part])
+        self.saved = (qs, k3, v3, probs, batch)
+        return out.reshape(batch + (L, Ev))
+
+    def _backward_numpy(self, gy):
+        qs, k3, v3, probs, batch = self.saved
+        nb, L, S = probs.shape
+        E, Ev = qs.shape[-1], v3.shape[-1]
+        dt = probs.dtype.type
+        go = np.broadcast_to(gy, batch + (L, Ev)).reshape(nb, L, Ev)
+        gq = np.empty((nb, L, E), dtype=probs.dtype)
+        gk = np.empty((nb, S, E), dtype=probs.dtype)
+        gv = np.empty((nb, S, Ev), dtype=probs.dtype)
+        for part in row_chunks(nb, L * S, 65536):
+            p = probs[part]
+            np.matmul(np.swapaxes(p, -1, -2), go[part], out=gv[part])  # P^T dout
+            ds = np.matmul(go[part], np.swapaxes(v3[part], -1, -2))  # dP = dout v^T
+            # NOTE: rowsum(dP * P) from these very dP values (not as dout . out, equal only in
+            # exact arithmetic): a saturated softmax (P one-hot) then gives dS = 0 exactly
+            ds -= np.einsum("nls,nls->nl", ds, p)[..., None]
+            ds *= p  # dS = P (dP - rowsum(dP P))
+            np.matmul(ds, k3[part], out=gq[part])
+            np.matmul(np.swapaxes(ds, -1, -2), qs[part], out=gk[part])
+        gq *= dt(self.scale)
+        return (gq.reshape(batch + (L, E)), gk.reshape(batch + (S, E)),
+                gv.reshape(batch + (S, Ev)))
+
+    # ---------------------------------------------------------------- CUDA
+    def _mask_cuda(self, B, H, L, S, dtype):
+        """(kind, mask viewed as (B, H, L, S), its element strides) for the kernels: kind 0
+        none, 1 causal, 2 bool (uint8, 1 = may attend), 3 additive (the scores' dtype)."""
+        xp = self.xp
+        if self.mask is None or self.is_causal:
+            return (1 if self.is_causal else 0), xp.zeros(1, dtype=np.uint8), (0, 0, 0, 0)
+        m = self.mask.data
+        kind = 2 if m.dtype == np.bool_ else 3
+        m = m.astype(np.uint8 if kind == 2 else dtype)
+        # broadcasting gives stride 0 to repeated dims: no copy for (L, S) or (B, 1, 1, S)
+        m4 = xp.broadcast_to(m, self._batch + (L, S)).reshape(B, H, L, S)
+        return kind, m4, tuple(st // m4.itemsize for st in m4.strides)
+
+    def _geometry(self, q, k, v):
+        """Fold the batch dims into (B, H) and make q, k, v contiguous (BH, T, E)."""
+        xp = self.xp
+        batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+        self._batch = batch
+        L, E = q.shape[-2:]
+        S, Ev = k.shape[-2], v.shape[-1]
+        lead = (1, 1) + tuple(batch)
+        B, H = int(np.prod(lead[:-1])), int(lead[-1])
+
+        def fold(t, T, D):
+            return xp.ascontiguousarray(xp.broadcast_to(t, batch + (T, D))).reshape(B * H, T, D)
+
+        return fold(q, L, E), fold(k, S, E), fold(v, S, Ev), B, H, L, S, E, Ev
+
+    def _kernel(self, which, dt, dev, E, Ev):
+        return _cuda.kernel("attention", CUDA_KERNELS, which, dt, dev,
+                            head_dim_variant(E, Ev), CUDA_VARIANTS)
+
+    def _forward_cuda(self, q, k, v):
+        xp = self.xp
+        qf, kf, vf, B, H, L, S, E, Ev = self._geometry(q, k, v)
+        dt = qf.dtype
+        fwd = self._kernel("flash_attn_fwd", dt, qf.device.id, E, Ev)
+        out = xp.empty((B * H, L, Ev), dtype=dt)
+        lse = xp.empty((B * H, L), dtype=dt)
+        kind, m4, ms = self._mask_cuda(B, H, L, S, dt)
+        grid, block, smem, tile = flash_geometry(L, E, Ev, B * H, dt.itemsize)
+        fwd(grid, block, (qf, kf, vf, out, lse, m4, np.int64(ms[0]), np.int64(ms[1]),
+                          np.int64(ms[2]), np.int64(ms[3]), np.int32(kind), np.int32(H),
+                          np.int32(L), np.int32(S), np.int32(E), np.int32(Ev),
+                          _cuda.scalar(dt, self.scale), np.int32(tile)), shared_mem=smem)
+        self.saved = (qf, kf, vf, out, lse, (kind, m4, ms), (B, H, L, S, E, Ev))
+        return out.reshape(self._batch + (L, Ev))
+
+    def _backward_cuda(self, gy):
+        xp = self.xp
+        qf, kf, vf, out, lse, (kind, m4, ms), (B, H, L, S, E, Ev) = self.saved
+        dt = qf.dtype
+        dev = qf.device.id
+        go = xp.ascontiguousarray(xp.broadcast_to(gy, self._batch + (L, Ev))).reshape(
+            B * H, L, Ev)
+        delta = xp.empty((B * H, L), dtype=dt)  # rowsum(dP * P), written by the dq kernel
+        gq, gk, gv = xp.empty_like(qf), xp.empty_like(kf), xp.empty_like(vf)
+        mask_args = (m4, np.int64(ms[0]), np.int64(ms[1]), np.int64(ms[2]), np.int64(ms[3]),
+                     np.int32(kind))
+        dims = (np.int32(H), np.int32(L), np.int32(S), np.int32(E), np.int32(Ev),
+                _cuda.scalar(dt, self.scale))
+        grid, block, smem, tile = flash_geometry(L, E, Ev, B * H, dt.itemsize)
+        self._kernel("flash_attn_bwd_dq", dt, dev, E, Ev)(
+            grid, block, (qf, kf, vf, go, lse, delta, gq) + mask_args + dims +
+            (np.int32(tile),), shared_mem=smem)
+        grid, block, smem, tile = flash_geometry(S, E, Ev, B * H, dt.itemsize, extra=2)
+        self._kernel("flash_attn_bwd_dkdv", dt, dev, E, Ev)(
+            grid, block, (qf, kf, vf, go, lse, delta, gk, gv) + mask_args + dims +
+            (np.int32(tile),), shared_mem=smem)
+        return (gq.reshape(self._batch + (L, E)), gk.reshape(self._batch + (S, E)),
+                gv.reshape(self._batch + (S, Ev)))
+
+
+# ---------------------------------------------------------------------------- geometry
+
+FLASH_ROWS = 64  # query (or key) rows per block: one thread per row
+FLASH_MAX_TILE = 64  # rows of the other operands staged in shared memory per iteration
+FLASH_SMEM_LIMIT = 48 * 1024  # dynamic shared memory a launch may use without opting in
+
+
+def head_dim_variant(E: int, Ev: int) -> int:
+    """The DMAX template argument for head dims E, Ev (both <= 128).
+
+    Example:
+        >>> head_dim_variant(64, 64), head_dim_variant(8, 80)
+        (64, 128)
+    """
+    return 64 if max(E, Ev) <= 64 else 128
+
+
+def flash_geometry(rows: int, E: int, Ev: int, bh: int, itemsize: int = 4, extra: int = 0):
+    """``(grid, block, shared bytes, tile)`` of a flash kernel: grid ``(bh, row blocks)``, a
+    block of ``FLASH_ROWS`` threads, one per row; ``tile`` rows of the other operands (``E +
+    Ev + extra`` values each) staged in shared memory, halved until under 48 KB.
+
+    Example:
+        >>> flash_geometry(128, 64, 64, 64)
+        ((64, 2), (64,), 32768, 64)
+        >>> flash_geometry(4096, 128, 128, 8, itemsize=8, extra=2)[2:]
+        (33024, 16)
+    """
+    tile = FLASH_MAX_TILE
+    while tile > 1 and tile * (E + Ev + extra) * itemsize > FLASH_SMEM_LIMIT:
+        tile //= 2
+    grid = (bh, (rows + FLASH_ROWS - 1) // FLASH_ROWS)
+    return grid, (FLASH_ROWS,), tile * (E + Ev + extra) * itemsize, tile
+
+
+# ---------------------------------------------------------------------------- entry point
+
+
+def supported(query: Tensor, key: Tensor, value: Tensor, attn_mask, dropout_p: float) -> bool:
+    """The fused kernel's domain (see the module docstring's fallback rule)."""
+    if dropout_p > 0.0:
+        return False
+    if attn_mask is not None and attn_mask.requires_grad:
+        return False
+    if type(query.data) is not np.ndarray and max(query.shape[-1], value.shape[-1]) > \
+            MAX_HEAD_DIM_CUDA:
+        return False
+    return True
+
+
+def apply(query: Tensor, key: Tensor, value: Tensor, attn_mask=None, dropout_p: float = 0.0,
+          is_causal: bool = False, scale=None) -> Tensor:
+    """Attention with the arguments of ``nn.attention._sdpa_reference``: the fused kernel in
+    its domain (:func:`supported`), the reference outside it."""
+    if scale is None:
+        scale = 1.0 / math.sqrt(query.shape[-1])
+    if not supported(query, key, value, attn_mask, dropout_p):
+        from minigrad.nn.attention import _sdpa_reference  # noqa: PLC0415
+
+        return _sdpa_reference(query, key, value, attn_mask, dropout_p, is_causal, scale)
+    return AttentionFn.apply(query, key, value, mask=attn_mask, is_causal=is_causal,
+                             scale=float(scale))

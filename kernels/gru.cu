@@ -1,0 +1,107 @@
+// gru.cu: the gate maths of one GRU time step, forward and backward, as one kernel each.
+// The recurrent GEMMs run outside, through cuBLAS (CuPy matmul), one per step.
+//
+// Computes, for every batch row b and hidden unit j (gates in PyTorch's order r, z, n;
+// p = h W_hh^T arrives from cuBLAS in `p` and gets b_hh added in place):
+//   gru_step_fwd:  p += b_hh
+//                  r = sigmoid(x_r + p_r);  z = sigmoid(x_z + p_z);  n = tanh(x_n + r p_n)
+//                  h' = n + z (h - n);       padded rows (valid[b] = 0) keep h
+//                  writes r, z (B, 2H), n (B, H) and h'
+//   gru_step_bwd:  dh = dh_mm + dh_keep + gy[t]   (dh_mm = dp(t+1) W_hh, by cuBLAS)
+//                  dn = dh (1 - z) (1 - n^2);  dz = dh (h - n) z (1 - z);  dr = dn p_n r (1 - r)
+//                  dp = [dr, dz, dn r];  dx = [dr, dz, dn];  dh_keep <- dh z
+//                  padded rows: dp = dx = 0, dh_keep <- dh
+// The weight gradient is then ONE GEMM over all steps: dW_hh = dp_all^T h_prev_all.
+//
+// Launch layout: 1-D grid-stride loops over the B * H (row, unit) pairs (kernels/_cuda.py
+// grid_1d); each thread owns the three gate columns of its unit. All arrays contiguous.
+// Dtypes: T = float or double; valid flags uint8.
+// Numerics: sigmoid(x) = 1 / (1 + exp(-x)) (overflow gives exactly 0), tanh from the math
+// library: saturated gates stay finite.
+
+__device__ __forceinline__ float exp_(float x) { return expf(x); }
+__device__ __forceinline__ double exp_(double x) { return exp(x); }
+__device__ __forceinline__ float tanh_(float x) { return tanhf(x); }
+__device__ __forceinline__ double tanh_(double x) { return tanh(x); }
+
+template <typename T>
+__device__ __forceinline__ T sigmoid_(T x) { return T(1) / (T(1) + exp_(-x)); }
+
+template <typename T>
+__global__ void gru_step_fwd(const T* __restrict__ xs, T* __restrict__ p,
+                             const T* __restrict__ bias, const T* __restrict__ h_prev,
+                             const unsigned char* __restrict__ valid, T* __restrict__ rz,
+                             T* __restrict__ n_out, T* __restrict__ h_next, int B, int H) {
+  const long long total = (long long)B * H;
+  const long long stride = (long long)blockDim.x * gridDim.x;
+  for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+       idx += stride) {
+    const int b = (int)(idx / H), j = (int)(idx % H);
+    const long long g0 = (long long)b * 3 * H + j;  // gate r of unit j in row b
+    const T pr = p[g0] + bias[j];
+    const T pz = p[g0 + H] + bias[H + j];
+    const T pn = p[g0 + 2 * H] + bias[2 * H + j];
+    p[g0] = pr;
+    p[g0 + H] = pz;
+    p[g0 + 2 * H] = pn;  // kept: the backward needs W_hn h + b_hn
+    const T r = sigmoid_(xs[g0] + pr);
+    const T z = sigmoid_(xs[g0 + H] + pz);
+    const T nn = tanh_(xs[g0 + 2 * H] + r * pn);
+    const T hp = h_prev[idx];
+    rz[(long long)b * 2 * H + j] = r;
+    rz[(long long)b * 2 * H + H + j] = z;
+    n_out[idx] = nn;
+    h_next[idx] = valid[b] ? nn + z * (hp - nn) : hp;
+  }
+}
+
+template <typename T>
+__global__ void gru_step_bwd(const T* __restrict__ dh_mm, T* __restrict__ dh_keep,
+                             const T* __restrict__ gy, const T* __restrict__ p,
+                             const T* __restrict__ rz, const T* __restrict__ n_in,
+                             const T* __restrict__ h_prev,
+                             const unsigned char* __restrict__ valid, T* __restrict__ dp,
+                             T* __restrict__ dx, int B, int H) {
+  const long long total = (long long)B * H;
+  const long long stride = (long long)blockDim.x * gridDim.x;
+  for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
+       idx += stride) {
+    const int b = (int)(idx / H), j = (int)(idx % H);
+    const long long g0 = (long long)b * 3 * H + j;
+    const T dh = dh_mm[idx] + dh_keep[idx] + gy[idx];
+    if (!valid[b]) {  // padded: no gate gradient, dh passes to the step before
+      dp[g0] = dp[g0 + H] = dp[g0 + 2 * H] = T(0);
+      dx[g0] = dx[g0 + H] = dx[g0 + 2 * H] = T(0);
+      dh_keep[idx] = dh;
+      continue;
+    }
+    const T r = rz[(long long)b * 2 * H + j], z = rz[(long long)b * 2 * H + H + j];
+    const T nn = n_in[idx];
+    const T dn = dh * (T(1) - z) * (T(1) - nn * nn);
+    const T dz = dh * (h_prev[idx] - nn) * z * (T(1) - z);
+    const T dr = dn * p[g0 + 2 * H] * r * (T(1) - r);
+    dp[g0] = dr;
+    dp[g0 + H] = dz;
+    dp[g0 + 2 * H] = dn * r;
+    dx[g0] = dr;
+    dx[g0 + H] = dz;
+    dx[g0 + 2 * H] = dn;
+    dh_keep[idx] = dh * z;
+  }
+}
+
+#ifndef __CUDACC_RTC__  // nvcc (the compile check): instantiate what NVRTC gets by name
+template __global__ void gru_step_fwd<float>(const float*, float*, const float*, const float*,
+                                             const unsigned char*, float*, float*, float*, int,
+                                             int);
+template __global__ void gru_step_fwd<double>(const double*, double*, const double*,
+                                              const double*, const unsigned char*, double*,
+                                              double*, double*, int, int);
+template __global__ void gru_step_bwd<float>(const float*, float*, const float*, const float*,
+                                             const float*, const float*, const float*,
+                                             const unsigned char*, float*, float*, int, int);
+template __global__ void gru_step_bwd<double>(const double*, double*, const double*,
+                                              const double*, const double*, const double*,
+                                              const double*, const unsigned char*, double*,
+                                              double*, int, int);
+#endif

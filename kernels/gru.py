@@ -1,0 +1,268 @@
+"""Fused GRU layer: the whole recurrence of one layer and direction, forward and backward
+through time, as one ``Function``.
+
+What is fused: everything :func:`minigrad.nn.rnn._gru_layer` (the composite reference) does
+after the input projection: per step the recurrent GEMM ``h @ W_hh^T + b_hh``, the gates, the
+state update and the ``lengths`` mask; and the backward through time. The input projection
+``x W_ih^T + b_ih`` stays one GEMM over all ``T * B`` rows, outside (in ``GRU``).
+
+Forward, per step (gates in PyTorch's order r, z, n)::
+
+    p = h @ W_hh^T + b_hh = [p_r, p_z, p_n]           (B, 3H)
+    r = sigmoid(x_r + p_r);  z = sigmoid(x_z + p_z)
+    n = tanh(x_n + r * p_n)
+    h' = n + z * (h - n)                               (padded rows keep h)
+
+Backward, per step, from dh (upstream + carried)::
+
+    dn_pre = dh (1 - z) (1 - n^2)
+    dz_pre = dh (h - n) z (1 - z);   dr_pre = dn_pre p_n r (1 - r)
+    dp = [dr_pre, dz_pre, dn_pre * r];   dx = [dr_pre, dz_pre, dn_pre]
+    dh <- dh z + dp @ W_hh
+
+and after the loop ONE GEMM for the weights over all steps: ``dW_hh = dp_all^T @ h_prev_all``,
+``db_hh = sum(dp_all)``, ``dx_proj = dx_all``.
+
+NumPy: r, z, n and p of every step are kept, so the backward never recomputes a
+transcendental. The x_r, x_z parts and the r, z columns of ``W_hh^T`` and ``b_hh`` are
+pre-multiplied by -1 once, so that ``sigmoid = 1 / (1 + exp(.))`` needs no negation per step.
+All step maths is in place (``out=``), in the input dtype.
+
+CUDA (``gru.cu``): per step one cuBLAS GEMM (CuPy ``matmul``) and one fused gate kernel; the
+backward likewise, then the same single weight GEMM.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad.autograd import Function, is_grad_enabled
+from minigrad.fused import reference_grads
+from minigrad.tensor import Tensor
+
+from . import _cuda
+
+CUDA_KERNELS = ("gru_step_fwd", "gru_step_bwd")
+
+
+class GRUFn(Function):
+    """(x_proj, h0, W_hh[, b_hh]) -> (output, h_n) for one GRU layer and direction; the
+    gradients of all inputs by backpropagation through time (see the module docstring)."""
+
+    def forward(self, x_proj, h0, w_hh, *b_hh, mask=None, reverse=False):
+        self.mask, self.reverse = mask, reverse
+        b = b_hh[0] if b_hh else None
+        if self.xp is np:
+            return self._forward_numpy(x_proj, h0, w_hh, b)
+        return self._forward_cuda(x_proj, h0, w_hh, b)
+
+    def backward(self, gy, gh_n):
+        if is_grad_enabled():  # create_graph=True: differentiate the composite instead
+            return reference_grads(self._reference, self.inputs, (gy, gh_n))
+        if self.xp is np:
+            grads = self._backward_numpy(gy.data, gh_n.data)
+        else:
+            grads = self._backward_cuda(gy.data, gh_n.data)
+        return tuple(None if g is None else Tensor._make(g) for g in grads)
+
+    def _reference(self, x_proj, h0, w_hh, b_hh=None):
+        from minigrad.nn.rnn import _gru_layer  # noqa: PLC0415
+
+        return _gru_layer(x_proj, h0, w_hh, b_hh, self.mask, self.reverse)
+
+    # ---------------------------------------------------------------- steps and masks
+    def _step_order(self, a):
+        """A (T, ...) array in processing order (reversed for the reverse direction)."""
+        return a[::-1] if self.reverse else a
+
+    def _padded_rows(self):
+        """(T, B, 1) bool "padded" in processing order and, per step, whether any row is."""
+        if self.mask is None:
+            return None, None
+        pad = ~self._step_order(self.mask.data)
+        return pad, pad.any(axis=(1, 2)).tolist()
+
+    # ---------------------------------------------------------------- NumPy
+    def _forward_numpy(self, x_proj, h0, w_hh, b_hh):
+        T, B, G = x_proj.shape
+        H = G // 3
+        dt = x_proj.dtype
+        # NOTE: sigmoid(x) = 1 / (1 + exp(-x)): the r, z columns are kept negated (x, W, b)
+        neg = np.ones(G, dtype=dt)
+        neg[:2 * H] = -1.0
+        xs = np.multiply(self._step_order(x_proj), neg)  # (T, B, 3H), processing order
+        w_t = w_hh.T * neg  # (H, 3H)
+        bias = None if b_hh is None else b_hh * neg
+        ps = np.empty((T, B, G), dtype=dt)  # h @ W_hh^T + b_hh of every step (r, z negated)
+        rz = np.empty((T, B, 2 * H), dtype=dt)  # r, z
+        ns = np.empty((T, B, H), dtype=dt)  # n
+        hs = np.empty((T + 1, B, H), dtype=dt)  # hs[k] is the state entering step k
+        hs[0] = h0
+        tmp = np.empty((B, H), dtype=dt)
+        pad, any_pad = self._padded_rows()
+        with np.errstate(over="ignore"):  # exp(+large) = inf gives sigmoid 0, as it should
+            for k in range(T):
+                p = ps[k]
+                np.matmul(hs[k], w_t, out=p)
+                if bias is not None:
+                    p += bias
+                s = rz[k]
+                np.add(xs[k, :, :2 * H], p[:, :2 * H], out=s)
+                np.exp(s, out=s)
+                s += 1
+                np.reciprocal(s, out=s)  # r, z
+                r, z = s[:, :H], s[:, H:]
+                n = ns[k]
+                np.multiply(r, p[:, 2 * H:], out=n)
+                n += xs[k, :, 2 * H:]
+                _tanh_into(n, n)
+                h = hs[k + 1]
+                np.subtract(hs[k], n, out=tmp)
+                tmp *= z
+                np.add(n, tmp, out=h)  # (1 - z) n + z h
+                if any_pad and any_pad[k]:  # padded rows keep their state
+                    np.copyto(h, hs[k], where=pad[k])
+        self.saved = (ps, rz, ns, hs, w_hh)
+        out = self._step_order(hs[1:])  # (T, B, H) in time order
+        if self.mask is not None:
+            out = out * self.mask.data  # padded steps output zeros
+        return out, hs[T]
+
+    def _backward_numpy(self, gy, gh_n):
+        ps, rz, ns, hs, w_hh = self.saved
+        T, B, G = ps.shape
+        H = G // 3
+        dt = ps.dtype
+        if self.mask is not None:
+            gy = gy * self.mask.data  # padded outputs are constant zeros
+        gy = self._step_order(gy)
+        pad, any_pad = self._padded_rows()
+        dp_all = np.empty((T, B, G), dtype=dt)  # d(h @ W_hh^T + b_hh) of every step
+        dxn_all = np.empty((T, B, H), dtype=dt)  # d(x_n) of every step
+        dh = np.array(gh_n, dtype=dt)
+        dh_next = np.empty((B, H), dtype=dt)
+        tmp = np.empty((B, H), dtype=dt)
+        deriv = np.empty((B, 2 * H), dtype=dt)
+        for k in range(T - 1, -1, -1):
+            dh += gy[k]
+            s, n, dp, dxn = rz[k], ns[k], dp_all[k], dxn_all[k]
+            r, z = s[:, :H], s[:, H:]
+            # dn_pre = dh (1 - z) (1 - n^2)
+            np.subtract(1, z, out=dxn)
+            dxn *= dh
+            np.multiply(n, n, out=tmp)
+            np.subtract(1, tmp, out=tmp)
+            dxn *= tmp
+            # dr = dn_pre * p_n (the raw W_hn h + b_hn); dz = dh (h - n)
+            np.multiply(dxn, ps[k, :, 2 * H:], out=dp[:, :H])
+            np.subtract(hs[k], n, out=dp[:, H:2 * H])
+            dp[:, H:2 * H] *= dh
+            np.subtract(1, s, out=deriv)
+            deriv *= s
+            dp[:, :2 * H] *= deriv  # through the sigmoids
+            np.multiply(dxn, r, out=dp[:, 2 * H:])  # d p_n = dn_pre * r
+            padded = any_pad is not None and any_pad[k]
+            if padded:  # padded rows: no gate gradient; dh passes through unchanged
+                np.copyto(dp, 0, where=pad[k])
+                np.copyto(dxn, 0, where=pad[k])
+            np.matmul(dp, w_hh, out=dh_next)  # (B, 3H) @ (3H, H)
+            np.multiply(dh, z, out=tmp)
+            dh_next += tmp
+            if padded:
+                np.copyto(dh_next, dh, where=pad[k])
+            dh, dh_next = dh_next, dh
+
+        needs = self.needs_input_grad
+        dp_rows = dp_all.reshape(T * B, G)
+        gx = gw = gb = None
+        if needs[0]:
+            gx = np.empty((T, B, G), dtype=dt)  # dx = [dr_pre, dz_pre, dn_pre]
+            gx[:, :, :2 * H] = dp_all[:, :, :2 * H]
+            gx[:, :, 2 * H:] = dxn_all
+            gx = self._step_order(gx)
+        if needs[2]:
+            gw = dp_rows.T @ hs[:T].reshape(T * B, H)  # ONE GEMM over all steps: (3H, H)
+        if len(needs) > 3 and needs[3]:
+            gb = dp_rows.sum(axis=0)
+        return (gx, dh if needs[1] else None, gw) + ((gb,) if len(needs) > 3 else ())
+
+    # ---------------------------------------------------------------- CUDA
+    def _valid_cuda(self, T, B):
+        """(T, B) uint8 "valid step" flags in processing order (all ones without a mask)."""
+        xp = self.xp
+        if self.mask is None:
+            return xp.ones((T, B), dtype=np.uint8)
+        return xp.ascontiguousarray(self._step_order(self.mask.data[:, :, 0])).astype(np.uint8)
+
+    def _forward_cuda(self, x_proj, h0, w_hh, b_hh):
+        xp = self.xp
+        T, B, G = x_proj.shape
+        H = G // 3
+        dt = x_proj.dtype
+        dev = x_proj.device.id
+        fwd = _cuda.kernel("gru", CUDA_KERNELS, "gru_step_fwd", dt, dev)
+        xs = xp.ascontiguousarray(self._step_order(x_proj))
+        bias = xp.ascontiguousarray(b_hh) if b_hh is not None else xp.zeros(G, dtype=dt)
+        w_t = xp.ascontiguousarray(w_hh.T)  # (H, 3H)
+        ps = xp.empty((T, B, G), dtype=dt)
+        rz = xp.empty((T, B, 2 * H), dtype=dt)
+        ns = xp.empty((T, B, H), dtype=dt)
+        hs = xp.empty((T + 1, B, H), dtype=dt)
+        hs[0] = h0
+        valid = self._valid_cuda(T, B)
+        grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(dev))
+        for k in range(T):
+            xp.matmul(hs[k], w_t, out=ps[k])
+            fwd(grid, block, (xs[k], ps[k], bias, hs[k], valid[k], rz[k], ns[k], hs[k + 1],
+                              np.int32(B), np.int32(H)))
+        self.saved = (ps, rz, ns, hs, w_hh)
+        out = self._step_order(hs[1:])
+        if self.mask is not None:
+            out = out * self.mask.data
+        return out, hs[T]
+
+    def _backward_cuda(self, gy, gh_n):
+        xp = self.xp
+        ps, rz, ns, hs, w_hh = self.saved
+        T, B, G = ps.shape
+        H = G // 3
+        dt = ps.dtype
+        dev = ps.device.id
+        bwd = _cuda.kernel("gru", CUDA_KERNELS, "gru_step_bwd", dt, dev)
+        if self.mask is not None:
+            gy = gy * self.mask.data
+        gy = xp.ascontiguousarray(self._step_order(gy))
+        valid = self._valid_cuda(T, B)
+        dp_all = xp.empty((T, B, G), dtype=dt)
+        dx_all = xp.empty((T, B, G), dtype=dt)
+        dh_mm = xp.zeros((B, H), dtype=dt)  # dp @ W_hh of the step after (zero at the end)
+        dh_keep = xp.array(gh_n, dtype=dt)  # a copy: the rest of dh carried back
+        grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(dev))
+        for k in range(T - 1, -1, -1):
+            # one kernel: dh = dh_mm + dh_keep + gy[k]; gate gradients; dh_keep <- the part of
+            # dh that reaches h_prev directly (dh z, or all of dh on padded rows)
+            bwd(grid, block, (dh_mm, dh_keep, gy[k], ps[k], rz[k], ns[k], hs[k], valid[k],
+                              dp_all[k], dx_all[k], np.int32(B), np.int32(H)))
+            xp.matmul(dp_all[k], w_hh, out=dh_mm)
+        dh_mm += dh_keep
+        needs = self.needs_input_grad
+        dp_rows = dp_all.reshape(T * B, G)
+        gw = dp_rows.T @ hs[:T].reshape(T * B, H) if needs[2] else None
+        gb = dp_rows.sum(axis=0) if len(needs) > 3 and needs[3] else None
+        gx = self._step_order(dx_all) if needs[0] else None
+        return (gx, dh_mm if needs[1] else None, gw) + ((gb,) if len(needs) > 3 else ())
+
+
+def _tanh_into(x, out):
+    """out = tanh(x) = 2 / (1 + exp(-2x)) - 1 (one exp; finite for any x; ``out`` may be x)."""
+    np.multiply(x, -2, out=out)
+    np.exp(out, out=out)
+    out += 1
+    np.divide(2, out, out=out)
+    out -= 1
+
+
+def apply(x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh, mask, reverse=False):
+    """The fused GRU layer; the arguments and results of ``nn.rnn._gru_layer``."""
+    inputs = (x_proj, h0, w_hh) if b_hh is None else (x_proj, h0, w_hh, b_hh)
+    return GRUFn.apply(*inputs, mask=mask, reverse=reverse)

@@ -1,0 +1,200 @@
+"""Fused layer normalisation, forward and backward.
+
+What is fused: :func:`minigrad.nn.functional._layer_norm_reference` (the reference), over the
+trailing D = prod(normalized_shape) elements of each row::
+
+    mu = mean(x);  var = mean((x - mu)^2)  (biased);  r = 1 / sqrt(var + eps)
+    xhat = (x - mu) r;   y = xhat w + b
+    dw = sum_rows(dy xhat);   db = sum_rows(dy)
+    dx = r (dy w - mean(dy w) - xhat mean(dy w xhat))
+
+NumPy: the rows are one (N, D) array, walked in cache-sized chunks of rows spread over threads
+(``kernels/_numpy.py``). The forward is a mean, a subtract, a square, a mean and three in-place
+passes; xhat and r are kept. The backward forms ``dy * xhat`` once and gets the four reductions
+it needs from it and dy: two column sums (dw, db) and two GEMVs with w
+(``mean(dy w) = dy @ w / D``, ``mean(dy w xhat) = (dy xhat) @ w / D``), then four in-place
+passes for dx.
+
+CUDA (``layer_norm.cu``): one block per row (two-pass mean and variance in registers and shared
+memory), the backward one block per row for dx and a column-reduction kernel for dw and db.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad.autograd import Function, is_grad_enabled
+from minigrad.fused import reference_grads
+from minigrad.tensor import Tensor
+
+from . import _cuda
+from ._numpy import ROW_CHUNK, row_chunks, run_chunks
+
+CUDA_KERNELS = ("layer_norm_fwd", "layer_norm_bwd_dx", "layer_norm_bwd_dwdb")
+
+
+class LayerNormFn(Function):
+    """(x[, weight][, bias]) -> layer_norm(x) over the trailing ``n_dims`` dimensions."""
+
+    def forward(self, x, *wb, n_dims, has_weight, has_bias, eps):
+        self.n_dims, self.has_weight, self.has_bias, self.eps = n_dims, has_weight, has_bias, eps
+        w = wb[0] if has_weight else None
+        b = wb[-1] if has_bias else None
+        D = int(np.prod(x.shape[x.ndim - n_dims:]))
+        rows = x.reshape(-1, D)  # (N, D); a copy only when x is not viewable so
+        w = None if w is None else w.reshape(D)
+        b = None if b is None else b.reshape(D)
+        if self.xp is np:
+            y = self._forward_numpy(rows, w, b)
+        else:
+            y = self._forward_cuda(rows, w, b)
+        return y.reshape(x.shape)
+
+    def backward(self, gy):
+        if is_grad_enabled():  # create_graph=True: differentiate the composite instead
+            return reference_grads(self._reference, self.inputs, (gy,))
+        x = self.inputs[0]
+        D = self.xhat.shape[1]
+        g = gy.data.reshape(-1, D)
+        if self.xp is np:
+            gx, gw, gb = self._backward_numpy(g)
+        else:
+            gx, gw, gb = self._backward_cuda(g)
+        shape = x.shape[x.ndim - self.n_dims:]
+        grads = [Tensor._make(gx.reshape(x.shape))]
+        if self.has_weight:
+            grads.append(None if gw is None else Tensor._make(gw.reshape(shape)))
+        if self.has_bias:
+            grads.append(None if gb is None else Tensor._make(gb.reshape(shape)))
+        return tuple(grads)
+
+    def _reference(self, x, *wb):
+        from minigrad.nn.functional import _layer_norm_reference  # noqa: PLC0415
+
+        w = wb[0] if self.has_weight else None
+        b = wb[-1] if self.has_bias else None
+        dims = tuple(range(-self.n_dims, 0))
+        return _layer_norm_reference(x, dims, w, b, self.eps)
+
+    # ---------------------------------------------------------------- NumPy
+    def _forward_numpy(self, x, w, b):
+        N, D = x.shape
+        dt = x.dtype.type
+        xhat = np.empty_like(x)
+        y = np.empty_like(x)
+        rstd = np.empty((N, 1), dtype=x.dtype)
+        ones = np.ones(D, dtype=x.dtype)
+        inv_d = dt(1.0 / D)
+
+        def chunk(rows):  # cache-sized pieces, on several threads: see kernels/_numpy.py
+            # the reference's steps in its order (mean, centre, biased variance, divide by the
+            # standard deviation); the row sums are GEMVs with ones (np.mean's per-call
+            # overhead is larger than the sum itself here)
+            xh = xhat[rows]
+            mean = x[rows] @ ones
+            mean *= inv_d
+            np.subtract(x[rows], mean[:, None], out=xh)
+            sq = np.multiply(xh, xh)
+            var = (sq @ ones)[:, None]
+            var *= inv_d  # NOTE: biased, as PyTorch
+            var += dt(self.eps)
+            std = np.sqrt(var, out=var)
+            xh /= std
+            np.divide(1, std, out=rstd[rows])
+            out = y[rows]
+            if w is not None:
+                np.multiply(xh, w, out=out)
+            else:
+                np.copyto(out, xh)
+            if b is not None:
+                out += b
+
+        run_chunks(chunk, row_chunks(N, D, ROW_CHUNK))
+        self.xhat, self.rstd, self.w = xhat, rstd, w
+        return y
+
+    def _backward_numpy(self, gy):
+        xhat, rstd, w = self.xhat, self.rstd, self.w
+        N, D = xhat.shape
+        dt = xhat.dtype
+        needs = self.needs_input_grad
+        want_w = self.has_weight and needs[1]
+        want_b = self.has_bias and needs[-1]
+        gx = np.empty_like(xhat)
+        inv_d = dt.type(1.0 / D)
+
+        def chunk(rows):  # returns this chunk's partial dw and db
+            g, xh, out = gy[rows], xhat[rows], gx[rows]
+            g_xhat = np.multiply(g, xh)  # (n, D)
+            part_w = g_xhat.sum(axis=0) if want_w else None
+            part_b = g.sum(axis=0) if want_b else None
+            # mean(dy w) and mean(dy w xhat) per row, as GEMVs with w
+            if w is not None:
+                a = g @ w
+                c = g_xhat @ w
+                np.multiply(g, w, out=out)
+            else:
+                a = g.sum(axis=1)
+                c = g_xhat.sum(axis=1)
+                np.copyto(out, g)
+            a *= inv_d
+            c *= inv_d
+            out -= a[:, None]
+            np.multiply(xh, c[:, None], out=g_xhat)
+            out -= g_xhat
+            out *= rstd[rows]
+            return part_w, part_b
+
+        parts = run_chunks(chunk, row_chunks(N, D, ROW_CHUNK))
+        # the partial sums in chunk order: the same numbers with any number of threads
+        gw = np.sum([pw for pw, _ in parts], axis=0, dtype=dt) if want_w else None
+        gb = np.sum([pb for _, pb in parts], axis=0, dtype=dt) if want_b else None
+        return gx, gw, gb
+
+    # ---------------------------------------------------------------- CUDA
+    def _forward_cuda(self, rows, w, b):
+        xp = self.xp
+        N, D = rows.shape
+        dt = rows.dtype
+        dev = rows.device.id
+        rows = xp.ascontiguousarray(rows)
+        fwd = _cuda.kernel("layer_norm", CUDA_KERNELS, "layer_norm_fwd", dt, dev)
+        ones = None
+        if w is None or b is None:
+            ones = xp.ones(D, dtype=dt)
+        w_c = xp.ascontiguousarray(w) if w is not None else ones
+        b_c = xp.ascontiguousarray(b) if b is not None else xp.zeros(D, dtype=dt)
+        y = xp.empty_like(rows)
+        xhat = xp.empty_like(rows)
+        rstd = xp.empty((N, 1), dtype=dt)
+        block = _cuda.rows_block(D, 256)
+        fwd((N,), (block,), (rows, w_c, b_c, y, xhat, rstd, np.int32(N), np.int32(D),
+                             _cuda.scalar(dt, self.eps)))
+        self.xhat, self.rstd, self.w = xhat, rstd, w_c
+        return y
+
+    def _backward_cuda(self, gy):
+        xp = self.xp
+        xhat, rstd, w = self.xhat, self.rstd, self.w
+        N, D = xhat.shape
+        dt = xhat.dtype
+        dev = xhat.device.id
+        gy = xp.ascontiguousarray(gy)
+        k_dx = _cuda.kernel("layer_norm", CUDA_KERNELS, "layer_norm_bwd_dx", dt, dev)
+        k_dwdb = _cuda.kernel("layer_norm", CUDA_KERNELS, "layer_norm_bwd_dwdb", dt, dev)
+        gx = xp.empty_like(gy)
+        k_dx((N,), (_cuda.rows_block(D, 256),), (gy, xhat, rstd, w, gx, np.int32(N),
+                                                   np.int32(D)))
+        gw = xp.empty(D, dtype=dt)
+        gb = xp.empty(D, dtype=dt)
+        grid, block = _cuda.grid_1d(D, block=128, sm_count=_cuda.sm_count(dev))
+        k_dwdb(grid, block, (gy, xhat, gw, gb, np.int32(N), np.int32(D)))
+        return gx, gw, gb
+
+
+def apply(x: Tensor, normalized_shape, weight, bias, eps: float) -> Tensor:
+    """Layer norm with the arguments of ``F.layer_norm`` (checked there)."""
+    n_dims = 1 if isinstance(normalized_shape, int) else len(tuple(normalized_shape))
+    inputs = [x] + [t for t in (weight, bias) if t is not None]
+    return LayerNormFn.apply(*inputs, n_dims=n_dims, has_weight=weight is not None,
+                             has_bias=bias is not None, eps=float(eps))

@@ -1,0 +1,282 @@
+"""Fused LSTM layer: the whole recurrence of one layer and direction, forward and backward
+through time, as one ``Function``.
+
+What is fused: everything :func:`minigrad.nn.rnn._lstm_layer` (the composite reference) does
+after the input projection: per step the recurrent GEMM ``h @ W_hh^T``, the gate activations,
+the cell and hidden updates and the ``lengths`` mask; and the backward through time. The input
+projection ``x W_ih^T + b_ih`` stays one GEMM over all ``T * B`` rows, outside (in ``LSTM``).
+
+Forward, per step (gates in PyTorch's order i, f, g, o)::
+
+    a = x_proj[t] + b_hh + h @ W_hh^T           (B, 4H)
+    i, f, o = sigmoid(a_i, a_f, a_o);  g = tanh(a_g)
+    c' = f * c + i * g;  h' = o * tanh(c')        (padded rows keep h, c)
+
+Backward, per step, from dh (upstream + carried) and dc::
+
+    dc += dh * o * (1 - tanh(c')^2)
+    da = [dc * g * i(1-i), dc * c * f(1-f), dc * i * (1-g^2), dh * tanh(c') * o(1-o)]
+    dc <- dc * f;  dh <- da @ W_hh
+
+and after the loop, ONE GEMM for the weights over all steps: ``dW_hh = da_all^T @ h_prev_all``
+(``(4H, T*B) @ (T*B, H)``), ``db_hh = sum(da_all)``, ``dx_proj = da_all``.
+
+NumPy: the activations, cell states and tanh(c) of every step are kept (``(T, B, 4H)`` and
+``(T+1, B, H)`` buffers) and the backward never recomputes a transcendental. Every gate is a
+sigmoid of a scaled pre-activation (``tanh(x) = 2 sigmoid(2x) - 1``), so one ``exp`` pass per
+step activates all four gates: the pre-activations are kept pre-multiplied by ``-1`` (i, f, o)
+and ``-2`` (g), by scaling ``x_proj + b_hh`` once and ``W_hh^T`` once. All step maths is
+in place (``out=``); nothing leaves the input dtype.
+
+CUDA (``lstm.cu``): per step one cuBLAS GEMM (CuPy ``matmul``) and one fused gate kernel; the
+backward likewise, then the same single weight GEMM.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad.autograd import Function, is_grad_enabled
+from minigrad.fused import reference_grads
+from minigrad.tensor import Tensor
+
+from . import _cuda
+
+CUDA_KERNELS = ("lstm_step_fwd", "lstm_step_bwd")
+
+
+class LSTMFn(Function):
+    """(x_proj, h0, c0, W_hh[, b_hh]) -> (output, h_n, c_n) for one LSTM layer and direction;
+    the gradients of all inputs by backpropagation through time (see the module docstring)."""
+
+    def forward(self, x_proj, h0, c0, w_hh, *b_hh, mask=None, reverse=False):
+        self.mask, self.reverse = mask, reverse
+        b = b_hh[0] if b_hh else None
+        if self.xp is np:
+            return self._forward_numpy(x_proj, h0, c0, w_hh, b)
+        return self._forward_cuda(x_proj, h0, c0, w_hh, b)
+
+    def backward(self, gy, gh_n, gc_n):
+        if is_grad_enabled():  # create_graph=True: differentiate the composite instead
+            return reference_grads(self._reference, self.inputs, (gy, gh_n, gc_n))
+        if self.xp is np:
+            grads = self._backward_numpy(gy.data, gh_n.data, gc_n.data)
+        else:
+            grads = self._backward_cuda(gy.data, gh_n.data, gc_n.data)
+        return tuple(None if g is None else Tensor._make(g) for g in grads)
+
+    def _reference(self, x_proj, h0, c0, w_hh, b_hh=None):
+        from minigrad.nn.rnn import _lstm_layer  # noqa: PLC0415
+
+        return _lstm_layer(x_proj, h0, c0, w_hh, b_hh, self.mask, self.reverse)
+
+    # ---------------------------------------------------------------- steps and masks
+    def _step_order(self, a):
+        """A (T, ...) array in processing order (reversed for the reverse direction)."""
+        return a[::-1] if self.reverse else a
+
+    def _padded_rows(self):
+        """(T, B, 1) bool "padded" in processing order and, per step, whether any row is."""
+        if self.mask is None:
+            return None, None
+        pad = ~self._step_order(self.mask.data)
+        return pad, pad.any(axis=(1, 2)).tolist()
+
+    # ---------------------------------------------------------------- NumPy
+    def _forward_numpy(self, x_proj, h0, c0, w_hh, b_hh):
+        T, B, G = x_proj.shape
+        H = G // 4
+        dt = x_proj.dtype
+        # NOTE: tanh(x) = 2 sigmoid(2x) - 1, and sigmoid(x) = 1 / (1 + exp(-x)): scaling the
+        # pre-activations by -1 (i, f, o) and -2 (g) lets one exp pass activate all gates
+        neg = np.full(G, -1.0, dtype=dt)
+        neg[2 * H:3 * H] = -2.0
+        acts = np.empty((T, B, G), dtype=dt)  # pre-activations, then activations i, f, g, o
+        if b_hh is not None:
+            np.add(self._step_order(x_proj), b_hh, out=acts)
+            acts *= neg
+        else:
+            np.multiply(self._step_order(x_proj), neg, out=acts)
+        w_t = w_hh.T * neg  # (H, 4H), scaled like the pre-activations
+        hs = np.empty((T + 1, B, H), dtype=dt)  # hs[k] is the state entering step k
+        cs = np.empty((T + 1, B, H), dtype=dt)
+        tcs = np.empty((T, B, H), dtype=dt)  # tanh(c) of every step
+        hs[0], cs[0] = h0, c0
+        hw = np.empty((B, G), dtype=dt)
+        tmp = np.empty((B, H), dtype=dt)
+        pad, any_pad = self._padded_rows()
+        with np.errstate(over="ignore"):  # exp(+large) = inf gives sigmoid 0, as it should
+            for k in range(T):
+                a = acts[k]
+                np.matmul(hs[k], w_t, out=hw)
+                a += hw
+                np.exp(a, out=a)
+                a += 1
+                np.reciprocal(a, out=a)  # sigmoid of every gate (g: of twice its input)
+                i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+                g *= 2
+                g -= 1  # tanh
+                c = cs[k + 1]
+                np.multiply(f, cs[k], out=c)
+                np.multiply(i, g, out=tmp)
+                c += tmp
+                tc = tcs[k]
+                _tanh_into(c, tc)
+                np.multiply(o, tc, out=hs[k + 1])
+                if any_pad and any_pad[k]:  # padded rows keep their state
+                    np.copyto(hs[k + 1], hs[k], where=pad[k])
+                    np.copyto(c, cs[k], where=pad[k])
+        self.saved = (acts, hs, cs, tcs, w_hh)
+        out = self._step_order(hs[1:])  # (T, B, H) in time order
+        if self.mask is not None:
+            out = out * self.mask.data  # padded steps output zeros
+        return out, hs[T], cs[T]
+
+    def _backward_numpy(self, gy, gh_n, gc_n):
+        acts, hs, cs, tcs, w_hh = self.saved
+        T, B, G = acts.shape
+        H = G // 4
+        dt = acts.dtype
+        if self.mask is not None:
+            gy = gy * self.mask.data  # padded outputs are constant zeros
+        gy = self._step_order(gy)
+        pad, any_pad = self._padded_rows()
+        da_all = np.empty((T, B, G), dtype=dt)  # d(pre-activation) of every step
+        dh = np.array(gh_n, dtype=dt)  # copies: updated in place below
+        dc = np.array(gc_n, dtype=dt)
+        dh_next = np.empty((B, H), dtype=dt)
+        dct = np.empty((B, H), dtype=dt)
+        tmp = np.empty((B, H), dtype=dt)
+        deriv = np.empty((B, G), dtype=dt)
+        for k in range(T - 1, -1, -1):
+            dh += gy[k]
+            a, da, tc = acts[k], da_all[k], tcs[k]
+            i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
+            # dc_total = dc + dh * o * (1 - tanh(c)^2)
+            np.multiply(tc, tc, out=tmp)
+            np.subtract(1, tmp, out=tmp)
+            tmp *= o
+            tmp *= dh
+            np.add(dc, tmp, out=dct)
+            # gradients at the activations, then through them
+            np.multiply(dct, g, out=da[:, :H])  # d i
+            np.multiply(dct, cs[k], out=da[:, H:2 * H])  # d f
+            np.multiply(dct, i, out=da[:, 2 * H:3 * H])  # d g
+            np.multiply(dh, tc, out=da[:, 3 * H:])  # d o
+            np.subtract(1, a, out=deriv)
+            deriv *= a  # sigmoid' = s (1 - s) for i, f, o ...
+            dg = deriv[:, 2 * H:3 * H]
+            np.multiply(g, g, out=dg)
+            np.subtract(1, dg, out=dg)  # ... tanh' = 1 - g^2 for g
+            da *= deriv
+            padded = any_pad is not None and any_pad[k]
+            if padded:  # padded rows: no gate gradient; dh and dc pass through unchanged
+                np.copyto(da, 0, where=pad[k])
+                np.multiply(dct, f, out=tmp)
+                np.copyto(tmp, dc, where=pad[k])
+                dc, tmp = tmp, dc
+            else:
+                np.multiply(dct, f, out=dc)  # dc of the previous step
+            np.matmul(da, w_hh, out=dh_next)  # (B, 4H) @ (4H, H)
+            if padded:
+                np.copyto(dh_next, dh, where=pad[k])
+            dh, dh_next = dh_next, dh
+
+        needs = self.needs_input_grad
+        da_rows = da_all.reshape(T * B, G)
+        gw = gb = None
+        if needs[3]:
+            gw = da_rows.T @ hs[:T].reshape(T * B, H)  # ONE GEMM over all steps: (4H, H)
+        if len(needs) > 4 and needs[4]:
+            gb = da_rows.sum(axis=0)
+        gx = self._step_order(da_all) if needs[0] else None
+        return (gx, dh if needs[1] else None, dc if needs[2] else None, gw) + (
+            (gb,) if len(needs) > 4 else ()
+        )
+
+    # ---------------------------------------------------------------- CUDA
+    def _forward_cuda(self, x_proj, h0, c0, w_hh, b_hh):
+        xp = self.xp
+        T, B, G = x_proj.shape
+        H = G // 4
+        dt = x_proj.dtype
+        dev = x_proj.device.id
+        fwd = _cuda.kernel("lstm", CUDA_KERNELS, "lstm_step_fwd", dt, dev)
+        xs = xp.ascontiguousarray(self._step_order(x_proj))
+        bias = xp.ascontiguousarray(b_hh) if b_hh is not None else xp.zeros(G, dtype=dt)
+        w_t = xp.ascontiguousarray(w_hh.T)  # (H, 4H)
+        acts = xp.empty((T, B, G), dtype=dt)
+        hs = xp.empty((T + 1, B, H), dtype=dt)
+        cs = xp.empty((T + 1, B, H), dtype=dt)
+        tcs = xp.empty((T, B, H), dtype=dt)
+        hs[0], cs[0] = h0, c0
+        hw = xp.empty((B, G), dtype=dt)
+        valid = self._valid_cuda(T, B)
+        grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(dev))
+        for k in range(T):
+            xp.matmul(hs[k], w_t, out=hw)
+            fwd(grid, block, (xs[k], hw, bias, cs[k], hs[k], valid[k], acts[k], cs[k + 1],
+                              hs[k + 1], tcs[k], np.int32(B), np.int32(H)))
+        self.saved = (acts, hs, cs, tcs, w_hh)
+        out = self._step_order(hs[1:])
+        if self.mask is not None:
+            out = out * self.mask.data
+        return out, hs[T], cs[T]
+
+    def _valid_cuda(self, T, B):
+        """(T, B) uint8 "valid step" flags in processing order (all ones without a mask)."""
+        xp = self.xp
+        if self.mask is None:
+            return xp.ones((T, B), dtype=np.uint8)
+        return xp.ascontiguousarray(self._step_order(self.mask.data[:, :, 0])).astype(np.uint8)
+
+    def _backward_cuda(self, gy, gh_n, gc_n):
+        xp = self.xp
+        acts, hs, cs, tcs, w_hh = self.saved
+        T, B, G = acts.shape
+        H = G // 4
+        dt = acts.dtype
+        dev = acts.device.id
+        bwd = _cuda.kernel("lstm", CUDA_KERNELS, "lstm_step_bwd", dt, dev)
+        if self.mask is not None:
+            gy = gy * self.mask.data
+        gy = xp.ascontiguousarray(self._step_order(gy))
+        valid = self._valid_cuda(T, B)
+        da_all = xp.empty((T, B, G), dtype=dt)
+        dh_mm = xp.zeros((B, H), dtype=dt)  # da @ W_hh of the step after (zero at the end)
+        dh_keep = xp.array(gh_n, dtype=dt)  # a copy: dh carried past padded rows
+        dc = xp.array(gc_n, dtype=dt)
+        grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(dev))
+        for k in range(T - 1, -1, -1):
+            # one kernel: dh = dh_mm + dh_keep + gy[k]; gate gradients; dc <- dc_prev;
+            # dh_keep <- dh on padded rows (0 elsewhere)
+            bwd(grid, block, (dh_mm, dh_keep, gy[k], acts[k], cs[k], tcs[k], valid[k], dc,
+                              da_all[k], np.int32(B), np.int32(H)))
+            xp.matmul(da_all[k], w_hh, out=dh_mm)
+        dh_mm += dh_keep  # rows padded at the first step pass their gradient to h0
+        needs = self.needs_input_grad
+        da_rows = da_all.reshape(T * B, G)
+        gw = da_rows.T @ hs[:T].reshape(T * B, H) if needs[3] else None
+        gb = da_rows.sum(axis=0) if len(needs) > 4 and needs[4] else None
+        gx = self._step_order(da_all) if needs[0] else None
+        return (gx, dh_mm if needs[1] else None, dc if needs[2] else None, gw) + (
+            (gb,) if len(needs) > 4 else ()
+        )
+
+
+def _tanh_into(x, out):
+    """out = tanh(x) = 2 / (1 + exp(-2x)) - 1, in place in ``out`` (one exp; finite for any x).
+
+    NOTE: near 0 this loses a few ulps of relative precision against np.tanh, but its absolute
+    error stays below 1e-7 (float32); np.tanh costs three times an exp here."""
+    np.multiply(x, -2, out=out)
+    np.exp(out, out=out)
+    out += 1
+    np.divide(2, out, out=out)
+    out -= 1
+
+
+def apply(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh, mask, reverse=False):
+    """The fused LSTM layer; the arguments and results of ``nn.rnn._lstm_layer``."""
+    inputs = (x_proj, h0, c0, w_hh) if b_hh is None else (x_proj, h0, c0, w_hh, b_hh)
+    return LSTMFn.apply(*inputs, mask=mask, reverse=reverse)

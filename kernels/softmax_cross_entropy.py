@@ -1,0 +1,204 @@
+"""Fused softmax cross-entropy from logits and class indices, forward and backward.
+
+What is fused: :func:`minigrad.nn.functional._cross_entropy_reference` (the reference) for
+(N, C) logits and (N,) class-index targets: log-softmax, the pick of the target's log-probability,
+class weights, ``ignore_index``, label smoothing and the reduction, in one ``Function``.
+
+With ``s_n = sum_c exp(x_nc - max_n)``, ``lse_n = max_n + log s_n``, ``p = softmax(x)``, class
+weights ``w`` (all ones without), ``W = sum_c w_c`` and smoothing ``eps``::
+
+    loss_n = (1 - eps) w_t (lse_n - x_nt) + eps / C * (W lse_n - sum_c w_c x_nc)   (0 if ignored)
+    'mean' divides the sum by sum_n w_{t_n} over the non-ignored targets ('sum': by 1)
+    dx_nc  = k_n ((1 - eps) w_t + eps W / C) p_nc - k_n (1 - eps) w_t [c = t] - k_n eps w_c / C
+
+with ``k_n`` the upstream gradient of loss_n (0 where ignored).
+
+NumPy: forward is a max, a subtract, an exp and a row sum over the (N, C) logits (one more row
+sum for smoothing); the exponentials are kept, so the backward is one scaling pass, a scatter of
+N values and, with smoothing, one more pass. Both walk the rows in cache-sized chunks spread
+over threads (``kernels/_numpy.py``). Nothing is computed in float64 for float32.
+
+CUDA (``softmax_cross_entropy.cu``): one block per row for the forward (max, sum of exp, loss,
+and the row's log-sum-exp kept, N floats); the backward recomputes p from the logits and the
+log-sum-exp in one grid-stride pass, so no (N, C) buffer is kept.
+
+Fallback rule (:func:`apply`): logits that are not 2-D (N, C), class-probability targets, and
+class weights that require a gradient run the reference.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad.autograd import Function, is_grad_enabled
+from minigrad.fused import reference_grads
+from minigrad.tensor import Tensor
+
+from . import _cuda
+from ._numpy import ROW_CHUNK, row_chunks, run_chunks
+
+CUDA_KERNELS = ("softmax_xent_fwd", "softmax_xent_bwd")
+
+_REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
+
+
+class SoftmaxCrossEntropyFn(Function):
+    """(N, C) logits -> loss ((N,) for 'none', else a scalar); see the module docstring."""
+
+    def forward(self, x, *, target, weight, ignore_index, reduction, label_smoothing):
+        self.target, self.weight = target, weight
+        self.ignore_index, self.reduction = ignore_index, reduction
+        self.eps = float(label_smoothing)
+        xp = self.xp
+        N, C = x.shape
+        t = target.data
+        valid = t != ignore_index
+        safe = xp.where(valid, t, 0)  # ignored targets read class 0, then are masked
+        w = None if weight is None else weight.data
+        if w is None:
+            w_t = valid.astype(x.dtype)  # (N,): 1 where counted, 0 where ignored
+            w_sum = float(C)
+        else:
+            w_t = w[safe] * valid
+            w_sum = float(w.sum())
+        self.valid, self.safe, self.w_t, self.w_sum = valid, safe, w_t, w_sum
+        if xp is np:
+            loss = self._forward_numpy(x, w)
+        else:
+            loss = self._forward_cuda(x, w)
+        if reduction == "none":
+            return loss
+        total = loss.sum()
+        if reduction == "sum":
+            return total
+        # NOTE: 'mean' divides by the summed weights of the counted targets; when every target
+        # is ignored that is 0 / 0 = nan, as in PyTorch
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return total / w_t.sum()
+
+    def _forward_numpy(self, x, w):
+        N, C = x.shape
+        eps = self.eps
+        exps = np.empty((N, C), dtype=x.dtype)  # exp(x - max), kept for the backward
+        s = np.empty(N, dtype=x.dtype)
+        loss = np.empty(N, dtype=x.dtype)
+
+        def chunk(rows):  # cache-sized pieces, on several threads: see kernels/_numpy.py
+            e = exps[rows]
+            # NOTE: max-shift: exp never overflows (logits of 1e4 give finite losses)
+            np.subtract(x[rows], x[rows].max(axis=1, keepdims=True), out=e)
+            picked = e[np.arange(e.shape[0]), self.safe[rows]]  # x_nt - max_n
+            if eps > 0:  # sum_c w_c (x_nc - max_n)
+                smooth_sum = e.sum(axis=1) if w is None else e @ w
+            np.exp(e, out=e)
+            np.sum(e, axis=1, out=s[rows])
+            log_s = np.log(s[rows])
+            # lse - x_t = log s - (x_t - max)
+            part = np.subtract(log_s, picked, out=loss[rows])
+            part *= self.w_t[rows]
+            if eps > 0:
+                part *= 1 - eps
+                smooth = log_s * self.w_sum - smooth_sum  # W lse - sum w x, both shifted
+                smooth *= eps / C
+                smooth *= self.valid[rows]
+                part += smooth
+
+        run_chunks(chunk, row_chunks(N, C, ROW_CHUNK))
+        self.exps, self.s = exps, s
+        return loss
+
+    def backward(self, gy):
+        if is_grad_enabled():  # create_graph=True: differentiate the composite instead
+            return reference_grads(self._reference, self.inputs, (gy,))
+        xp = self.xp
+        N, C = self.inputs[0].shape
+        k = gy.data  # (N,) for 'none', else a scalar
+        if self.reduction == "mean":
+            with np.errstate(invalid="ignore", divide="ignore"):
+                k = k / self.w_t.sum() if self.valid.any() else xp.zeros_like(k)
+        k = xp.broadcast_to(k, (N,)) * self.valid  # (N,): 0 where ignored
+        if xp is np:
+            return Tensor._make(self._backward_numpy(k))
+        return Tensor._make(self._backward_cuda(k))
+
+    def _backward_numpy(self, k):
+        N, C = self.exps.shape
+        eps = self.eps
+        # row scale of p = exps / s: k ((1 - eps) w_t + eps W / C) / s
+        scale = self.w_t * (1 - eps)
+        if eps > 0:
+            scale = scale + (eps * self.w_sum / C) * self.valid
+        scale *= k
+        scale /= self.s
+        gx = np.empty_like(self.exps)
+        ks = k * (eps / C)
+
+        def chunk(rows):
+            g = np.multiply(self.exps[rows], scale[rows, None], out=gx[rows])
+            if eps > 0:
+                g -= ks[rows, None] if self.weight is None else \
+                    np.multiply.outer(ks[rows], self.weight.data)
+
+        run_chunks(chunk, row_chunks(N, C, ROW_CHUNK))
+        gx[np.arange(N), self.safe] -= k * self.w_t * (1 - eps)
+        return gx
+
+    def _reference(self, x):
+        from minigrad.nn.functional import _cross_entropy_reference  # noqa: PLC0415
+
+        return _cross_entropy_reference(x, self.target, self.weight, self.ignore_index,
+                                        self.reduction, self.eps)
+
+    # ---------------------------------------------------------------- CUDA
+    def _forward_cuda(self, x, w):
+        xp = self.xp
+        N, C = x.shape
+        dt = x.dtype
+        dev = x.device.id
+        x = xp.ascontiguousarray(x)
+        fwd = _cuda.kernel("softmax_cross_entropy", CUDA_KERNELS, "softmax_xent_fwd", dt, dev)
+        weight = w if w is not None else xp.ones(C, dtype=dt)
+        loss = xp.empty(N, dtype=dt)
+        lse = xp.empty(N, dtype=dt)
+        target = xp.ascontiguousarray(self.safe, dtype=np.int64)
+        valid = xp.ascontiguousarray(self.valid, dtype=np.uint8)
+        block = _cuda.rows_block(C, 256)
+        fwd((N,), (block,), (x, target, valid, weight, loss, lse, np.int32(N), np.int32(C),
+                             _cuda.scalar(dt, self.eps), _cuda.scalar(dt, self.w_sum)))
+        self.x_c, self.lse, self.weight_c, self.target_c = x, lse, weight, target
+        return loss
+
+    def _backward_cuda(self, k):
+        xp = self.xp
+        x = self.x_c
+        N, C = x.shape
+        dt = x.dtype
+        bwd = _cuda.kernel("softmax_cross_entropy", CUDA_KERNELS, "softmax_xent_bwd", dt,
+                           x.device.id)
+        gx = xp.empty_like(x)
+        k = xp.ascontiguousarray(k, dtype=dt)
+        grid, block = _cuda.grid_1d(N * C, sm_count=_cuda.sm_count(x.device.id))
+        bwd(grid, block, (x, self.lse, self.target_c, self.weight_c, k, gx, np.int32(N),
+                          np.int32(C), _cuda.scalar(dt, self.eps),
+                          _cuda.scalar(dt, self.w_sum)))
+        return gx
+
+
+def supported(input: Tensor, target: Tensor, weight) -> bool:
+    """The fused kernel's domain: (N, C) logits, (N,) integer targets, constant weights."""
+    return (input.ndim == 2 and target.ndim == 1 and target.dtype.kind in "iu"
+            and (weight is None or not weight.requires_grad))
+
+
+def apply(input: Tensor, target: Tensor, weight, ignore_index: int, reduction: str,
+          label_smoothing: float) -> Tensor:
+    """Cross-entropy with the arguments of ``F._cross_entropy_reference``: the fused kernel in
+    its domain (:func:`supported`), the reference outside it."""
+    if not supported(input, target, weight):
+        from minigrad.nn.functional import _cross_entropy_reference  # noqa: PLC0415
+
+        return _cross_entropy_reference(input, target, weight, ignore_index, reduction,
+                                        label_smoothing)
+    return SoftmaxCrossEntropyFn.apply(input, target=target, weight=weight,
+                                       ignore_index=ignore_index, reduction=reduction,
+                                       label_smoothing=label_smoothing)

@@ -1,0 +1,429 @@
+"""Run the CUDA launchers of the fused kernels without a GPU.
+
+The launchers (``_forward_cuda`` / ``_backward_cuda`` in kernels/*.py) allocate buffers, walk
+time steps, and call kernels with argument tuples. This module lets tests run that code on the
+CPU:
+
+- :class:`FakeCupy` stands in for the ``cupy`` module: NumPy functions whose arrays are
+  :class:`DevArray` (a NumPy array with a ``.device.id`` and a ``.data.ptr``, as CuPy's have);
+- :func:`signature` parses each ``__global__`` kernel's parameter list from its ``.cu`` file;
+- :class:`EmulatedKernel` checks every launch against that signature (argument count, NumPy
+  scalar types, pointer dtypes, contiguity, grid/block/shared-memory limits) and then does what
+  the kernel's header comment says it computes, in NumPy, on the very buffers it was given.
+
+So a test can compare a launcher's results with the NumPy branch's: a wrong argument order, a
+missing copy, a buffer of the wrong shape or dtype, or an untyped Python scalar fails here. The
+CUDA C itself is only compiled (test_cuda_sources.py), not executed.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+
+import minigrad.kernels as K
+
+KERNEL_DIR = Path(K.__file__).resolve().parent
+
+# ---------------------------------------------------------------------------- fake CuPy
+
+
+class _Device:
+    id = 0
+
+
+class _Pointer:
+    def __init__(self, array):
+        self.ptr = array.__array_interface__["data"][0]
+        REGISTRY[self.ptr] = array
+
+
+REGISTRY: dict = {}  # device pointer -> the array it was taken from (adam's pointer tables)
+
+
+class DevArray(np.ndarray):
+    """A NumPy array that answers ``.device.id`` and ``.data.ptr`` like a CuPy array."""
+
+    @property
+    def device(self):
+        return _Device
+
+    @property
+    def data(self):
+        return _Pointer(self)
+
+
+def dev(a):
+    return a.view(DevArray) if isinstance(a, np.ndarray) and not isinstance(a, DevArray) else a
+
+
+class FakeCupy:
+    """The part of the cupy module the launchers use, on NumPy."""
+
+    ndarray = DevArray
+
+    def __getattr__(self, name):
+        fn = getattr(np, name)
+        if not callable(fn):
+            return fn
+
+        def wrapped(*args, **kwargs):
+            out = fn(*args, **kwargs)
+            if isinstance(out, tuple):
+                return tuple(dev(o) for o in out)
+            return dev(out)
+
+        return wrapped
+
+
+# ---------------------------------------------------------------------------- signatures
+
+_SIG = re.compile(r"template\s*<([^>]*)>\s*__global__\s+void\s+(\w+)\s*\(([^)]*)\)", re.S)
+
+
+def signature(cu_name: str) -> dict:
+    """{kernel name: [parameter type, ...]} from ``kernels/<cu_name>.cu`` (types normalised,
+    e.g. 'T*', 'int', 'long long', 'const void*')."""
+    text = (KERNEL_DIR / f"{cu_name}.cu").read_text()
+    text = text[: text.find("#ifndef __CUDACC_RTC__")]
+    sigs = {}
+    for _, name, params in _SIG.findall(text):
+        types = []
+        for p in params.split(","):
+            p = " ".join(p.replace("__restrict__", "").split())
+            ptr = "*" in p
+            base = p.replace("*", " ").split()[:-1]  # drop the parameter name
+            base = [b for b in base if b != "const"]
+            t = " ".join(base) + ("*" if ptr else "")
+            types.append("const void*" if t == "void*" else t)
+        sigs[name] = types
+    return sigs
+
+
+_POINTER_DTYPES = {"unsigned char*": np.uint8, "long long*": np.int64,
+                   "unsigned long long*": np.uint64}
+_SCALARS = {"int": np.int32, "long long": np.int64, "float": np.float32, "double": np.float64}
+
+
+def check_launch(cu_name, which, dtype, grid, block, args, shared_mem):
+    """Assert that a launch fits the kernel's C signature and the device's limits."""
+    types = signature(cu_name)[which]
+    assert len(args) == len(types), f"{which}: {len(args)} arguments for {len(types)} parameters"
+    assert all(isinstance(g, int) and g >= 1 for g in grid) and len(grid) <= 3, grid
+    assert all(isinstance(b, int) and b >= 1 for b in block) and np.prod(block) <= 1024, block
+    assert len(grid) < 2 or grid[1] <= 65535, f"{which}: grid.y {grid[1]} over 65535"
+    assert shared_mem <= 48 * 1024, f"{which}: {shared_mem} bytes of shared memory"
+    for k, (t, a) in enumerate(zip(types, args)):
+        where = f"{which} argument {k} ({t})"
+        if t.endswith("*"):
+            assert isinstance(a, np.ndarray), f"{where}: expected an array, got {type(a)}"
+            if t == "const void*":
+                continue
+            expected = _POINTER_DTYPES.get(t, dtype if t == "T*" else None)
+            assert expected is not None, f"{where}: unknown pointer type"
+            assert a.dtype == np.dtype(expected), f"{where}: dtype {a.dtype}"
+            assert a.flags.c_contiguous, f"{where}: not contiguous"
+        else:
+            expected = dtype if t == "T" else _SCALARS[t]
+            assert type(a) is np.dtype(expected).type, f"{where}: got {type(a).__name__}"
+
+
+# ---------------------------------------------------------------------------- kernels in NumPy
+
+
+def _flat(a):
+    return a.reshape(-1)
+
+
+def _sigmoid(x):
+    with np.errstate(over="ignore"):
+        return 1 / (1 + np.exp(-x))
+
+
+def _gelu_fwd(x, y, dydx, n, approximate_tanh):
+    v = _flat(x).astype(np.float64)
+    if approximate_tanh:
+        k, c = math.sqrt(2 / math.pi), 0.044715
+        th = np.tanh(k * (v + c * v**3))
+        out, d = 0.5 * v * (1 + th), 0.5 * (1 + th) + 0.5 * v * (1 - th**2) * k * (1 + 3 * c * v**2)
+    else:
+        cdf = 0.5 * np.vectorize(math.erfc)(-v / math.sqrt(2))
+        out, d = v * cdf, cdf + v * np.exp(-0.5 * v * v) / math.sqrt(2 * math.pi)
+    _flat(y)[:n] = out
+    _flat(dydx)[:n] = d
+
+
+def _gelu_bwd(gy, dydx, gx, n):
+    _flat(gx)[:n] = _flat(gy) * _flat(dydx)
+
+
+def philox4x32_10(index, key0, key1):
+    """Philox-4x32-10 of counters (index, index >> 32, 0, 0): the first output word."""
+    idx = np.asarray(index, dtype=np.uint64)
+    c0, c1 = (idx & 0xFFFFFFFF).astype(np.uint64), (idx >> np.uint64(32)).astype(np.uint64)
+    c2 = np.zeros_like(c0)
+    c3 = np.zeros_like(c0)
+    k0, k1 = np.uint64(key0 & 0xFFFFFFFF), np.uint64(key1 & 0xFFFFFFFF)
+    m0, m1 = np.uint64(0xD2511F53), np.uint64(0xCD9E8D57)
+    mask = np.uint64(0xFFFFFFFF)
+    for _ in range(10):
+        p0, p1 = m0 * c0, m1 * c2
+        hi0, lo0 = p0 >> np.uint64(32), p0 & mask
+        hi1, lo1 = p1 >> np.uint64(32), p1 & mask
+        c0, c1, c2, c3 = hi1 ^ c1 ^ k0, lo1, hi0 ^ c3 ^ k1, lo0
+        k0, k1 = (k0 + np.uint64(0x9E3779B9)) & mask, (k1 + np.uint64(0xBB67AE85)) & mask
+    return c0, c1, c2, c3
+
+
+def _keep(n, seed, p):
+    bits = philox4x32_10(np.arange(n), int(seed[0]), int(seed[1]))[0]
+    u = (bits >> np.uint64(8)).astype(np.float32) * np.float32(1 / 16777216)
+    return u >= np.float32(p)
+
+
+def _dropout_fwd(x, y, n, seed, p, scale):
+    _flat(y)[:] = np.where(_keep(int(n), seed, p), _flat(x) * scale, 0)
+
+
+def _dropout_bwd(gy, gx, n, seed, p, scale):
+    _flat(gx)[:] = np.where(_keep(int(n), seed, p), _flat(gy) * scale, 0)
+
+
+def _layer_norm_fwd(x, w, b, y, xhat, rstd, N, D, eps):
+    X = x.reshape(N, D)
+    mean = X.mean(axis=1, keepdims=True)
+    var = ((X - mean) ** 2).mean(axis=1, keepdims=True)
+    r = 1 / np.sqrt(var + eps)
+    h = (X - mean) * r
+    xhat.reshape(N, D)[:] = h
+    y.reshape(N, D)[:] = h * w + b
+    _flat(rstd)[:] = r[:, 0]
+
+
+def _layer_norm_bwd_dx(gy, xhat, rstd, w, gx, N, D):
+    G, Xh = gy.reshape(N, D), xhat.reshape(N, D)
+    gw = G * w
+    a = gw.mean(axis=1, keepdims=True)
+    c = (gw * Xh).mean(axis=1, keepdims=True)
+    gx.reshape(N, D)[:] = _flat(rstd)[:, None] * (gw - a - Xh * c)
+
+
+def _layer_norm_bwd_dwdb(gy, xhat, gw, gb, N, D):
+    G, Xh = gy.reshape(N, D), xhat.reshape(N, D)
+    gw[:] = (G * Xh).sum(axis=0)
+    gb[:] = G.sum(axis=0)
+
+
+def _xent_fwd(x, target, valid, weight, loss, lse, N, C, eps, w_sum):
+    X = x.reshape(N, C)
+    m = X.max(axis=1)
+    shifted = X - m[:, None]
+    log_s = np.log(np.exp(shifted).sum(axis=1))
+    lse[:] = m + log_s
+    t = target.astype(np.int64)
+    w_t = weight[t]
+    val = (1 - eps) * w_t * (log_s - shifted[np.arange(N), t])
+    if eps:
+        val = val + eps / C * (w_sum * log_s - shifted @ weight)
+    loss[:] = np.where(valid.astype(bool), val, 0)
+
+
+def _xent_bwd(x, lse, target, weight, k, gx, N, C, eps, w_sum):
+    X = x.reshape(N, C)
+    p = np.exp(X - lse[:, None])
+    t = target.astype(np.int64)
+    w_t = weight[t]
+    g = ((1 - eps) * w_t + eps * w_sum / C)[:, None] * p - eps * weight[None, :] / C
+    g[np.arange(N), t] -= (1 - eps) * w_t
+    gx.reshape(N, C)[:] = np.where(k[:, None] == 0, 0, k[:, None] * g)
+
+
+def _adam(p_ptrs, g_ptrs, offsets, n_tensors, m, v, v_max, total, lr, beta1, beta2, eps, wd,
+          step_size, bc2_sqrt, flags):
+    maximize, decoupled, amsgrad = bool(flags & 1), bool(flags & 2), bool(flags & 4)
+    assert offsets[-1] == total and len(offsets) == n_tensors + 1
+    for j in range(n_tensors):
+        p, g = _flat(REGISTRY[int(p_ptrs[j])]), _flat(REGISTRY[int(g_ptrs[j])]).copy()
+        lo, hi = int(offsets[j]), int(offsets[j + 1])
+        assert p.size == hi - lo and g.size == hi - lo
+        if wd != 0 and decoupled:
+            p *= 1 - lr * wd
+        if wd != 0 and not decoupled:
+            g = p * wd - g if maximize else p * wd + g
+        elif maximize:
+            g = -g
+        m[lo:hi] += (1 - beta1) * (g - m[lo:hi])
+        v[lo:hi] = beta2 * v[lo:hi] + (1 - beta2) * g * g
+        vv = v[lo:hi]
+        if amsgrad:
+            np.maximum(v_max[lo:hi], vv, out=v_max[lo:hi])
+            vv = v_max[lo:hi]
+        p -= step_size * (m[lo:hi] / (np.sqrt(vv) / bc2_sqrt + eps))
+
+
+def _lstm_fwd(xs, hw, bias, c_prev, h_prev, valid, acts, c_next, h_next, tanh_c, B, H):
+    a = xs.reshape(B, 4 * H) + hw.reshape(B, 4 * H) + bias
+    i, f, o = _sigmoid(a[:, :H]), _sigmoid(a[:, H:2 * H]), _sigmoid(a[:, 3 * H:])
+    g = np.tanh(a[:, 2 * H:3 * H])
+    acts.reshape(B, 4 * H)[:] = np.concatenate([i, f, g, o], axis=1)
+    cp, hp = c_prev.reshape(B, H), h_prev.reshape(B, H)
+    c = f * cp + i * g
+    tc = np.tanh(c)
+    ok = valid.astype(bool)[:, None]
+    c_next.reshape(B, H)[:] = np.where(ok, c, cp)
+    h_next.reshape(B, H)[:] = np.where(ok, o * tc, hp)
+    tanh_c.reshape(B, H)[:] = tc
+
+
+def _lstm_bwd(dh_mm, dh_keep, gy, acts, c_prev, tanh_c, valid, dc, da, B, H):
+    dh = dh_mm.reshape(B, H) + dh_keep.reshape(B, H) + gy.reshape(B, H)
+    A = acts.reshape(B, 4 * H)
+    i, f, g, o = A[:, :H], A[:, H:2 * H], A[:, 2 * H:3 * H], A[:, 3 * H:]
+    tc = tanh_c.reshape(B, H)
+    DC = dc.reshape(B, H)
+    dct = DC + dh * o * (1 - tc * tc)
+    d = np.concatenate([dct * g * i * (1 - i), dct * c_prev.reshape(B, H) * f * (1 - f),
+                        dct * i * (1 - g * g), dh * tc * o * (1 - o)], axis=1)
+    ok = valid.astype(bool)[:, None]
+    da.reshape(B, 4 * H)[:] = np.where(ok, d, 0)
+    DC[:] = np.where(ok, dct * f, DC)
+    dh_keep.reshape(B, H)[:] = np.where(ok, 0, dh)
+
+
+def _gru_fwd(xs, p, bias, h_prev, valid, rz, n_out, h_next, B, H):
+    P = p.reshape(B, 3 * H)
+    P += bias
+    X = xs.reshape(B, 3 * H)
+    r = _sigmoid(X[:, :H] + P[:, :H])
+    z = _sigmoid(X[:, H:2 * H] + P[:, H:2 * H])
+    n = np.tanh(X[:, 2 * H:] + r * P[:, 2 * H:])
+    rz.reshape(B, 2 * H)[:] = np.concatenate([r, z], axis=1)
+    n_out.reshape(B, H)[:] = n
+    hp = h_prev.reshape(B, H)
+    h_next.reshape(B, H)[:] = np.where(valid.astype(bool)[:, None], n + z * (hp - n), hp)
+
+
+def _gru_bwd(dh_mm, dh_keep, gy, p, rz, n_in, h_prev, valid, dp, dx, B, H):
+    dh = dh_mm.reshape(B, H) + dh_keep.reshape(B, H) + gy.reshape(B, H)
+    RZ = rz.reshape(B, 2 * H)
+    r, z = RZ[:, :H], RZ[:, H:]
+    n = n_in.reshape(B, H)
+    pn = p.reshape(B, 3 * H)[:, 2 * H:]
+    dn = dh * (1 - z) * (1 - n * n)
+    dz = dh * (h_prev.reshape(B, H) - n) * z * (1 - z)
+    dr = dn * pn * r * (1 - r)
+    ok = valid.astype(bool)[:, None]
+    dp.reshape(B, 3 * H)[:] = np.where(ok, np.concatenate([dr, dz, dn * r], axis=1), 0)
+    dx.reshape(B, 3 * H)[:] = np.where(ok, np.concatenate([dr, dz, dn], axis=1), 0)
+    dh_keep.reshape(B, H)[:] = np.where(ok, dh * z, dh)
+
+
+def _scores(q, k, mask, ms, kind, H, L, S, E, scale):
+    BH = q.size // (L * E)
+    Q = q.reshape(BH, L, E) * scale
+    s = Q @ k.reshape(BH, S, E).transpose(0, 2, 1)  # (BH, L, S)
+    if kind == 1:
+        s = np.where(np.arange(S)[None, :] > np.arange(L)[:, None], -np.inf, s)
+    elif kind in (2, 3):
+        M = np.lib.stride_tricks.as_strided(
+            mask, (BH // H, H, L, S), tuple(int(st) * mask.itemsize for st in ms)
+        ).reshape(BH, L, S)
+        s = np.where(M != 0, s, -np.inf) if kind == 2 else s + M
+    return Q, s
+
+
+def _probs(s, lse):
+    with np.errstate(invalid="ignore", over="ignore"):
+        p = np.exp(s - lse[..., None])
+    return np.where(np.isfinite(s), np.nan_to_num(p), 0)
+
+
+def _flash_fwd(q, k, v, out, lse, mask, ms0, ms1, ms2, ms3, kind, H, L, S, E, Ev, scale,
+               tile):
+    _, s = _scores(q, k, mask, (ms0, ms1, ms2, ms3), kind, H, L, S, E, scale)
+    BH = s.shape[0]
+    m = s.max(axis=-1)
+    dead = ~np.isfinite(m)
+    e = np.exp(s - np.where(dead, 0, m)[..., None])
+    total = e.sum(axis=-1)
+    o = (e @ v.reshape(BH, S, Ev)) / np.where(dead, 1, total)[..., None]
+    out.reshape(BH, L, Ev)[:] = np.where(dead[..., None], 0, o)
+    lse.reshape(BH, L)[:] = np.where(dead, np.inf, m + np.log(np.where(dead, 1, total)))
+
+
+def _flash_ds(q, k, v, gout, lse, delta, mask, ms, kind, H, L, S, E, Ev, scale):
+    Q, s = _scores(q, k, mask, ms, kind, H, L, S, E, scale)
+    BH = s.shape[0]
+    p = _probs(s, lse.reshape(BH, L))
+    go = gout.reshape(BH, L, Ev)
+    dp = go @ v.reshape(BH, S, Ev).transpose(0, 2, 1)
+    return Q, p, go, p * (dp - delta.reshape(BH, L)[..., None]), dp
+
+
+def _flash_dkdv(q, k, v, gout, lse, delta, gk, gv, mask, ms0, ms1, ms2, ms3, kind, H, L, S, E,
+                Ev, scale, tile):
+    Q, p, go, ds, _ = _flash_ds(q, k, v, gout, lse, delta, mask, (ms0, ms1, ms2, ms3), kind,
+                                H, L, S, E, Ev, scale)
+    gv.reshape(p.shape[0], S, Ev)[:] = p.transpose(0, 2, 1) @ go
+    gk.reshape(p.shape[0], S, E)[:] = ds.transpose(0, 2, 1) @ Q
+
+
+def _flash_dq(q, k, v, gout, lse, delta, gq, mask, ms0, ms1, ms2, ms3, kind, H, L, S, E, Ev,
+              scale, tile):
+    ms = (ms0, ms1, ms2, ms3)
+    _, p, _, _, dp = _flash_ds(q, k, v, gout, lse, np.zeros_like(delta), mask, ms, kind, H, L,
+                               S, E, Ev, scale)
+    delta.reshape(p.shape[0], L)[:] = (p * dp).sum(axis=-1)  # written for the dkdv kernel
+    ds = p * (dp - delta.reshape(p.shape[0], L)[..., None])
+    gq.reshape(p.shape[0], L, E)[:] = (ds @ k.reshape(p.shape[0], S, E)) * scale
+
+
+EMULATED = {
+    "gelu_fwd": _gelu_fwd, "gelu_bwd": _gelu_bwd,
+    "dropout_fwd": _dropout_fwd, "dropout_bwd": _dropout_bwd,
+    "layer_norm_fwd": _layer_norm_fwd, "layer_norm_bwd_dx": _layer_norm_bwd_dx,
+    "layer_norm_bwd_dwdb": _layer_norm_bwd_dwdb,
+    "softmax_xent_fwd": _xent_fwd, "softmax_xent_bwd": _xent_bwd,
+    "adam_multi_tensor": _adam,
+    "lstm_step_fwd": _lstm_fwd, "lstm_step_bwd": _lstm_bwd,
+    "gru_step_fwd": _gru_fwd, "gru_step_bwd": _gru_bwd,
+    "flash_attn_fwd": _flash_fwd, "flash_attn_bwd_dkdv": _flash_dkdv,
+    "flash_attn_bwd_dq": _flash_dq,
+}
+
+
+class EmulatedKernel:
+    """What ``_cuda.kernel`` returns under emulation: checks, then runs the NumPy version."""
+
+    launches: list = []
+
+    def __init__(self, cu_name, which, dtype, variant):
+        self.cu_name, self.which, self.dtype, self.variant = cu_name, which, dtype, variant
+
+    def __call__(self, grid, block, args, shared_mem=0):
+        check_launch(self.cu_name, self.which, self.dtype, grid, block, args, shared_mem)
+        EmulatedKernel.launches.append(self.which)
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            EMULATED[self.which](*args)
+
+
+def install(monkeypatch):
+    """Route ``_cuda.kernel`` to the emulator and make ``_cuda.sm_count`` answer 132; return
+    the fake cupy module."""
+    from minigrad.kernels import _cuda
+
+    def kernel(name, kernels, which, dtype, device_id, variant=None, variants=None):
+        assert which in kernels
+        if variants and which in variants:
+            assert variant in variants[which], (which, variant)
+        expressions = _cuda.name_expressions(kernels, dtype, variants)
+        assert _cuda._expression(which, dtype, variant) in expressions
+        return EmulatedKernel(name, which, np.dtype(dtype), variant)
+
+    monkeypatch.setattr(_cuda, "kernel", kernel)
+    monkeypatch.setattr(_cuda, "sm_count", lambda device_id: 132)
+    EmulatedKernel.launches = []
+    return FakeCupy()

@@ -1,0 +1,150 @@
+"""The fused attention (kernels/attention.py) against its composite reference
+(``nn.attention._sdpa_reference``), through ``F.scaled_dot_product_attention`` and
+``MultiheadAttention``. (Named ``test_attention_kernel`` so that it does not clash with
+tests/nn/test_attention.py.)"""
+
+import numpy as np
+import pytest
+from kernel_utils import assert_same, assert_same_second_order, cpu, grad_fn_names, tensor
+from kernel_utils import fused_on  # noqa: F401  (autouse: kernels on, whatever the env)
+
+import minigrad as mg
+from minigrad import kernels, nn
+from minigrad.nn.attention import scaled_dot_product_attention as sdpa
+
+MASKS = ["none", "bool", "padding", "float", "causal", "dead_row", "wide_mask"]
+
+
+def _case(device, dtype, kind, B=2, H=3, L=5, S=7, E=4, Ev=6, scale=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    q = tensor(rng.standard_normal((B, H, L, E)) * scale, device, dtype, True)
+    k = tensor(rng.standard_normal((B, H, S, E)), device, dtype, True)
+    v = tensor(rng.standard_normal((B, H, S, Ev)), device, dtype, True)
+    mask, causal = None, False
+    if kind == "bool":
+        m = rng.random((L, S)) > 0.4
+        m[:, 0] = True
+        mask = tensor(m, device)
+    elif kind == "padding":  # key padding, broadcast over heads and queries
+        m = np.ones((B, 1, 1, S), dtype=bool)
+        m[1, ..., -3:] = False
+        mask = tensor(m, device)
+    elif kind == "float":
+        m = rng.standard_normal((B, 1, L, S))
+        m[0, 0, 1, 2:] = -np.inf
+        mask = tensor(m, device, dtype)
+    elif kind == "causal":
+        causal = True
+    elif kind == "dead_row":
+        m = np.ones((L, S), dtype=bool)
+        m[1] = False  # query 1 may attend nothing: zeros, as PyTorch 2.13
+        mask = tensor(m, device)
+    elif kind == "wide_mask":  # a mask with a batch dim that q, k, v broadcast over
+        q, k, v = (tensor(cpu(t)[0], device, dtype, True) for t in (q, k, v))
+        m = rng.random((B, H, L, S)) > 0.3
+        m[..., 0] = True
+        mask = tensor(m, device)
+    return q, k, v, mask, causal
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind", MASKS)
+def test_matches_reference(device, dtype, kind):
+    q, k, v, mask, causal = _case(device, dtype, kind)
+    out, grads = assert_same(lambda q, k, v: sdpa(q, k, v, mask, is_causal=causal),
+                             [q, k, v], dtype=dtype)
+    assert out[0].dtype == np.dtype(dtype)
+    if kind == "dead_row":
+        np.testing.assert_array_equal(out[0][:, :, 1], 0.0)
+        np.testing.assert_array_equal(grads[0][:, :, 1], 0.0)
+
+
+@pytest.mark.parametrize("kind", MASKS)
+def test_gradcheck_fused_function(device, kind):
+    q, k, v, mask, causal = _case(device, "float64", kind, B=2, H=1, L=3, S=4, E=2, Ev=3)
+    fn = lambda q, k, v: kernels.attention.apply(q, k, v, mask, 0.0, causal)  # noqa: E731
+    assert "AttentionFn" in grad_fn_names(fn(q, k, v))
+    assert mg.autograd.gradcheck(fn, [q, k, v])
+
+
+@pytest.mark.parametrize("kind", ["float", "causal"])
+def test_create_graph_differentiates_the_reference(device, kind):
+    q, k, v, mask, causal = _case(device, "float64", kind, B=1, H=2, L=3, S=3, E=2, Ev=2)
+    assert_same_second_order(lambda q, k, v: sdpa(q, k, v, mask, is_causal=causal), [q, k, v])
+
+
+@pytest.mark.parametrize("shape", [((1, 4), (3, 4), (3, 5)), ((2, 9, 1), (2, 2, 1), (2, 2, 3)),
+                                   ((3, 1, 33, 8), (3, 1, 17, 8), (3, 1, 17, 1))])
+def test_odd_shapes(device, shape):
+    rng = np.random.default_rng(1)
+    q, k, v = (tensor(rng.standard_normal(s), device, "float64", True) for s in shape)
+    assert_same(lambda q, k, v: sdpa(q, k, v, scale=0.3), [q, k, v])
+    assert_same(lambda q, k, v: sdpa(q, k, v, is_causal=True), [q, k, v])
+
+
+def test_noncontiguous_inputs(device):
+    rng = np.random.default_rng(2)
+    # (B, L, H, E) projections viewed as (B, H, L, E), as MultiheadAttention makes them
+    q, k, v = (tensor(rng.standard_normal((2, 6, 3, 4)), device, "float32", True)
+               for _ in range(3))
+
+    def fn(q, k, v):
+        q, k, v = (t.transpose(1, 2) for t in (q, k, v))
+        assert not q.data.flags.c_contiguous
+        return sdpa(q, k, v, is_causal=True)
+
+    assert_same(fn, [q, k, v], dtype="float32")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_extreme_logits(device, dtype):
+    q, k, v, mask, causal = _case(device, dtype, "padding", scale=1e4)
+    out, grads = assert_same(lambda q, k, v: sdpa(q, k, v, mask), [q, k, v], dtype=dtype)
+    assert all(np.all(np.isfinite(a)) for a in out + grads)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_multihead_attention_paths(device, dtype):
+    mha = nn.MultiheadAttention(12, 3, batch_first=True).to(device=device, dtype=dtype)
+    rng = np.random.default_rng(3)
+    x = tensor(rng.standard_normal((2, 5, 12)), device, dtype, True)
+    kpm = np.zeros((2, 5), dtype=bool)
+    kpm[1, -2:] = True
+    kpm = tensor(kpm, device)
+
+    def fn(x, *params):
+        return mha(x, x, x, key_padding_mask=kpm, need_weights=False, is_causal=True)[0]
+
+    assert "AttentionFn" in grad_fn_names(fn(x))
+    assert_same(fn, [x, *mha.parameters()], dtype=dtype)
+    # with the weights asked for, the composite runs (the fused kernel does not return them)
+    assert "AttentionFn" not in grad_fn_names(mha(x, x, x)[0])
+
+
+def test_fallback_rule(device):
+    q, k, v, mask, _ = _case(device, "float64", "float")
+    assert "AttentionFn" not in grad_fn_names(sdpa(q, k, v, dropout_p=0.5))
+    mask_grad = tensor(cpu(mask), device, "float64", True)
+    assert "AttentionFn" not in grad_fn_names(sdpa(q, k, v, mask_grad))
+    assert "AttentionFn" in grad_fn_names(sdpa(q, k, v, mask))
+    mha = nn.MultiheadAttention(6, 2, dropout=0.5).to(device)  # training with dropout
+    x = tensor(np.ones((3, 1, 6)), device, "float32", True)
+    assert "AttentionFn" not in grad_fn_names(mha(x, x, x, need_weights=False)[0])
+    mha.eval()
+    assert "AttentionFn" in grad_fn_names(mha(x, x, x, need_weights=False)[0])
+
+
+def test_use_fused_switch(device):
+    q, k, v, _, _ = _case(device, "float32", "none")
+    with mg.use_fused(False):
+        assert "AttentionFn" not in grad_fn_names(sdpa(q, k, v))
+    assert "AttentionFn" in grad_fn_names(sdpa(q, k, v))
+
+
+def test_flash_geometry():
+    grid, block, smem, tile = kernels.attention.flash_geometry(4096, 64, 64, 32)
+    assert grid == (32, 64) and block == (64,) and smem == 64 * 128 * 4 and tile == 64
+    assert kernels.attention.flash_geometry(1, 128, 128, 1)[0] == (1, 1)
+    for E, Ev, itemsize, extra in ((128, 128, 4, 2), (128, 128, 8, 2), (16, 8, 8, 0)):
+        _, _, smem, tile = kernels.attention.flash_geometry(100, E, Ev, 3, itemsize, extra)
+        assert smem <= 48 * 1024 and smem == tile * (E + Ev + extra) * itemsize and tile >= 8

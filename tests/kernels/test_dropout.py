@@ -1,0 +1,121 @@
+"""The fused dropout (kernels/dropout.py) against its composite reference
+(``F._dropout_reference``)."""
+
+import numpy as np
+import pytest
+from kernel_utils import cpu, grad_fn_names, tensor
+from kernel_utils import fused_on  # noqa: F401  (autouse: kernels on, whatever the env)
+
+import minigrad as mg
+import minigrad.nn.functional as F
+from minigrad import kernels
+
+
+def _both(x, p, seed=3):
+    """Outputs and input gradients of both paths from the same seed."""
+    res = []
+    for fused in (True, False):
+        x.grad = None
+        mg.manual_seed(seed)
+        with mg.use_fused(fused):
+            y = F.dropout(x, p)
+            w = mg.tensor(np.linspace(-1, 1, y.data.size).reshape(y.shape), dtype=y.dtype,
+                          device=y.device)
+            (y * w).sum().backward()
+        res.append((cpu(y), cpu(x.grad)))
+    return res
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
+def test_cpu_same_numbers_as_the_reference(dtype, p):
+    """On the CPU both paths draw the same float32 uniforms: identical masks."""
+    x = tensor(np.random.default_rng(0).standard_normal((7, 13)), "cpu", dtype, True)
+    (y_f, g_f), (y_r, g_r) = _both(x, p)
+    np.testing.assert_array_equal(y_f, y_r)
+    np.testing.assert_array_equal(g_f, g_r)
+    assert y_f.dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("p", [0.2, 0.7])
+def test_mask_semantics(device, p):
+    """Each element is dropped or scaled by 1/(1 - p); the gradient uses the same mask; the
+    kept fraction is about 1 - p."""
+    x = tensor(np.random.default_rng(1).random((200, 300)) + 1, device, "float32", True)
+    mg.manual_seed(0)
+    y = F.dropout(x, p)
+    assert "DropoutFn" in grad_fn_names(y)
+    y.sum().backward()
+    y, g, xv = cpu(y), cpu(x.grad), cpu(x)
+    kept = y != 0
+    np.testing.assert_allclose(y[kept], xv[kept] / (1 - p), rtol=1e-6)
+    np.testing.assert_allclose(g, kept / np.float32(1 - p), rtol=1e-6)
+    assert abs(kept.mean() - (1 - p)) < 0.01
+
+
+def test_gradcheck_fused_function(device):
+    x = tensor(np.random.default_rng(2).standard_normal((3, 5)), device, "float64", True)
+    mg.manual_seed(0)
+    y = kernels.dropout.DropoutFn.apply(x, p=0.4)
+    mask = cpu(y) / cpu(x)
+    # the mask is drawn once per call: check the Function's backward against it
+    (gx,) = mg.grad(y, [x], mg.ones(3, 5, dtype=mg.float64, device=device))
+    np.testing.assert_allclose(cpu(gx), mask, rtol=1e-12)
+    fn_calls = []
+
+    def fn(x):  # gradcheck re-runs fn: the same seed each time gives the same mask
+        mg.manual_seed(0)
+        fn_calls.append(1)
+        return kernels.dropout.DropoutFn.apply(x, p=0.4)
+
+    assert mg.autograd.gradcheck(fn, [x]) and fn_calls
+
+
+def test_create_graph(device):
+    x = tensor(np.random.default_rng(3).standard_normal((4, 6)), device, "float64", True)
+    mg.manual_seed(0)
+    y = F.dropout(x, 0.5)
+    (g,) = mg.grad((y * y).sum(), [x], create_graph=True)
+    (g2,) = mg.grad(g.sum(), [x])
+    m = cpu(y) / cpu(x)  # m / (1 - p) per element
+    np.testing.assert_allclose(cpu(g), 2 * cpu(x) * m * m, rtol=1e-12)
+    np.testing.assert_allclose(cpu(g2), 2 * m * m, rtol=1e-12)
+
+
+def test_odd_and_noncontiguous(device):
+    x = tensor(np.random.default_rng(4).standard_normal((5, 3, 7)), device, "float32", True)
+    xt = x.transpose(0, 2)
+    assert not xt.data.flags.c_contiguous
+    mg.manual_seed(1)
+    y = F.dropout(xt, 0.3)
+    y.sum().backward()
+    yv, xv = cpu(y), cpu(xt)
+    kept = yv != 0
+    np.testing.assert_allclose(yv[kept], xv[kept] / np.float32(0.7), rtol=1e-6)
+    np.testing.assert_allclose(cpu(x.grad).transpose(2, 1, 0), kept / np.float32(0.7),
+                               rtol=1e-6)
+    e = tensor(np.zeros((0, 3)), device, "float32", True)  # empty
+    assert F.dropout(e, 0.5).shape == (0, 3)
+
+
+def test_p_one_and_extreme_values(device):
+    x = tensor(np.full((3, 4), 1e30), device, "float32", True)
+    y = F.dropout(x, 1.0)
+    np.testing.assert_array_equal(cpu(y), 0.0)
+    y = F.dropout(x, 0.5)
+    assert np.all(np.isfinite(cpu(y)))
+
+
+def test_use_fused_switch(device):
+    x = tensor(np.ones((3, 3)), device, "float32", True)
+    with mg.use_fused(False):
+        assert "DropoutFn" not in grad_fn_names(F.dropout(x, 0.5))
+    assert "DropoutFn" in grad_fn_names(F.dropout(x, 0.5))
+    assert F.dropout(x, 0.5, training=False) is x
+
+
+
+def test_cpu_p_rounding_to_one_drops_everything():
+    x = tensor(np.ones((4, 4)), "cpu", "float32", True)
+    np.testing.assert_array_equal(cpu(F.dropout(x, 1 - 1e-9)), 0.0)
+    assert np.all(cpu(F.dropout(x, 1e-12)) > 0)

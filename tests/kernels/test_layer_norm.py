@@ -1,0 +1,96 @@
+"""The fused layer norm (kernels/layer_norm.py) against its composite reference
+(``F._layer_norm_reference``)."""
+
+import numpy as np
+import pytest
+from kernel_utils import assert_same, assert_same_second_order, cpu, grad_fn_names, tensor
+from kernel_utils import fused_on  # noqa: F401  (autouse: kernels on, whatever the env)
+
+import minigrad as mg
+import minigrad.nn.functional as F
+from minigrad import kernels, nn
+
+AFFINE = [(True, True), (True, False), (False, True), (False, False)]
+
+
+def _case(device, dtype, shape, norm, affine, scale=1.0, seed=0):
+    rng = np.random.default_rng(seed)
+    x = tensor(rng.standard_normal(shape) * scale + 3.0, device, dtype, True)
+    w = tensor(rng.standard_normal(norm), device, dtype, True) if affine[0] else None
+    b = tensor(rng.standard_normal(norm), device, dtype, True) if affine[1] else None
+    return x, w, b
+
+
+def _fn(norm, eps=1e-5):
+    return lambda x, w, b: F.layer_norm(x, norm, w, b, eps)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("affine", AFFINE, ids=["wb", "w", "b", "none"])
+@pytest.mark.parametrize("shape, norm", [((4, 7), (7,)), ((2, 3, 4, 5), (4, 5)),
+                                         ((6,), (6,)), ((3, 1, 33), (1, 33))])
+def test_matches_reference(device, dtype, affine, shape, norm):
+    x, w, b = _case(device, dtype, shape, norm, affine)
+    inputs = [t for t in (x, w, b) if t is not None]
+
+    def fn(*ts):
+        it = iter(ts)
+        return F.layer_norm(next(it), norm, next(it) if affine[0] else None,
+                            next(it) if affine[1] else None)
+
+    out, _ = assert_same(fn, inputs, dtype=dtype)
+    assert out[0].dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("affine", AFFINE, ids=["wb", "w", "b", "none"])
+def test_gradcheck_fused_function(device, affine):
+    x, w, b = _case(device, "float64", (3, 2, 4), (2, 4), affine)
+    inputs = [t for t in (x, w, b) if t is not None]
+
+    def fn(*ts):
+        it = iter(ts)
+        return kernels.layer_norm.apply(next(it), (2, 4), next(it) if affine[0] else None,
+                                        next(it) if affine[1] else None, 1e-5)
+
+    assert "LayerNormFn" in grad_fn_names(fn(*inputs))
+    assert mg.autograd.gradcheck(fn, inputs)
+
+
+def test_create_graph_differentiates_the_reference(device):
+    x, w, b = _case(device, "float64", (3, 4), (4,), (True, True))
+    assert_same_second_order(_fn((4,)), [x, w, b])
+
+
+def test_noncontiguous_input(device):
+    x, w, b = _case(device, "float32", (5, 6, 3), (6,), (True, True))
+
+    def fn(x, w, b):
+        xt = x.transpose(1, 2)  # (5, 3, 6), not contiguous
+        assert not xt.data.flags.c_contiguous
+        return F.layer_norm(xt, (6,), w, b)
+
+    assert_same(fn, [x, w, b], dtype="float32")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_extreme_and_constant_rows(device, dtype):
+    """Rows of magnitude 1e4 and constant rows (variance 0: only eps) stay finite."""
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal((4, 8)) * 1e4
+    a[1] = 7.0  # a constant row
+    x = tensor(a, device, dtype, True)
+    w = tensor(rng.standard_normal(8), device, dtype, True)
+    b = tensor(rng.standard_normal(8), device, dtype, True)
+    out, grads = assert_same(_fn((8,)), [x, w, b], dtype=dtype)
+    assert all(np.all(np.isfinite(g)) for g in out + grads)
+
+
+def test_module_and_switch(device):
+    ln = nn.LayerNorm(6).to(device)
+    x = tensor(np.random.default_rng(2).standard_normal((2, 6)), device, "float32", True)
+    assert "LayerNormFn" in grad_fn_names(ln(x))
+    with mg.use_fused(False):
+        assert "LayerNormFn" not in grad_fn_names(ln(x))
+    assert_same(lambda x, *p: ln(x), [x, *ln.parameters()], dtype="float32")
+    x16 = tensor(cpu(x), device, "float16", True)
+    assert "LayerNormFn" not in grad_fn_names(F.layer_norm(x16, (6,)))  # no float16 kernel

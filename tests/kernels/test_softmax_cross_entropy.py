@@ -1,0 +1,135 @@
+"""The fused softmax cross-entropy (kernels/softmax_cross_entropy.py) against its composite
+reference (``F._cross_entropy_reference``)."""
+
+import numpy as np
+import pytest
+from kernel_utils import assert_same, assert_same_second_order, cpu, grad_fn_names, tensor
+from kernel_utils import fused_on  # noqa: F401  (autouse: kernels on, whatever the env)
+
+import minigrad as mg
+import minigrad.nn.functional as F
+from minigrad import kernels
+
+OPTIONS = [
+    dict(),
+    dict(label_smoothing=0.1),
+    dict(weight=True),
+    dict(weight=True, label_smoothing=0.2, ignore_index=2),
+    dict(reduction="none", ignore_index=1),
+    dict(reduction="sum", label_smoothing=0.3, weight=True),
+    dict(reduction="none", weight=True, ignore_index=0, label_smoothing=0.05),
+]
+
+
+def _case(device, dtype, N=13, C=7, scale=3.0, seed=0, **kw):
+    rng = np.random.default_rng(seed)
+    x = tensor(rng.standard_normal((N, C)) * scale, device, dtype, True)
+    t = tensor(rng.integers(0, C, N), device)
+    if kw.get("weight"):
+        kw["weight"] = tensor(rng.random(C) + 0.1, device, dtype)
+    return x, t, kw
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(o) or "plain")
+def test_matches_reference(device, dtype, options):
+    x, t, kw = _case(device, dtype, **dict(options))
+    out, _ = assert_same(lambda x: F.cross_entropy(x, t, **kw), [x], dtype=dtype)
+    assert out[0].dtype == np.dtype(dtype)
+
+
+@pytest.mark.parametrize("options", OPTIONS[:4], ids=lambda o: ",".join(o) or "plain")
+def test_gradcheck_fused_function(device, options):
+    x, t, kw = _case(device, "float64", N=5, C=4, **dict(options))
+    fn = lambda x: kernels.softmax_cross_entropy.SoftmaxCrossEntropyFn.apply(  # noqa: E731
+        x, target=t, weight=kw.get("weight"), ignore_index=kw.get("ignore_index", -100),
+        reduction=kw.get("reduction", "mean"), label_smoothing=kw.get("label_smoothing", 0.0))
+    assert "SoftmaxCrossEntropyFn" in grad_fn_names(fn(x))
+    assert mg.autograd.gradcheck(fn, [x])
+
+
+@pytest.mark.parametrize("options", [dict(), dict(weight=True, label_smoothing=0.2,
+                                                  ignore_index=1, reduction="none")])
+def test_create_graph_differentiates_the_reference(device, options):
+    x, t, kw = _case(device, "float64", N=4, C=3, **dict(options))
+    assert_same_second_order(lambda x: F.cross_entropy(x, t, **kw), [x])
+
+
+@pytest.mark.parametrize("N, C", [(1, 1), (1, 5), (3, 1), (31, 17)])
+def test_odd_sizes(device, N, C):
+    x, t, kw = _case(device, "float64", N=N, C=C, label_smoothing=0.1)
+    assert_same(lambda x: F.cross_entropy(x, t, **kw), [x])
+
+
+def test_noncontiguous_logits(device):
+    rng = np.random.default_rng(1)
+    xt = tensor(rng.standard_normal((6, 9)), device, "float32", True)  # (C, N)
+    t = tensor(rng.integers(0, 6, 9), device)
+
+    def fn(xt):
+        x = xt.T
+        assert not x.data.flags.c_contiguous
+        return F.cross_entropy(x, t, label_smoothing=0.1, reduction="none")
+
+    assert_same(fn, [xt], dtype="float32")
+
+
+@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")  # the reference's 0 / 0
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_all_targets_ignored(device, reduction):
+    x, _, _ = _case(device, "float64", N=4, C=3)
+    t = tensor(np.full(4, -100), device)
+    out, grads = assert_same(lambda x: F.cross_entropy(x, t, reduction=reduction), [x]) \
+        if reduction != "mean" else _mean_all_ignored(x, t)
+    if reduction == "sum":
+        assert out[0] == 0.0
+    np.testing.assert_array_equal(grads[0], 0.0)
+
+
+def _mean_all_ignored(x, t):
+    """'mean' over no targets is 0 / 0 = nan (as PyTorch), on both paths; gradients are 0."""
+    results = []
+    for fused in (True, False):
+        x.grad = None
+        with mg.use_fused(fused):
+            loss = F.cross_entropy(x, t)
+            loss.backward()
+        assert np.isnan(loss.item())
+        results.append(cpu(x.grad))
+    np.testing.assert_array_equal(results[0], results[1])
+    return [np.array(np.nan)], [results[0]]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_extreme_logits(device, dtype):
+    x, t, kw = _case(device, dtype, N=6, C=4, scale=1e4, label_smoothing=0.1, weight=True)
+    out, grads = assert_same(lambda x: F.cross_entropy(x, t, **kw), [x], dtype=dtype)
+    assert np.all(np.isfinite(out[0])) and np.all(np.isfinite(grads[0]))
+
+
+def test_fallback_rule(device):
+    """Outside (N, C) logits with class indices and constant weights, the reference runs."""
+    rng = np.random.default_rng(2)
+    x = tensor(rng.standard_normal((4, 3)), device, "float64", True)
+    probs = tensor(rng.dirichlet(np.ones(3), 4), device, "float64")
+    x3 = tensor(rng.standard_normal((2, 3, 5)), device, "float64", True)
+    t3 = tensor(rng.integers(0, 3, (2, 5)), device)
+    w_grad = tensor(rng.random(3), device, "float64", True)
+    t = tensor(rng.integers(0, 3, 4), device)
+    name = "SoftmaxCrossEntropyFn"
+    assert name in grad_fn_names(F.cross_entropy(x, t))
+    assert name not in grad_fn_names(F.cross_entropy(x, probs))
+    assert name not in grad_fn_names(F.cross_entropy(x3, t3))
+    assert name not in grad_fn_names(F.cross_entropy(x[0], t[0]))
+    assert name not in grad_fn_names(F.cross_entropy(x, t, weight=w_grad))
+    assert_same(lambda x: F.cross_entropy(x, probs, label_smoothing=0.1), [x])
+    assert_same(lambda x3: F.cross_entropy(x3, t3, ignore_index=1), [x3])
+
+
+def test_use_fused_switch(device):
+    x, t, _ = _case(device, "float32")
+    with mg.use_fused(False):
+        assert "SoftmaxCrossEntropyFn" not in grad_fn_names(F.cross_entropy(x, t))
+    assert "SoftmaxCrossEntropyFn" in grad_fn_names(F.cross_entropy(x, t))
+    x16 = tensor(cpu(x), device, "float16", True)  # no float16 kernel: the composite runs
+    assert "SoftmaxCrossEntropyFn" not in grad_fn_names(F.cross_entropy(x16, t))
