@@ -38,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad import backend
+from minigrad.optim.adam import _effective_grad
 
 from . import _cuda
 
@@ -183,16 +184,7 @@ def _update(flat: _Flat, params, step: float, group: dict) -> None:
             seg_views = {name: buf[lo:hi] for name, buf in flat.buffers.items()}
             grads = [(g_seg, seg_views, flat.tmp[lo:hi], theta)]
         for grad, views, tmp_p, theta in grads:
-            if wd != 0 and not decoupled:
-                g = theta * wd  # g <- g + wd * theta, in a fresh array (as the reference)
-                if maximize:
-                    g -= grad
-                else:
-                    g += grad
-            elif maximize:
-                g = -grad
-            else:
-                g = grad
+            g = _effective_grad(theta, grad, wd, maximize, decoupled)  # as the reference
             m_p, v_p = views["exp_avg"], views["exp_avg_sq"]
             # m <- m + (1 - beta1) (g - m)   (PyTorch's lerp_)
             np.subtract(g, m_p, out=tmp_p)

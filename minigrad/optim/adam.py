@@ -195,6 +195,22 @@ class AdamW(Adam):
         )
 
 
+def _effective_grad(theta: Array, grad: Array, weight_decay: float, maximize: bool,
+                    decoupled_weight_decay: bool) -> Array:
+    """The gradient Adam's moments see: ``±grad`` plus ``wd * theta`` for coupled (L2) decay.
+
+    ``grad`` is never written: a new array is made whenever the value differs from it.
+    """
+    if weight_decay != 0 and not decoupled_weight_decay:
+        g = theta * weight_decay  # g <- g + wd * theta, in a fresh array
+        if maximize:
+            g -= grad
+        else:
+            g += grad
+        return g
+    return -grad if maximize else grad
+
+
 def _adam_update(
     param: Array,
     grad: Array,
@@ -220,16 +236,7 @@ def _adam_update(
     xp = backend.array_module(param)
     if weight_decay != 0 and decoupled_weight_decay:
         param *= 1 - lr * weight_decay
-    if weight_decay != 0 and not decoupled_weight_decay:
-        g = param * weight_decay  # g <- g + wd * theta, in a fresh array
-        if maximize:
-            g -= grad
-        else:
-            g += grad
-    elif maximize:
-        g = -grad
-    else:
-        g = grad
+    g = _effective_grad(param, grad, weight_decay, maximize, decoupled_weight_decay)
 
     # m <- m + (1 - beta1) (g - m)   (PyTorch's lerp_)
     tmp = g - exp_avg
