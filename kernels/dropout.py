@@ -5,11 +5,15 @@ What is fused: :func:`minigrad.nn.functional._dropout_reference` (the reference)
     y = x * m / (1 - p),  m_i = [u_i >= p],  u_i ~ U[0, 1)
     dx = dy * m / (1 - p)
 
-NumPy: the uniforms are drawn in the input's dtype (float32 for float32, never a float64
-detour) by the reference's own draw (``F.random_uniform_array``), so both paths drop the same
-elements from the same seed; the scaled mask is made in place in the uniforms' buffer (a
-compare with ``out=``, then a scale) and applied with one multiply. The backward is one
-multiply by the kept mask. (Most of the time is the random draw itself.)
+NumPy: no uniforms. Each keep/drop decision compares a random 32-bit word with an integer
+threshold, keep where ``w >= round(p * 2**32)`` (so P(keep) is ``1 - p`` to within 2**-32;
+the reference's float32 uniforms resolve ``p`` to 2**-24), and the word is drawn lazily, top
+byte first (:func:`_keep_mask`): about 8 random bits per element instead of the 32 behind a
+float32 uniform, and the random draw is most of the work. The mask is kept as booleans (a
+byte per element) for the backward; forward and backward are a multiply by the scale and a
+multiply by the mask each. The words come from the CPU generator (``mg.manual_seed``,
+checkpoints), so the mask is reproducible from the seed; it is a different stream from the
+reference's (the two paths drop different elements from the same seed).
 
 CUDA (``dropout.cu``): no uniforms and no mask are stored. Each element's keep/drop decision is
 a counter-based hash (a Philox-style mix of a 64-bit seed and the element's index), so the
@@ -22,6 +26,8 @@ backward ``dy * m / (1 - p)`` is then recorded as an ordinary multiply.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -42,26 +48,26 @@ class DropoutFn(Function):
         dt = x.dtype.type
         if self.xp is not np:
             return self._forward_cuda(x, p)
-        from minigrad.nn import functional  # noqa: PLC0415  (its draw: the reference's)
-
-        mask = functional.random_uniform_array(backend.CPU, x.shape, x.dtype)  # u ~ U[0, 1)
-        # NOTE: keep where u >= p (probability 1 - p); kept values are scaled up so that the
-        # expected output is the input. The mask overwrites u in place.
-        np.greater_equal(mask, dt(p), out=mask)
-        mask *= dt(1.0 / (1.0 - p))
-        self.mask = mask
-        return np.multiply(x, mask)
+        self.mask = _keep_mask(x.shape, p)
+        self.scale = dt(1.0 / (1.0 - p))
+        y = np.multiply(x, self.scale)
+        y *= self.mask
+        return y
 
     def backward(self, gy):
         if is_grad_enabled():  # create_graph=True: record dy * m / (1 - p)
             return gy * Tensor._make(self._mask_array(gy.data))
         if self.xp is np:
-            return Tensor._make(np.multiply(gy.data, self.mask))
+            gx = np.multiply(gy.data, self.scale)
+            gx *= self.mask
+            return Tensor._make(gx)
         return Tensor._make(self._backward_cuda(gy.data))
 
     def _mask_array(self, like):
-        if self.xp is np:
-            return self.mask
+        if self.xp is np:  # the scaled mask m / (1 - p), in the gradient's dtype
+            mask = self.mask.astype(like.dtype)
+            mask *= like.dtype.type(self.scale)
+            return mask
         ones = self.xp.ones(like.shape, dtype=like.dtype)
         return self._backward_cuda(ones)  # the mask, regenerated from the seed
 
@@ -90,6 +96,37 @@ class DropoutFn(Function):
         grid, block = _cuda.grid_1d(src.size, sm_count=_cuda.sm_count(dev))
         fn(grid, block, (src, dst, np.int64(src.size), self.seed, np.float32(self.p),
                          _cuda.scalar(dt, 1.0 / (1.0 - self.p))))
+
+
+def _keep_mask(shape, p: float) -> np.ndarray:
+    """Booleans of ``shape``, each True with probability ``1 - p`` (to 2**-32), from the raw
+    words of the CPU generator.
+
+    Each element's decision is "keep where w >= t" for a 32-bit random word w and
+    t = round(p * 2**32), drawn lazily: first only w's top byte (8 random bits per element);
+    a byte above t's top byte keeps, one below drops, and only for the 1/256 of elements whose
+    byte ties with t's are the 24 low bits drawn to settle the comparison. So the mask costs
+    about 8 random bits per element instead of 32, and every pass runs over bytes.
+
+    Example:
+        >>> import minigrad as mg
+        >>> mg.manual_seed(0)
+        >>> m = _keep_mask((1000, 100), 0.25)
+        >>> m.dtype, bool(abs(m.mean() - 0.75) < 0.01)
+        (dtype('bool'), True)
+    """
+    n = math.prod(shape)
+    threshold = round(p * 2.0**32)  # keep where word >= threshold
+    if threshold >= 2**32:  # p within 2**-33 of 1: every element dropped
+        return np.zeros(shape, dtype=bool)
+    bits = backend.generator(backend.CPU).bit_generator
+    top = bits.random_raw((n + 7) // 8).view(np.uint8)[:n]  # 8 bytes per 64-bit word
+    t_top, t_low = np.uint8(threshold >> 24), threshold & 0xFFFFFF
+    keep = np.greater(top, t_top)
+    ties = np.flatnonzero(top == t_top)
+    if ties.size:  # the low 24 bits of the tied words decide
+        keep[ties] = (bits.random_raw(ties.size) & np.uint64(0xFFFFFF)) >= np.uint64(t_low)
+    return keep.reshape(shape)
 
 
 def apply(input: Tensor, p: float) -> Tensor:

@@ -28,13 +28,40 @@ def _both(x, p, seed=3):
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
 @pytest.mark.parametrize("p", [0.1, 0.5, 0.9])
-def test_cpu_same_numbers_as_the_reference(dtype, p):
-    """On the CPU both paths draw the same float32 uniforms: identical masks."""
-    x = tensor(np.random.default_rng(0).standard_normal((7, 13)), "cpu", dtype, True)
+def test_cpu_same_law_as_the_reference(dtype, p):
+    """The fused CPU mask compares raw 32-bit words with an integer threshold, the reference
+    compares float32 uniforms: both paths drop each element with probability p, independently
+    of its neighbours, and each path is reproducible from the seed."""
+    x = tensor(np.ones((400, 250)), "cpu", dtype, True)
     (y_f, g_f), (y_r, g_r) = _both(x, p)
-    np.testing.assert_array_equal(y_f, y_r)
-    np.testing.assert_array_equal(g_f, g_r)
     assert y_f.dtype == np.dtype(dtype)
+    n = y_f.size
+    sigma = (p * (1 - p) / n) ** 0.5
+    for y, g in ((y_f, g_f), (y_r, g_r)):
+        kept = y != 0
+        np.testing.assert_array_equal(y[kept], np.asarray(1 / (1 - p), dtype))
+        assert abs(kept.mean() - (1 - p)) < 5 * sigma
+        # neighbours (the two halves of one 64-bit word, and of one uniform) are independent
+        pairs = kept.reshape(-1)[: n // 2 * 2].reshape(-1, 2)
+        both = (pairs[:, 0] & pairs[:, 1]).mean()
+        assert abs(both - (1 - p) ** 2) < 5 * ((1 - p) ** 2 * (1 - (1 - p) ** 2) / (n / 2)) ** 0.5
+        np.testing.assert_allclose(g / np.linspace(-1, 1, n).reshape(g.shape),
+                                   y, rtol=1e-6, atol=1e-300)
+    (y_f2, _), _ = _both(x, p)
+    np.testing.assert_array_equal(y_f, y_f2)  # the same seed: the same mask
+
+
+def test_cpu_mask_follows_the_generator_state():
+    """The fused mask comes from the CPU generator: saving and restoring its state (what
+    checkpoints do) replays the mask; the next call draws a new one."""
+    x = tensor(np.ones((64, 64)), "cpu", "float32", True)
+    mg.manual_seed(5)
+    state = mg.backend.get_rng_state()
+    a = cpu(F.dropout(x, 0.5))
+    b = cpu(F.dropout(x, 0.5))
+    mg.backend.set_rng_state(state)
+    np.testing.assert_array_equal(cpu(F.dropout(x, 0.5)), a)
+    assert not np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("p", [0.2, 0.7])

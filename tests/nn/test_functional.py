@@ -61,7 +61,8 @@ def test_dropout_identity_cases(device):
 
 
 def test_dropout_float32_mask_no_float64(device, monkeypatch):
-    """The mask is drawn directly in float32: no float64 array is ever made."""
+    """The composite mask is drawn directly in float32: no float64 array is ever made (the
+    fused kernel's CPU mask is booleans from raw words: tests/kernels/test_dropout.py)."""
     seen = []
     real = mg.nn.init.random_uniform_array
 
@@ -72,16 +73,20 @@ def test_dropout_float32_mask_no_float64(device, monkeypatch):
 
     monkeypatch.setattr(F, "random_uniform_array", spy)
     x = mg.ones(1000, device=device, requires_grad=True)
-    y = F.dropout(x, 0.25)
+    with mg.use_fused(False):
+        y = F.dropout(x, 0.25)
     assert seen == [np.dtype(np.float32)] and y.dtype == mg.float32
     kept = npy(y)[npy(y) != 0]
     assert np.all(kept == np.float32(1 / 0.75))
 
 
 def test_dropout_reference_matches_public(device):
+    """With the fused kernels off, F.dropout is the reference (the fused mask is its own
+    stream)."""
     x = mg.randn(4, 5, device=device)
     mg.manual_seed(1)
-    a = npy(F.dropout(x, 0.4))
+    with mg.use_fused(False):
+        a = npy(F.dropout(x, 0.4))
     mg.manual_seed(1)
     b = npy(F._dropout_reference(x, 0.4))
     np.testing.assert_array_equal(a, b)
