@@ -1,8 +1,8 @@
 """Fused multi-tensor Adam vs the per-parameter reference and PyTorch, on the parameter shapes
 of W4's model (16 tensors, 1.3 M values). ``python -m benchmarks.bench_adam``
 
-On the CPU the fused update does the reference's element operations (the same numbers, bit for
-bit); on a GPU the kernel fuses them (equal to rounding)."""
+The fused update equals the reference to rounding: on the CPU it folds two constants and
+spreads its segments over threads, on a GPU it is one kernel."""
 
 import numpy as np
 

@@ -2,8 +2,7 @@
 
 What is fused: the per-parameter loop of :meth:`minigrad.optim.Adam.step` around
 :func:`minigrad.optim.adam._adam_update` (the reference), for every parameter of a group at once.
-The update, op for op the reference's (so the numbers are the reference's, bit for bit on the
-CPU, and PyTorch's within float rounding)::
+The update (the reference's and PyTorch's numbers within float rounding)::
 
     theta <- theta (1 - lr wd)                            AdamW (decoupled decay)
     g     <- g + wd theta                                 Adam with weight_decay (-g: maximize)
@@ -12,19 +11,26 @@ CPU, and PyTorch's within float rounding)::
     theta <- theta - lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
 
 How: the moment buffers of the group live in one flat buffer per moment (each state tensor's
-``.data`` is a view into it, so ``state_dict`` and checkpoints see ordinary tensors). The
-parameters are walked in cache-sized segments: a large parameter is a segment of its own and its
-passes run on its gradient itself (no gathering copy); small parameters share a segment, their
-gradients gathered with one ``concatenate``, so every pass is one ufunc call for all of them.
-The flat buffers are built on the first step and rebuilt whenever a state tensor was replaced
-(``load_state_dict``) or the set of parameters with a gradient changed. Parameters that share
-a step count are updated together (PyTorch counts steps per parameter; one that skipped a step
-is bucketed apart).
+``.data`` is a view into it, so ``state_dict`` and checkpoints see ordinary tensors). The flat
+range is walked in segments of ``SEGMENT`` values: a piece of a large parameter, or several
+small parameters whose gradients are gathered with one ``concatenate``, so every pass is one
+ufunc call over about 64K values however the parameters are shaped. The flat buffers are
+built on the first step and rebuilt whenever a state tensor was replaced (``load_state_dict``)
+or the set of parameters with a gradient changed. Parameters that share a step count are
+updated together (PyTorch counts steps per parameter; one that skipped a step is bucketed
+apart).
 
-NOTE: on the CPU the work per element is the reference's 13 ufunc passes, kept so that the
-numbers are the reference's bit for bit; NumPy has no fused multiply-add or elementwise kernel
-language, so what this saves is per-call overhead: much for many small parameters, little for a
-few large ones. The GPU kernel is where the fusion pays.
+NumPy: 12 ufunc passes per segment (the reference's 13 with the two bias-correction constants
+folded: ``m / (sqrt(v) / c + eps) = c m / (sqrt(v) + eps c)``, one division fewer per
+element; so the numbers equal the reference's to rounding, not bit for bit). NumPy has no
+fused multiply-add or elementwise kernel language, so on the CPU this saves per-call overhead
+(much for many small parameters, little for a few large ones: the passes run at the cache's
+bandwidth either way; measured on W4's parameters, 1.3 M values, about the reference's time).
+The segments go through ``_numpy.run_chunks``: with ``MINIGRAD_NUM_THREADS=N`` they are
+spread over N threads (NumPy releases the GIL inside its loops; each segment writes only its
+own values, so the result does not depend on the thread count). The GPU kernel is where the
+fusion pays. A bucket with a non-contiguous parameter runs the reference update parameter by
+parameter.
 
 CUDA (``adam.cu``): one grid-stride kernel over the flat moments; it reads each parameter and
 gradient through a table of device pointers (no packing of either), so the whole group is one
@@ -40,7 +46,7 @@ import numpy as np
 from minigrad import backend
 from minigrad.optim.adam import _effective_grad
 
-from . import _cuda
+from . import _cuda, _numpy
 
 CUDA_KERNELS = ("adam_multi_tensor",)
 
@@ -104,9 +110,7 @@ class _Flat:
             self.views.append(entry)
         self.tmp = xp.empty(total, dtype=dtype)  # scratch, and the update of every parameter
         self.grad = xp.empty(total, dtype=dtype)  # the gradients of small parameters, gathered
-        self.segments = _segments(self.offsets)
-        self.tmp_views = [self.tmp[self.offsets[k]:self.offsets[k + 1]].reshape(p.data.shape)
-                          for k, p in enumerate(params)]
+        self.segments = _segments(self.offsets, SEGMENT)
 
     def valid_for(self, state, params) -> bool:
         if tuple(id(p) for p in params) != self.ids:
@@ -119,25 +123,32 @@ class _Flat:
         return True
 
 
-SEGMENT = 32768  # values per segment: the moments, scratch and parameters stay in cache
+SEGMENT = 1 << 18  # values per segment (measured best on the 2-core CI machines: 16K-2M tried)
 
 
-def _segments(offsets) -> list:
-    """Consecutive parameters grouped into runs of about ``SEGMENT`` values: ``[(lo, hi,
-    [parameter indices])]``. A large parameter is a run of its own; small ones share one.
+def _segments(offsets, size: int = SEGMENT) -> list:
+    """The flat range cut into runs of at most ``size`` values: ``[(lo, hi, pieces)]``, each
+    piece ``(k, a, b)`` being values ``a:b`` of parameter ``k``. A large parameter is cut into
+    several runs; small neighbours share one.
 
     Example:
-        >>> _segments([0, 100000, 100128, 101408, 101418])
-        [(0, 100000, [0]), (100000, 101418, [1, 2, 3])]
+        >>> _segments([0, 5, 7, 20], size=6)
+        [(0, 6, [(0, 0, 5), (1, 0, 1)]), (6, 12, [(1, 1, 2), (2, 0, 5)]), (12, 18, [(2, 5, 11)]), \
+(18, 20, [(2, 11, 13)])]
     """
-    runs, start, members = [], 0, []
-    for k in range(len(offsets) - 1):
-        if members and offsets[k + 1] - start > SEGMENT:
-            runs.append((start, offsets[k], members))
-            start, members = offsets[k], []
-        members.append(k)
-    if members:
-        runs.append((start, offsets[-1], members))
+    runs, first, n = [], 0, len(offsets) - 1
+    for lo in range(0, offsets[-1], size):
+        hi = min(lo + size, offsets[-1])
+        while offsets[first + 1] <= lo:  # the first parameter reaching into this run
+            first += 1
+        pieces = []
+        for k in range(first, n):
+            if offsets[k] >= hi:
+                break
+            a, b = max(lo, offsets[k]), min(hi, offsets[k + 1])
+            if a < b:  # (empty parameters have no piece)
+                pieces.append((k, a - offsets[k], b - offsets[k]))
+        runs.append((lo, hi, pieces))
     return runs
 
 
@@ -164,53 +175,59 @@ def _update(flat: _Flat, params, step: float, group: dict) -> None:
                                 decoupled)
         return _update_each(flat, params, step, group)  # stated fallback: see the docstring
 
+    if not all(p.data.flags.c_contiguous for p in params):
+        return _update_each(flat, params, step, group)  # a parameter's values are not flat
     # NOTE: the bias corrections are Python floats (float64 on the host), never arrays
     step_size = lr / (1 - beta1**step)
     bias_correction2_sqrt = (1 - beta2**step) ** 0.5
     amsgrad = "max_exp_avg_sq" in flat.buffers
-    for lo, hi, members in flat.segments:  # a cache-sized run of parameters at a time
+    p_flat = [p.data.reshape(-1) for p in params]  # views (contiguous)
+    g_flat = [p.grad.data.reshape(-1) for p in params]  # a copy if not contiguous
+
+    def segment(run) -> None:
+        lo, hi, pieces = run
+        p_views = [p_flat[k][a:b] for k, a, b in pieces]
         if wd != 0 and decoupled:
-            for k in members:
-                params[k].data *= 1 - lr * wd
-        if len(members) == 1:  # a large parameter: the passes run on its gradient itself
-            (k,) = members
-            grads = [(params[k].grad.data, flat.views[k], flat.tmp_views[k], params[k].data)]
-        else:  # small parameters: gathered into one flat gradient, then one pass each
-            g_seg = flat.grad[lo:hi]
-            np.concatenate([params[k].grad.data.reshape(-1) for k in members], out=g_seg)
+            for view in p_views:
+                view *= 1 - lr * wd
+        if len(pieces) == 1:  # part of one parameter: its gradient, no copy
+            k, a, b = pieces[0]
+            grad, theta = g_flat[k][a:b], p_views[0]
+        else:  # small parameters: gathered into one flat gradient
+            grad = flat.grad[lo:hi]
+            np.concatenate([g_flat[k][a:b] for k, a, b in pieces], out=grad)
             theta = None
             if wd != 0 and not decoupled:
-                theta = np.concatenate([params[k].data.reshape(-1) for k in members])
-            seg_views = {name: buf[lo:hi] for name, buf in flat.buffers.items()}
-            grads = [(g_seg, seg_views, flat.tmp[lo:hi], theta)]
-        for grad, views, tmp_p, theta in grads:
-            g = _effective_grad(theta, grad, wd, maximize, decoupled)  # as the reference
-            m_p, v_p = views["exp_avg"], views["exp_avg_sq"]
-            # m <- m + (1 - beta1) (g - m)   (PyTorch's lerp_)
-            np.subtract(g, m_p, out=tmp_p)
-            tmp_p *= 1 - beta1
-            m_p += tmp_p
-            # v <- beta2 v + (1 - beta2) g g   (PyTorch's mul_ then addcmul_)
-            v_p *= beta2
-            np.multiply(g, 1 - beta2, out=tmp_p)
-            tmp_p *= g
-            v_p += tmp_p
-        # the rest: one pass each over the whole segment
+                theta = np.concatenate(p_views)
+        g = _effective_grad(theta, grad, wd, maximize, decoupled)  # as the reference
         m = flat.buffers["exp_avg"][lo:hi]
         v = flat.buffers["exp_avg_sq"][lo:hi]
         tmp = flat.tmp[lo:hi]
+        # m <- m + (1 - beta1) (g - m)   (PyTorch's lerp_)
+        np.subtract(g, m, out=tmp)
+        tmp *= 1 - beta1
+        m += tmp
+        # v <- beta2 v + (1 - beta2) g g   (PyTorch's mul_ then addcmul_)
+        v *= beta2
+        np.multiply(g, g, out=tmp)
+        tmp *= 1 - beta2
+        v += tmp
         if amsgrad:
             v_max = flat.buffers["max_exp_avg_sq"][lo:hi]
             np.maximum(v_max, v, out=v_max)
             v = v_max
-        # delta = -step_size * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+        # delta = -step_size * m / (sqrt(v) / c + eps) = -(step_size c) * m / (sqrt(v) + eps c)
+        # with c = sqrt(1 - beta2^t): the constants folded, one division fewer per element
         np.sqrt(v, out=tmp)
-        tmp /= bias_correction2_sqrt
-        tmp += eps
+        tmp += eps * bias_correction2_sqrt
         np.divide(m, tmp, out=tmp)
-        tmp *= -step_size
-        for k in members:  # theta <- theta + delta   (PyTorch's addcdiv_)
-            params[k].data += flat.tmp_views[k]
+        tmp *= -step_size * bias_correction2_sqrt
+        start = 0
+        for view in p_views:  # theta <- theta + delta   (PyTorch's addcdiv_)
+            view += tmp[start:start + view.size]
+            start += view.size
+
+    _numpy.run_chunks(segment, flat.segments)  # MINIGRAD_NUM_THREADS threads (default 1)
 
 
 def _update_each(flat: _Flat, params, step: float, group: dict) -> None:
