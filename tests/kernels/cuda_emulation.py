@@ -13,7 +13,8 @@ CPU:
 
 So a test can compare a launcher's results with the NumPy branch's: a wrong argument order, a
 missing copy, a buffer of the wrong shape or dtype, or an untyped Python scalar fails here. The
-CUDA C itself is only compiled (test_cuda_sources.py), not executed.
+CUDA C itself is compiled by test_cuda_sources.py and executed on the CPU by cuda_sim.py
+(test_cuda_simulated.py), which reuses the fake module and the launch checks from here.
 """
 
 from __future__ import annotations
@@ -84,23 +85,35 @@ class FakeCupy:
 _SIG = re.compile(r"template\s*<([^>]*)>\s*__global__\s+void\s+(\w+)\s*\(([^)]*)\)", re.S)
 
 
+def parameters(text: str) -> dict:
+    """{kernel name: (template parameter names, [parameter type as written, ...])} for the
+    templated ``__global__`` kernels of a CUDA source, e.g. ``(['T', 'DMAX'], ['const T*',
+    ..., 'int'])`` (without ``__restrict__`` and the parameter names)."""
+    end = text.find("#ifndef __CUDACC_RTC__")
+    kernels = {}
+    for template, name, params in _SIG.findall(text if end < 0 else text[:end]):
+        names = [t.split()[-1] for t in template.split(",")]
+        types = []
+        for p in params.split(","):
+            p = " ".join(p.replace("__restrict__", "").split())
+            types.append(re.match(r"(.*?)\s*\w+$", p).group(1).replace(" *", "*"))
+        kernels[name] = (names, types)
+    return kernels
+
+
+def _normalised(c_type: str) -> str:
+    """'const T*' -> 'T*', 'const void*' and 'void*' -> 'const void*'."""
+    t = " ".join(w for w in c_type.replace("*", " * ").split() if w != "const")
+    t = t.replace(" *", "*")
+    return "const void*" if t == "void*" else t
+
+
 def signature(cu_name: str) -> dict:
     """{kernel name: [parameter type, ...]} from ``kernels/<cu_name>.cu`` (types normalised,
     e.g. 'T*', 'int', 'long long', 'const void*')."""
     text = (KERNEL_DIR / f"{cu_name}.cu").read_text()
-    text = text[: text.find("#ifndef __CUDACC_RTC__")]
-    sigs = {}
-    for _, name, params in _SIG.findall(text):
-        types = []
-        for p in params.split(","):
-            p = " ".join(p.replace("__restrict__", "").split())
-            ptr = "*" in p
-            base = p.replace("*", " ").split()[:-1]  # drop the parameter name
-            base = [b for b in base if b != "const"]
-            t = " ".join(base) + ("*" if ptr else "")
-            types.append("const void*" if t == "void*" else t)
-        sigs[name] = types
-    return sigs
+    return {name: [_normalised(t) for t in types]
+            for name, (_, types) in parameters(text).items()}
 
 
 _POINTER_DTYPES = {"unsigned char*": np.uint8, "long long*": np.int64,
@@ -110,7 +123,12 @@ _SCALARS = {"int": np.int32, "long long": np.int64, "float": np.float32, "double
 
 def check_launch(cu_name, which, dtype, grid, block, args, shared_mem):
     """Assert that a launch fits the kernel's C signature and the device's limits."""
-    types = signature(cu_name)[which]
+    check_args(which, signature(cu_name)[which], dtype, grid, block, args, shared_mem)
+
+
+def check_args(which, types, dtype, grid, block, args, shared_mem):
+    """Assert that a launch fits the parameter ``types`` (normalised, as :func:`signature`
+    gives them) and the device's limits."""
     assert len(args) == len(types), f"{which}: {len(args)} arguments for {len(types)} parameters"
     assert all(isinstance(g, int) and g >= 1 for g in grid) and len(grid) <= 3, grid
     assert all(isinstance(b, int) and b >= 1 for b in block) and np.prod(block) <= 1024, block
