@@ -4,7 +4,8 @@
 Each launch is checked against its kernel's C signature (argument count, scalar types,
 pointer dtypes, contiguity) and the device limits, then emulated on the buffers it was given;
 so these tests catch launcher plumbing errors. The CUDA C itself is compiled by
-test_cuda_sources.py and runs only on a GPU (the ``gpu`` tests).
+test_cuda_sources.py, executed on the CPU by test_cuda_simulated.py (tests/kernels/cuda_sim.py)
+and on a GPU by the ``gpu`` tests.
 """
 
 import numpy as np
