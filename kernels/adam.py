@@ -14,7 +14,7 @@ How: the moment buffers of the group live in one flat buffer per moment (each st
 ``.data`` is a view into it, so ``state_dict`` and checkpoints see ordinary tensors). The flat
 range is walked in segments of ``SEGMENT`` values: a piece of a large parameter, or several
 small parameters whose gradients are gathered with one ``concatenate``, so every pass is one
-ufunc call over about 64K values however the parameters are shaped. The flat buffers are
+ufunc call over at most 64K values however the parameters are shaped. The flat buffers are
 built on the first step and rebuilt whenever a state tensor was replaced (``load_state_dict``)
 or the set of parameters with a gradient changed. Parameters that share a step count are
 updated together (PyTorch counts steps per parameter; one that skipped a step is bucketed
@@ -87,8 +87,8 @@ def step_group(optimizer, group: dict) -> None:
 
 
 class _Flat:
-    """The flat moment buffers of one bucket, the views handed to the state tensors, and
-    scratch space for the gradients."""
+    """The flat moment buffers of one bucket, the views handed to the state tensors, and the
+    segments the CPU update walks."""
 
     def __init__(self, xp, state, params, amsgrad):
         self.ids = tuple(id(p) for p in params)
@@ -108,8 +108,6 @@ class _Flat:
                 state[p][name].data = view
                 entry[name] = view
             self.views.append(entry)
-        self.tmp = xp.empty(total, dtype=dtype)  # scratch, and the update of every parameter
-        self.grad = xp.empty(total, dtype=dtype)  # the gradients of small parameters, gathered
         self.segments = _segments(self.offsets, SEGMENT)
 
     def valid_for(self, state, params) -> bool:
@@ -123,7 +121,7 @@ class _Flat:
         return True
 
 
-SEGMENT = 1 << 18  # values per segment (measured best on the 2-core CI machines: 16K-2M tried)
+SEGMENT = 1 << 16  # values per segment (measured best on the 2-core CI machines: 16K-2M tried)
 
 
 def _segments(offsets, size: int = SEGMENT) -> list:
@@ -194,15 +192,16 @@ def _update(flat: _Flat, params, step: float, group: dict) -> None:
             k, a, b = pieces[0]
             grad, theta = g_flat[k][a:b], p_views[0]
         else:  # small parameters: gathered into one flat gradient
-            grad = flat.grad[lo:hi]
-            np.concatenate([g_flat[k][a:b] for k, a, b in pieces], out=grad)
+            grad = np.concatenate([g_flat[k][a:b] for k, a, b in pieces])
             theta = None
             if wd != 0 and not decoupled:
                 theta = np.concatenate(p_views)
         g = _effective_grad(theta, grad, wd, maximize, decoupled)  # as the reference
         m = flat.buffers["exp_avg"][lo:hi]
         v = flat.buffers["exp_avg_sq"][lo:hi]
-        tmp = flat.tmp[lo:hi]
+        # NOTE: a fresh scratch per segment, not a flat one: the allocator hands back the block
+        # the previous segment freed, still in cache (a flat scratch adds a whole buffer's traffic)
+        tmp = np.empty(hi - lo, dtype=m.dtype)
         # m <- m + (1 - beta1) (g - m)   (PyTorch's lerp_)
         np.subtract(g, m, out=tmp)
         tmp *= 1 - beta1
