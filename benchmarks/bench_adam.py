@@ -7,7 +7,7 @@ spreads its segments over threads, on a GPU it is one kernel."""
 import numpy as np
 
 import minigrad as mg
-from benchmarks.kernel_bench import Case, cpu, main_for, torch_module
+from benchmarks.kernel_bench import Case, cpu, main_for, torch_for
 from minigrad.nn import Parameter
 
 SHAPES = [(1000, 256), (768, 256), (768,), (256, 256), (256,), (1024, 256), (1024,),
@@ -33,18 +33,19 @@ def case(device="cpu", quick=False) -> Case:
             o.step()
         return [cpu(p) for p in ps]
 
-    torch = torch_module()
+    torch, tdev = torch_for(device)
     torch_step = None
     if torch is not None:
-        tps = [torch.nn.Parameter(torch.tensor(w)) for w in init]
+        tps = [torch.nn.Parameter(torch.tensor(w, device=tdev)) for w in init]
         for p, g in zip(tps, grads):
-            p.grad = torch.tensor(g)
+            p.grad = torch.tensor(g, device=tdev)
         topt = torch.optim.Adam(tps, lr=1e-3)
         torch_step = topt.step
 
     n = sum(int(np.prod(s)) for s in SHAPES)
     return Case("adam", f"{len(SHAPES)} tensors, {n / 1e6:.2f} M float32", opt.step, values,
-                torch_step, rtol=1e-5, atol=1e-7, bytes=7 * n * 4)  # read p, g, m, v; write p, m, v
+                torch_step, torch_device=tdev, rtol=1e-5, atol=1e-7,
+                bytes=7 * n * 4)  # read p, g, m, v; write p, m, v
 
 
 if __name__ == "__main__":

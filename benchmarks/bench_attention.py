@@ -6,7 +6,7 @@ self-attention (batch 16, 4 heads, T 128, head dim 64) on the CPU; on a GPU also
 import numpy as np
 
 import minigrad as mg
-from benchmarks.kernel_bench import Case, cpu, main_for, torch_module
+from benchmarks.kernel_bench import Case, cpu, main_for, torch_for
 from minigrad.nn.attention import scaled_dot_product_attention as sdpa
 
 
@@ -26,11 +26,11 @@ def case(device="cpu", quick=False, long=False) -> Case:
         out, gs = run()
         return [cpu(out)] + [cpu(g) for g in gs]
 
-    torch = torch_module()
+    torch, tdev = torch_for(device)
     torch_step = None
-    if torch is not None and device == "cpu":
-        tq, tk, tv = (torch.tensor(a, requires_grad=True) for a in (q_np, k_np, v_np))
-        tgy = torch.tensor(gy_np)
+    if torch is not None:
+        tq, tk, tv = (torch.tensor(a, device=tdev, requires_grad=True) for a in (q_np, k_np, v_np))
+        tgy = torch.tensor(gy_np, device=tdev)
 
         def torch_step():
             out = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=True)
@@ -40,7 +40,7 @@ def case(device="cpu", quick=False, long=False) -> Case:
     # causal: half of the 2 * 2 * T * T * E forward FLOPs, 2.5x that for the backward
     flops = 3.5 * 2 * B * H * T * T * E
     return Case("attention" + ("_T4096" if long else ""), f"B{B} H{H} T{T} E{E} causal float32",
-                run, values, torch_step, rtol=2e-4, atol=2e-5, flops=flops,
+                run, values, torch_step, torch_device=tdev, rtol=2e-4, atol=2e-5, flops=flops,
                 bytes=8 * n * 4)  # q, k, v, out; dout, dq, dk, dv (never the T x T matrix)
 
 

@@ -9,7 +9,7 @@ import numpy as np
 
 import minigrad as mg
 import minigrad.nn.functional as F
-from benchmarks.kernel_bench import Case, cpu, main_for, torch_module
+from benchmarks.kernel_bench import Case, cpu, main_for, torch_for
 
 
 def case(device="cpu", quick=False) -> Case:
@@ -31,17 +31,17 @@ def case(device="cpu", quick=False) -> Case:
         return [np.where(kept, y * (1 - p) - x_np, 0), ((gx != 0) ^ kept).astype(np.float32),
                 np.array([float(abs(kept.mean() - (1 - p)) < 0.01)])]
 
-    torch = torch_module()
+    torch, tdev = torch_for(device)
     torch_step = None
     if torch is not None:
-        tx = torch.tensor(x_np, requires_grad=True)
-        tones = torch.ones(shape)
+        tx = torch.tensor(x_np, device=tdev, requires_grad=True)
+        tones = torch.ones(shape, device=tdev)
 
         def torch_step():
             torch.autograd.grad(torch.nn.functional.dropout(tx, p), [tx], tones)
 
     n = int(np.prod(shape))
-    return Case("dropout", f"{shape} float32, p={p}", run, values, torch_step,
+    return Case("dropout", f"{shape} float32, p={p}", run, values, torch_step, torch_device=tdev,
                 bytes=4 * n * 4)  # x, y; dy, dx (the CUDA mask is never stored)
 
 

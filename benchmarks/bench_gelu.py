@@ -5,7 +5,7 @@ import numpy as np
 
 import minigrad as mg
 import minigrad.nn.functional as F
-from benchmarks.kernel_bench import Case, cpu, main_for, torch_module
+from benchmarks.kernel_bench import Case, cpu, main_for, torch_for
 
 
 def case(device="cpu", quick=False) -> Case:
@@ -24,17 +24,17 @@ def case(device="cpu", quick=False) -> Case:
         y, (gx,) = run()
         return [cpu(y), cpu(gx)]
 
-    torch = torch_module()
+    torch, tdev = torch_for(device)
     torch_step = None
     if torch is not None:
-        tx = torch.tensor(x_np, requires_grad=True)
-        tgy = torch.tensor(gy_np)
+        tx = torch.tensor(x_np, device=tdev, requires_grad=True)
+        tgy = torch.tensor(gy_np, device=tdev)
 
         def torch_step():
             torch.autograd.grad(torch.nn.functional.gelu(tx), [tx], tgy)
 
     n = int(np.prod(shape))
-    return Case("gelu", f"{shape} float32, exact", run, values, torch_step,
+    return Case("gelu", f"{shape} float32, exact", run, values, torch_step, torch_device=tdev,
                 bytes=5 * n * 4)  # x, y, dy/dx; dy, dx
 
 

@@ -5,7 +5,7 @@ import numpy as np
 
 import minigrad as mg
 import minigrad.nn.functional as F
-from benchmarks.kernel_bench import Case, cpu, main_for, torch_module
+from benchmarks.kernel_bench import Case, cpu, main_for, torch_for
 
 
 def case(device="cpu", quick=False) -> Case:
@@ -26,18 +26,18 @@ def case(device="cpu", quick=False) -> Case:
         y, gs = run()
         return [cpu(y)] + [cpu(g) for g in gs]
 
-    torch = torch_module()
+    torch, tdev = torch_for(device)
     torch_step = None
     if torch is not None:
-        tx, tw, tb = (torch.tensor(a, requires_grad=True) for a in (x_np, w_np, b_np))
-        tgy = torch.tensor(gy_np)
+        tx, tw, tb = (torch.tensor(a, device=tdev, requires_grad=True) for a in (x_np, w_np, b_np))
+        tgy = torch.tensor(gy_np, device=tdev)
 
         def torch_step():
             y = torch.nn.functional.layer_norm(tx, (D,), tw, tb)
             torch.autograd.grad(y, [tx, tw, tb], tgy)
 
     # x, y, dy, dx once each, plus xhat written and read: the least traffic of fwd + bwd
-    return Case("layer_norm", f"({N}, {D}) float32", run, values, torch_step,
+    return Case("layer_norm", f"({N}, {D}) float32", run, values, torch_step, torch_device=tdev,
                 bytes=6 * N * D * 4)
 
 

@@ -3,7 +3,7 @@
 import numpy as np
 
 import minigrad as mg
-from benchmarks.kernel_bench import Case, cpu, torch_module
+from benchmarks.kernel_bench import Case, cpu, torch_for
 
 
 def rnn_case(kind: str, device="cpu", quick=False) -> Case:
@@ -27,14 +27,14 @@ def rnn_case(kind: str, device="cpu", quick=False) -> Case:
         out, gs = run()
         return [cpu(out)] + [cpu(g) for g in gs]
 
-    torch = torch_module()
+    torch, tdev = torch_for(device)
     torch_step = None
     if torch is not None:
-        tmodel = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(n_in, H)
+        tmodel = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(n_in, H).to(tdev)
         tmodel.load_state_dict({k: torch.tensor(np.asarray(cpu(v)))
                                 for k, v in model.state_dict().items()})
-        tx = torch.tensor(x_np, requires_grad=True)
-        tgy = torch.tensor(gy_np)
+        tx = torch.tensor(x_np, device=tdev, requires_grad=True)
+        tgy = torch.tensor(gy_np, device=tdev)
 
         def torch_step():
             out = tmodel(tx)[0]
@@ -42,5 +42,5 @@ def rnn_case(kind: str, device="cpu", quick=False) -> Case:
 
     # GEMM work: input projection fwd + 2 bwd, recurrent fwd + 2 bwd, per step
     flops = 2 * T * B * gates * H * (n_in + H) * 3
-    return Case(kind, f"T{T} B{B} {n_in}->{H} float32", run, values, torch_step,
+    return Case(kind, f"T{T} B{B} {n_in}->{H} float32", run, values, torch_step, torch_device=tdev,
                 rtol=2e-4, atol=2e-5, flops=flops)

@@ -5,7 +5,7 @@ import numpy as np
 
 import minigrad as mg
 import minigrad.nn.functional as F
-from benchmarks.kernel_bench import Case, cpu, main_for, torch_module
+from benchmarks.kernel_bench import Case, cpu, main_for, torch_for
 
 
 def case(device="cpu", quick=False) -> Case:
@@ -26,18 +26,18 @@ def case(device="cpu", quick=False) -> Case:
         loss.backward()
         return [cpu(loss), cpu(x.grad)]
 
-    torch = torch_module()
+    torch, tdev = torch_for(device)
     torch_step = None
     if torch is not None:
-        tx = torch.tensor(x_np, requires_grad=True)
-        tt = torch.tensor(t_np)
+        tx = torch.tensor(x_np, device=tdev, requires_grad=True)
+        tt = torch.tensor(t_np, device=tdev)
 
         def torch_step():
             tx.grad = None
             torch.nn.functional.cross_entropy(tx, tt, label_smoothing=0.1).backward()
 
     return Case("softmax_cross_entropy", f"({N}, {C}) float32, smoothing 0.1", step, values,
-                torch_step, bytes=3 * N * C * 4)
+                torch_step, torch_device=tdev, bytes=3 * N * C * 4)
 
 
 if __name__ == "__main__":

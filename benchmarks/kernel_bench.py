@@ -32,6 +32,7 @@ class Case:
     flops: float = 0.0  # per step, for FLOP/s on a GPU
     bytes: float = 0.0  # per step, for GB/s on a GPU (the minimum traffic)
     notes: dict = field(default_factory=dict)
+    torch_device: Optional[str] = "cpu"  # where torch_step runs (see torch_for)
 
 
 def cpu(t) -> np.ndarray:
@@ -138,7 +139,11 @@ def run_case(case: Case, device: str, quick: bool) -> dict:
               "max_abs_diff": err, **case.notes}
     variants = {"fused_ms": (case.step, sync, True), "composite_ms": (case.step, sync, False)}
     if case.torch_step is not None:
-        variants["torch_ms"] = (case.torch_step, lambda: None, True)
+        torch_sync = lambda: None  # noqa: E731
+        if (case.torch_device or "cpu").startswith("cuda"):
+            torch_sync = torch_module().cuda.synchronize
+        variants["torch_ms"] = (case.torch_step, torch_sync, True)
+        result["torch_device"] = case.torch_device
     result.update(interleaved_ms(variants, budget))
     result["speedup"] = result["composite_ms"] / result["fused_ms"]
     if "torch_ms" in result:
@@ -165,6 +170,22 @@ def torch_module():
         return None
     torch.set_num_threads(threads())
     return torch
+
+
+def torch_for(device: str):
+    """``(torch, torch_device)`` for a comparison with minigrad on ``device``: PyTorch on the
+    CPU for a CPU run, on CUDA for a GPU run when PyTorch has CUDA, else ``(None, None)`` (no
+    comparison: PyTorch on the CPU against minigrad on a GPU would be a meaningless ratio)."""
+    torch = torch_module()
+    if torch is None:
+        return None, None
+    if not device.startswith("cuda"):
+        return torch, "cpu"
+    try:
+        has_cuda = torch.cuda.is_available()
+    except Exception:  # a broken CUDA install: no comparison rather than no benchmark
+        has_cuda = False
+    return (torch, "cuda") if has_cuda else (None, None)
 
 
 def format_row(r: dict) -> list:

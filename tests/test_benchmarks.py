@@ -1,0 +1,89 @@
+"""The benchmark harness (benchmarks/): every kernel case validates (fused vs composite), the
+PyTorch comparison runs on the device minigrad runs on, and a result row is formatted.
+
+Nothing here asserts a speed (timings are for ``python -m benchmarks``); these tests check
+that the harness computes and reports what it claims to.
+"""
+
+import types
+
+import numpy as np
+import pytest
+
+from benchmarks import __main__ as bench_main
+from benchmarks import kernel_bench, workloads
+from benchmarks.kernel_bench import Case, format_row, run_case, torch_for, validate
+from minigrad import fused
+
+
+@pytest.mark.parametrize("name,build", list(bench_main.kernel_cases("cpu")),
+                         ids=lambda v: v if isinstance(v, str) else "")
+def test_every_kernel_case_validates_on_the_cpu(name, build):
+    """The fused kernel agrees with its composite reference at the benchmark's sizes (the
+    check ``python -m benchmarks`` runs before timing)."""
+    case = build("cpu", True)
+    assert case.name == name
+    assert validate(case) >= 0.0
+    if case.torch_step is not None:
+        assert case.torch_device == "cpu"
+        case.torch_step()
+
+
+def _fake_torch(has_cuda):
+    def is_available():
+        if has_cuda is None:
+            raise RuntimeError("broken CUDA install")
+        return has_cuda
+
+    return types.SimpleNamespace(cuda=types.SimpleNamespace(is_available=is_available,
+                                                            synchronize=lambda: None))
+
+
+@pytest.mark.parametrize("device,has_cuda,expected", [
+    ("cpu", False, "cpu"), ("cpu", True, "cpu"), ("cuda", True, "cuda"),
+    ("cuda:0", True, "cuda"), ("cuda", False, None), ("cuda", None, None)])
+def test_torch_runs_where_minigrad_runs(monkeypatch, device, has_cuda, expected):
+    """A GPU run compares with PyTorch on CUDA, or with nothing: never with PyTorch's CPU."""
+    fake = _fake_torch(has_cuda)
+    monkeypatch.setattr(kernel_bench, "torch_module", lambda: fake)
+    torch, tdev = torch_for(device)
+    assert tdev == expected and (torch is fake) == (expected is not None)
+    monkeypatch.setattr(kernel_bench, "torch_module", lambda: None)
+    assert torch_for(device) == (None, None)
+
+
+def test_run_case_reports_ratios_and_formats_a_row(monkeypatch):
+    calls = {"fused": 0, "composite": 0, "torch": 0}
+
+    def step():
+        calls["fused" if fused._Switch.enabled else "composite"] += 1
+
+    case = Case("toy", "(3,)", step, lambda: [np.ones(3)], lambda: calls.__setitem__(
+        "torch", calls["torch"] + 1), bytes=12.0)
+    r = run_case(case, "cpu", quick=True)
+    assert calls["fused"] >= 5 and calls["composite"] >= 5 and calls["torch"] >= 5
+    assert r["speedup"] == pytest.approx(r["composite_ms"] / r["fused_ms"])
+    assert r["vs_torch"] == pytest.approx(r["fused_ms"] / r["torch_ms"])
+    assert r["torch_device"] == "cpu" and "gb_s" not in r  # bandwidth only on a GPU
+    row = format_row(r)
+    assert row[0] == "toy" and row[4].endswith("x") and row[6].endswith("x") and row[7] == "-"
+
+
+def test_validate_names_the_kernel_on_a_mismatch():
+    values = iter([[np.ones(3)], [np.zeros(3)]])
+    case = Case("broken", "(3,)", lambda: None, lambda: next(values))
+    with pytest.raises(AssertionError, match="broken: fused and composite disagree"):
+        validate(case)
+
+
+def test_workload_w1_runs_and_reports():
+    """W1 on the CPU in quick mode: both minigrad paths timed, PyTorch beside them when
+    installed, ratios computed from the medians."""
+    r = workloads.run(["W1"], "cpu", quick=True)["W1"]
+    assert r["minigrad_ms"] > 0 and r["composite_ms"] > 0
+    assert r["fused_speedup"] == pytest.approx(r["composite_ms"] / r["minigrad_ms"])
+    if "torch_ms" in r:
+        assert r["ratio"] == pytest.approx(r["minigrad_ms"] / r["torch_ms"])
+        assert r["torch_device"] == "cpu"
+    row = workloads.table_row("W1", r)
+    assert row[0] == "W1" and len(row) == len(workloads.table_headers("cpu"))
