@@ -31,6 +31,7 @@ def kernel_cases(device: str):
         yield name, module.case
         if name == "attention" and device.startswith("cuda"):
             yield "attention_T4096", module.long_case
+            yield "attention_T4096_fwd", module.long_forward_case
 
 
 def run_kernels(device: str, quick: bool, only) -> list:

@@ -1,6 +1,7 @@
 """Fused attention vs its composite and PyTorch's scaled_dot_product_attention: W4's causal
 self-attention (batch 16, 4 heads, T 128, head dim 64) on the CPU; on a GPU also T = 4096
-(batch 1, 16 heads), where the flash kernel's memory traffic and FLOP rate are reported.
+(batch 1, 16 heads), forward + backward and forward alone, where the flash kernel's memory
+traffic, FLOP rate and share of the roofline are reported.
 ``python -m benchmarks.bench_attention``"""
 
 import numpy as np
@@ -10,7 +11,7 @@ from benchmarks.kernel_bench import Case, cpu, main_for, torch_for
 from minigrad.nn.attention import scaled_dot_product_attention as sdpa
 
 
-def case(device="cpu", quick=False, long=False) -> Case:
+def case(device="cpu", quick=False, long=False, forward_only=False) -> Case:
     B, H, T, E = (1, 16, 4096, 64) if long else (16, 4, 128, 64)
     rng = np.random.default_rng(0)
     q_np, k_np, v_np, gy_np = (rng.standard_normal((B, H, T, E), dtype=np.float32)
@@ -20,9 +21,13 @@ def case(device="cpu", quick=False, long=False) -> Case:
 
     def run():
         out = sdpa(q, k, v, is_causal=True)
+        if forward_only:
+            return out
         return out, mg.grad(out, [q, k, v], gy)
 
     def values():
+        if forward_only:
+            return [cpu(run())]
         out, gs = run()
         return [cpu(out)] + [cpu(g) for g in gs]
 
@@ -34,18 +39,26 @@ def case(device="cpu", quick=False, long=False) -> Case:
 
         def torch_step():
             out = torch.nn.functional.scaled_dot_product_attention(tq, tk, tv, is_causal=True)
-            torch.autograd.grad(out, [tq, tk, tv], tgy)
+            if not forward_only:
+                torch.autograd.grad(out, [tq, tk, tv], tgy)
 
     n = B * H * T * E
-    # causal: half of the 2 * 2 * T * T * E forward FLOPs, 2.5x that for the backward
-    flops = 3.5 * 2 * B * H * T * T * E
-    return Case("attention" + ("_T4096" if long else ""), f"B{B} H{H} T{T} E{E} causal float32",
-                run, values, torch_step, torch_device=tdev, rtol=2e-4, atol=2e-5, flops=flops,
-                bytes=8 * n * 4)  # q, k, v, out; dout, dq, dk, dv (never the T x T matrix)
+    if forward_only:  # causal: half of the 2 * 2 * T * T * E FLOPs; reads q, k, v, writes out
+        flops, traffic, what = 2 * B * H * T * T * E, 4 * n * 4, " forward"
+    else:  # the backward does 2.5x the forward's FLOPs; adds dout, dq, dk, dv
+        flops, traffic, what = 3.5 * 2 * B * H * T * T * E, 8 * n * 4, ""
+    name = "attention" + ("_T4096" if long else "") + ("_fwd" if forward_only else "")
+    return Case(name, f"B{B} H{H} T{T} E{E} causal float32{what}", run, values, torch_step,
+                torch_device=tdev, rtol=2e-4, atol=2e-5, flops=flops,
+                bytes=traffic)  # never the T x T matrix
 
 
 def long_case(device="cuda", quick=False) -> Case:
     return case(device, quick, long=True)
+
+
+def long_forward_case(device="cuda", quick=False) -> Case:
+    return case(device, quick, long=True, forward_only=True)
 
 
 if __name__ == "__main__":

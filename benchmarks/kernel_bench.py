@@ -159,6 +159,10 @@ def run_case(case: Case, device: str, quick: bool) -> dict:
             result["tflop_s"] = case.flops / seconds / 1e12
             if "peak_fp32_tflop_s" in peaks:
                 result["pct_peak_fp32"] = 100 * result["tflop_s"] / peaks["peak_fp32_tflop_s"]
+        roofline = roofline_ms(case, peaks)
+        if roofline:
+            result["roofline_ms"] = roofline
+            result["pct_roofline"] = 100 * roofline / result["fused_ms"]
     return result
 
 
@@ -170,6 +174,23 @@ def torch_module():
         return None
     torch.set_num_threads(threads())
     return torch
+
+
+def roofline_ms(case: Case, peaks: dict) -> float:
+    """The least time a kernel can take on a device: its minimum memory traffic at peak
+    bandwidth or its FLOPs at the FP32 peak, whichever is longer (0 when unknown).
+
+    Example:
+        >>> c = Case("k", "", None, None, flops=2e12, bytes=1e9)
+        >>> roofline_ms(c, {"peak_gb_s": 1000.0, "peak_fp32_tflop_s": 50.0})  # compute-bound
+        40.0
+    """
+    times = []
+    if case.bytes and "peak_gb_s" in peaks:
+        times.append(case.bytes / (peaks["peak_gb_s"] * 1e9))
+    if case.flops and "peak_fp32_tflop_s" in peaks:
+        times.append(case.flops / (peaks["peak_fp32_tflop_s"] * 1e12))
+    return 1e3 * max(times) if times else 0.0
 
 
 def torch_for(device: str):
@@ -199,6 +220,8 @@ def format_row(r: dict) -> list:
     if "tflop_s" in r:
         pct = f" ({r['pct_peak_fp32']:.0f}% of FP32 peak)" if "pct_peak_fp32" in r else ""
         extra.append(f"{r['tflop_s']:.1f} TFLOP/s{pct}")
+    if "pct_roofline" in r:
+        extra.append(f"{r['pct_roofline']:.0f}% of roofline")
     return [r["kernel"], r["shape"], ms("fused_ms"), ms("composite_ms"), f"{r['speedup']:.2f}x",
             ms("torch_ms"), f"{r['vs_torch']:.2f}x" if "vs_torch" in r else "n/a",
             "; ".join(extra) or "-"]

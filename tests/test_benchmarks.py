@@ -87,3 +87,20 @@ def test_workload_w1_runs_and_reports():
         assert r["torch_device"] == "cpu"
     row = workloads.table_row("W1", r)
     assert row[0] == "W1" and len(row) == len(workloads.table_headers("cpu"))
+
+
+def test_gpu_rows_report_bandwidth_flops_and_roofline(monkeypatch):
+    """On a GPU a row gets GB/s, TFLOP/s and the share of the roofline (the peaks come from
+    the device; faked here)."""
+    peaks = {"peak_gb_s": 4800.0, "peak_fp32_tflop_s": 60.0}
+    monkeypatch.setattr(kernel_bench, "device_peaks", lambda device: peaks)
+    monkeypatch.setattr(kernel_bench, "sync_for", lambda device: lambda: None)
+    case = Case("toy", "(3,)", lambda: None, lambda: [np.ones(3)], bytes=4.8e9, flops=1e9)
+    r = run_case(case, "cuda", quick=True)
+    seconds = r["fused_ms"] / 1e3
+    assert r["gb_s"] == pytest.approx(4.8 / seconds)
+    assert r["tflop_s"] == pytest.approx(1e-3 / seconds)
+    assert r["roofline_ms"] == pytest.approx(1000.0)  # memory-bound: 4.8 GB at 4.8 TB/s
+    assert r["pct_roofline"] == pytest.approx(100 * 1000.0 / r["fused_ms"])
+    assert "% of roofline" in format_row(r)[7] and "GB/s" in format_row(r)[7]
+    assert kernel_bench.roofline_ms(case, {}) == 0.0  # unknown peaks: no roofline
