@@ -315,7 +315,7 @@ def run_backward(
                 # in place; a gradient that is a broadcast view, or that shares memory with the
                 # seed or another leaf's gradient (add passes gy to both inputs), is copied.
                 root = _root(g.data)
-                if id(root) in taken or not g.data.flags.writeable:
+                if id(root) in taken or not _writeable(g.data):
                     g = g.clone()
                     root = g.data
                 taken.add(id(root))
@@ -323,6 +323,15 @@ def run_backward(
             else:
                 leaf.grad._iadd_(g)
     return None
+
+
+def _writeable(array) -> bool:
+    """Whether .grad may update ``array`` in place. NumPy marks broadcast views read-only; CuPy
+    has no such flag (its flags are the contiguity ones and owndata), so there a zero stride over
+    more than one element (a broadcast view) says the same."""
+    if not getattr(array.flags, "writeable", True):
+        return False
+    return all(st != 0 or n <= 1 for st, n in zip(array.strides, array.shape))
 
 
 def _root(array):
