@@ -8,7 +8,8 @@
 //   m     <- m + (1 - beta1) (g - m)
 //   v     <- beta2 v + (1 - beta2) g g;  v_max <- max(v_max, v)  amsgrad (flags & 4)
 //   theta <- theta - step_size m / (sqrt(v or v_max) / bc2_sqrt + eps)
-// with step_size = lr / (1 - beta1^t) and bc2_sqrt = sqrt(1 - beta2^t) computed on the host.
+// with step_size = lr / (1 - beta1^t) and bc2_sqrt = sqrt(1 - beta2^t) computed on the host,
+// and so are 1 - beta1 and 1 - beta2 (in float32, 1 - 0.999f has a relative error of 1e-5).
 // Parameters and gradients are read through tables of device pointers (p_ptrs, g_ptrs), so
 // neither is packed; each must be contiguous (the launcher checks, else falls back).
 //
@@ -30,8 +31,9 @@ __global__ void adam_multi_tensor(const unsigned long long* __restrict__ p_ptrs,
                                   const unsigned long long* __restrict__ g_ptrs,
                                   const long long* __restrict__ offsets, int n_tensors,
                                   T* __restrict__ m, T* __restrict__ v, T* __restrict__ v_max,
-                                  long long total, T lr, T beta1, T beta2, T eps, T wd,
-                                  T step_size, T bc2_sqrt, int flags) {
+                                  long long total, T lr, T one_minus_beta1, T beta2,
+                                  T one_minus_beta2, T eps, T wd, T step_size, T bc2_sqrt,
+                                  int flags) {
   const bool maximize = flags & 1, decoupled = flags & 2, amsgrad = flags & 4;
   const long long stride = (long long)blockDim.x * gridDim.x;
   for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
@@ -51,8 +53,8 @@ __global__ void adam_multi_tensor(const unsigned long long* __restrict__ p_ptrs,
     } else if (maximize) {
       g = -g;
     }
-    const T mi = m[i] + (T(1) - beta1) * (g - m[i]);
-    const T vi = beta2 * v[i] + (T(1) - beta2) * g * g;
+    const T mi = m[i] + one_minus_beta1 * (g - m[i]);
+    const T vi = beta2 * v[i] + one_minus_beta2 * g * g;
     m[i] = mi;
     v[i] = vi;
     T vv = vi;
@@ -69,10 +71,11 @@ __global__ void adam_multi_tensor(const unsigned long long* __restrict__ p_ptrs,
 template __global__ void adam_multi_tensor<float>(const unsigned long long*,
                                                   const unsigned long long*, const long long*,
                                                   int, float*, float*, float*, long long, float,
-                                                  float, float, float, float, float, float, int);
+                                                  float, float, float, float, float, float, float,
+                                                  int);
 template __global__ void adam_multi_tensor<double>(const unsigned long long*,
                                                    const unsigned long long*, const long long*,
                                                    int, double*, double*, double*, long long,
                                                    double, double, double, double, double,
-                                                   double, double, int);
+                                                   double, double, double, int);
 #endif

@@ -256,6 +256,9 @@ def _update_cuda(flat, params, step, lr, beta1, beta2, eps, wd, maximize, decoup
     grid, block = _cuda.grid_1d(total, sm_count=_cuda.sm_count(dev))
     flags = (1 if maximize else 0) | (2 if decoupled else 0) | (4 if v_max is not v else 0)
     s = lambda x: _cuda.scalar(dt, x)  # noqa: E731
+    # NOTE: 1 - beta1 and 1 - beta2 in float64 here, as the reference has them (in float32,
+    # 1 - 0.999f is off by 1e-5 relative)
     fn(grid, block, (p_ptrs, g_ptrs, offsets, np.int32(len(params)), m, v, v_max,
-                     np.int64(total), s(lr), s(beta1), s(beta2), s(eps), s(wd),
-                     s(lr / (1 - beta1**step)), s((1 - beta2**step) ** 0.5), np.int32(flags)))
+                     np.int64(total), s(lr), s(1 - beta1), s(beta2), s(1 - beta2), s(eps),
+                     s(wd), s(lr / (1 - beta1**step)), s((1 - beta2**step) ** 0.5),
+                     np.int32(flags)))

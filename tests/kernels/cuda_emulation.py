@@ -259,8 +259,8 @@ def _xent_bwd(x, lse, target, weight, k, gx, N, C, eps, w_sum):
     gx.reshape(N, C)[:] = np.where(k[:, None] == 0, 0, k[:, None] * g)
 
 
-def _adam(p_ptrs, g_ptrs, offsets, n_tensors, m, v, v_max, total, lr, beta1, beta2, eps, wd,
-          step_size, bc2_sqrt, flags):
+def _adam(p_ptrs, g_ptrs, offsets, n_tensors, m, v, v_max, total, lr, one_minus_beta1, beta2,
+          one_minus_beta2, eps, wd, step_size, bc2_sqrt, flags):
     maximize, decoupled, amsgrad = bool(flags & 1), bool(flags & 2), bool(flags & 4)
     assert offsets[-1] == total and len(offsets) == n_tensors + 1
     for j in range(n_tensors):
@@ -273,8 +273,8 @@ def _adam(p_ptrs, g_ptrs, offsets, n_tensors, m, v, v_max, total, lr, beta1, bet
             g = p * wd - g if maximize else p * wd + g
         elif maximize:
             g = -g
-        m[lo:hi] += (1 - beta1) * (g - m[lo:hi])
-        v[lo:hi] = beta2 * v[lo:hi] + (1 - beta2) * g * g
+        m[lo:hi] += one_minus_beta1 * (g - m[lo:hi])
+        v[lo:hi] = beta2 * v[lo:hi] + one_minus_beta2 * g * g
         vv = v[lo:hi]
         if amsgrad:
             np.maximum(v_max[lo:hi], vv, out=v_max[lo:hi])
