@@ -159,7 +159,9 @@ class AttentionFn(Function):
     def _geometry(self, q, k, v):
         """Fold the batch dims into (B, H) and make q, k, v contiguous (BH, T, E)."""
         xp = self.xp
-        batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2])
+        # a mask may carry batch dims that q, k, v broadcast over (as in the NumPy branch)
+        mask_batch = () if self.mask is None or self.is_causal else self.mask.shape[:-2]
+        batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2], mask_batch)
         self._batch = batch
         L, E = q.shape[-2:]
         S, Ev = k.shape[-2], v.shape[-1]
