@@ -210,10 +210,11 @@ OP_CASES = [
     OpCase("getitem_pair", lambda a: a[mg.tensor([0, 1, 1]), mg.tensor([2, 2, 0])],
            lambda a: a[[0, 1, 1], [2, 2, 0]], [(2, 3)],
            torch_fn=lambda a: a[[0, 1, 1], [2, 2, 0]]),
-    OpCase("gather", lambda a: a.gather(1, mg.tensor(_GATHER_IDX)),
+    # NOTE: gather and masked_fill take their index/mask on the input's device, as PyTorch's
+    OpCase("gather", lambda a: a.gather(1, mg.tensor(_GATHER_IDX, device=a.device)),
            lambda a: np.take_along_axis(a, _GATHER_IDX, 1), [(2, 3)],
            torch_fn=lambda a: a.gather(1, _t("tensor")(_GATHER_IDX))),
-    OpCase("masked_fill", lambda a: a.masked_fill(mg.tensor(_MASK), -1.5),
+    OpCase("masked_fill", lambda a: a.masked_fill(mg.tensor(_MASK, device=a.device), -1.5),
            lambda a: np.where(_MASK, -1.5, a), [(2, 3)],
            torch_fn=lambda a: a.masked_fill(_t("tensor")(_MASK), -1.5)),
     OpCase("index_select", lambda a: a.index_select(1, mg.tensor([1, 1, 0])),
