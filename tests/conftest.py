@@ -1,10 +1,20 @@
 """Shared fixtures: the ``device`` fixture runs a test on the CPU and, when CuPy and an NVIDIA GPU
-are present, on ``cuda`` (those cases are marked ``gpu``; CPU CI runs ``-m "not gpu"``)."""
+are present, on ``cuda`` (those cases are marked ``gpu``; CPU CI runs ``-m "not gpu"``).
 
+``MINIGRAD_FAKE_CUDA=1`` runs the ``cuda`` cases without a GPU: CuPy is replaced by a strict CPU
+stand-in whose kernels are the CUDA C, simulated (tests/fake_cuda).
+"""
+
+import fake_cuda
 import numpy as np
 import pytest
 
-import minigrad as mg
+if fake_cuda.enabled():
+    fake_cuda.install()  # before minigrad first imports cupy
+
+import minigrad as mg  # noqa: E402
+
+FAKE_CUDA = fake_cuda.enabled()
 
 
 def _cuda_ok() -> bool:
@@ -20,6 +30,9 @@ def _cuda_ok() -> bool:
 def device(request):
     if request.param == "cuda" and not _cuda_ok():
         pytest.skip("needs CuPy and an NVIDIA GPU")
+    slow = request.node.get_closest_marker("slow_in_simulator")
+    if request.param == "cuda" and FAKE_CUDA and slow and not fake_cuda.run_slow():
+        pytest.skip(f"{slow.args[0]} under the CUDA simulator: {fake_cuda.ENV}=all runs it")
     return request.param
 
 
@@ -34,3 +47,4 @@ def _seed():
 def to_numpy(t):
     """A tensor's values as a NumPy array, wherever it lives."""
     return mg.backend.to_device(t.detach().data, mg.backend.CPU)
+

@@ -605,6 +605,7 @@ def test_running_mean_weights_batches():
     assert m.result() == 1.5
 
 
+@pytest.mark.slow_in_simulator("55 s (3 epochs of fused kernels)")
 def test_fit_on_device(device, digit_data):
     (x_train, y_train), (x_test, y_test) = digit_data
     mg.set_default_device(device)

@@ -284,6 +284,7 @@ def test_encoder_layer_names_and_deep_copies():
         nn.TransformerEncoderLayer(8, 2, activation="swish")
 
 
+@pytest.mark.slow_in_simulator("45 s per case (gradcheck, thousands of launches)")
 @pytest.mark.parametrize("norm_first", [False, True])
 def test_encoder_layer_gradcheck(norm_first, device):
     rng = np.random.default_rng(6)

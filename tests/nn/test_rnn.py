@@ -77,6 +77,7 @@ def _graph_on_first_call(fn):
     return wrapped
 
 
+@pytest.mark.slow_in_simulator("30-45 s per case (gradcheck, a launch per time step)")
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
 def test_gradcheck_two_layers_bidirectional_lengths(kind, device):
     # every input: x, the initial states and all 16 parameters; one sequence padded

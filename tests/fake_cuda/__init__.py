@@ -1,0 +1,52 @@
+"""A strict CPU stand-in for CuPy, so that the tests marked ``gpu`` run without a GPU.
+
+``MINIGRAD_FAKE_CUDA=1 python -m pytest -m gpu`` makes tests/conftest.py call :func:`install`
+before minigrad first imports CuPy. Then ``import cupy`` / ``import cupyx`` give this package's
+modules:
+
+- cupy.py: the namespace (creation, ufuncs, functions, ``cuda``, ``random``, ``RawModule``);
+- _array.py: ``cupy.ndarray``, a wrapper around a private NumPy array that is not a NumPy
+  array and refuses implicit host transfers and NumPy functions as CuPy does;
+- _kernels.py: ``RawModule``/``RawKernel`` over the CUDA C simulator (tests/kernels/cuda_sim.py);
+- _cuda.py, _random.py, cupyx.py: ``cupy.cuda``, ``cupy.random``, ``cupyx.scatter_add``.
+
+It catches GPU-path bugs a GPU would catch: NumPy functions called on device arrays, host and
+device arrays mixed, a missing copy to the device, NumPy-only attributes (``flags.writeable``),
+kernels launched with the wrong dtype or a non-contiguous buffer. It cannot stand in for what
+only a GPU has (DLPack exchange with torch.cuda, timings, cuRAND's streams), and simulated
+kernels are slow (a block's threads are OS threads): the ``cuda`` cases of the tests marked
+``slow_in_simulator`` skip unless ``MINIGRAD_FAKE_CUDA=all``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+ENV = "MINIGRAD_FAKE_CUDA"
+
+
+def enabled() -> bool:
+    """Whether ``$MINIGRAD_FAKE_CUDA`` asks for the fake (set, and not 0/false/empty)."""
+    return os.environ.get(ENV, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def run_slow() -> bool:
+    """Whether ``$MINIGRAD_FAKE_CUDA=all`` asks for the tests marked ``slow_in_simulator`` too."""
+    return os.environ.get(ENV, "").strip().lower() == "all"
+
+
+def install() -> None:
+    """Put the fake modules in ``sys.modules`` as ``cupy``, ``cupy.cuda``, ``cupy.random``,
+    ``cupyx``; refuse when the real CuPy is already imported."""
+    real = sys.modules.get("cupy")
+    if real is not None and not getattr(real, "__fake__", False):
+        raise RuntimeError(f"{ENV} is set but the real CuPy was already imported")
+    from fake_cuda import cupy, cupyx  # noqa: PLC0415
+
+    cupy.__fake__ = True
+    sys.modules["cupy"] = cupy
+    sys.modules["cupy.cuda"] = cupy.cuda
+    sys.modules["cupy.cuda.runtime"] = cupy.cuda.runtime
+    sys.modules["cupy.random"] = cupy.random
+    sys.modules["cupyx"] = cupyx
