@@ -131,8 +131,10 @@ def test_a_parameter_that_skipped_steps_is_bucketed_apart(device):
             with mg.use_fused(fused):
                 o.step()
     assert float(opt.state[a]["step"]) == 4 and float(opt.state[b]["step"]) == 3
-    np.testing.assert_array_equal(cpu(a), cpu(ref[0]))
-    np.testing.assert_array_equal(cpu(b), cpu(ref[1]))
+    # to rounding (the kernels fold constants, and on a GPU contract into FMAs); a wrong bias
+    # correction would be off by far more
+    np.testing.assert_allclose(cpu(a), cpu(ref[0]), rtol=1e-6)
+    np.testing.assert_allclose(cpu(b), cpu(ref[1]), rtol=1e-6)
 
 
 def test_use_fused_switch(device, monkeypatch):
