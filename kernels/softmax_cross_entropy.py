@@ -53,7 +53,9 @@ class SoftmaxCrossEntropyFn(Function):
         N, C = x.shape
         t = target.data
         valid = t != ignore_index
-        safe = xp.where(valid, t, 0)  # ignored targets read class 0, then are masked
+        # ignored targets read class 0, then are masked; so do out-of-range ones, which on a
+        # GPU are reported at the next synchronisation (F._check_class_indices), never read
+        safe = xp.where(valid & (t >= 0) & (t < C), t, 0)
         w = None if weight is None else weight.data
         if w is None:
             w_t = valid.astype(x.dtype)  # (N,): 1 where counted, 0 where ignored
@@ -114,8 +116,9 @@ class SoftmaxCrossEntropyFn(Function):
         N, C = self.inputs[0].shape
         k = gy.data  # (N,) for 'none', else a scalar
         if self.reduction == "mean":
+            # (a device-side choice: no wait for the GPU; all ignored gives zero gradients)
             with np.errstate(invalid="ignore", divide="ignore"):
-                k = k / self.w_t.sum() if self.valid.any() else xp.zeros_like(k)
+                k = xp.where(self.valid.any(), k / self.w_t.sum(), xp.zeros_like(k))
         k = xp.broadcast_to(k, (N,)) * self.valid  # (N,): 0 where ignored
         if xp is np:
             return Tensor._make(self._backward_numpy(k))

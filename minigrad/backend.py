@@ -10,7 +10,7 @@ Random numbers come from one generator per device, all seeded by :func:`manual_s
 from __future__ import annotations
 
 import os
-from typing import Any, Optional, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
@@ -121,12 +121,56 @@ class cuda:  # noqa: N801  (namespace, mirrors torch.cuda)
 
     @staticmethod
     def synchronize(device: Union[str, Device, None] = None) -> None:
-        """Wait for all work on a CUDA device (a no-op without one)."""
+        """Wait for all work on a CUDA device (a no-op without one); then raise the error of
+        any failed deferred check (:func:`defer_check`)."""
         if cupy_if_loaded() is None:
             return
         dev = Device(device or "cuda")
         with _cupy.cuda.Device(dev.index):
             _cupy.cuda.get_current_stream().synchronize()
+        check_deferred()
+
+
+# ---------------------------------------------------------------------------- deferred checks
+# Input checks that need values, e.g. "every class index is in range", would make the host wait
+# for the GPU (a synchronisation) in every training step. On a GPU they are deferred instead,
+# as PyTorch's device-side asserts are: the check is computed on the device, and its error is
+# raised at the next point where the host waits anyway (Tensor.item/tolist/bool, a copy to
+# the CPU, mg.cuda.synchronize), before any value computed from the bad input can be seen.
+
+_deferred: list = []  # (0-d boolean device array: True means failed, error factory)
+MAX_DEFERRED = 64  # checked (one wait) once this many are pending: a bounded list
+
+
+def defer_check(failed, error: Callable[[], Exception]) -> None:
+    """Raise ``error()`` when the 0-d boolean array ``failed`` is True: at once for a NumPy
+    array, at the next host synchronisation for a device array.
+
+    Example:
+        >>> import numpy as np
+        >>> defer_check(np.array(False), lambda: ValueError("bad"))  # passes
+        >>> defer_check(np.array(True), lambda: ValueError("bad"))
+        Traceback (most recent call last):
+        ...
+        ValueError: bad
+    """
+    if isinstance(failed, (np.ndarray, np.generic)):
+        if bool(failed):
+            raise error()
+        return
+    _deferred.append((failed, error))
+    if len(_deferred) >= MAX_DEFERRED:
+        check_deferred()
+
+
+def check_deferred() -> None:
+    """Raise the error of the first failed deferred check (and forget the others); a no-op
+    when none is pending (the common case costs one list test)."""
+    while _deferred:
+        failed, error = _deferred.pop(0)
+        if bool(failed):  # a device -> host copy of one boolean
+            _deferred.clear()
+            raise error()
 
 
 # ---------------------------------------------------------------------------- device helpers
@@ -182,6 +226,7 @@ def to_device(array: Array, device: Device) -> Array:
     if src == device:
         return array
     if device.type == "cpu":
+        check_deferred()  # the host waits for the device here anyway
         return _cupy.asnumpy(array)
     cp = _import_cupy()
     with cp.cuda.Device(device.index):

@@ -150,6 +150,7 @@ class Tensor:
             raise RuntimeError(
                 f"a Tensor with {self.data.size} elements cannot be converted to Scalar"
             )
+        backend.check_deferred()  # on a GPU the host waits here: deferred checks report now
         return self.data.item()
 
     def tolist(self):
@@ -171,6 +172,7 @@ class Tensor:
             raise RuntimeError(
                 f"Boolean value of Tensor with {self.data.size} values is ambiguous"
             )
+        backend.check_deferred()
         return builtins.bool(self.data.item())
 
     def to(self, *args, **kwargs) -> "Tensor":

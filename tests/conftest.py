@@ -38,10 +38,13 @@ def device(request):
 
 @pytest.fixture(autouse=True)
 def _seed():
-    """Every test starts from the same random state."""
+    """Every test starts from the same random state, and with no deferred device check left
+    pending by another test (a failed one would raise in this test's first synchronisation)."""
     mg.manual_seed(0)
     np.random.seed(0)
+    mg.backend._deferred.clear()
     yield
+    mg.backend._deferred.clear()
 
 
 def to_numpy(t):

@@ -23,7 +23,7 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from minigrad import kernels, ops
+from minigrad import backend, kernels, ops
 from minigrad.fused import fused_enabled
 from minigrad.nn.init import random_uniform_array
 from minigrad.tensor import Tensor
@@ -339,12 +339,21 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: Optional[int] = None,
         )
     num = weight.shape[0]
     idx = input.data
-    if idx.size and (int(idx.min()) < 0 or int(idx.max()) >= num):
-        bad = int(idx.min()) if int(idx.min()) < 0 else int(idx.max())
-        raise IndexError(
-            f"embedding(): index {bad} is out of range for an embedding with {num} rows "
-            f"(valid: 0 .. {num - 1})"
-        )
+    if idx.size:
+        low, high = idx.min(), idx.max()
+
+        def error():  # called only when an index is bad (on a GPU: at the synchronisation)
+            bad = int(low) if int(low) < 0 else int(high)
+            return IndexError(
+                f"embedding(): index {bad} is out of range for an embedding with {num} rows "
+                f"(valid: 0 .. {num - 1})"
+            )
+
+        # NOTE: on the CPU this raises now; on a GPU at the next synchronisation (as for
+        # cross_entropy's targets), and the rows read meanwhile are clamped into range
+        backend.defer_check((low < 0) | (high >= num), error)
+        if input.xp is not np:
+            input = _const(input.xp.clip(idx, 0, num - 1))
     out = ops.getitem(weight, input)  # (*, D); the backward scatter-adds repeated indices
     if padding_idx is not None:
         if padding_idx < 0:
@@ -455,12 +464,17 @@ def _check_class_indices(input: Tensor, target, class_dim: int, ignore_index: in
     t = target.data
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= n_classes))
-    if bool(bad.any()):
+
+    def error():  # called only when a target is bad (on a GPU: at the synchronisation)
         value = int(t[bad].ravel()[0])
-        raise IndexError(
+        return IndexError(
             f"{fn}(): target {value} is out of bounds: class indices must be in [0, "
             f"{n_classes}) or equal ignore_index ({ignore_index})"
         )
+
+    # NOTE: on the CPU this raises now; on a GPU at the next synchronisation (loss.item(), a
+    # copy to the CPU), so that a training step never waits for the GPU to check its targets
+    backend.defer_check(bad.any(), error)
     return valid
 
 
@@ -481,10 +495,14 @@ def _picked_nll(logp: Tensor, target: Tensor, valid, weight: Optional[Tensor], c
     shape, and what ``'mean'`` divides its sum by: the summed weights ``w[t]`` of the
     non-ignored targets (their count without weights)."""
     xp = logp.xp
-    safe = xp.where(valid, target.data, 0)  # ignored targets read class 0, then are masked
+    t = target.data
+    # ignored targets read class 0, then are masked; so do out-of-range ones, which on a GPU
+    # are reported at the next synchronisation (_check_class_indices), never read
+    safe = xp.where(valid & (t >= 0) & (t < logp.shape[class_dim]), t, 0)
     picked = ops.getitem(logp, _target_key(xp, safe, class_dim))  # (N, d1, ...): log p[t]
-    if weight is None and bool(valid.all()):
-        # the common case (nothing ignored, no weights): fewer ops, the same numbers
+    if weight is None and xp is np and bool(valid.all()):
+        # the common case (nothing ignored, no weights): fewer ops, the same numbers (on the
+        # CPU only: on a GPU, asking would make the host wait for the device)
         return -picked, float(valid.size)
     valid_t = _const(valid)
     zero = _const(xp.zeros((), dtype=logp.dtype))

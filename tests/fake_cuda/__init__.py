@@ -50,3 +50,27 @@ def install() -> None:
     sys.modules["cupy.cuda.runtime"] = cupy.cuda.runtime
     sys.modules["cupy.random"] = cupy.random
     sys.modules["cupyx"] = cupyx
+
+
+class count_transfers:  # noqa: N801  (used like a function: ``with count_transfers() as c``)
+    """Count the device -> host transfers (synchronisations on a GPU) made inside a ``with``
+    block: ``c.counts`` maps a kind (``get``, ``item``, ``bool``, ``float``, ``boolean mask
+    index``, ...) to how many times it happened; ``c.total`` sums them."""
+
+    def __enter__(self):
+        from fake_cuda import _array  # noqa: PLC0415
+
+        self._array = _array
+        self._before = dict(_array.TRANSFERS)
+        self.counts = {}
+        return self
+
+    def __exit__(self, *exc):
+        after = self._array.TRANSFERS
+        self.counts = {k: v - self._before.get(k, 0) for k, v in after.items()
+                       if v != self._before.get(k, 0)}
+        return False
+
+    @property
+    def total(self) -> int:
+        return sum(self.counts.values())

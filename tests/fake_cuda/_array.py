@@ -70,6 +70,23 @@ def unwrap_index(key):
     return key
 
 
+# Device -> host transfers, by kind: each one waits for the GPU to finish its queued work (a
+# synchronisation), so a training step should make none that its user did not ask for.
+# tests/fake_cuda/__init__.py's ``count_transfers`` reads this.
+TRANSFERS: dict = {}
+
+
+def _transferred(kind: str) -> None:
+    TRANSFERS[kind] = TRANSFERS.get(kind, 0) + 1
+
+
+def _has_bool_mask(key) -> bool:
+    """Whether an index selects with a boolean device array (CuPy must learn the number of
+    True values on the host to size the result: a synchronisation)."""
+    keys = key if isinstance(key, tuple) else (key,)
+    return any(isinstance(k, ndarray) and k.dtype == np.bool_ for k in keys)
+
+
 def _root(a: np.ndarray):
     return a if a.base is None else a.base
 
@@ -238,6 +255,7 @@ class ndarray:  # noqa: N801  (CuPy's name)
     # ------------------------------------------------------------------ explicit transfers
     def get(self, stream=None, order="C", out=None, blocking=True):
         """Copy to the host: a NumPy array (into ``out`` when given)."""
+        _transferred("get")
         if out is not None:
             if not isinstance(out, np.ndarray) or out.shape != self.shape:
                 raise ValueError("out must be a NumPy array of the same shape")
@@ -255,21 +273,27 @@ class ndarray:  # noqa: N801  (CuPy's name)
         self._a[...] = arr
 
     def item(self, *args):
+        _transferred("item")
         return self._a.item(*args)
 
     def tolist(self):
+        _transferred("tolist")
         return self._a.tolist()
 
     def __float__(self):
+        _transferred("float")
         return float(self._a)
 
     def __int__(self):
+        _transferred("int")
         return int(self._a)
 
     def __complex__(self):
+        _transferred("complex")
         return complex(self._a)
 
     def __bool__(self):
+        _transferred("bool")
         return bool(self._a)
 
     def __len__(self):
@@ -318,6 +342,8 @@ class ndarray:  # noqa: N801  (CuPy's name)
 
     # ------------------------------------------------------------------ indexing
     def __getitem__(self, key):
+        if _has_bool_mask(key):
+            _transferred("boolean mask index")
         return wrap(self._a[unwrap_index(key)], self)
 
     def __setitem__(self, key, value):
