@@ -109,6 +109,7 @@ class _Flat:
                 entry[name] = view
             self.views.append(entry)
         self.segments = _segments(self.offsets, SEGMENT)
+        self.device_offsets = None  # CUDA: the offsets on the device, made on the first step
 
     def valid_for(self, state, params) -> bool:
         if tuple(id(p) for p in params) != self.ids:
@@ -247,9 +248,15 @@ def _update_cuda(flat, params, step, lr, beta1, beta2, eps, wd, maximize, decoup
     dt = params[0].data.dtype
     dev = params[0].data.device.id
     fn = _cuda.kernel("adam", CUDA_KERNELS, "adam_multi_tensor", dt, dev)
-    p_ptrs = cp.asarray(np.array([p.data.data.ptr for p in params], dtype=np.uint64))
-    g_ptrs = cp.asarray(np.array([p.grad.data.data.ptr for p in params], dtype=np.uint64))
-    offsets = cp.asarray(np.array(flat.offsets, dtype=np.int64))
+    # the pointer tables, parameters then gradients, in one host -> device copy per step (the
+    # gradients are new arrays each step); the offsets are copied once per flat buffer
+    n = len(params)
+    ptrs = cp.asarray(np.array([p.data.data.ptr for p in params] +
+                               [p.grad.data.data.ptr for p in params], dtype=np.uint64))
+    p_ptrs, g_ptrs = ptrs[:n], ptrs[n:]
+    if flat.device_offsets is None:
+        flat.device_offsets = cp.asarray(np.array(flat.offsets, dtype=np.int64))
+    offsets = flat.device_offsets
     m, v = flat.buffers["exp_avg"], flat.buffers["exp_avg_sq"]
     v_max = flat.buffers.get("max_exp_avg_sq", v)
     total = flat.offsets[-1]
