@@ -62,7 +62,9 @@ class SoftmaxCrossEntropyFn(Function):
             w_sum = float(C)
         else:
             w_t = w[safe] * valid
-            w_sum = float(w.sum())
+            # the summed weights enter only the label-smoothing term; on a GPU reading them
+            # waits for the device, so only then
+            w_sum = float(w.sum()) if self.eps > 0 else 0.0
         self.valid, self.safe, self.w_t, self.w_sum = valid, safe, w_t, w_sum
         if xp is np:
             loss = self._forward_numpy(x, w)

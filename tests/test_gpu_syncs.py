@@ -87,6 +87,21 @@ def test_a_training_step_never_waits_for_the_gpu(kind, fused):
     assert loss.item() > 0  # the user's own read is the step's one synchronisation
 
 
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "composite"])
+def test_weighted_cross_entropy_never_waits(fused):
+    """Class weights without label smoothing: no wait (with smoothing the kernel takes the
+    summed weights as a host scalar: one wait)."""
+    import fake_cuda
+
+    x = mg.randn(6, 5, device="cuda", requires_grad=True)
+    t = mg.tensor([0, 4, 1, -100, 2, 3], device="cuda")
+    w = mg.rand(5, device="cuda")
+    with mg.use_fused(fused), fake_cuda.count_transfers() as c:
+        for reduction in ("mean", "sum", "none"):
+            F.cross_entropy(x, t, w, reduction=reduction).sum().backward()
+    assert c.total == 0, c.counts
+
+
 def test_bad_class_indices_are_reported_at_the_next_synchronisation():
     import fake_cuda
 
