@@ -104,3 +104,26 @@ def test_gpu_rows_report_bandwidth_flops_and_roofline(monkeypatch):
     assert r["pct_roofline"] == pytest.approx(100 * 1.0 / r["fused_ms"])
     assert "% of roofline" in format_row(r)[7] and "GB/s" in format_row(r)[7]
     assert kernel_bench.roofline_ms(case, {}) == 0.0  # unknown peaks: no roofline
+
+
+def test_gpu_check_script_fits_its_8_minutes():
+    """benchmarks/gpu_check.sh is valid bash, and its steps' time limits (plus the grace
+    before SIGKILL) add up to at most 8 minutes, the budget a GPU run has."""
+    import re
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "gpu_check.sh"
+    text = script.read_text()
+    if shutil.which("bash"):
+        subprocess.run(["bash", "-n", str(script)], check=True)
+    limits = re.findall(r"^\s*(?:if\s+|&&\s+)?timeout((?:\s+-[sk]\s+\S+)*)\s+(\d+)\s", text,
+                        flags=re.M)
+    assert len(limits) == 8, limits
+    total = 0
+    for options, seconds in limits:
+        kill_after = re.search(r"-k\s+(\d+)", options)
+        total += int(seconds) + (int(kill_after.group(1)) if kill_after else 0)
+    assert total <= 480, total
+    assert "-s INT" in text  # pytest steps are interrupted (summary kept), not killed
