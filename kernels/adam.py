@@ -127,27 +127,36 @@ SEGMENT = 1 << 16  # values per segment (measured best on the 2-core CI machines
 
 def _segments(offsets, size: int = SEGMENT) -> list:
     """The flat range cut into runs of at most ``size`` values: ``[(lo, hi, pieces)]``, each
-    piece ``(k, a, b)`` being values ``a:b`` of parameter ``k``. A large parameter is cut into
-    several runs; small neighbours share one.
+    piece ``(k, a, b)`` being values ``a:b`` of parameter ``k``. A parameter larger than
+    ``size`` is cut into runs of its own (its passes work on its gradient in place); smaller
+    neighbours share a run (their gradients gathered into one array).
 
     Example:
-        >>> _segments([0, 5, 7, 20], size=6)
-        [(0, 6, [(0, 0, 5), (1, 0, 1)]), (6, 12, [(1, 1, 2), (2, 0, 5)]), (12, 18, [(2, 5, 11)]), \
-(18, 20, [(2, 11, 13)])]
+        >>> _segments([0, 2, 5, 20, 21], size=6)
+        [(0, 5, [(0, 0, 2), (1, 0, 3)]), (5, 11, [(2, 0, 6)]), (11, 17, [(2, 6, 12)]), \
+(17, 20, [(2, 12, 15)]), (20, 21, [(3, 0, 1)])]
     """
-    runs, first, n = [], 0, len(offsets) - 1
-    for lo in range(0, offsets[-1], size):
-        hi = min(lo + size, offsets[-1])
-        while offsets[first + 1] <= lo:  # the first parameter reaching into this run
-            first += 1
-        pieces = []
-        for k in range(first, n):
-            if offsets[k] >= hi:
-                break
-            a, b = max(lo, offsets[k]), min(hi, offsets[k + 1])
-            if a < b:  # (empty parameters have no piece)
-                pieces.append((k, a - offsets[k], b - offsets[k]))
-        runs.append((lo, hi, pieces))
+    runs, group = [], []  # group: the small parameters waiting for a shared run
+
+    def flush():
+        if group:
+            runs.append((offsets[group[0]], offsets[group[-1] + 1],
+                         [(k, 0, offsets[k + 1] - offsets[k]) for k in group]))
+            group.clear()
+
+    for k in range(len(offsets) - 1):
+        n = offsets[k + 1] - offsets[k]
+        if n == 0:  # (an empty parameter has nothing to update)
+            continue
+        if n > size:
+            flush()
+            runs.extend((offsets[k] + a, offsets[k] + min(a + size, n), [(k, a, min(a + size, n))])
+                        for a in range(0, n, size))
+            continue
+        if group and offsets[k + 1] - offsets[group[0]] > size:
+            flush()
+        group.append(k)
+    flush()
     return runs
 
 
