@@ -36,51 +36,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigrad.autograd import Function, is_grad_enabled
-from minigrad.fused import reference_grads
 from minigrad.tensor import Tensor
 
 from . import _cuda
+from ._rnn import RecurrentFn, tanh_into
 
 CUDA_KERNELS = ("gru_step_fwd", "gru_step_bwd")
 
 
-class GRUFn(Function):
+class GRUFn(RecurrentFn):
     """(x_proj, h0, W_hh[, b_hh]) -> (output, h_n) for one GRU layer and direction; the
     gradients of all inputs by backpropagation through time (see the module docstring)."""
 
-    def forward(self, x_proj, h0, w_hh, *b_hh, mask=None, reverse=False):
-        self.mask, self.reverse = mask, reverse
-        b = b_hh[0] if b_hh else None
-        if self.xp is np:
-            return self._forward_numpy(x_proj, h0, w_hh, b)
-        return self._forward_cuda(x_proj, h0, w_hh, b)
-
-    def backward(self, gy, gh_n):
-        if is_grad_enabled():  # create_graph=True: differentiate the composite instead
-            return reference_grads(self._reference, self.inputs, (gy, gh_n))
-        if self.xp is np:
-            grads = self._backward_numpy(gy.data, gh_n.data)
-        else:
-            grads = self._backward_cuda(gy.data, gh_n.data)
-        return tuple(None if g is None else Tensor._make(g) for g in grads)
-
-    def _reference(self, x_proj, h0, w_hh, b_hh=None):
-        from minigrad.nn.rnn import _gru_layer  # noqa: PLC0415
-
-        return _gru_layer(x_proj, h0, w_hh, b_hh, self.mask, self.reverse)
-
-    # ---------------------------------------------------------------- steps and masks
-    def _step_order(self, a):
-        """A (T, ...) array in processing order (reversed for the reverse direction)."""
-        return a[::-1] if self.reverse else a
-
-    def _padded_rows(self):
-        """(T, B, 1) bool "padded" in processing order and, per step, whether any row is."""
-        if self.mask is None:
-            return None, None
-        pad = ~self._step_order(self.mask.data)
-        return pad, pad.any(axis=(1, 2)).tolist()
+    N_ARRAYS = 3
+    REFERENCE = "_gru_layer"
 
     # ---------------------------------------------------------------- NumPy
     def _forward_numpy(self, x_proj, h0, w_hh, b_hh):
@@ -115,7 +84,7 @@ class GRUFn(Function):
                 n = ns[k]
                 np.multiply(r, p[:, 2 * H:], out=n)
                 n += xs[k, :, 2 * H:]
-                _tanh_into(n, n)
+                tanh_into(n, n)
                 h = hs[k + 1]
                 np.subtract(hs[k], n, out=tmp)
                 tmp *= z
@@ -187,13 +156,6 @@ class GRUFn(Function):
         return (gx, dh if needs[1] else None, gw) + ((gb,) if len(needs) > 3 else ())
 
     # ---------------------------------------------------------------- CUDA
-    def _valid_cuda(self, T, B):
-        """(T, B) uint8 "valid step" flags in processing order (all ones without a mask)."""
-        xp = self.xp
-        if self.mask is None:
-            return xp.ones((T, B), dtype=np.uint8)
-        return xp.ascontiguousarray(self._step_order(self.mask.data[:, :, 0])).astype(np.uint8)
-
     def _forward_cuda(self, x_proj, h0, w_hh, b_hh):
         xp = self.xp
         T, B, G = x_proj.shape
@@ -251,15 +213,6 @@ class GRUFn(Function):
         gb = dp_rows.sum(axis=0) if len(needs) > 3 and needs[3] else None
         gx = self._step_order(dx_all) if needs[0] else None
         return (gx, dh_mm if needs[1] else None, gw) + ((gb,) if len(needs) > 3 else ())
-
-
-def _tanh_into(x, out):
-    """out = tanh(x) = 2 / (1 + exp(-2x)) - 1 (one exp; finite for any x; ``out`` may be x)."""
-    np.multiply(x, -2, out=out)
-    np.exp(out, out=out)
-    out += 1
-    np.divide(2, out, out=out)
-    out -= 1
 
 
 def apply(x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh, mask, reverse=False):

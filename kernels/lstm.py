@@ -36,51 +36,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigrad.autograd import Function, is_grad_enabled
-from minigrad.fused import reference_grads
 from minigrad.tensor import Tensor
 
 from . import _cuda
+from ._rnn import RecurrentFn, tanh_into
 
 CUDA_KERNELS = ("lstm_step_fwd", "lstm_step_bwd")
 
 
-class LSTMFn(Function):
+class LSTMFn(RecurrentFn):
     """(x_proj, h0, c0, W_hh[, b_hh]) -> (output, h_n, c_n) for one LSTM layer and direction;
     the gradients of all inputs by backpropagation through time (see the module docstring)."""
 
-    def forward(self, x_proj, h0, c0, w_hh, *b_hh, mask=None, reverse=False):
-        self.mask, self.reverse = mask, reverse
-        b = b_hh[0] if b_hh else None
-        if self.xp is np:
-            return self._forward_numpy(x_proj, h0, c0, w_hh, b)
-        return self._forward_cuda(x_proj, h0, c0, w_hh, b)
-
-    def backward(self, gy, gh_n, gc_n):
-        if is_grad_enabled():  # create_graph=True: differentiate the composite instead
-            return reference_grads(self._reference, self.inputs, (gy, gh_n, gc_n))
-        if self.xp is np:
-            grads = self._backward_numpy(gy.data, gh_n.data, gc_n.data)
-        else:
-            grads = self._backward_cuda(gy.data, gh_n.data, gc_n.data)
-        return tuple(None if g is None else Tensor._make(g) for g in grads)
-
-    def _reference(self, x_proj, h0, c0, w_hh, b_hh=None):
-        from minigrad.nn.rnn import _lstm_layer  # noqa: PLC0415
-
-        return _lstm_layer(x_proj, h0, c0, w_hh, b_hh, self.mask, self.reverse)
-
-    # ---------------------------------------------------------------- steps and masks
-    def _step_order(self, a):
-        """A (T, ...) array in processing order (reversed for the reverse direction)."""
-        return a[::-1] if self.reverse else a
-
-    def _padded_rows(self):
-        """(T, B, 1) bool "padded" in processing order and, per step, whether any row is."""
-        if self.mask is None:
-            return None, None
-        pad = ~self._step_order(self.mask.data)
-        return pad, pad.any(axis=(1, 2)).tolist()
+    N_ARRAYS = 4
+    REFERENCE = "_lstm_layer"
 
     # ---------------------------------------------------------------- NumPy
     def _forward_numpy(self, x_proj, h0, c0, w_hh, b_hh):
@@ -121,7 +90,7 @@ class LSTMFn(Function):
                 np.multiply(i, g, out=tmp)
                 c += tmp
                 tc = tcs[k]
-                _tanh_into(c, tc)
+                tanh_into(c, tc)
                 np.multiply(o, tc, out=hs[k + 1])
                 if any_pad and any_pad[k]:  # padded rows keep their state
                     np.copyto(hs[k + 1], hs[k], where=pad[k])
@@ -223,13 +192,6 @@ class LSTMFn(Function):
             out = out * self.mask.data
         return out, hs[T], cs[T]
 
-    def _valid_cuda(self, T, B):
-        """(T, B) uint8 "valid step" flags in processing order (all ones without a mask)."""
-        xp = self.xp
-        if self.mask is None:
-            return xp.ones((T, B), dtype=np.uint8)
-        return xp.ascontiguousarray(self._step_order(self.mask.data[:, :, 0])).astype(np.uint8)
-
     def _backward_cuda(self, gy, gh_n, gc_n):
         xp = self.xp
         acts, hs, cs, tcs, w_hh = self.saved
@@ -262,18 +224,6 @@ class LSTMFn(Function):
         return (gx, dh_mm if needs[1] else None, dc if needs[2] else None, gw) + (
             (gb,) if len(needs) > 4 else ()
         )
-
-
-def _tanh_into(x, out):
-    """out = tanh(x) = 2 / (1 + exp(-2x)) - 1, in place in ``out`` (one exp; finite for any x).
-
-    NOTE: near 0 this loses a few ulps of relative precision against np.tanh, but its absolute
-    error stays below 1e-7 (float32); np.tanh costs three times an exp here."""
-    np.multiply(x, -2, out=out)
-    np.exp(out, out=out)
-    out += 1
-    np.divide(2, out, out=out)
-    out -= 1
 
 
 def apply(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh, mask, reverse=False):
