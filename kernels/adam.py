@@ -44,7 +44,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad import backend
-from minigrad.optim.adam import _effective_grad
+from minigrad.optim.adam import _advance_state, _effective_grad
 
 from . import _cuda, _numpy
 
@@ -56,26 +56,17 @@ _CACHE_ATTR = "_fused_adam_flat"  # optimizer attribute: {id(group): flat buffer
 def step_group(optimizer, group: dict) -> None:
     """One fused Adam/AdamW step for every parameter of ``group`` that has a gradient.
 
-    Initialises and counts the per-parameter state exactly as ``Adam.step`` does.
+    The per-parameter state is made and counted by ``optim.adam._advance_state``, as in
+    ``Adam.step``.
     """
-    from minigrad.optim.optimizer import _state_zeros, _step_counter  # noqa: PLC0415
-
     amsgrad = group["amsgrad"]
     state = optimizer.state
     buckets: dict = {}
     for p in group["params"]:
         if p.grad is None:
             continue
-        st = state[p]
-        if not st:
-            st["step"] = _step_counter()
-            st["exp_avg"] = _state_zeros(p)
-            st["exp_avg_sq"] = _state_zeros(p)
-        if amsgrad and "max_exp_avg_sq" not in st:
-            st["max_exp_avg_sq"] = _state_zeros(p)
-        st["step"].data += 1
-        key = (float(st["step"].data), p.data.dtype,
-               None if type(p.data) is np.ndarray else p.data.device.id)
+        _, step = _advance_state(state, p, amsgrad)
+        key = (step, p.data.dtype, None if type(p.data) is np.ndarray else p.data.device.id)
         buckets.setdefault(key, []).append(p)
     cache = optimizer.__dict__.setdefault(_CACHE_ATTR, {})
     for n, ((step, _, _), params) in enumerate(buckets.items()):

@@ -110,22 +110,14 @@ class Adam(Optimizer):
             for p in group["params"]:
                 if p.grad is None:
                     continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = _step_counter()
-                    state["exp_avg"] = _state_zeros(p)
-                    state["exp_avg_sq"] = _state_zeros(p)
-                if amsgrad and "max_exp_avg_sq" not in state:
-                    state["max_exp_avg_sq"] = _state_zeros(p)
-                step_t = state["step"]
-                step_t.data += 1
+                state, step = _advance_state(self.state, p, amsgrad)
                 _adam_update(
                     p.data,
                     p.grad.data,
                     state["exp_avg"].data,
                     state["exp_avg_sq"].data,
                     state["max_exp_avg_sq"].data if amsgrad else None,
-                    step=float(step_t.data),
+                    step=step,
                     lr=group["lr"],
                     beta1=beta1,
                     beta2=beta2,
@@ -193,6 +185,21 @@ class AdamW(Adam):
             maximize=maximize,
             decoupled_weight_decay=True,
         )
+
+
+def _advance_state(states: dict, p, amsgrad: bool) -> Tuple[dict, float]:
+    """The Adam state of ``p`` (made on its first step: a step counter and zero moments, plus
+    ``max_exp_avg_sq`` for AMSGrad), with its step counted; returns it and the new step
+    number. Shared by the per-parameter loop and the fused multi-tensor update."""
+    state = states[p]
+    if not state:
+        state["step"] = _step_counter()
+        state["exp_avg"] = _state_zeros(p)
+        state["exp_avg_sq"] = _state_zeros(p)
+    if amsgrad and "max_exp_avg_sq" not in state:
+        state["max_exp_avg_sq"] = _state_zeros(p)
+    state["step"].data += 1
+    return state, float(state["step"].data)
 
 
 def _effective_grad(theta: Array, grad: Array, weight_decay: float, maximize: bool,
