@@ -102,16 +102,22 @@ def minigrad_step(name, device, scale=1):
     x_np, y_np = _data(name, np.random.default_rng(0), scale)
     x, y = mg.tensor(x_np, device=device), mg.tensor(y_np, device=device)
     mask = _causal_mask(mg, 128).to(device) if name == "W4" else None
+    return model, _training_step(model, opt, F, x, y, mask)
+
+
+def _training_step(model, opt, F, x, y, mask):
+    """One step in either framework (``F`` its functional module): zero_grad, forward (with the
+    causal mask for W4), cross-entropy, backward, optimizer update; returns the loss."""
 
     def step():
         opt.zero_grad()
-        out = model(x, mask) if name == "W4" else model(x)
+        out = model(x) if mask is None else model(x, mask)
         loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
         loss.backward()
         opt.step()
         return loss
 
-    return model, step
+    return step
 
 
 def torch_step(name, state_dict, device="cpu", scale=1):
@@ -126,16 +132,7 @@ def torch_step(name, state_dict, device="cpu", scale=1):
     x_np, y_np = _data(name, np.random.default_rng(0), scale)
     x, y = torch.tensor(x_np, device=device), torch.tensor(y_np, device=device)
     mask = _causal_mask(torch, 128).to(device) if name == "W4" else None
-
-    def step():
-        opt.zero_grad()
-        out = model(x, mask) if name == "W4" else model(x)
-        loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
-        loss.backward()
-        opt.step()
-        return loss
-
-    return model, step
+    return model, _training_step(model, opt, F, x, y, mask)
 
 
 def _time(variants, n, repeats):
