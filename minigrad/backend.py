@@ -315,29 +315,26 @@ def set_rng_state(state: dict) -> None:
 
 def random_uniform(device: Device, shape, dtype, low: float = 0.0, high: float = 1.0) -> Array:
     """Uniform numbers in ``[low, high)`` of ``dtype`` on ``device``."""
-    gen = generator(device)
-    work = np.float32 if np.dtype(dtype) == np.float16 else dtype
-    if device.type == "cpu":
-        out = gen.random(shape, dtype=work)
-    else:
-        with _cupy.cuda.Device(device.index):
-            out = gen.random_sample(shape, dtype=work)
-    if (low, high) != (0.0, 1.0):
-        out *= out.dtype.type(high - low)
-        out += out.dtype.type(low)
-    return out.astype(dtype, copy=False)
+    return _draw(device, shape, dtype, ("random", "random_sample"), high - low, low)
 
 
 def random_normal(device: Device, shape, dtype, mean: float = 0.0, std: float = 1.0) -> Array:
     """Normal numbers N(mean, std**2) of ``dtype`` on ``device``."""
+    return _draw(device, shape, dtype, ("standard_normal", "standard_normal"), std, mean)
+
+
+def _draw(device: Device, shape, dtype, methods, scale: float, shift: float) -> Array:
+    """``scale * u + shift`` for standard draws ``u`` of the generator method ``methods[0]``
+    (NumPy) or ``methods[1]`` (CuPy), made in ``dtype`` (float32 for float16) and scaled in
+    place."""
     gen = generator(device)
     work = np.float32 if np.dtype(dtype) == np.float16 else dtype
     if device.type == "cpu":
-        out = gen.standard_normal(shape, dtype=work)
+        out = getattr(gen, methods[0])(shape, dtype=work)
     else:
         with _cupy.cuda.Device(device.index):
-            out = gen.standard_normal(shape, dtype=work)
-    if (mean, std) != (0.0, 1.0):
-        out *= out.dtype.type(std)
-        out += out.dtype.type(mean)
+            out = getattr(gen, methods[1])(shape, dtype=work)
+    if (scale, shift) != (1.0, 0.0):
+        out *= out.dtype.type(scale)
+        out += out.dtype.type(shift)
     return out.astype(dtype, copy=False)
