@@ -54,6 +54,18 @@ __device__ __forceinline__ bool masked_score(T& s, int kind, const void* mask, l
   return true;
 }
 
+// Copy keys j0 .. j0+n-1 and their values of one (batch, head) into shared memory, all the
+// block's threads together (the caller synchronises before and after).
+template <typename T>
+__device__ __forceinline__ void load_kv_tile(T* ks, T* vs, const T* __restrict__ kb,
+                                             const T* __restrict__ vb, int j0, int n, int E,
+                                             int Ev) {
+  for (int idx = threadIdx.x; idx < n * E; idx += blockDim.x)
+    ks[idx] = kb[(long long)j0 * E + idx];
+  for (int idx = threadIdx.x; idx < n * Ev; idx += blockDim.x)
+    vs[idx] = vb[(long long)j0 * Ev + idx];
+}
+
 template <typename T, int DMAX>
 __global__ void flash_attn_fwd(const T* __restrict__ q, const T* __restrict__ k,
                                const T* __restrict__ v, T* __restrict__ out,
@@ -80,10 +92,7 @@ __global__ void flash_attn_fwd(const T* __restrict__ q, const T* __restrict__ k,
     if (kind == 1 && j0 > row0 + (int)blockDim.x - 1) break;  // past the block's diagonal
     const int n = min(tile, S - j0);
     __syncthreads();  // the previous tile is consumed
-    for (int idx = threadIdx.x; idx < n * E; idx += blockDim.x)
-      ks[idx] = kb[(long long)j0 * E + idx];
-    for (int idx = threadIdx.x; idx < n * Ev; idx += blockDim.x)
-      vs[idx] = vb[(long long)j0 * Ev + idx];
+    load_kv_tile(ks, vs, kb, vb, j0, n, E, Ev);
     __syncthreads();
     if (!active) continue;
     for (int jj = 0; jj < n; ++jj) {
@@ -208,10 +217,7 @@ __global__ void flash_attn_bwd_dq(const T* __restrict__ q, const T* __restrict__
       if (kind == 1 && j0 > row0 + (int)blockDim.x - 1) break;
       const int n = min(tile, S - j0);
       __syncthreads();
-      for (int idx = threadIdx.x; idx < n * E; idx += blockDim.x)
-        ks[idx] = kb[(long long)j0 * E + idx];
-      for (int idx = threadIdx.x; idx < n * Ev; idx += blockDim.x)
-        vs[idx] = vb[(long long)j0 * Ev + idx];
+      load_kv_tile(ks, vs, kb, vb, j0, n, E, Ev);
       __syncthreads();
       if (!active) continue;
       for (int jj = 0; jj < n; ++jj) {
