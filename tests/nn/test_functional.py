@@ -51,6 +51,34 @@ def test_linear_gradgradcheck(device):
     assert mg.autograd.gradgradcheck(lambda x, w: F.linear(x, w) ** 2, [x, w])
 
 
+@pytest.mark.parametrize("lead", [(6,), (2, 3)])
+def test_linear_weight_gradient_is_row_major_like_the_weight(device, lead):
+    """F.linear multiplies by W.t(), a column-major view: its gradient is computed as the
+    transpose of a row-major product, so W.grad comes out row-major (as PyTorch's) and equal
+    to dy^T x, while the input's gradient keeps its own order."""
+    x, w = rand(lead + (4,), device), rand((5, 4), device, seed=1)
+    dy = np.random.default_rng(2).standard_normal(lead + (5,))
+    F.linear(x, w).backward(mg.tensor(dy, device=device))
+    assert w.grad.data.flags.c_contiguous and x.grad.data.flags.c_contiguous
+    flat_x = npy(x).reshape(-1, 4)
+    np.testing.assert_allclose(npy(w.grad), dy.reshape(-1, 5).T @ flat_x, rtol=1e-12)
+    np.testing.assert_allclose(npy(x.grad), dy @ npy(w), rtol=1e-12)
+
+
+def test_matmul_gradients_of_column_major_operands(device):
+    """Both operands transposed views (column-major): gradients equal gy b^T and a^T gy, and
+    second derivatives stay correct through the swapped products."""
+    a0, b0 = rand((4, 3), device), rand((5, 4), device, seed=1)
+    a, b = a0.t(), b0.t()  # (3, 4) and (4, 5), both column-major
+    dy = np.random.default_rng(2).standard_normal((3, 5))
+    (a @ b).backward(mg.tensor(dy, device=device))
+    np.testing.assert_allclose(npy(a0.grad), (dy @ npy(b).T).T, rtol=1e-12)
+    np.testing.assert_allclose(npy(b0.grad), (npy(a).T @ dy).T, rtol=1e-12)
+    assert a0.grad.data.flags.c_contiguous and b0.grad.data.flags.c_contiguous
+    assert mg.autograd.gradcheck(lambda p, q: p.t() @ q.t(), [a0, b0])
+    assert mg.autograd.gradgradcheck(lambda p, q: (p.t() @ q.t()) ** 2, [a0, b0])
+
+
 # ---------------------------------------------------------------------------- dropout
 
 
