@@ -46,7 +46,7 @@ def sync_for(device: str) -> Callable[[], None]:
 
 
 def interleaved_ms(variants: dict, budget_s: float, min_rounds: int = 5,
-                   max_rounds: int = 100) -> dict:
+                   max_rounds: int = 100, device: str = "cpu") -> dict:
     """Median milliseconds per call of each variant, timed in interleaved rounds.
 
     ``variants`` maps a name to ``(fn, sync, fused)``: the call, how to wait for the device,
@@ -66,7 +66,7 @@ def interleaved_ms(variants: dict, budget_s: float, min_rounds: int = 5,
     while rounds < max_rounds and (rounds < min_rounds or time.perf_counter() - start < budget_s):
         for name in rotated(names, rounds):
             fn, sync, fused = variants[name]
-            settle()
+            settle(device)
             with mg.use_fused(fused):
                 t0 = time.perf_counter()
                 fn()
@@ -84,10 +84,17 @@ def rotated(names: list, k: int) -> list:
     return names[k:] + names[:k]
 
 
-def settle(seconds: float = 0.005) -> None:
-    """A short pause before a timed call, so that threads still spinning after the previous
-    variant's work (OpenMP, BLAS) go idle first."""
-    time.sleep(seconds)
+def settle(device: str = "cpu") -> None:
+    """A pause before a timed call, so that threads still spinning after the previous variant's
+    work go idle first. On the CPU that takes long: NumPy's OpenBLAS keeps a worker spinning on
+    a core for about 0.1 s after each GEMM (measured here: one core busy for 100-130 ms), and
+    PyTorch timed inside that window ran W1 at 6.3 ms a step instead of 3.1 (a 5 ms pause made
+    minigrad look twice as fast as PyTorch). PyTorch's OpenMP threads spin for well under 5 ms.
+    """
+    time.sleep(CPU_SETTLE_S if device == "cpu" else 0.005)
+
+
+CPU_SETTLE_S = 0.2
 
 
 def validate(case: Case) -> float:
@@ -144,7 +151,7 @@ def run_case(case: Case, device: str, quick: bool) -> dict:
             torch_sync = torch_module().cuda.synchronize
         variants["torch_ms"] = (case.torch_step, torch_sync, True)
         result["torch_device"] = case.torch_device
-    result.update(interleaved_ms(variants, budget))
+    result.update(interleaved_ms(variants, budget, device=device))
     result["speedup"] = result["composite_ms"] / result["fused_ms"]
     if "torch_ms" in result:
         result["vs_torch"] = result["fused_ms"] / result["torch_ms"]

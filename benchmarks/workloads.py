@@ -135,7 +135,7 @@ def torch_step(name, state_dict, device="cpu", scale=1):
     return model, _training_step(model, opt, F, x, y, mask)
 
 
-def _time(variants, n, repeats):
+def _time(variants, n, repeats, device="cpu"):
     """Median ms per step of each variant ``name -> (step, sync, fused)``, timed in
     interleaved rounds of ``n`` steps (so that load from other processes on a shared machine
     falls on every variant alike)."""
@@ -148,7 +148,7 @@ def _time(variants, n, repeats):
     for r in range(repeats):
         for name in rotated(list(variants), r):  # each variant follows each other one in turn
             step, sync, fused = variants[name]
-            settle()  # threads left spinning by the previous variant go idle first
+            settle(device)  # threads left spinning by the previous variant go idle first
             with mg.use_fused(fused):
                 t0 = time.perf_counter()
                 for _ in range(n):
@@ -198,7 +198,7 @@ def run(names, device="cpu", quick=False, scale=1):
             tsync = torch.cuda.synchronize if torch_device != "cpu" else (lambda: None)
             variants["torch_ms"] = (tstep, tsync, True)
             entry["torch_device"] = torch_device
-        entry.update(_time(variants, n, repeats))
+        entry.update(_time(variants, n, repeats, device))
         entry["fused_speedup"] = entry["composite_ms"] / entry["minigrad_ms"]
         if "torch_ms" in entry:
             entry["ratio"] = entry["minigrad_ms"] / entry["torch_ms"]

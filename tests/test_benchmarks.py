@@ -69,6 +69,17 @@ def test_run_case_reports_ratios_and_formats_a_row(monkeypatch):
     assert row[0] == "toy" and row[4].endswith("x") and row[6].endswith("x") and row[7] == "-"
 
 
+def test_settle_outlasts_the_blas_threads_spin_on_the_cpu(monkeypatch):
+    """Before each timed call on the CPU the harness waits out OpenBLAS's spinning worker
+    (about 0.1 s after a GEMM); on a GPU a short pause is enough."""
+    slept = []
+    monkeypatch.setattr(kernel_bench.time, "sleep", slept.append)
+    kernel_bench.settle("cpu")
+    kernel_bench.settle("cuda:0")
+    assert slept[0] >= 0.15 and slept[0] == kernel_bench.CPU_SETTLE_S
+    assert slept[1] <= 0.01
+
+
 def test_validate_names_the_kernel_on_a_mismatch():
     values = iter([[np.ones(3)], [np.zeros(3)]])
     case = Case("broken", "(3,)", lambda: None, lambda: next(values))
