@@ -52,7 +52,10 @@ def interleaved_ms(variants: dict, budget_s: float, min_rounds: int = 5,
     ``variants`` maps a name to ``(fn, sync, fused)``: the call, how to wait for the device,
     and the ``mg.use_fused`` setting to run it under. Each round times every variant once, in
     turn, so that load from other processes on a shared machine falls on all of them alike
-    (timing one variant after the other would hand a burst of load to one of them).
+    (timing one variant after the other would hand a burst of load to one of them). Before
+    its timed call a variant waits for the previous one's threads to go idle (``settle``) and
+    then runs once untimed, so that it is timed in its own steady state: its threads awake,
+    its data in cache, as in a training loop.
     """
     for fn, sync, fused in variants.values():  # warm up (and compile, on a GPU)
         with mg.use_fused(fused):
@@ -68,6 +71,8 @@ def interleaved_ms(variants: dict, budget_s: float, min_rounds: int = 5,
             fn, sync, fused = variants[name]
             settle(device)
             with mg.use_fused(fused):
+                fn()  # untimed: this variant's own threads and caches, as in a training loop
+                sync()
                 t0 = time.perf_counter()
                 fn()
                 sync()

@@ -150,6 +150,8 @@ def _time(variants, n, repeats, device="cpu"):
             step, sync, fused = variants[name]
             settle(device)  # threads left spinning by the previous variant go idle first
             with mg.use_fused(fused):
+                step()  # untimed: this variant's threads awake (see kernel_bench.interleaved_ms)
+                sync()
                 t0 = time.perf_counter()
                 for _ in range(n):
                     step()
