@@ -69,17 +69,7 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tens
         >>> F.linear(mg.ones(2, 3), mg.ones(4, 3), mg.zeros(4)).shape
         (2, 4)
     """
-    if weight.ndim == 1:
-        out = ops.matmul(input, weight)
-    elif input.ndim > 2:
-        # NOTE: fold the batch dimensions into one, so that the weight's gradient is a single
-        # (in, N) @ (N, out) product instead of a batch of them summed afterwards
-        lead = input.shape[:-1]
-        out = ops.matmul(ops.reshape(input, (-1, input.shape[-1])), ops.t(weight))
-        out = ops.reshape(out, lead + (weight.shape[0],))
-    else:
-        out = ops.matmul(input, ops.t(weight))
-    return out if bias is None else out + bias
+    return ops.linear(input, weight, bias)
 
 
 def _dropout_reference(input: Tensor, p: float) -> Tensor:

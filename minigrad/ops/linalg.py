@@ -74,6 +74,53 @@ mm = matmul
 bmm = matmul
 
 
+class LinearFn(Function):
+    """y = x W^T + b over the last dimension (PyTorch's ``linear``/``addmm``), one node;
+    gx = gy W,  gW = gy^T x (row-major, like W),  gb = gy summed over the rows.
+
+    ``F.linear`` could be written ``x @ W.t() + b`` (three nodes: a transpose, a product and a
+    broadcast add, whose backward takes seven ops); as one node its backward is four, and the
+    weight's gradient comes out row-major directly. The inputs are checked by ``linear``: x at
+    least 2-D, W 2-D, b 1-D, one dtype, matching sizes.
+    """
+
+    def forward(self, x, w, b=None):
+        rows = x.reshape(-1, x.shape[-1])  # a view when x is contiguous
+        y = self.xp.matmul(rows, w.T)  # BLAS reads W^T through its strides: no copy
+        if b is not None:
+            y += b  # y is fresh: in place
+        return y.reshape(x.shape[:-1] + (w.shape[0],))
+
+    def backward(self, gy):
+        from minigrad.ops.reduction import sum as sum_  # noqa: PLC0415
+
+        x, w = self.inputs[0], self.inputs[1]
+        needs = self.needs_input_grad
+        gy2 = reshape(gy, (-1, gy.shape[-1]))  # (rows, out); the same tensor when 2-D
+        gx = reshape(matmul(gy2, w), x.shape) if needs[0] else None
+        gw = matmul(transpose(gy2, 0, 1), reshape(x, (-1, x.shape[-1]))) if needs[1] else None
+        if len(needs) == 2:
+            return gx, gw
+        return gx, gw, (sum_(gy2, dim=0) if needs[2] else None)
+
+
+def linear(x: Tensor, w: Tensor, b=None) -> Tensor:
+    """y = x W^T + b: one :class:`LinearFn` node when the operands are plain (x at least 2-D,
+    W 2-D, b None or 1-D, all one dtype, matching sizes); otherwise ``x @ W.t() + b`` with
+    matmul's broadcasting, promotion and error messages."""
+    if (x.ndim >= 2 and w.ndim == 2 and x.shape[-1] == w.shape[1]
+            and x.data.dtype == w.data.dtype
+            and (b is None or (isinstance(b, Tensor) and b.shape == (w.shape[0],)
+                               and b.data.dtype == w.data.dtype))):
+        return LinearFn.apply(x, w) if b is None else LinearFn.apply(x, w, b)
+    if w.ndim == 1 or x.ndim <= 2:
+        out = matmul(x, transpose(w, 0, 1) if w.ndim == 2 else w)
+    else:  # batch dimensions folded into one: the weight's gradient is one product
+        out = matmul(reshape(x, (-1, x.shape[-1])), transpose(w, 0, 1))
+        out = reshape(out, x.shape[:-1] + (w.shape[0],))
+    return out if b is None else out + b
+
+
 def _parse_einsum(equation: str, shapes):
     """Split an equation into per-operand subscripts and the output, expanding ``...``."""
     eq = equation.replace(" ", "")

@@ -65,6 +65,41 @@ def test_linear_weight_gradient_is_row_major_like_the_weight(device, lead):
     np.testing.assert_allclose(npy(x.grad), dy @ npy(w), rtol=1e-12)
 
 
+@pytest.mark.parametrize("x_shape", [(3, 4), (2, 3, 4), (0, 4)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_linear_is_one_node_with_checked_gradients(device, x_shape, bias):
+    """Plain operands: one LinearFn node (PyTorch's addmm); first and second derivatives
+    checked in float64, also through a non-contiguous input."""
+    x, w = rand(x_shape, device), rand((5, 4), device, seed=1)
+    b = rand((5,), device, seed=2) if bias else None
+    y = F.linear(x, w, b)
+    assert type(y.grad_fn).__name__ == "LinearFn" and y.shape == x_shape[:-1] + (5,)
+    args = [x, w, b] if bias else [x, w]
+    assert mg.autograd.gradcheck(F.linear, args)
+    assert mg.autograd.gradgradcheck(lambda *a: F.linear(*a) ** 2, args)
+    lead = len(x_shape) - 1
+    xt = rand((4,) + x_shape[:-1], device).permute(*range(1, lead + 1), 0)  # non-contiguous
+    np.testing.assert_allclose(npy(F.linear(xt, w, b)),
+                               npy(xt) @ npy(w).T + (npy(b) if bias else 0), rtol=1e-12)
+
+
+def test_linear_falls_back_to_matmul_semantics():
+    """Operands LinearFn does not take keep matmul's rules: a 1-D input or weight, a bias
+    that broadcasts, mixed dtypes (promoted), and matmul's error for mismatched sizes."""
+    w = rand((5, 4), "cpu", seed=1)
+    v = rand((4,), "cpu")
+    np.testing.assert_allclose(npy(F.linear(v, w)), npy(w) @ npy(v), rtol=1e-12)
+    np.testing.assert_allclose(npy(F.linear(rand((3, 4), "cpu"), v)).shape, (3,))
+    b2 = rand((1, 5), "cpu", seed=2)
+    x = rand((3, 4), "cpu")
+    np.testing.assert_allclose(npy(F.linear(x, w, b2)), npy(x) @ npy(w).T + npy(b2),
+                               rtol=1e-12)
+    x32 = rand((3, 4), "cpu", dtype=mg.float32)
+    assert F.linear(x32, w).dtype == mg.float64  # promoted, as matmul does
+    with pytest.raises(RuntimeError, match="cannot be multiplied"):
+        F.linear(rand((3, 6), "cpu"), w)
+
+
 def test_matmul_gradients_of_column_major_operands(device):
     """Both operands transposed views (column-major): gradients equal gy b^T and a^T gy, and
     second derivatives stay correct through the swapped products."""
