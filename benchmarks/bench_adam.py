@@ -1,8 +1,9 @@
 """Fused multi-tensor Adam vs the per-parameter reference and PyTorch, on the parameter shapes
 of W4's model (16 tensors, 1.3 M values). ``python -m benchmarks.bench_adam``
 
-The fused update equals the reference to rounding: on the CPU it folds two constants and
-spreads its segments over threads, on a GPU it is one kernel."""
+The fused update equals the reference to rounding: on the CPU it folds two constants and walks
+the group in segments (no faster than the reference on these large tensors: see
+``kernels/adam.py`` for why), on a GPU it is one kernel."""
 
 import numpy as np
 
