@@ -15,10 +15,20 @@ SHAPES = [(1000, 256), (768, 256), (768,), (256, 256), (256,), (1024, 256), (102
           (256, 1024), (256,), (256,), (256,), (256,), (256,), (1000, 256), (1000,), (256,)]
 
 
-def case(device="cpu", quick=False) -> Case:
+# Many small tensors (biases, norms, LoRA factors): where a multi-tensor update saves the
+# per-parameter loop's per-call overhead
+MANY_SHAPES = [(64,)] * 200
+
+
+def many_case(device="cpu", quick=False) -> Case:
+    return case(device, quick, shapes=MANY_SHAPES, name="adam_many")
+
+
+def case(device="cpu", quick=False, shapes=None, name="adam") -> Case:
+    shapes = SHAPES if shapes is None else shapes
     rng = np.random.default_rng(0)
-    init = [rng.standard_normal(s, dtype=np.float32) for s in SHAPES]
-    grads = [rng.standard_normal(s, dtype=np.float32) * 1e-2 for s in SHAPES]
+    init = [rng.standard_normal(s, dtype=np.float32) for s in shapes]
+    grads = [rng.standard_normal(s, dtype=np.float32) * 1e-2 for s in shapes]
 
     def make():
         ps = [Parameter(mg.tensor(w, device=device)) for w in init]
@@ -43,8 +53,9 @@ def case(device="cpu", quick=False) -> Case:
         topt = torch.optim.Adam(tps, lr=1e-3)
         torch_step = topt.step
 
-    n = sum(int(np.prod(s)) for s in SHAPES)
-    return Case("adam", f"{len(SHAPES)} tensors, {n / 1e6:.2f} M float32", opt.step, values,
+    n = sum(int(np.prod(s)) for s in shapes)
+    size = f"{n / 1e6:.2f} M" if n >= 1e5 else f"{n / 1e3:.1f} K"
+    return Case(name, f"{len(shapes)} tensors, {size} float32", opt.step, values,
                 torch_step, torch_device=tdev, rtol=1e-5, atol=1e-7,
                 bytes=7 * n * 4)  # read p, g, m, v; write p, m, v
 
