@@ -1,8 +1,8 @@
 """Run every benchmark: each fused kernel (fused vs composite vs PyTorch) and the standard
-workloads W1-W4, on one device; write markdown, JSON and a PNG chart under
-``benchmarks/results/``.
+workloads W1-W4, on each available device (the CPU, and the GPU when CuPy has one) or the one
+given; write markdown, JSON and a PNG chart per device under ``benchmarks/results/``.
 
-    python -m benchmarks [--quick] [--device cpu|cuda] [--only lstm,gru,W2]
+    python -m benchmarks [--quick] [--device all|cpu|cuda] [--only lstm,gru,W2]
 
 Kernels are validated against their composite reference before they are timed (a mismatch
 stops the run). CPU timings follow ``OMP_NUM_THREADS`` (PyTorch gets the same thread count).
@@ -97,19 +97,37 @@ def chart(kernel_rows: list, workload_rows: dict, device: str, path) -> str:
     return f"chart: {path.name}"
 
 
+def devices_for(choice: str) -> list:
+    """The devices to benchmark: ``all`` is the CPU and, when one is usable, the GPU.
+
+    Example:
+        >>> devices_for("cpu")
+        ['cpu']
+    """
+    if choice != "all":
+        return [str(mg.Device(choice))]
+    return ["cpu"] + (["cuda:0"] if mg.cuda.is_available() else [])
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="minigrad kernel and workload benchmarks")
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="all",
+                        help="cpu, cuda[:N], or all (the default: the CPU and a usable GPU)")
     parser.add_argument("--quick", action="store_true", help="short timings (one GPU run)")
     parser.add_argument("--only", default="", help="comma-separated kernels and/or W1..W4")
     args = parser.parse_args(argv)
-    device = str(mg.Device(args.device))
     only = {s.strip() for s in args.only.split(",") if s.strip()}
-    print(f"device {device}, threads {threads()}, quick {args.quick}", flush=True)
+    for device in devices_for(args.device):
+        run_device(device, args.quick, only)
 
-    kernel_rows = run_kernels(device, args.quick, only)
+
+def run_device(device: str, quick: bool, only: set) -> None:
+    """Every kernel and workload on one device; tables, JSON and chart under results/."""
+    print(f"device {device}, threads {threads()}, quick {quick}", flush=True)
+
+    kernel_rows = run_kernels(device, quick, only)
     names = [w for w in ("W1", "W2", "W3", "W4") if not only or w in only]
-    workload_rows = workloads.run(names, device, args.quick) if names else {}
+    workload_rows = workloads.run(names, device, quick) if names else {}
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     tables = []
@@ -132,7 +150,7 @@ def main(argv=None) -> None:
     stem = f"benchmarks_{device.split(':')[0]}"
     (RESULTS / f"{stem}.md").write_text(text)
     (RESULTS / f"{stem}.json").write_text(json.dumps(
-        {"machine": info, "device": device, "peaks": peaks, "quick": args.quick,
+        {"machine": info, "device": device, "peaks": peaks, "quick": quick,
          "kernels": kernel_rows, "workloads": workload_rows}, indent=2, default=str) + "\n")
     print(text)
 

@@ -80,6 +80,19 @@ def test_settle_outlasts_the_blas_threads_spin_on_the_cpu(monkeypatch):
     assert slept[1] <= 0.01
 
 
+def test_default_devices_are_the_cpu_and_a_usable_gpu(monkeypatch):
+    """``python -m benchmarks`` without --device runs on every available device."""
+    monkeypatch.setattr(bench_main.mg.cuda, "is_available", lambda: False)
+    assert bench_main.devices_for("all") == ["cpu"]
+    monkeypatch.setattr(bench_main.mg.cuda, "is_available", lambda: True)
+    assert bench_main.devices_for("all") == ["cpu", "cuda:0"]
+    assert bench_main.devices_for("cuda") == ["cuda:0"]
+    seen = []
+    monkeypatch.setattr(bench_main, "run_device", lambda d, q, o: seen.append((d, q, o)))
+    bench_main.main(["--quick", "--only", "gelu"])
+    assert seen == [("cpu", True, {"gelu"}), ("cuda:0", True, {"gelu"})]
+
+
 def test_validate_names_the_kernel_on_a_mismatch():
     values = iter([[np.ones(3)], [np.zeros(3)]])
     case = Case("broken", "(3,)", lambda: None, lambda: next(values))
