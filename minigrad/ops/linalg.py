@@ -85,7 +85,8 @@ class LinearFn(Function):
     """
 
     def forward(self, x, w, b=None):
-        rows = x.reshape(-1, x.shape[-1])  # a view when x is contiguous
+        self.rows = n = _prod(x.shape[:-1])  # (not -1: it cannot be inferred for 0 features)
+        rows = x.reshape(n, x.shape[-1])  # a view when x is contiguous
         y = self.xp.matmul(rows, w.T)  # BLAS reads W^T through its strides: no copy
         if b is not None:
             y += b  # y is fresh: in place
@@ -96,12 +97,20 @@ class LinearFn(Function):
 
         x, w = self.inputs[0], self.inputs[1]
         needs = self.needs_input_grad
-        gy2 = reshape(gy, (-1, gy.shape[-1]))  # (rows, out); the same tensor when 2-D
+        gy2 = reshape(gy, (self.rows, gy.shape[-1]))  # (rows, out); the same tensor when 2-D
         gx = reshape(matmul(gy2, w), x.shape) if needs[0] else None
-        gw = matmul(transpose(gy2, 0, 1), reshape(x, (-1, x.shape[-1]))) if needs[1] else None
+        gw = matmul(transpose(gy2, 0, 1), reshape(x, (self.rows, x.shape[-1]))) if needs[1] \
+            else None
         if len(needs) == 2:
             return gx, gw
         return gx, gw, (sum_(gy2, dim=0) if needs[2] else None)
+
+
+def _prod(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
 
 
 def linear(x: Tensor, w: Tensor, b=None) -> Tensor:

@@ -83,6 +83,22 @@ def test_linear_is_one_node_with_checked_gradients(device, x_shape, bias):
                                npy(xt) @ npy(w).T + (npy(b) if bias else 0), rtol=1e-12)
 
 
+@pytest.mark.parametrize("x_shape,w_shape", [((3, 0), (5, 0)), ((2, 3, 0), (5, 0)),
+                                              ((3, 4), (0, 4))])
+def test_linear_with_zero_features(device, x_shape, w_shape):
+    """No input features: y is the bias, W's gradient empty; no output features: y empty and
+    x's gradient zero (as PyTorch)."""
+    x, w = rand(x_shape, device), rand(w_shape, device, seed=1)
+    b = rand(w_shape[:1], device, seed=2)
+    y = F.linear(x, w, b)
+    assert y.shape == x_shape[:-1] + w_shape[:1]
+    np.testing.assert_array_equal(npy(y), np.broadcast_to(npy(b), y.shape))
+    y.sum().backward()
+    assert w.grad.shape == w_shape and x.grad.shape == x_shape
+    np.testing.assert_array_equal(npy(b.grad), np.full(w_shape[:1], np.prod(x_shape[:-1])))
+    np.testing.assert_array_equal(npy(x.grad), np.zeros(x_shape))
+
+
 def test_linear_falls_back_to_matmul_semantics():
     """Operands LinearFn does not take keep matmul's rules: a 1-D input or weight, a bias
     that broadcasts, mixed dtypes (promoted), and matmul's error for mismatched sizes."""
