@@ -106,8 +106,15 @@ class Function:
     @classmethod
     def apply(cls, *inputs, **params):
         """Run the op on Tensors and, when a gradient is wanted, link the output to this node."""
+        # NOTE: the hot path of every op: plain loops and tuples, no generator expressions
+        # (each costs a frame here; per-op overhead is measured in benchmarks/bench_overhead.py)
         arrays = [t.data for t in inputs]
-        xp = _check_same_device(cls, inputs, arrays)
+        for a in arrays:
+            if type(a) is not np.ndarray:
+                xp = _check_same_device(cls, inputs, arrays)
+                break
+        else:
+            xp = np
         fn = cls.__new__(cls)
         fn.xp = xp
         fn.inputs = inputs
@@ -119,21 +126,21 @@ class Function:
 
         make = Tensor._make
         if type(result) is tuple:
-            outs = tuple(make(_as_array(r, xp)) for r in result)
+            outs = tuple([make(_as_array(r, xp)) for r in result])
             out_list = outs
         else:
             outs = make(result if type(result) is np.ndarray else _as_array(result, xp))
             out_list = (outs,)
         if not (_GradMode.enabled and cls.differentiable):
             return outs
-        needs = tuple(t.requires_grad for t in inputs)
+        needs = tuple([t.requires_grad for t in inputs])
         if True not in needs:
             return outs
         fn.needs_input_grad = needs
-        fn.out_meta = tuple((o.data.shape, o.data.dtype) for o in out_list)
-        fn.outputs = tuple(weakref.ref(o) for o in out_list)
+        fn.out_meta = tuple([(o.data.shape, o.data.dtype) for o in out_list])
+        fn.outputs = tuple([weakref.ref(o) for o in out_list])
         if cls.save_outputs:
-            fn.saved_outputs = tuple(o.data for o in out_list)
+            fn.saved_outputs = tuple([o.data for o in out_list])
         for i, o in enumerate(out_list):
             if o.data.dtype.kind == "f":
                 o.requires_grad = True
