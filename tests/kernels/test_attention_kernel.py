@@ -59,6 +59,15 @@ def test_matches_reference(device, dtype, kind):
         np.testing.assert_array_equal(grads[0][:, :, 1], 0.0)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("L,S", [(128, 128), (200, 130), (130, 300), (300, 40)])
+def test_causal_at_larger_sizes(device, dtype, L, S):
+    """Causal masks over several cache-sized groups, with as many queries as keys, more (the
+    last rows see every key) and fewer: the same output and gradients as the reference."""
+    q, k, v, _, _ = _case(device, dtype, "none", B=1, H=2, L=L, S=S, E=8, Ev=5)
+    assert_same(lambda q, k, v: sdpa(q, k, v, is_causal=True), [q, k, v], dtype=dtype)
+
+
 @pytest.mark.parametrize("kind", MASKS)
 def test_gradcheck_fused_function(device, kind):
     q, k, v, mask, causal = _case(device, "float64", kind, B=2, H=1, L=3, S=4, E=2, Ev=3)
