@@ -5,6 +5,7 @@ Nothing here asserts a speed (timings are for ``python -m benchmarks``); these t
 that the harness computes and reports what it claims to.
 """
 
+import json
 import types
 
 import numpy as np
@@ -151,3 +152,24 @@ def test_gpu_check_script_fits_its_8_minutes():
         total += int(seconds) + (int(kill_after.group(1)) if kill_after else 0)
     assert total <= 480, total
     assert "-s INT" in text  # pytest steps are interrupted (summary kept), not killed
+
+
+@pytest.mark.gpu
+def test_the_gpu_benchmark_path_runs_end_to_end(tmp_path, monkeypatch):
+    """``python -m benchmarks --device cuda`` as gpu_check.sh runs it (one kernel and W1,
+    quick): validation, device synchronisation, throughput columns and the files. On the fake
+    CuPy (CI) the timings mean nothing, but a crash here would cost a rare GPU run."""
+    import minigrad as mg
+
+    if not mg.cuda.is_available():
+        pytest.skip("needs CuPy and an NVIDIA GPU (or MINIGRAD_FAKE_CUDA=1)")
+    monkeypatch.setattr(bench_main, "RESULTS", tmp_path)
+    monkeypatch.setattr(workloads, "_time", lambda variants, n, repeats, device: {
+        name: 1.0 for name in variants})  # W1's steps are slow in the simulator: not timed
+    bench_main.main(["--quick", "--device", "cuda", "--only", "adam_many,W1"])
+    text = (tmp_path / "benchmarks_cuda.md").read_text()
+    data = json.loads((tmp_path / "benchmarks_cuda.json").read_text())
+    assert data["device"] == "cuda:0" and "GB/s" in text
+    row = data["kernels"][0]
+    assert row["kernel"] == "adam_many" and row["gb_s"] > 0 and "error" not in row
+    assert data["workloads"]["W1"]["minigrad_ms"] == 1.0
