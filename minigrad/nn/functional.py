@@ -24,6 +24,7 @@ from typing import Optional, Sequence, Union
 import numpy as np
 
 from minigrad import backend, kernels, ops
+from minigrad.ops import linalg
 from minigrad.fused import fused_enabled
 from minigrad.nn.init import random_uniform_array
 from minigrad.tensor import Tensor
@@ -69,7 +70,7 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tens
         >>> F.linear(mg.ones(2, 3), mg.ones(4, 3), mg.zeros(4)).shape
         (2, 4)
     """
-    return ops.linear(input, weight, bias)
+    return linalg.linear(input, weight, bias)
 
 
 def _dropout_reference(input: Tensor, p: float) -> Tensor:

@@ -13,7 +13,7 @@ from minigrad.ops.indexing import (  # noqa: F401
     gather, getitem, index_select, masked_fill, scatter_add, tril, triu,
 )
 from minigrad.ops import indexing  # noqa: F401
-from minigrad.ops.linalg import bmm, einsum, linear, matmul, mm  # noqa: F401
+from minigrad.ops.linalg import bmm, einsum, matmul, mm  # noqa: F401
 from minigrad.ops.reduction import (  # noqa: F401
     amax, amin, argmax, argmin, log_softmax, logsumexp, max, mean, min, prod, softmax, std,
     sum, var,
