@@ -1,11 +1,13 @@
-"""Matrix products: batched ``matmul`` and ``einsum``."""
+"""Matrix products: batched ``matmul``, ``linear`` and ``einsum``."""
 
 from __future__ import annotations
 
+import math
 import string
 
 from minigrad.autograd import Function
 from minigrad.ops.elementwise import binary_operands
+from minigrad.ops.reduction import sum as sum_
 from minigrad.ops.shape import expand, reshape, transpose
 from minigrad.tensor import Tensor
 
@@ -37,13 +39,13 @@ class MatmulFn(Function):
 
 
 def _transposed_matrix(t: Tensor) -> bool:
-    """Whether ``t`` is a 2-D matrix stored column by column, as ``W.t()`` in ``F.linear`` is.
+    """Whether ``t`` is a 2-D matrix stored column by column, as ``W.t()`` in ``x @ W.t()`` is.
 
     Its gradient is then computed as the transpose of a row-major product (the same GEMM,
     with the operands swapped), so that after ``t()``'s backward the weight's gradient is
-    row-major like the weight (PyTorch's ``addmm`` backward does the same). Otherwise every
-    later pass over it, Adam's, clipping's, accumulation's, strides across rows: measured on
-    W4, the per-parameter Adam update took 14 ms on transposed gradients against 6 ms.
+    row-major like the weight (``F.linear``'s one node, :class:`LinearFn`, gets there directly).
+    Otherwise every later pass over it, Adam's, clipping's, accumulation's, strides across rows:
+    measured on W4, the per-parameter Adam update took 14 ms on transposed gradients against 6.
     """
     flags = t.data.flags
     return t.ndim == 2 and flags.f_contiguous and not flags.c_contiguous
@@ -85,7 +87,7 @@ class LinearFn(Function):
     """
 
     def forward(self, x, w, b=None):
-        self.rows = n = _prod(x.shape[:-1])  # (not -1: it cannot be inferred for 0 features)
+        self.rows = n = math.prod(x.shape[:-1])  # (not -1: not inferable for 0 features)
         rows = x.reshape(n, x.shape[-1])  # a view when x is contiguous
         y = self.xp.matmul(rows, w.T)  # BLAS reads W^T through its strides: no copy
         if b is not None:
@@ -93,8 +95,6 @@ class LinearFn(Function):
         return y.reshape(x.shape[:-1] + (w.shape[0],))
 
     def backward(self, gy):
-        from minigrad.ops.reduction import sum as sum_  # noqa: PLC0415
-
         x, w = self.inputs[0], self.inputs[1]
         needs = self.needs_input_grad
         gy2 = reshape(gy, (self.rows, gy.shape[-1]))  # (rows, out); the same tensor when 2-D
@@ -104,13 +104,6 @@ class LinearFn(Function):
         if len(needs) == 2:
             return gx, gw
         return gx, gw, (sum_(gy2, dim=0) if needs[2] else None)
-
-
-def _prod(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
 
 
 def linear(x: Tensor, w: Tensor, b=None) -> Tensor:
