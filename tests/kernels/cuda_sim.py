@@ -20,10 +20,12 @@ reduction in the CUDA C shows up without a GPU:
   ``kernels/_cuda.py`` compiles and looks kernels up exactly as it does with CuPy;
   :func:`install` puts it in place of CuPy for one test.
 
-Two extra checks: ``empty``/``empty_like`` return NaN-filled arrays (an output element a kernel
-forgets to write is NaN), and every float array argument that shares no memory with another
+Three extra checks: ``empty``/``empty_like`` return NaN-filled arrays (an output element a
+kernel forgets to write is NaN); every float array argument that shares no memory with another
 runs in a copy with NaN guard cells on both sides (a write past either end fails the launch;
-a read past it gives NaN).
+a read past it gives NaN); and the kernels are built with ``-fsanitize=alignment``, so a load
+or store through a misaligned pointer (a ``float4`` from an address that is not a multiple of
+16, which faults on a GPU) fails the launch.
 """
 
 from __future__ import annotations
@@ -48,6 +50,11 @@ CXXFLAGS = ("-O2", "-std=c++20", "-shared", "-fPIC", "-pthread")
 # that hold only without contraction (exact equality with an unfused reference) then fail
 # here as they would on a GPU.
 FMA_FLAGS = ("-mfma", "-ffp-contract=fast")
+
+
+# every typed load and store checks its address (runtime.cpp's __ubsan_handle_type_mismatch_v1
+# fails the launch on a misaligned one, as the GPU faults on it)
+ALIGNMENT_CHECK = ("-fsanitize=alignment",)
 
 
 def _cpu_has_fma() -> bool:
@@ -179,8 +186,11 @@ class Compiler:
             runtime = self.runtime()
             cpp = self.cache_dir / f"{Path(source_name).stem}_{key}.cpp"
             cpp.write_text(text)
-            out = cpp.with_suffix(".so")
-            self._build(cpp, out, str(runtime), f"-Wl,-rpath,{runtime.parent}")
+            obj, out = cpp.with_suffix(".o"), cpp.with_suffix(".so")
+            # compiled with the alignment check, linked without the sanitizer's runtime: the
+            # simulator's runtime handles a misaligned access (it fails the launch)
+            self._build(cpp, obj, "-c", *ALIGNMENT_CHECK)
+            self._build(obj, out, str(runtime), f"-Wl,-rpath,{runtime.parent}")
             lib = self._libraries[key] = ctypes.CDLL(str(out))
         return lib
 

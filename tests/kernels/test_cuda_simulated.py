@@ -390,6 +390,16 @@ __global__ void barrier_against_shuffle(T* __restrict__ y) {
 }
 
 template <typename T>
+__global__ void misaligned_vector(T* __restrict__ y) {
+  extern __shared__ __align__(16) unsigned char smem_raw[];
+  float* f = reinterpret_cast<float*>(smem_raw);
+  f[threadIdx.x] = float(threadIdx.x);
+  __syncthreads();
+  const float4 v = *reinterpret_cast<const float4*>(f + 4 * (threadIdx.x / 4) + 1);  // 4 bytes off
+  y[threadIdx.x] = T(v.x);
+}
+
+template <typename T>
 __global__ void write_past_shared(T* __restrict__ y) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   reinterpret_cast<T*>(smem_raw)[threadIdx.x] = T(threadIdx.x);
@@ -410,6 +420,7 @@ def _self_test_kernel(sim, which):
                 "divergent_barriers",
                 "barrier_against_shuffle",
                 "write_past_shared",
+                "misaligned_vector",
             )
         ],
     )
@@ -452,6 +463,7 @@ def test_simulator_warp_shuffles(sim):
         ("barrier_against_shuffle", (2,), 0, "deadlock"),
         ("write_past_shared", (64,), 8 * 63, "past the end of the 504 bytes"),
         ("write_past_shared", (65,), 8 * 65 * 2, "argument 0 (double*) written out of bounds"),
+        ("misaligned_vector", (32,), 4 * 40, "misaligned address"),
     ],
 )
 def test_simulator_reports_undefined_behaviour(sim, monkeypatch, which, block, shared, message):

@@ -52,6 +52,14 @@ struct uint3 {
 struct dim3 {
   unsigned x = 1, y = 1, z = 1;
 };
+// the 16-byte vector types, aligned as CUDA's (a kernel that loads one from an address that
+// is not a multiple of 16 faults on the GPU; here -fsanitize=alignment would report it)
+struct alignas(16) float4 {
+  float x, y, z, w;
+};
+struct alignas(16) double2 {
+  double x, y;
+};
 
 static thread_local uint3 threadIdx, blockIdx;
 static dim3 blockDim, gridDim;  // one launch at a time

@@ -255,6 +255,20 @@ extern "C" int cuda_sim_launch(const unsigned* grid, const unsigned* block, size
 
 extern "C" void* cuda_sim_dynamic_shared(void) { return launch_->shared.data(); }
 
+// The kernels are compiled with -fsanitize=alignment (and linked without the sanitizer's own
+// runtime), so every load and store through a typed pointer checks its address and calls this
+// on a misaligned one: a float4 read from an address that is not a multiple of 16 faults on the
+// GPU ("misaligned address"); here it fails the launch. The data starts with the source
+// location (file, line, column), as in GCC's and Clang's sanitizer ABI.
+extern "C" void __ubsan_handle_type_mismatch_v1(void* data, void* pointer) {
+  struct Location {
+    const char* file;
+    unsigned line, column;
+  };
+  const Location* where = static_cast<const Location*>(data);
+  fail("misaligned address %p (%s:%u)", pointer, where->file, where->line);
+}
+
 extern "C" void cuda_sim_syncthreads(int line) {
   launch_->block_barrier.wait(line, "__syncthreads", launch_->timeout_s);
 }
