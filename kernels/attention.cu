@@ -15,7 +15,8 @@
 //              with ds_ij = p_ij (dout_i . v_j - delta_i), p recomputed from lse.
 //   delta is summed from the same dout_i . v_j products the gradients use (not as
 //   dout_i . out_i, equal only in exact arithmetic), so a saturated softmax (p one-hot) gives
-//   ds = 0 exactly, as the composite does.
+//   ds = 0 exactly, as the composite does. For that every kernel forms its scores and
+//   dout_i . v_j sums alike: one explicit fma per term, in order of d (dot_row).
 // A query whose keys are all masked has no softmax: its output is 0, its lse +inf, and every
 // p_ij = exp(s - inf) = 0 in the backward (PyTorch 2.13's math path gives zeros too).
 // Masks are read through 4 element strides (b, h, i, j) with b = bh / H, h = bh % H, so
@@ -23,10 +24,14 @@
 //
 // Launch layout: grid (BH, ceil(rows / blockDim.x)); one thread per query row (fwd, dq) or key
 // row (dkdv), blockDim.x = 64; the other operand streams through shared memory in tiles of
-// `tile` rows (dynamic shared memory, tile * (E + Ev [+ 2]) elements, kept under 48 KB by the
-// launcher). Each thread keeps its row of q (or k, v) and its accumulators in arrays of
+// `tile` rows (dynamic shared memory, tile * (Ep + Evp [+ 2]) elements, kept under 48 KB by
+// the launcher). Each thread keeps its row of q (or k, v) and its accumulators in arrays of
 // DMAX = 64 or 128 entries (a template argument: head dims up to 64 use the 64 version), whose
 // loops are unrolled so the arrays can live in registers. Causal blocks stop at the diagonal.
+// Every thread of a warp reads the same shared row (a broadcast), 16 bytes per load (VecN<T>):
+// rows in shared memory are padded with zeros to Ep = E and Evp = Ev rounded up to 4 floats or
+// 2 doubles, and the register rows are zero past E and Ev, so the padding adds exact zeros and
+// each 16-byte load feeds 4 (or 2) fused multiply-adds instead of one.
 // Dtypes: T = float or double for everything (accumulators, lse and delta included).
 // Numerics: online softmax: a running max m and sum l per row; when a larger score arrives,
 // l and the accumulator are rescaled by exp(m_old - m_new); masked keys are skipped before any
@@ -38,6 +43,8 @@ __device__ __forceinline__ float exp_(float x) { return expf(x); }
 __device__ __forceinline__ double exp_(double x) { return exp(x); }
 __device__ __forceinline__ float log_(float x) { return logf(x); }
 __device__ __forceinline__ double log_(double x) { return log(x); }
+__device__ __forceinline__ float fma_(float a, float b, float c) { return fmaf(a, b, c); }
+__device__ __forceinline__ double fma_(double a, double b, double c) { return fma(a, b, c); }
 __device__ __forceinline__ float inf_(float) { return __int_as_float(0x7f800000); }
 __device__ __forceinline__ double inf_(double) {
   return __longlong_as_double(0x7ff0000000000000LL);
@@ -54,16 +61,84 @@ __device__ __forceinline__ bool masked_score(T& s, int kind, const void* mask, l
   return true;
 }
 
-// Copy keys j0 .. j0+n-1 and their values of one (batch, head) into shared memory, all the
-// block's threads together (the caller synchronises before and after).
+// 16 bytes of shared memory in one load: VecN<T>::N values (4 floats or 2 doubles) from a
+// 16-byte aligned address.
+template <typename T>
+struct VecN;
+template <>
+struct VecN<float> {
+  static constexpr int N = 4;
+  static __device__ __forceinline__ void load(const float* p, float* o) {
+    const float4 v = *reinterpret_cast<const float4*>(p);
+    o[0] = v.x; o[1] = v.y; o[2] = v.z; o[3] = v.w;
+  }
+};
+template <>
+struct VecN<double> {
+  static constexpr int N = 2;
+  static __device__ __forceinline__ void load(const double* p, double* o) {
+    const double2 v = *reinterpret_cast<const double2*>(p);
+    o[0] = v.x; o[1] = v.y;
+  }
+};
+
+// D rounded up to a whole number of 16-byte vectors: the padded row length in shared memory.
+template <typename T>
+__device__ __forceinline__ int padded(int D) {
+  return (D + VecN<T>::N - 1) / VecN<T>::N * VecN<T>::N;
+}
+
+// Copy rows r0 .. r0+n-1 of a (rows, D) matrix, times `mul`, into shared memory rows of Dp >= D
+// values, the padding zero; all the block's threads together (the caller synchronises before
+// and after).
+template <typename T>
+__device__ __forceinline__ void load_rows(T* dst, const T* __restrict__ src, int r0, int n,
+                                          int D, int Dp, T mul) {
+  const T* s = src + (long long)r0 * D;
+  if (D == Dp) {
+    for (int idx = threadIdx.x; idx < n * D; idx += blockDim.x) dst[idx] = s[idx] * mul;
+    return;
+  }
+  for (int idx = threadIdx.x; idx < n * Dp; idx += blockDim.x) {
+    const int r = idx / Dp, c = idx - r * Dp;
+    dst[idx] = c < D ? s[(long long)r * D + c] * mul : T(0);
+  }
+}
+
+// Copy keys j0 .. j0+n-1 and their values of one (batch, head) into shared memory.
 template <typename T>
 __device__ __forceinline__ void load_kv_tile(T* ks, T* vs, const T* __restrict__ kb,
                                              const T* __restrict__ vb, int j0, int n, int E,
                                              int Ev) {
-  for (int idx = threadIdx.x; idx < n * E; idx += blockDim.x)
-    ks[idx] = kb[(long long)j0 * E + idx];
-  for (int idx = threadIdx.x; idx < n * Ev; idx += blockDim.x)
-    vs[idx] = vb[(long long)j0 * Ev + idx];
+  load_rows(ks, kb, j0, n, E, padded<T>(E), T(1));
+  load_rows(vs, vb, j0, n, Ev, padded<T>(Ev), T(1));
+}
+
+// sum_d r[d] * row[d] over d < Dp (r zero past the head dim), in order of d, one explicit
+// fused multiply-add per term: the same operands give the same bits in every kernel, whatever
+// the compiler contracts elsewhere (the backward's exact-zero ds for a saturated softmax needs
+// the scores and dout . v products of the dq and dk/dv kernels to be equal).
+template <typename T, int DMAX>
+__device__ __forceinline__ T dot_row(const T* r, const T* row, int Dp) {
+  constexpr int N = VecN<T>::N;
+  T s = T(0);
+  UNROLL for (int d = 0; d < DMAX; d += N) if (d < Dp) {
+    T x[N];
+    VecN<T>::load(row + d, x);
+    UNROLL for (int u = 0; u < N; ++u) s = fma_(r[d + u], x[u], s);
+  }
+  return s;
+}
+
+// acc[d] += a * row[d] over d < Dp.
+template <typename T, int DMAX>
+__device__ __forceinline__ void axpy_row(T* acc, T a, const T* row, int Dp) {
+  constexpr int N = VecN<T>::N;
+  UNROLL for (int d = 0; d < DMAX; d += N) if (d < Dp) {
+    T x[N];
+    VecN<T>::load(row + d, x);
+    UNROLL for (int u = 0; u < N; ++u) acc[d + u] += a * x[u];
+  }
 }
 
 template <typename T, int DMAX>
@@ -73,8 +148,9 @@ __global__ void flash_attn_fwd(const T* __restrict__ q, const T* __restrict__ k,
                                long long ms0, long long ms1, long long ms2, long long ms3,
                                int kind, int H, int L, int S, int E, int Ev, T scale, int tile) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* ks = reinterpret_cast<T*>(smem_raw);  // (tile, E)
-  T* vs = ks + (long long)tile * E;        // (tile, Ev)
+  const int Ep = padded<T>(E), Evp = padded<T>(Ev);
+  T* ks = reinterpret_cast<T*>(smem_raw);  // (tile, Ep)
+  T* vs = ks + (long long)tile * Ep;       // (tile, Evp)
   const int bh = blockIdx.x;
   const int row0 = blockIdx.y * blockDim.x;
   const int i = row0 + threadIdx.x;
@@ -85,8 +161,8 @@ __global__ void flash_attn_fwd(const T* __restrict__ q, const T* __restrict__ k,
                          (long long)i * ms2;
   T qr[DMAX], acc[DMAX];
   const long long qrow = ((long long)bh * L + i) * E;  // this thread's query row
-  UNROLL for (int d = 0; d < DMAX; ++d) if (d < E) qr[d] = active ? q[qrow + d] * scale : T(0);
-  UNROLL for (int d = 0; d < DMAX; ++d) if (d < Ev) acc[d] = T(0);
+  UNROLL for (int d = 0; d < DMAX; ++d) qr[d] = active && d < E ? q[qrow + d] * scale : T(0);
+  UNROLL for (int d = 0; d < DMAX; ++d) acc[d] = T(0);
   T m = -inf_(T(0)), l = T(0);
   for (int j0 = 0; j0 < S; j0 += tile) {
     if (kind == 1 && j0 > row0 + (int)blockDim.x - 1) break;  // past the block's diagonal
@@ -98,18 +174,17 @@ __global__ void flash_attn_fwd(const T* __restrict__ q, const T* __restrict__ k,
     for (int jj = 0; jj < n; ++jj) {
       const int j = j0 + jj;
       if (kind == 1 && j > i) break;
-      T s = T(0);
-      UNROLL for (int d = 0; d < DMAX; ++d) if (d < E) s += qr[d] * ks[jj * E + d];
+      T s = dot_row<T, DMAX>(qr, ks + jj * Ep, Ep);
       if (!masked_score(s, kind, mask, moff + (long long)j * ms3)) continue;
       if (s > m) {  // a new running max: rescale what was summed so far
         const T corr = exp_(m - s);
         l *= corr;
-        UNROLL for (int d = 0; d < DMAX; ++d) if (d < Ev) acc[d] *= corr;
+        UNROLL for (int d = 0; d < DMAX; ++d) if (d < Evp) acc[d] *= corr;
         m = s;
       }
       const T p = exp_(s - m);
       l += p;
-      UNROLL for (int d = 0; d < DMAX; ++d) if (d < Ev) acc[d] += p * vs[jj * Ev + d];
+      axpy_row<T, DMAX>(acc, p, vs + jj * Evp, Evp);
     }
   }
   if (!active) return;
@@ -128,9 +203,11 @@ __global__ void flash_attn_bwd_dkdv(const T* __restrict__ q, const T* __restrict
                                     long long ms2, long long ms3, int kind, int H, int L, int S,
                                     int E, int Ev, T scale, int tile) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* qs = reinterpret_cast<T*>(smem_raw);  // (tile, E), pre-scaled
-  T* gs = qs + (long long)tile * E;        // (tile, Ev)
-  T* ls = gs + (long long)tile * Ev;       // (tile,) lse
+  constexpr int N = VecN<T>::N;
+  const int Ep = padded<T>(E), Evp = padded<T>(Ev);
+  T* qs = reinterpret_cast<T*>(smem_raw);  // (tile, Ep), pre-scaled
+  T* gs = qs + (long long)tile * Ep;       // (tile, Evp)
+  T* ls = gs + (long long)tile * Evp;      // (tile,) lse
   T* ds_ = ls + tile;                      // (tile,) delta
   const int bh = blockIdx.x;
   const int row0 = blockIdx.y * blockDim.x;
@@ -139,22 +216,18 @@ __global__ void flash_attn_bwd_dkdv(const T* __restrict__ q, const T* __restrict
   const long long boff = (long long)(bh / H) * ms0 + (long long)(bh % H) * ms1 +
                          (long long)j * ms3;
   T kr[DMAX], vr[DMAX], dk[DMAX], dv[DMAX];
-  UNROLL for (int d = 0; d < DMAX; ++d) if (d < E) {
-    kr[d] = active ? k[((long long)bh * S + j) * E + d] : T(0);
+  UNROLL for (int d = 0; d < DMAX; ++d) {
+    kr[d] = active && d < E ? k[((long long)bh * S + j) * E + d] : T(0);
+    vr[d] = active && d < Ev ? v[((long long)bh * S + j) * Ev + d] : T(0);
     dk[d] = T(0);
-  }
-  UNROLL for (int d = 0; d < DMAX; ++d) if (d < Ev) {
-    vr[d] = active ? v[((long long)bh * S + j) * Ev + d] : T(0);
     dv[d] = T(0);
   }
   for (int i0 = 0; i0 < L; i0 += tile) {
     const int n = min(tile, L - i0);
     if (kind == 1 && i0 + n - 1 < row0) continue;  // every query of the tile precedes the keys
     __syncthreads();
-    for (int idx = threadIdx.x; idx < n * E; idx += blockDim.x)
-      qs[idx] = q[((long long)bh * L + i0) * E + idx] * scale;
-    for (int idx = threadIdx.x; idx < n * Ev; idx += blockDim.x)
-      gs[idx] = gout[((long long)bh * L + i0) * Ev + idx];
+    load_rows(qs, q + (long long)bh * L * E, i0, n, E, Ep, scale);
+    load_rows(gs, gout + (long long)bh * L * Ev, i0, n, Ev, Evp, T(1));
     for (int idx = threadIdx.x; idx < n; idx += blockDim.x) {
       ls[idx] = lse[(long long)bh * L + i0 + idx];
       ds_[idx] = delta[(long long)bh * L + i0 + idx];
@@ -164,18 +237,21 @@ __global__ void flash_attn_bwd_dkdv(const T* __restrict__ q, const T* __restrict
     for (int ii = 0; ii < n; ++ii) {
       const int i = i0 + ii;
       if (kind == 1 && j > i) continue;
-      T s = T(0);
-      UNROLL for (int d = 0; d < DMAX; ++d) if (d < E) s += qs[ii * E + d] * kr[d];
+      T s = dot_row<T, DMAX>(kr, qs + ii * Ep, Ep);
       if (!masked_score(s, kind, mask, boff + (long long)i * ms2)) continue;
       const T p = exp_(s - ls[ii]);  // 0 for a dead row (lse = +inf)
       if (p == T(0)) continue;
       T dp = T(0);
-      UNROLL for (int d = 0; d < DMAX; ++d) if (d < Ev) {
-        dv[d] += p * gs[ii * Ev + d];
-        dp += gs[ii * Ev + d] * vr[d];  // the same products, in the same order, as in dq
+      UNROLL for (int d = 0; d < DMAX; d += N) if (d < Evp) {
+        T g[N];
+        VecN<T>::load(gs + ii * Evp + d, g);
+        UNROLL for (int u = 0; u < N; ++u) {
+          dv[d + u] += p * g[u];
+          dp = fma_(g[u], vr[d + u], dp);  // the same terms, in the same order, as in dq
+        }
       }
       const T dsij = p * (dp - ds_[ii]);
-      UNROLL for (int d = 0; d < DMAX; ++d) if (d < E) dk[d] += dsij * qs[ii * E + d];
+      axpy_row<T, DMAX>(dk, dsij, qs + ii * Ep, Ep);
     }
   }
   if (!active) return;
@@ -192,8 +268,9 @@ __global__ void flash_attn_bwd_dq(const T* __restrict__ q, const T* __restrict__
                                   int kind, int H, int L, int S, int E, int Ev, T scale,
                                   int tile) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
-  T* ks = reinterpret_cast<T*>(smem_raw);  // (tile, E)
-  T* vs = ks + (long long)tile * E;        // (tile, Ev)
+  const int Ep = padded<T>(E), Evp = padded<T>(Ev);
+  T* ks = reinterpret_cast<T*>(smem_raw);  // (tile, Ep)
+  T* vs = ks + (long long)tile * Ep;       // (tile, Evp)
   const int bh = blockIdx.x;
   const int row0 = blockIdx.y * blockDim.x;
   const int i = row0 + threadIdx.x;
@@ -203,12 +280,13 @@ __global__ void flash_attn_bwd_dq(const T* __restrict__ q, const T* __restrict__
   const long long moff = (long long)(bh / H) * ms0 + (long long)(bh % H) * ms1 +
                          (long long)i * ms2;
   T qr[DMAX], gr[DMAX], dq[DMAX];
-  UNROLL for (int d = 0; d < DMAX; ++d) if (d < E) {
-    qr[d] = active ? q[((long long)bh * L + i) * E + d] * scale : T(0);
+  const long long qrow = ((long long)bh * L + i) * E;
+  const long long grow = ((long long)bh * L + i) * Ev;
+  UNROLL for (int d = 0; d < DMAX; ++d) {
+    qr[d] = active && d < E ? q[qrow + d] * scale : T(0);
+    gr[d] = active && d < Ev ? gout[grow + d] : T(0);
     dq[d] = T(0);
   }
-  const long long grow = ((long long)bh * L + i) * Ev;
-  UNROLL for (int d = 0; d < DMAX; ++d) if (d < Ev) gr[d] = active ? gout[grow + d] : T(0);
   const T lse_i = active ? lse[(long long)bh * L + i] : inf_(T(0));
   T delta_i = T(0);
   // pass 0: delta_i = sum_j p_ij dp_ij; pass 1: dq_i = sum_j p_ij (dp_ij - delta_i) k_j
@@ -223,25 +301,22 @@ __global__ void flash_attn_bwd_dq(const T* __restrict__ q, const T* __restrict__
       for (int jj = 0; jj < n; ++jj) {
         const int j = j0 + jj;
         if (kind == 1 && j > i) break;
-        T s = T(0);
-        UNROLL for (int d = 0; d < DMAX; ++d) if (d < E) s += qr[d] * ks[jj * E + d];
+        T s = dot_row<T, DMAX>(qr, ks + jj * Ep, Ep);
         if (!masked_score(s, kind, mask, moff + (long long)j * ms3)) continue;
         const T p = exp_(s - lse_i);
         if (p == T(0)) continue;
-        T dp = T(0);
-        UNROLL for (int d = 0; d < DMAX; ++d) if (d < Ev) dp += gr[d] * vs[jj * Ev + d];
+        const T dp = dot_row<T, DMAX>(gr, vs + jj * Evp, Evp);
         if (pass == 0) {
           delta_i += p * dp;
         } else {
           const T dsij = p * (dp - delta_i);
-          UNROLL for (int d = 0; d < DMAX; ++d) if (d < E) dq[d] += dsij * ks[jj * E + d];
+          axpy_row<T, DMAX>(dq, dsij, ks + jj * Ep, Ep);
         }
       }
     }
   }
   if (!active) return;
   delta[(long long)bh * L + i] = delta_i;
-  const long long qrow = ((long long)bh * L + i) * E;
   UNROLL for (int d = 0; d < DMAX; ++d) if (d < E) gq[qrow + d] = dq[d] * scale;
 }
 
