@@ -16,7 +16,8 @@
 //   delta is summed from the same dout_i . v_j products the gradients use (not as
 //   dout_i . out_i, equal only in exact arithmetic), so a saturated softmax (p one-hot) gives
 //   ds = 0 exactly, as the composite does. For that every kernel forms its scores and
-//   dout_i . v_j sums alike: one explicit fma per term, in order of d (dot_row).
+//   dout_i . v_j sums alike: one explicit fma per term, 4 (float) or 2 (double) partial sums
+//   added in a fixed order (dot_row).
 // A query whose keys are all masked has no softmax: its output is 0, its lse +inf, and every
 // p_ij = exp(s - inf) = 0 in the backward (PyTorch 2.13's math path gives zeros too).
 // Masks are read through 4 element strides (b, h, i, j) with b = bh / H, h = bh % H, so
@@ -114,20 +115,30 @@ __device__ __forceinline__ void load_kv_tile(T* ks, T* vs, const T* __restrict__
   load_rows(vs, vb, j0, n, Ev, padded<T>(Ev), T(1));
 }
 
-// sum_d r[d] * row[d] over d < Dp (r zero past the head dim), in order of d, one explicit
-// fused multiply-add per term: the same operands give the same bits in every kernel, whatever
-// the compiler contracts elsewhere (the backward's exact-zero ds for a saturated softmax needs
-// the scores and dout . v products of the dq and dk/dv kernels to be equal).
+// The N partial sums of a dot product added up, always in the same order.
+template <typename T, int N>
+__device__ __forceinline__ T sum_parts(const T (&part)[N]) {
+  if constexpr (N == 4) return (part[0] + part[1]) + (part[2] + part[3]);
+  else return part[0] + part[1];
+}
+
+// sum_d r[d] * row[d] over d < Dp (r zero past the head dim): N partial sums (lane u of each
+// vector into part[u], so the fused multiply-adds form N independent chains instead of one
+// long dependent one), each term one explicit fma, in order of d. The same operands give the
+// same bits in every kernel, whatever the compiler contracts elsewhere (the backward's exact
+// zero ds for a saturated softmax needs the scores and the dout . v sums of the dq and dk/dv
+// kernels to be equal).
 template <typename T, int DMAX>
 __device__ __forceinline__ T dot_row(const T* r, const T* row, int Dp) {
   constexpr int N = VecN<T>::N;
-  T s = T(0);
+  T part[N];
+  UNROLL for (int u = 0; u < N; ++u) part[u] = T(0);
   UNROLL for (int d = 0; d < DMAX; d += N) if (d < Dp) {
     T x[N];
     VecN<T>::load(row + d, x);
-    UNROLL for (int u = 0; u < N; ++u) s = fma_(r[d + u], x[u], s);
+    UNROLL for (int u = 0; u < N; ++u) part[u] = fma_(r[d + u], x[u], part[u]);
   }
-  return s;
+  return sum_parts(part);
 }
 
 // acc[d] += a * row[d] over d < Dp.
@@ -241,15 +252,17 @@ __global__ void flash_attn_bwd_dkdv(const T* __restrict__ q, const T* __restrict
       if (!masked_score(s, kind, mask, boff + (long long)i * ms2)) continue;
       const T p = exp_(s - ls[ii]);  // 0 for a dead row (lse = +inf)
       if (p == T(0)) continue;
-      T dp = T(0);
+      T part[N];  // dp = dout_i . v_j, summed as dot_row sums it in dq (the same bits)
+      UNROLL for (int u = 0; u < N; ++u) part[u] = T(0);
       UNROLL for (int d = 0; d < DMAX; d += N) if (d < Evp) {
         T g[N];
         VecN<T>::load(gs + ii * Evp + d, g);
         UNROLL for (int u = 0; u < N; ++u) {
           dv[d + u] += p * g[u];
-          dp = fma_(g[u], vr[d + u], dp);  // the same terms, in the same order, as in dq
+          part[u] = fma_(g[u], vr[d + u], part[u]);
         }
       }
+      const T dp = sum_parts(part);
       const T dsij = p * (dp - ds_[ii]);
       axpy_row<T, DMAX>(dk, dsij, qs + ii * Ep, Ep);
     }
