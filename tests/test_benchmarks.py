@@ -173,3 +173,39 @@ def test_the_gpu_benchmark_path_runs_end_to_end(tmp_path, monkeypatch):
     row = data["kernels"][0]
     assert row["kernel"] == "adam_many" and row["gb_s"] > 0 and "error" not in row
     assert data["workloads"]["W1"]["minigrad_ms"] == 1.0
+
+
+@pytest.mark.parametrize("fused_on", [True, False], ids=["fused", "composite"])
+@pytest.mark.parametrize("name", ["W1", "W2", "W3", "W4"])
+def test_workload_steps_stay_float32(monkeypatch, name, fused_on):
+    """No accidental float64 in a float32 training step: every floating tensor a step of each
+    standard workload makes (forward, the fused kernels' outputs, every gradient), the
+    parameters and the Adam state stay float32, on the fused and on the composite path."""
+    import minigrad as mg
+
+    model, step = workloads.minigrad_step(name, "cpu")
+    seen = set()
+    real_make = mg.Tensor._make
+
+    def spy(data, requires_grad=False):
+        if data.dtype.kind == "f":
+            seen.add(data.dtype)
+        return real_make(data, requires_grad)
+
+    monkeypatch.setattr(mg.Tensor, "_make", spy)
+    with mg.use_fused(fused_on):
+        loss = step()
+        step()  # the second step: Adam's state exists, the fused flat buffers are reused
+    assert seen == {np.dtype(np.float32)}, seen
+    assert loss.dtype == mg.float32
+    for p in model.parameters():
+        assert p.dtype == mg.float32 and p.grad.dtype == mg.float32
+    opt_state = [v for s in _optimizer_of(step).state.values() for v in s.values()
+                 if hasattr(v, "dtype") and v.dtype.kind == "f"]
+    assert opt_state and all(v.dtype == np.float32 for v in opt_state)
+
+
+def _optimizer_of(step):
+    """The optimizer a workload step closes over (workloads._training_step)."""
+    cells = dict(zip(step.__code__.co_freevars, (c.cell_contents for c in step.__closure__)))
+    return cells["opt"]
