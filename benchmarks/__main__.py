@@ -140,6 +140,10 @@ def run_device(device: str, quick: bool, only: set) -> None:
         tables.append("## Workloads (ms per training step)\n\n" + markdown_table(
             workloads.table_headers(device),
             [workloads.table_row(n, workload_rows[n]) for n in names]))
+        phases = workloads.phase_rows(workload_rows)
+        if phases:
+            tables.append("## Where a step's time goes (ms per phase, fused)\n\n" +
+                          markdown_table(workloads.PHASE_HEADERS, phases))
     png = RESULTS / f"benchmarks_{device.split(':')[0]}.png"
     tables.append(chart(kernel_rows, workload_rows, device, png))
     info = machine()

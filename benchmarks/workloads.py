@@ -107,16 +107,27 @@ def minigrad_step(name, device, scale=1):
 
 def _training_step(model, opt, F, x, y, mask):
     """One step in either framework (``F`` its functional module): zero_grad, forward (with the
-    causal mask for W4), cross-entropy, backward, optimizer update; returns the loss."""
+    causal mask for W4), cross-entropy, backward, optimizer update; returns the loss. The step
+    carries its three phases (``step.phases``: forward with the loss, backward, optimizer) for
+    :func:`phase_ms`, and its optimizer (``step.optimizer``)."""
+    state = {}
 
-    def step():
+    def forward():
         opt.zero_grad()
         out = model(x) if mask is None else model(x, mask)
-        loss = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
-        loss.backward()
-        opt.step()
-        return loss
+        state["loss"] = F.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
 
+    def backward():
+        state["loss"].backward()
+
+    def step():
+        forward()
+        backward()
+        opt.step()
+        return state["loss"]
+
+    step.phases = {"forward": forward, "backward": backward, "optimizer": opt.step}
+    step.optimizer = opt
     return step
 
 
@@ -160,6 +171,27 @@ def _time(variants, n, repeats, device="cpu"):
     return {name: statistics.median(r) for name, r in runs.items()}
 
 
+def phase_ms(step, sync, repeats: int, device: str = "cpu", fused: bool = True) -> dict:
+    """Median ms of each phase of a training step (forward with the loss, backward, optimizer),
+    timed phase by phase over ``repeats`` steps after a warm-up, with a synchronisation after
+    each phase on a GPU (so the phases add up to a little more than a step timed whole)."""
+    with mg.use_fused(fused):
+        for _ in range(2):
+            step()
+        sync()
+        settle(device)
+        step()
+        sync()
+        times = {name: [] for name in step.phases}
+        for _ in range(repeats):
+            for name, phase in step.phases.items():
+                t0 = time.perf_counter()
+                phase()
+                sync()
+                times[name].append((time.perf_counter() - t0) * 1e3)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
 def _torch_cuda(torch):
     """'cuda' when PyTorch is installed with a usable GPU, else None (no comparison)."""
     try:
@@ -201,6 +233,11 @@ def run(names, device="cpu", quick=False, scale=1):
             variants["torch_ms"] = (tstep, tsync, True)
             entry["torch_device"] = torch_device
         entry.update(_time(variants, n, repeats, device))
+        # where the time goes: each phase of a step, minigrad (fused) and PyTorch
+        phase_repeats = max(5, repeats * n // 2)
+        entry["phases"] = {"minigrad": phase_ms(step, sync, phase_repeats, device)}
+        if "torch_ms" in variants:
+            entry["phases"]["torch"] = phase_ms(tstep, tsync, phase_repeats, device)
         entry["fused_speedup"] = entry["composite_ms"] / entry["minigrad_ms"]
         if "torch_ms" in entry:
             entry["ratio"] = entry["minigrad_ms"] / entry["torch_ms"]
@@ -228,6 +265,23 @@ def table_row(name, r):
             ratio("ratio"), ratio("composite_ratio")]
 
 
+PHASE_HEADERS = ["workload", "phase", "minigrad fused ms", "PyTorch ms", "minigrad / PyTorch"]
+
+
+def phase_rows(results: dict) -> list:
+    """Rows of the per-phase table: each workload's forward, backward and optimizer times."""
+    rows = []
+    for name, r in results.items():
+        phases = r.get("phases", {})
+        ours, theirs = phases.get("minigrad", {}), phases.get("torch", {})
+        for phase, ms in ours.items():
+            other = theirs.get(phase)
+            rows.append([name, phase, f"{ms:.2f}",
+                         "n/a" if other is None else f"{other:.2f}",
+                         "n/a" if not other else f"{ms / other:.2f}x"])
+    return rows
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description="minigrad standard workloads vs PyTorch")
     parser.add_argument("--only", default="W1,W2,W3,W4")
@@ -242,6 +296,9 @@ def main(argv=None):
         r = res[name]
         rows.append(table_row(name, r))
     table = markdown_table(table_headers(args.device), rows)
+    if phase_rows(res):
+        table += "\n\nPer phase (medians over steps timed phase by phase):\n\n" + \
+            markdown_table(PHASE_HEADERS, phase_rows(res))
     print(f"threads: {threads()}, batch scale: {args.scale}")
     print(table)
     suffix = "" if args.scale == 1 else f"_x{args.scale}"

@@ -112,6 +112,42 @@ def test_workload_w1_runs_and_reports():
         assert r["torch_device"] == "cpu"
     row = workloads.table_row("W1", r)
     assert row[0] == "W1" and len(row) == len(workloads.table_headers("cpu"))
+    # the per-phase breakdown: forward (with the loss), backward, optimizer, for each framework
+    frameworks = ["minigrad"] + (["torch"] if "torch_ms" in r else [])
+    assert list(r["phases"]) == frameworks
+    for times in r["phases"].values():
+        assert list(times) == ["forward", "backward", "optimizer"]
+        assert all(ms > 0 for ms in times.values())
+    rows = workloads.phase_rows({"W1": r})
+    assert [row[1] for row in rows] == ["forward", "backward", "optimizer"]
+    assert all(len(row) == len(workloads.PHASE_HEADERS) for row in rows)
+
+
+def test_phase_rows_without_pytorch():
+    r = {"phases": {"minigrad": {"forward": 1.0, "backward": 2.0, "optimizer": 0.5}}}
+    assert workloads.phase_rows({"W2": r}) == [
+        ["W2", "forward", "1.00", "n/a", "n/a"], ["W2", "backward", "2.00", "n/a", "n/a"],
+        ["W2", "optimizer", "0.50", "n/a", "n/a"]]
+
+
+def test_phases_make_up_a_step():
+    """The phases a step is timed by are the step: running them in order is one training
+    step (the same loss and parameters as calling the step)."""
+    import minigrad as mg
+
+    _, step_a = workloads.minigrad_step("W1", "cpu")
+    _, step_b = workloads.minigrad_step("W1", "cpu")
+    before = [p.data.copy() for p in step_a.optimizer.param_groups[0]["params"]]
+    mg.manual_seed(1)
+    step_a()
+    mg.manual_seed(1)
+    for phase in step_b.phases.values():
+        phase()
+    params_a = [p.data for p in step_a.optimizer.param_groups[0]["params"]]
+    params_b = [p.data for p in step_b.optimizer.param_groups[0]["params"]]
+    for a, b, old in zip(params_a, params_b, before):
+        np.testing.assert_array_equal(a, b)
+        assert not np.array_equal(a, old)  # the update ran
 
 
 def test_gpu_rows_report_bandwidth_flops_and_roofline(monkeypatch):
@@ -200,12 +236,6 @@ def test_workload_steps_stay_float32(monkeypatch, name, fused_on):
     assert loss.dtype == mg.float32
     for p in model.parameters():
         assert p.dtype == mg.float32 and p.grad.dtype == mg.float32
-    opt_state = [v for s in _optimizer_of(step).state.values() for v in s.values()
+    opt_state = [v for s in step.optimizer.state.values() for v in s.values()
                  if hasattr(v, "dtype") and v.dtype.kind == "f"]
     assert opt_state and all(v.dtype == np.float32 for v in opt_state)
-
-
-def _optimizer_of(step):
-    """The optimizer a workload step closes over (workloads._training_step)."""
-    cells = dict(zip(step.__code__.co_freevars, (c.cell_contents for c in step.__closure__)))
-    return cells["opt"]
