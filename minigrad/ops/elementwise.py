@@ -12,7 +12,7 @@ from typing import Union
 import numpy as np
 
 from minigrad import dtypes
-from minigrad.autograd import Function
+from minigrad.autograd import Function, is_grad_enabled
 from minigrad.tensor import Tensor
 
 Scalar = Union[int, float, bool]
@@ -302,6 +302,8 @@ class ReluFn(Function):
     def backward(self, gy):
         # NOTE: the subgradient at 0 is 0, as in PyTorch
         (x,) = self.inputs
+        if not is_grad_enabled():  # no graph to record: one multiply by the boolean mask
+            return Tensor._make(gy.data * (x.data > 0))
         return gy * Tensor._make((x.data > 0).astype(gy.dtype))
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import string
 
-from minigrad.autograd import Function
+from minigrad.autograd import Function, is_grad_enabled
 from minigrad.ops.elementwise import binary_operands
 from minigrad.ops.reduction import sum as sum_
 from minigrad.ops.shape import expand, reshape, transpose
@@ -23,6 +23,8 @@ class MatmulFn(Function):
         return self.xp.matmul(a, b)
 
     def backward(self, gy):
+        if not is_grad_enabled():  # the usual backward: the products on the arrays, no graph
+            return self._backward_arrays(gy.data)
         a, b = self.inputs
         ga = gb = None
         if self.needs_input_grad[0]:
@@ -35,6 +37,24 @@ class MatmulFn(Function):
                 gb = transpose(matmul(transpose(gy, -1, -2), a), -1, -2)
             else:
                 gb = matmul(transpose(a, -1, -2), gy)
+        return ga, gb
+
+    def _backward_arrays(self, gy):
+        """The same products as :meth:`backward` (and the same memory orders), on the arrays:
+        without ``create_graph`` no op needs recording, so none pays for a node."""
+        a, b = self.inputs[0].data, self.inputs[1].data
+        matmul_ = self.xp.matmul
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            if _transposed_matrix(self.inputs[0]):
+                ga = Tensor._make(matmul_(b, gy.swapaxes(-1, -2)).swapaxes(-1, -2))
+            else:
+                ga = Tensor._make(matmul_(gy, b.swapaxes(-1, -2)))
+        if self.needs_input_grad[1]:
+            if _transposed_matrix(self.inputs[1]):
+                gb = Tensor._make(matmul_(gy.swapaxes(-1, -2), a).swapaxes(-1, -2))
+            else:
+                gb = Tensor._make(matmul_(a.swapaxes(-1, -2), gy))
         return ga, gb
 
 
@@ -95,6 +115,8 @@ class LinearFn(Function):
         return y.reshape(x.shape[:-1] + (w.shape[0],))
 
     def backward(self, gy):
+        if not is_grad_enabled():  # the usual backward: the products on the arrays, no graph
+            return self._backward_arrays(gy.data)
         x, w = self.inputs[0], self.inputs[1]
         needs = self.needs_input_grad
         gy2 = reshape(gy, (self.rows, gy.shape[-1]))  # (rows, out); the same tensor when 2-D
@@ -104,6 +126,20 @@ class LinearFn(Function):
         if len(needs) == 2:
             return gx, gw
         return gx, gw, (sum_(gy2, dim=0) if needs[2] else None)
+
+    def _backward_arrays(self, gy):
+        """:meth:`backward`'s products on the arrays (no ``create_graph``: nothing to record);
+        the same numbers and memory orders."""
+        x, w = self.inputs[0].data, self.inputs[1].data
+        needs = self.needs_input_grad
+        gy2 = gy.reshape(self.rows, gy.shape[-1])
+        matmul_ = self.xp.matmul
+        gx = Tensor._make(matmul_(gy2, w).reshape(x.shape)) if needs[0] else None
+        gw = Tensor._make(matmul_(gy2.T, x.reshape(self.rows, x.shape[-1]))) if needs[1] \
+            else None
+        if len(needs) == 2:
+            return gx, gw
+        return gx, gw, (Tensor._make(gy2.sum(axis=0)) if needs[2] else None)
 
 
 def linear(x: Tensor, w: Tensor, b=None) -> Tensor:

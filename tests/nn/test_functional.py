@@ -130,6 +130,37 @@ def test_matmul_gradients_of_column_major_operands(device):
     assert mg.autograd.gradgradcheck(lambda p, q: (p.t() @ q.t()) ** 2, [a0, b0])
 
 
+def _graph_free_cases(device):
+    """(fn, inputs) whose backward has an array-only path when nothing is recorded."""
+    x3, w, b = rand((2, 3, 4), device), rand((5, 4), device, seed=1), rand((5,), device, seed=2)
+    a0, b0 = rand((4, 3), device, seed=3), rand((5, 4), device, seed=4)
+    batch, mat = rand((2, 3, 4), device, seed=5), rand((4, 6), device, seed=6)
+    xr = rand((3, 7), device, seed=7)
+    return [
+        (lambda x, w, b: F.linear(x, w, b), [x3, w, b]),
+        (lambda x, w: F.linear(x, w), [rand((3, 4), device, seed=8), w]),
+        (lambda p, q: p.t() @ q.t(), [a0, b0]),  # column-major operands
+        (lambda p, q: p @ q, [batch, mat]),  # a broadcast batch: the engine reduces it
+        (lambda x: x.relu(), [xr]),
+    ]
+
+
+@pytest.mark.parametrize("case", range(5))
+def test_backward_without_a_graph_matches_the_recorded_one(device, case):
+    """Without create_graph, linear, matmul and relu compute their gradients on the arrays
+    (no nodes): the same values and memory orders as the recorded backward."""
+    fn, inputs = _graph_free_cases(device)[case]
+    y = fn(*inputs)
+    gy = mg.tensor(np.random.default_rng(9).standard_normal(y.shape), device=device)
+    plain = mg.grad(fn(*inputs), inputs, gy)
+    recorded = mg.grad(fn(*inputs), inputs, gy, create_graph=True)
+    for g, r in zip(plain, recorded):
+        assert g.grad_fn is None and not g.requires_grad
+        np.testing.assert_array_equal(npy(g), npy(r))
+        assert g.data.flags.c_contiguous == r.data.flags.c_contiguous
+        assert g.dtype == r.dtype
+
+
 # ---------------------------------------------------------------------------- dropout
 
 
