@@ -67,6 +67,8 @@ def run_chunks(fn: Callable[[slice], object], chunks) -> list:
     calling thread takes a share). Returns the results in chunk order."""
     global _pool, _pool_size
     chunks = list(chunks)
+    if len(chunks) == 1:  # a small input: no thread setting to read (about 2 us)
+        return [fn(chunks[0])]
     n = min(num_threads(), len(chunks))
     if n <= 1:
         return [fn(c) for c in chunks]

@@ -90,12 +90,12 @@ class SoftmaxCrossEntropyFn(Function):
         def chunk(rows):  # cache-sized pieces, on several threads: see kernels/_numpy.py
             e = exps[rows]
             # NOTE: max-shift: exp never overflows (logits of 1e4 give finite losses)
-            np.subtract(x[rows], x[rows].max(axis=1, keepdims=True), out=e)
+            np.subtract(x[rows], np.maximum.reduce(x[rows], axis=1, keepdims=True), out=e)
             picked = e[np.arange(e.shape[0]), self.safe[rows]]  # x_nt - max_n
             if eps > 0:  # sum_c w_c (x_nc - max_n)
                 smooth_sum = e.sum(axis=1) if w is None else e @ w
             np.exp(e, out=e)
-            np.sum(e, axis=1, out=s[rows])
+            np.add.reduce(e, axis=1, out=s[rows])  # (the ufunc: no wrapper, ~1 us less)
             log_s = np.log(s[rows])
             # lse - x_t = log s - (x_t - max)
             part = np.subtract(log_s, picked, out=loss[rows])
