@@ -20,7 +20,11 @@ over threads (``kernels/_numpy.py``). Nothing is computed in float64 for float32
 
 CUDA (``softmax_cross_entropy.cu``): one block per row for the forward (max, sum of exp, loss,
 and the row's log-sum-exp kept, N floats); the backward recomputes p from the logits and the
-log-sum-exp in one grid-stride pass, so no (N, C) buffer is kept.
+log-sum-exp in one grid-stride pass, so no (N, C) buffer is kept. The kernels also work out
+everything about the targets (which are ignored, which are out of range: a flag reported at
+the next synchronisation, the class weights, the summed weights for smoothing, each row's
+gradient scale), so that on a GPU, where every array op is a launch, a forward and backward
+make two kernel launches besides the reduction (a W1 step made 42 device arrays, 24 now).
 
 Fallback rule (:func:`apply`): logits that are not 2-D (N, C), class-probability targets, and
 class weights that require a gradient run the reference.
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minigrad import backend
 from minigrad.autograd import Function, is_grad_enabled
 from minigrad.fused import reference_grads
 from minigrad.tensor import Tensor
@@ -49,36 +54,37 @@ class SoftmaxCrossEntropyFn(Function):
         self.target, self.weight = target, weight
         self.ignore_index, self.reduction = ignore_index, reduction
         self.eps = float(label_smoothing)
-        xp = self.xp
+        if self.xp is not np:  # the kernels work out validity, weights and ranges themselves
+            return self._forward_cuda(x, target.data, None if weight is None else weight.data)
         N, C = x.shape
         t = target.data
         valid = t != ignore_index
-        # ignored targets read class 0, then are masked; so do out-of-range ones, which on a
-        # GPU are reported at the next synchronisation (F._check_class_indices), never read
-        safe = xp.where(valid & (t >= 0) & (t < C), t, 0)
+        # ignored targets read class 0, then are masked; so do out-of-range ones (which
+        # F._check_class_indices has reported already)
+        safe = np.where(valid & (t >= 0) & (t < C), t, 0)
         w = None if weight is None else weight.data
         if w is None:
             w_t = valid.astype(x.dtype)  # (N,): 1 where counted, 0 where ignored
             w_sum = float(C)
         else:
             w_t = w[safe] * valid
-            # the summed weights enter only the label-smoothing term; on a GPU reading them
-            # waits for the device, so only then
-            w_sum = float(w.sum()) if self.eps > 0 else 0.0
+            w_sum = float(w.sum()) if self.eps > 0 else 0.0  # (only smoothing reads it)
         self.valid, self.safe, self.w_t, self.w_sum = valid, safe, w_t, w_sum
-        if xp is np:
-            loss = self._forward_numpy(x, w)
-        else:
-            loss = self._forward_cuda(x, w)
-        if reduction == "none":
+        loss = self._forward_numpy(x, w)
+        return self._reduce(loss, w_t)
+
+    def _reduce(self, loss, w_t):
+        """The reduction of the per-row losses (``w_t``: the weights of the counted targets)."""
+        if self.reduction == "none":
             return loss
         total = loss.sum()
-        if reduction == "sum":
+        if self.reduction == "sum":
             return total
         # NOTE: 'mean' divides by the summed weights of the counted targets; when every target
         # is ignored that is 0 / 0 = nan, as in PyTorch
+        self.denom = w_t.sum()
         with np.errstate(invalid="ignore", divide="ignore"):
-            return total / w_t.sum()
+            return total / self.denom
 
     def _forward_numpy(self, x, w):
         N, C = x.shape
@@ -114,17 +120,16 @@ class SoftmaxCrossEntropyFn(Function):
     def backward(self, gy):
         if is_grad_enabled():  # create_graph=True: differentiate the composite instead
             return reference_grads(self._reference, self.inputs, (gy,))
-        xp = self.xp
+        if self.xp is not np:
+            return Tensor._make(self._backward_cuda(gy.data))
         N, C = self.inputs[0].shape
         k = gy.data  # (N,) for 'none', else a scalar
         if self.reduction == "mean":
-            # (a device-side choice: no wait for the GPU; all ignored gives zero gradients)
+            # all ignored gives zero gradients
             with np.errstate(invalid="ignore", divide="ignore"):
-                k = xp.where(self.valid.any(), k / self.w_t.sum(), xp.zeros_like(k))
-        k = xp.broadcast_to(k, (N,)) * self.valid  # (N,): 0 where ignored
-        if xp is np:
-            return Tensor._make(self._backward_numpy(k))
-        return Tensor._make(self._backward_cuda(k))
+                k = k / self.denom if self.valid.any() else np.zeros_like(k)
+        k = np.broadcast_to(k, (N,)) * self.valid  # (N,): 0 where ignored
+        return Tensor._make(self._backward_numpy(k))
 
     def _backward_numpy(self, k):
         N, C = self.exps.shape
@@ -155,38 +160,62 @@ class SoftmaxCrossEntropyFn(Function):
                                         self.reduction, self.eps)
 
     # ---------------------------------------------------------------- CUDA
-    def _forward_cuda(self, x, w):
+    def _forward_cuda(self, x, t, w):
+        """One launch: the losses, log-sum-exps and counted weights of every row, the summed
+        class weights (for smoothing), and a flag for targets out of range; then the
+        reduction (a sum; for 'mean' two sums and a division). No host synchronisation."""
         xp = self.xp
         N, C = x.shape
         dt = x.dtype
         dev = x.device.id
         x = xp.ascontiguousarray(x)
         fwd = _cuda.kernel("softmax_cross_entropy", CUDA_KERNELS, "softmax_xent_fwd", dt, dev)
-        weight = w if w is not None else xp.ones(C, dtype=dt)
-        loss = xp.empty(N, dtype=dt)
-        lse = xp.empty(N, dtype=dt)
-        target = xp.ascontiguousarray(self.safe, dtype=np.int64)
-        valid = xp.ascontiguousarray(self.valid, dtype=np.uint8)
+        target = xp.ascontiguousarray(t, dtype=np.int64)
+        weight = x if w is None else xp.ascontiguousarray(w, dtype=dt)  # (x: never read)
+        loss, lse, w_t = (xp.empty(N, dtype=dt) for _ in range(3))
+        w_total = xp.empty(1, dtype=dt)
+        bad = xp.zeros(1, dtype=np.uint8)
         block = _cuda.rows_block(C, 256)
-        fwd((N,), (block,), (x, target, valid, weight, loss, lse, np.int32(N), np.int32(C),
-                             _cuda.scalar(dt, self.eps), _cuda.scalar(dt, self.w_sum)))
-        self.x_c, self.lse, self.weight_c, self.target_c = x, lse, weight, target
-        return loss
+        fwd((max(N, 1),), (block,), (x, target, np.int64(self.ignore_index), weight,
+                                      np.int32(w is not None), loss, lse, w_t, w_total, bad,
+                                      np.int32(N), np.int32(C), _cuda.scalar(dt, self.eps)))
+        ignore_index = self.ignore_index  # (the node's state may be freed before the check)
+        backend.defer_check(bad.view(np.bool_).reshape(()),
+                            lambda: _out_of_range(t, C, ignore_index))
+        self.saved_cuda = (x, lse, target, weight, w is not None, w_total)
+        return self._reduce(loss, w_t)
 
-    def _backward_cuda(self, k):
+    def _backward_cuda(self, gy):
+        """One launch: every row's scale (the upstream gradient, divided by the summed weights
+        for 'mean', 0 where ignored) is worked out in the kernel."""
         xp = self.xp
-        x = self.x_c
+        x, lse, target, weight, has_weight, w_total = self.saved_cuda
         N, C = x.shape
         dt = x.dtype
         bwd = _cuda.kernel("softmax_cross_entropy", CUDA_KERNELS, "softmax_xent_bwd", dt,
                            x.device.id)
         gx = xp.empty_like(x)
-        k = xp.ascontiguousarray(k, dtype=dt)
+        gy = xp.ascontiguousarray(gy, dtype=dt).reshape(-1)  # (N,) for 'none', else (1,)
+        mean = self.reduction == "mean"
+        denom = self.denom.reshape(1) if mean else gy
         grid, block = _cuda.grid_1d(N * C, sm_count=_cuda.sm_count(x.device.id))
-        bwd(grid, block, (x, self.lse, self.target_c, self.weight_c, k, gx, np.int32(N),
-                          np.int32(C), _cuda.scalar(dt, self.eps),
-                          _cuda.scalar(dt, self.w_sum)))
+        bwd(grid, block, (x, lse, target, np.int64(self.ignore_index), weight,
+                          np.int32(has_weight), w_total, gy,
+                          np.int32(self.reduction == "none"),  # gy's stride: (N,) or one value
+                          denom, np.int32(mean), gx, np.int32(N), np.int32(C),
+                          _cuda.scalar(dt, self.eps)))
         return gx
+
+
+def _out_of_range(t, n_classes: int, ignore_index: int) -> IndexError:
+    """The error for a class index outside [0, C) (built only when there is one: on a GPU, at
+    the synchronisation that reports it), with the message of F._check_class_indices."""
+    bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
+    value = int(t[bad].ravel()[0])
+    return IndexError(
+        f"cross_entropy(): target {value} is out of bounds: class indices must be in [0, "
+        f"{n_classes}) or equal ignore_index ({ignore_index})"
+    )
 
 
 def supported(input: Tensor, target: Tensor, weight) -> bool:

@@ -434,8 +434,10 @@ def _class_dim(input: Tensor, fn: str) -> int:
     return 0 if input.ndim == 1 else 1
 
 
-def _check_class_indices(input: Tensor, target, class_dim: int, ignore_index: int, fn: str):
-    """Raise clear errors for class-index targets of the wrong dtype, shape or range."""
+def _check_class_indices(input: Tensor, target, class_dim: int, ignore_index: int, fn: str,
+                         values: bool = True):
+    """Raise clear errors for class-index targets of the wrong dtype, shape or range (the
+    range only with ``values``: the fused CUDA cross-entropy checks it in its kernel)."""
     _check_tensor(target, fn, "target")
     n_classes = input.shape[class_dim]
     expected = tuple(input.shape[:class_dim]) + tuple(input.shape[class_dim + 1:])
@@ -452,6 +454,8 @@ def _check_class_indices(input: Tensor, target, class_dim: int, ignore_index: in
             + (f". Class-probability targets have the input's shape {tuple(input.shape)}."
                if fn == "cross_entropy" else "")
         )
+    if not values:
+        return None
     t = target.data
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= n_classes))
@@ -643,7 +647,11 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
             )
         target = ops.cast(target, input.dtype)
     else:
-        _check_class_indices(input, target, class_dim, ignore_index, "cross_entropy")
+        # the fused CUDA kernel checks the index range itself (no extra launches on a GPU)
+        in_kernel = (input.xp is not np and fused_enabled("softmax_cross_entropy", input)
+                     and kernels.softmax_cross_entropy.supported(input, target, weight))
+        _check_class_indices(input, target, class_dim, ignore_index, "cross_entropy",
+                             values=not in_kernel)
     if fused_enabled("softmax_cross_entropy", input):  # (N, C) and class indices; else ref.
         return kernels.softmax_cross_entropy.apply(input, target, weight, ignore_index,
                                                    reduction, label_smoothing)

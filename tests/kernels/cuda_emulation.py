@@ -235,28 +235,45 @@ def _layer_norm_bwd_dwdb(gy, xhat, gw, gb, N, D):
     gb[:] = G.sum(axis=0)
 
 
-def _xent_fwd(x, target, valid, weight, loss, lse, N, C, eps, w_sum):
+def _xent_targets(target, ignore_index, C, weight, has_weight):
+    raw = target.astype(np.int64)
+    valid = raw != ignore_index
+    t = np.where(valid & (raw >= 0) & (raw < C), raw, 0)
+    w = weight[:C] if has_weight else np.ones(C, dtype=weight.dtype)
+    return raw, valid, t, w, np.where(valid, w[t], 0)
+
+
+def _xent_fwd(x, target, ignore_index, weight, has_weight, loss, lse, wt, w_total, bad, N, C,
+              eps):
     X = x.reshape(N, C)
+    raw, valid, t, w, w_t = _xent_targets(target, ignore_index, C, weight, has_weight)
     m = X.max(axis=1)
     shifted = X - m[:, None]
     log_s = np.log(np.exp(shifted).sum(axis=1))
     lse[:] = m + log_s
-    t = target.astype(np.int64)
-    w_t = weight[t]
+    W = w.sum() if has_weight else C
     val = (1 - eps) * w_t * (log_s - shifted[np.arange(N), t])
     if eps:
-        val = val + eps / C * (w_sum * log_s - shifted @ weight)
-    loss[:] = np.where(valid.astype(bool), val, 0)
+        val = val + eps / C * (W * log_s - shifted @ w)
+    loss[:] = np.where(valid, val, 0)
+    wt[:] = w_t
+    w_total[0] = W if eps else 0
+    if np.any(valid & ((raw < 0) | (raw >= C))):
+        bad[0] = 1
 
 
-def _xent_bwd(x, lse, target, weight, k, gx, N, C, eps, w_sum):
+def _xent_bwd(x, lse, target, ignore_index, weight, has_weight, w_total, gy, gy_stride, denom,
+              mean, gx, N, C, eps):
     X = x.reshape(N, C)
+    _, valid, t, w, w_t = _xent_targets(target, ignore_index, C, weight, has_weight)
+    k = gy[np.arange(N) * gy_stride]
+    if mean:
+        k = k / denom[0]
     p = np.exp(X - lse[:, None])
-    t = target.astype(np.int64)
-    w_t = weight[t]
-    g = ((1 - eps) * w_t + eps * w_sum / C)[:, None] * p - eps * weight[None, :] / C
+    W = w_total[0]
+    g = ((1 - eps) * w_t + eps * W / C)[:, None] * p - eps * w[None, :] / C
     g[np.arange(N), t] -= (1 - eps) * w_t
-    gx.reshape(N, C)[:] = np.where(k[:, None] == 0, 0, k[:, None] * g)
+    gx.reshape(N, C)[:] = np.where(valid[:, None], k[:, None] * g, 0)
 
 
 def _adam(p_ptrs, g_ptrs, offsets, n_tensors, m, v, v_max, total, lr, one_minus_beta1, beta2,
