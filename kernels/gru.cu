@@ -14,7 +14,8 @@
 // The weight gradient is then ONE GEMM over all steps: dW_hh = dp_all^T h_prev_all.
 //
 // Launch layout: 1-D grid-stride loops over the B * H (row, unit) pairs (kernels/_cuda.py
-// grid_1d); each thread owns the three gate columns of its unit. All arrays contiguous.
+// grid_1d); each thread owns the three gate columns of its unit. All arrays contiguous; the
+// per-step ones are passed whole (T, ...) with the step index k (no per-step host views).
 // Dtypes: T = float or double; valid flags uint8.
 // Numerics: sigmoid(x) = 1 / (1 + exp(-x)) (overflow gives exactly 0), tanh from the math
 // library: saturated gates stay finite.
@@ -28,11 +29,19 @@ template <typename T>
 __device__ __forceinline__ T sigmoid_(T x) { return T(1) / (T(1) + exp_(-x)); }
 
 template <typename T>
-__global__ void gru_step_fwd(const T* __restrict__ xs, T* __restrict__ p,
-                             const T* __restrict__ bias, const T* __restrict__ h_prev,
-                             const unsigned char* __restrict__ valid, T* __restrict__ rz,
-                             T* __restrict__ n_out, T* __restrict__ h_next, int B, int H) {
+__global__ void gru_step_fwd(const T* __restrict__ xs_all, T* __restrict__ ps,
+                             const T* __restrict__ bias, T* hs,
+                             const unsigned char* __restrict__ valid_all, T* __restrict__ rzs,
+                             T* __restrict__ ns, int B, int H, int k) {
   const long long total = (long long)B * H;
+  // step k of the (T, ...) buffers: the launcher passes whole buffers and k, no views
+  const T* xs = xs_all + k * 3 * total;
+  T* p = ps + k * 3 * total;
+  const T* h_prev = hs + k * total;
+  T* h_next = hs + (k + 1) * total;
+  const unsigned char* valid = valid_all + (long long)k * B;
+  T* rz = rzs + k * 2 * total;
+  T* n_out = ns + k * total;
   const long long stride = (long long)blockDim.x * gridDim.x;
   for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
        idx += stride) {
@@ -57,12 +66,21 @@ __global__ void gru_step_fwd(const T* __restrict__ xs, T* __restrict__ p,
 
 template <typename T>
 __global__ void gru_step_bwd(const T* __restrict__ dh_mm, T* __restrict__ dh_keep,
-                             const T* __restrict__ gy, const T* __restrict__ p,
-                             const T* __restrict__ rz, const T* __restrict__ n_in,
-                             const T* __restrict__ h_prev,
-                             const unsigned char* __restrict__ valid, T* __restrict__ dp,
-                             T* __restrict__ dx, int B, int H) {
+                             const T* __restrict__ gy_all, const T* __restrict__ ps,
+                             const T* __restrict__ rzs, const T* __restrict__ ns,
+                             const T* __restrict__ hs,
+                             const unsigned char* __restrict__ valid_all,
+                             T* __restrict__ dp_all, T* __restrict__ dx_all, int B, int H,
+                             int k) {
   const long long total = (long long)B * H;
+  const T* gy = gy_all + k * total;  // step k of the (T, ...) buffers
+  const T* p = ps + k * 3 * total;
+  const T* rz = rzs + k * 2 * total;
+  const T* n_in = ns + k * total;
+  const T* h_prev = hs + k * total;
+  const unsigned char* valid = valid_all + (long long)k * B;
+  T* dp = dp_all + k * 3 * total;
+  T* dx = dx_all + k * 3 * total;
   const long long stride = (long long)blockDim.x * gridDim.x;
   for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
        idx += stride) {
@@ -91,17 +109,12 @@ __global__ void gru_step_bwd(const T* __restrict__ dh_mm, T* __restrict__ dh_kee
 }
 
 #ifndef __CUDACC_RTC__  // nvcc (the compile check): instantiate what NVRTC gets by name
-template __global__ void gru_step_fwd<float>(const float*, float*, const float*, const float*,
-                                             const unsigned char*, float*, float*, float*, int,
-                                             int);
-template __global__ void gru_step_fwd<double>(const double*, double*, const double*,
-                                              const double*, const unsigned char*, double*,
-                                              double*, double*, int, int);
-template __global__ void gru_step_bwd<float>(const float*, float*, const float*, const float*,
-                                             const float*, const float*, const float*,
-                                             const unsigned char*, float*, float*, int, int);
-template __global__ void gru_step_bwd<double>(const double*, double*, const double*,
-                                              const double*, const double*, const double*,
-                                              const double*, const unsigned char*, double*,
-                                              double*, int, int);
+#define INSTANTIATE(T)                                                                         \
+  template __global__ void gru_step_fwd<T>(const T*, T*, const T*, T*, const unsigned char*,   \
+                                           T*, T*, int, int, int);                             \
+  template __global__ void gru_step_bwd<T>(const T*, T*, const T*, const T*, const T*,         \
+                                           const T*, const T*, const unsigned char*, T*, T*,   \
+                                           int, int, int);
+INSTANTIATE(float)
+INSTANTIATE(double)
 #endif

@@ -29,7 +29,8 @@ pre-multiplied by -1 once, so that ``sigmoid = 1 / (1 + exp(.))`` needs no negat
 All step maths is in place (``out=``), in the input dtype.
 
 CUDA (``gru.cu``): per step one cuBLAS GEMM (CuPy ``matmul``) and one fused gate kernel; the
-backward likewise, then the same single weight GEMM.
+backward likewise, then the same single weight GEMM. The kernels get the whole (T, ...) buffers
+and the step index (no per-step views on the host).
 """
 
 from __future__ import annotations
@@ -173,10 +174,11 @@ class GRUFn(RecurrentFn):
         hs[0] = h0
         valid = self._valid_cuda(T, B)
         grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(dev))
-        for k in range(T):
-            xp.matmul(hs[k], w_t, out=ps[k])
-            fwd(grid, block, (xs[k], ps[k], bias, hs[k], valid[k], rz[k], ns[k], hs[k + 1],
-                              np.int32(B), np.int32(H)))
+        h_views, p_views = list(hs[:T]), list(ps)  # the GEMMs' operands (the kernel indexes
+        for k in range(T):                            # the buffers itself)
+            xp.matmul(h_views[k], w_t, out=p_views[k])
+            fwd(grid, block, (xs, ps, bias, hs, valid, rz, ns, np.int32(B), np.int32(H),
+                              np.int32(k)))
         self.saved = (ps, rz, ns, hs, w_hh)
         out = self._step_order(hs[1:])
         if self.mask is not None:
@@ -200,12 +202,13 @@ class GRUFn(RecurrentFn):
         dh_mm = xp.zeros((B, H), dtype=dt)  # dp @ W_hh of the step after (zero at the end)
         dh_keep = xp.array(gh_n, dtype=dt)  # a copy: the rest of dh carried back
         grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(dev))
+        dp_views = list(dp_all)
         for k in range(T - 1, -1, -1):
             # one kernel: dh = dh_mm + dh_keep + gy[k]; gate gradients; dh_keep <- the part of
             # dh that reaches h_prev directly (dh z, or all of dh on padded rows)
-            bwd(grid, block, (dh_mm, dh_keep, gy[k], ps[k], rz[k], ns[k], hs[k], valid[k],
-                              dp_all[k], dx_all[k], np.int32(B), np.int32(H)))
-            xp.matmul(dp_all[k], w_hh, out=dh_mm)
+            bwd(grid, block, (dh_mm, dh_keep, gy, ps, rz, ns, hs, valid, dp_all, dx_all,
+                              np.int32(B), np.int32(H), np.int32(k)))
+            xp.matmul(dp_views[k], w_hh, out=dh_mm)
         dh_mm += dh_keep
         needs = self.needs_input_grad
         dp_rows = dp_all.reshape(T * B, G)

@@ -15,7 +15,8 @@
 //
 // Launch layout: 1-D grid-stride loops over the B * H (row, unit) pairs (kernels/_cuda.py
 // grid_1d); each thread reads and writes the four gate columns of its unit, so no two threads
-// touch the same element. All arrays contiguous, row-major.
+// touch the same element. All arrays contiguous, row-major; the per-step ones are passed whole
+// (T, ...) with the step index k (no per-step views to make on the host).
 // Dtypes: T = float or double; valid flags uint8.
 // Numerics: sigmoid(x) = 1 / (1 + exp(-x)) (exp overflow gives exactly 0), tanh from the math
 // library: saturated gates (pre-activations of 1e4) stay finite.
@@ -29,13 +30,21 @@ template <typename T>
 __device__ __forceinline__ T sigmoid_(T x) { return T(1) / (T(1) + exp_(-x)); }
 
 template <typename T>
-__global__ void lstm_step_fwd(const T* __restrict__ xs, const T* __restrict__ hw,
-                              const T* __restrict__ bias, const T* __restrict__ c_prev,
-                              const T* __restrict__ h_prev,
-                              const unsigned char* __restrict__ valid, T* __restrict__ acts,
-                              T* __restrict__ c_next, T* __restrict__ h_next,
-                              T* __restrict__ tanh_c, int B, int H) {
+__global__ void lstm_step_fwd(const T* __restrict__ xs_all, const T* __restrict__ hw,
+                              const T* __restrict__ bias, T* cs, T* hs,
+                              const unsigned char* __restrict__ valid_all,
+                              T* __restrict__ acts_all, T* __restrict__ tcs, int B, int H,
+                              int k) {
   const long long n = (long long)B * H;
+  // step k of the (T, ...) buffers: the launcher passes whole buffers and k, no views
+  const T* xs = xs_all + k * 4 * n;
+  T* acts = acts_all + k * 4 * n;
+  const T* c_prev = cs + k * n;
+  T* c_next = cs + (k + 1) * n;
+  const T* h_prev = hs + k * n;
+  T* h_next = hs + (k + 1) * n;
+  T* tanh_c = tcs + k * n;
+  const unsigned char* valid = valid_all + (long long)k * B;
   const long long stride = (long long)blockDim.x * gridDim.x;
   for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < n;
        idx += stride) {
@@ -65,11 +74,17 @@ __global__ void lstm_step_fwd(const T* __restrict__ xs, const T* __restrict__ hw
 
 template <typename T>
 __global__ void lstm_step_bwd(const T* __restrict__ dh_mm, T* __restrict__ dh_keep,
-                              const T* __restrict__ gy, const T* __restrict__ acts,
-                              const T* __restrict__ c_prev, const T* __restrict__ tanh_c,
-                              const unsigned char* __restrict__ valid, T* __restrict__ dc,
-                              T* __restrict__ da, int B, int H) {
+                              const T* __restrict__ gy_all, const T* __restrict__ acts_all,
+                              const T* __restrict__ cs, const T* __restrict__ tcs,
+                              const unsigned char* __restrict__ valid_all, T* __restrict__ dc,
+                              T* __restrict__ da_all, int B, int H, int k) {
   const long long n = (long long)B * H;
+  const T* gy = gy_all + k * n;  // step k of the (T, ...) buffers
+  const T* acts = acts_all + k * 4 * n;
+  const T* c_prev = cs + k * n;
+  const T* tanh_c = tcs + k * n;
+  const unsigned char* valid = valid_all + (long long)k * B;
+  T* da = da_all + k * 4 * n;
   const long long stride = (long long)blockDim.x * gridDim.x;
   for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < n;
        idx += stride) {
@@ -94,18 +109,12 @@ __global__ void lstm_step_bwd(const T* __restrict__ dh_mm, T* __restrict__ dh_ke
 }
 
 #ifndef __CUDACC_RTC__  // nvcc (the compile check): instantiate what NVRTC gets by name
-template __global__ void lstm_step_fwd<float>(const float*, const float*, const float*,
-                                              const float*, const float*, const unsigned char*,
-                                              float*, float*, float*, float*, int, int);
-template __global__ void lstm_step_fwd<double>(const double*, const double*, const double*,
-                                               const double*, const double*,
-                                               const unsigned char*, double*, double*, double*,
-                                               double*, int, int);
-template __global__ void lstm_step_bwd<float>(const float*, float*, const float*, const float*,
-                                              const float*, const float*, const unsigned char*,
-                                              float*, float*, int, int);
-template __global__ void lstm_step_bwd<double>(const double*, double*, const double*,
-                                               const double*, const double*, const double*,
-                                               const unsigned char*, double*, double*, int,
-                                               int);
+#define INSTANTIATE(T)                                                                         \
+  template __global__ void lstm_step_fwd<T>(const T*, const T*, const T*, T*, T*,              \
+                                            const unsigned char*, T*, T*, int, int, int);      \
+  template __global__ void lstm_step_bwd<T>(const T*, T*, const T*, const T*, const T*,        \
+                                            const T*, const unsigned char*, T*, T*, int, int,  \
+                                            int);
+INSTANTIATE(float)
+INSTANTIATE(double)
 #endif

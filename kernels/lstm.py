@@ -29,7 +29,9 @@ and ``-2`` (g), by scaling ``x_proj + b_hh`` once and ``W_hh^T`` once. All step 
 in place (``out=``); nothing leaves the input dtype.
 
 CUDA (``lstm.cu``): per step one cuBLAS GEMM (CuPy ``matmul``) and one fused gate kernel; the
-backward likewise, then the same single weight GEMM.
+backward likewise, then the same single weight GEMM. The kernels get the whole (T, ...) buffers
+and the step index, so the host makes no per-step views for them (on a GPU the per-step host
+work, not the GPU's, bounds a small recurrent layer).
 """
 
 from __future__ import annotations
@@ -182,10 +184,11 @@ class LSTMFn(RecurrentFn):
         hw = xp.empty((B, G), dtype=dt)
         valid = self._valid_cuda(T, B)
         grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(dev))
+        h_views = list(hs[:T])  # the GEMMs' operands (the kernel indexes the buffers itself)
         for k in range(T):
-            xp.matmul(hs[k], w_t, out=hw)
-            fwd(grid, block, (xs[k], hw, bias, cs[k], hs[k], valid[k], acts[k], cs[k + 1],
-                              hs[k + 1], tcs[k], np.int32(B), np.int32(H)))
+            xp.matmul(h_views[k], w_t, out=hw)
+            fwd(grid, block, (xs, hw, bias, cs, hs, valid, acts, tcs, np.int32(B), np.int32(H),
+                              np.int32(k)))
         self.saved = (acts, hs, cs, tcs, w_hh)
         out = self._step_order(hs[1:])
         if self.mask is not None:
@@ -209,12 +212,13 @@ class LSTMFn(RecurrentFn):
         dh_keep = xp.array(gh_n, dtype=dt)  # a copy: dh carried past padded rows
         dc = xp.array(gc_n, dtype=dt)
         grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(dev))
+        da_views = list(da_all)
         for k in range(T - 1, -1, -1):
             # one kernel: dh = dh_mm + dh_keep + gy[k]; gate gradients; dc <- dc_prev;
             # dh_keep <- dh on padded rows (0 elsewhere)
-            bwd(grid, block, (dh_mm, dh_keep, gy[k], acts[k], cs[k], tcs[k], valid[k], dc,
-                              da_all[k], np.int32(B), np.int32(H)))
-            xp.matmul(da_all[k], w_hh, out=dh_mm)
+            bwd(grid, block, (dh_mm, dh_keep, gy, acts, cs, tcs, valid, dc, da_all, np.int32(B),
+                              np.int32(H), np.int32(k)))
+            xp.matmul(da_views[k], w_hh, out=dh_mm)
         dh_mm += dh_keep  # rows padded at the first step pass their gradient to h0
         needs = self.needs_input_grad
         da_rows = da_all.reshape(T * B, G)

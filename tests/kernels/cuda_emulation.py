@@ -299,7 +299,9 @@ def _adam(p_ptrs, g_ptrs, offsets, n_tensors, m, v, v_max, total, lr, one_minus_
         p -= step_size * (m[lo:hi] / (np.sqrt(vv) / bc2_sqrt + eps))
 
 
-def _lstm_fwd(xs, hw, bias, c_prev, h_prev, valid, acts, c_next, h_next, tanh_c, B, H):
+def _lstm_fwd(xs_all, hw, bias, cs, hs, valid_all, acts_all, tcs, B, H, k):
+    xs, acts, valid = xs_all[k], acts_all[k], valid_all[k]
+    c_prev, c_next, h_prev, h_next, tanh_c = cs[k], cs[k + 1], hs[k], hs[k + 1], tcs[k]
     a = xs.reshape(B, 4 * H) + hw.reshape(B, 4 * H) + bias
     i, f, o = _sigmoid(a[:, :H]), _sigmoid(a[:, H:2 * H]), _sigmoid(a[:, 3 * H:])
     g = np.tanh(a[:, 2 * H:3 * H])
@@ -313,7 +315,9 @@ def _lstm_fwd(xs, hw, bias, c_prev, h_prev, valid, acts, c_next, h_next, tanh_c,
     tanh_c.reshape(B, H)[:] = tc
 
 
-def _lstm_bwd(dh_mm, dh_keep, gy, acts, c_prev, tanh_c, valid, dc, da, B, H):
+def _lstm_bwd(dh_mm, dh_keep, gy_all, acts_all, cs, tcs, valid_all, dc, da_all, B, H, k):
+    gy, acts, c_prev, tanh_c, valid, da = (gy_all[k], acts_all[k], cs[k], tcs[k], valid_all[k],
+                                           da_all[k])
     dh = dh_mm.reshape(B, H) + dh_keep.reshape(B, H) + gy.reshape(B, H)
     A = acts.reshape(B, 4 * H)
     i, f, g, o = A[:, :H], A[:, H:2 * H], A[:, 2 * H:3 * H], A[:, 3 * H:]
@@ -328,7 +332,9 @@ def _lstm_bwd(dh_mm, dh_keep, gy, acts, c_prev, tanh_c, valid, dc, da, B, H):
     dh_keep.reshape(B, H)[:] = np.where(ok, 0, dh)
 
 
-def _gru_fwd(xs, p, bias, h_prev, valid, rz, n_out, h_next, B, H):
+def _gru_fwd(xs_all, ps, bias, hs, valid_all, rzs, ns, B, H, k):
+    xs, p, h_prev, h_next, valid, rz, n_out = (xs_all[k], ps[k], hs[k], hs[k + 1], valid_all[k],
+                                               rzs[k], ns[k])
     P = p.reshape(B, 3 * H)
     P += bias
     X = xs.reshape(B, 3 * H)
@@ -341,7 +347,9 @@ def _gru_fwd(xs, p, bias, h_prev, valid, rz, n_out, h_next, B, H):
     h_next.reshape(B, H)[:] = np.where(valid.astype(bool)[:, None], n + z * (hp - n), hp)
 
 
-def _gru_bwd(dh_mm, dh_keep, gy, p, rz, n_in, h_prev, valid, dp, dx, B, H):
+def _gru_bwd(dh_mm, dh_keep, gy_all, ps, rzs, ns, hs, valid_all, dp_all, dx_all, B, H, k):
+    gy, p, rz, n_in, h_prev, valid, dp, dx = (gy_all[k], ps[k], rzs[k], ns[k], hs[k],
+                                              valid_all[k], dp_all[k], dx_all[k])
     dh = dh_mm.reshape(B, H) + dh_keep.reshape(B, H) + gy.reshape(B, H)
     RZ = rz.reshape(B, 2 * H)
     r, z = RZ[:, :H], RZ[:, H:]
