@@ -44,9 +44,6 @@ from ._numpy import ROW_CHUNK, row_chunks, run_chunks
 
 CUDA_KERNELS = ("softmax_xent_fwd", "softmax_xent_bwd")
 
-_REDUCTIONS = {"none": 0, "sum": 1, "mean": 2}
-
-
 class SoftmaxCrossEntropyFn(Function):
     """(N, C) logits -> loss ((N,) for 'none', else a scalar); see the module docstring."""
 
@@ -208,14 +205,11 @@ class SoftmaxCrossEntropyFn(Function):
 
 
 def _out_of_range(t, n_classes: int, ignore_index: int) -> IndexError:
-    """The error for a class index outside [0, C) (built only when there is one: on a GPU, at
-    the synchronisation that reports it), with the message of F._check_class_indices."""
-    bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
-    value = int(t[bad].ravel()[0])
-    return IndexError(
-        f"cross_entropy(): target {value} is out of bounds: class indices must be in [0, "
-        f"{n_classes}) or equal ignore_index ({ignore_index})"
-    )
+    """F.cross_entropy's error for a class index out of range (built at the synchronisation
+    that reports it)."""
+    from minigrad.nn.functional import _class_index_error  # noqa: PLC0415
+
+    return _class_index_error(t, n_classes, ignore_index, "cross_entropy")
 
 
 def supported(input: Tensor, target: Tensor, weight) -> bool:

@@ -459,18 +459,21 @@ def _check_class_indices(input: Tensor, target, class_dim: int, ignore_index: in
     t = target.data
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= n_classes))
-
-    def error():  # called only when a target is bad (on a GPU: at the synchronisation)
-        value = int(t[bad].ravel()[0])
-        return IndexError(
-            f"{fn}(): target {value} is out of bounds: class indices must be in [0, "
-            f"{n_classes}) or equal ignore_index ({ignore_index})"
-        )
-
     # NOTE: on the CPU this raises now; on a GPU at the next synchronisation (loss.item(), a
     # copy to the CPU), so that a training step never waits for the GPU to check its targets
-    backend.defer_check(bad.any(), error)
+    backend.defer_check(bad.any(), lambda: _class_index_error(t, n_classes, ignore_index, fn))
     return valid
+
+
+def _class_index_error(t, n_classes: int, ignore_index: int, fn: str) -> IndexError:
+    """The error for the first class index outside [0, C) that is not ``ignore_index`` (built
+    only when there is one: on a GPU, at the synchronisation that reports it)."""
+    bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
+    value = int(t[bad].ravel()[0])
+    return IndexError(
+        f"{fn}(): target {value} is out of bounds: class indices must be in [0, "
+        f"{n_classes}) or equal ignore_index ({ignore_index})"
+    )
 
 
 def _target_key(xp, safe, class_dim: int) -> tuple:
