@@ -28,7 +28,10 @@
 // `tile` rows (dynamic shared memory, tile * (Ep + Evp [+ 2]) elements, kept under 48 KB by
 // the launcher). Each thread keeps its row of q (or k, v) and its accumulators in arrays of
 // DMAX = 64 or 128 entries (a template argument: head dims up to 64 use the 64 version), whose
-// loops are unrolled so the arrays can live in registers. Causal blocks stop at the diagonal.
+// loops are unrolled so the arrays can live in registers. Causal blocks stop at the diagonal;
+// the query-row kernels (fwd, dq) take their row blocks last first (blockIdx.y 0 is the last
+// block of rows: the most keys under a causal mask), so the longest blocks are scheduled first
+// and the GPU's last wave is made of short ones; dkdv's key blocks are in that order already.
 // Every thread of a warp reads the same shared row (a broadcast), 16 bytes per load (VecN<T>):
 // rows in shared memory are padded with zeros to Ep = E and Evp = Ev rounded up to 4 floats or
 // 2 doubles, and the register rows are zero past E and Ev, so the padding adds exact zeros and
@@ -163,7 +166,9 @@ __global__ void flash_attn_fwd(const T* __restrict__ q, const T* __restrict__ k,
   T* ks = reinterpret_cast<T*>(smem_raw);  // (tile, Ep)
   T* vs = ks + (long long)tile * Ep;       // (tile, Evp)
   const int bh = blockIdx.x;
-  const int row0 = blockIdx.y * blockDim.x;
+  // the last query rows first: under a causal mask they see the most keys, so the longest
+  // blocks start in the first wave and the short ones fill the tail
+  const int row0 = (gridDim.y - 1 - blockIdx.y) * blockDim.x;
   const int i = row0 + threadIdx.x;
   const bool active = i < L;
   const T* kb = k + (long long)bh * S * E;
@@ -285,7 +290,9 @@ __global__ void flash_attn_bwd_dq(const T* __restrict__ q, const T* __restrict__
   T* ks = reinterpret_cast<T*>(smem_raw);  // (tile, Ep)
   T* vs = ks + (long long)tile * Ep;       // (tile, Evp)
   const int bh = blockIdx.x;
-  const int row0 = blockIdx.y * blockDim.x;
+  // the last query rows first: under a causal mask they see the most keys, so the longest
+  // blocks start in the first wave and the short ones fill the tail
+  const int row0 = (gridDim.y - 1 - blockIdx.y) * blockDim.x;
   const int i = row0 + threadIdx.x;
   const bool active = i < L;
   const T* kb = k + (long long)bh * S * E;
