@@ -61,7 +61,7 @@ class GRUFn(RecurrentFn):
         neg = np.ones(G, dtype=dt)
         neg[:2 * H] = -1.0
         xs = np.multiply(self._step_order(x_proj), neg)  # (T, B, 3H), processing order
-        w_t = w_hh.T * neg  # (H, 3H)
+        w_t = np.multiply(w_hh.T, neg, order="C")  # (H, 3H), row-major (see lstm.py)
         bias = None if b_hh is None else b_hh * neg
         ps = np.empty((T, B, G), dtype=dt)  # h @ W_hh^T + b_hh of every step (r, z negated)
         rz = np.empty((T, B, 2 * H), dtype=dt)  # r, z
