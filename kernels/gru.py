@@ -174,9 +174,8 @@ class GRUFn(RecurrentFn):
         hs[0] = h0
         valid = self._valid_cuda(T, B)
         grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(dev))
-        h_views, p_views = list(hs[:T]), list(ps)  # the GEMMs' operands (the kernel indexes
-        for k in range(T):                            # the buffers itself)
-            xp.matmul(h_views[k], w_t, out=p_views[k])
+        for k in range(T):  # the kernel indexes the (T, ...) buffers itself
+            xp.matmul(hs[k], w_t, out=ps[k])
             fwd(grid, block, (xs, ps, bias, hs, valid, rz, ns, np.int32(B), np.int32(H),
                               np.int32(k)))
         self.saved = (ps, rz, ns, hs, w_hh)
@@ -202,13 +201,12 @@ class GRUFn(RecurrentFn):
         dh_mm = xp.zeros((B, H), dtype=dt)  # dp @ W_hh of the step after (zero at the end)
         dh_keep = xp.array(gh_n, dtype=dt)  # a copy: the rest of dh carried back
         grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(dev))
-        dp_views = list(dp_all)
         for k in range(T - 1, -1, -1):
             # one kernel: dh = dh_mm + dh_keep + gy[k]; gate gradients; dh_keep <- the part of
             # dh that reaches h_prev directly (dh z, or all of dh on padded rows)
             bwd(grid, block, (dh_mm, dh_keep, gy, ps, rz, ns, hs, valid, dp_all, dx_all,
                               np.int32(B), np.int32(H), np.int32(k)))
-            xp.matmul(dp_views[k], w_hh, out=dh_mm)
+            xp.matmul(dp_all[k], w_hh, out=dh_mm)
         dh_mm += dh_keep
         needs = self.needs_input_grad
         dp_rows = dp_all.reshape(T * B, G)

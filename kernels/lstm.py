@@ -186,9 +186,8 @@ class LSTMFn(RecurrentFn):
         hw = xp.empty((B, G), dtype=dt)
         valid = self._valid_cuda(T, B)
         grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(dev))
-        h_views = list(hs[:T])  # the GEMMs' operands (the kernel indexes the buffers itself)
-        for k in range(T):
-            xp.matmul(h_views[k], w_t, out=hw)
+        for k in range(T):  # the kernel indexes the (T, ...) buffers itself
+            xp.matmul(hs[k], w_t, out=hw)
             fwd(grid, block, (xs, hw, bias, cs, hs, valid, acts, tcs, np.int32(B), np.int32(H),
                               np.int32(k)))
         self.saved = (acts, hs, cs, tcs, w_hh)
@@ -214,13 +213,12 @@ class LSTMFn(RecurrentFn):
         dh_keep = xp.array(gh_n, dtype=dt)  # a copy: dh carried past padded rows
         dc = xp.array(gc_n, dtype=dt)
         grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(dev))
-        da_views = list(da_all)
         for k in range(T - 1, -1, -1):
             # one kernel: dh = dh_mm + dh_keep + gy[k]; gate gradients; dc <- dc_prev;
             # dh_keep <- dh on padded rows (0 elsewhere)
             bwd(grid, block, (dh_mm, dh_keep, gy, acts, cs, tcs, valid, dc, da_all, np.int32(B),
                               np.int32(H), np.int32(k)))
-            xp.matmul(da_views[k], w_hh, out=dh_mm)
+            xp.matmul(da_all[k], w_hh, out=dh_mm)
         dh_mm += dh_keep  # rows padded at the first step pass their gradient to h0
         needs = self.needs_input_grad
         da_rows = da_all.reshape(T * B, G)

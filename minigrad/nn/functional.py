@@ -641,6 +641,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
     class_dim = _class_dim(input, "cross_entropy")
     _check_tensor(target, "cross_entropy", "target")
     weight = _class_weight(weight, input, input.shape[class_dim], "cross_entropy")
+    fused = fused_enabled("softmax_cross_entropy", input)
     if tuple(target.shape) == tuple(input.shape):
         if target.dtype.kind != "f":
             raise TypeError(
@@ -651,11 +652,11 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
         target = ops.cast(target, input.dtype)
     else:
         # the fused CUDA kernel checks the index range itself (no extra launches on a GPU)
-        in_kernel = (input.xp is not np and fused_enabled("softmax_cross_entropy", input)
+        in_kernel = (fused and input.xp is not np
                      and kernels.softmax_cross_entropy.supported(input, target, weight))
         _check_class_indices(input, target, class_dim, ignore_index, "cross_entropy",
                              values=not in_kernel)
-    if fused_enabled("softmax_cross_entropy", input):  # (N, C) and class indices; else ref.
+    if fused:  # (N, C) and class indices; else the reference
         return kernels.softmax_cross_entropy.apply(input, target, weight, ignore_index,
                                                    reduction, label_smoothing)
     return _cross_entropy_reference(input, target, weight, ignore_index, reduction,

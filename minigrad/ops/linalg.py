@@ -23,39 +23,27 @@ class MatmulFn(Function):
         return self.xp.matmul(a, b)
 
     def backward(self, gy):
-        if not is_grad_enabled():  # the usual backward: the products on the arrays, no graph
-            return self._backward_arrays(gy.data)
         a, b = self.inputs
-        ga = gb = None
-        if self.needs_input_grad[0]:
-            if _transposed_matrix(a):  # (b gy^T)^T: ga in a's memory order, see below
-                ga = transpose(matmul(b, transpose(gy, -1, -2)), -1, -2)
-            else:
-                ga = matmul(gy, transpose(b, -1, -2))
-        if self.needs_input_grad[1]:
-            if _transposed_matrix(b):
-                gb = transpose(matmul(transpose(gy, -1, -2), a), -1, -2)
-            else:
-                gb = matmul(transpose(a, -1, -2), gy)
-        return ga, gb
+        order = (_transposed_matrix(a), _transposed_matrix(b))
+        if is_grad_enabled():  # create_graph=True: the products recorded as ops
+            return _matmul_grads(a, b, gy, self.needs_input_grad, order, matmul,
+                                 lambda t: transpose(t, -1, -2))
+        # the usual backward: the same products on the arrays (nothing to record, no nodes)
+        grads = _matmul_grads(a.data, b.data, gy.data, self.needs_input_grad, order,
+                              self.xp.matmul, lambda t: t.swapaxes(-1, -2))
+        return tuple(None if g is None else Tensor._make(g) for g in grads)
 
-    def _backward_arrays(self, gy):
-        """The same products as :meth:`backward` (and the same memory orders), on the arrays:
-        without ``create_graph`` no op needs recording, so none pays for a node."""
-        a, b = self.inputs[0].data, self.inputs[1].data
-        matmul_ = self.xp.matmul
-        ga = gb = None
-        if self.needs_input_grad[0]:
-            if _transposed_matrix(self.inputs[0]):
-                ga = Tensor._make(matmul_(b, gy.swapaxes(-1, -2)).swapaxes(-1, -2))
-            else:
-                ga = Tensor._make(matmul_(gy, b.swapaxes(-1, -2)))
-        if self.needs_input_grad[1]:
-            if _transposed_matrix(self.inputs[1]):
-                gb = Tensor._make(matmul_(gy.swapaxes(-1, -2), a).swapaxes(-1, -2))
-            else:
-                gb = Tensor._make(matmul_(a.swapaxes(-1, -2), gy))
-        return ga, gb
+
+def _matmul_grads(a, b, gy, needs, transposed, mm, tr):
+    """``ga = gy b^T`` and ``gb = a^T gy`` with the product ``mm`` and the transpose ``tr`` of
+    tensors or of arrays; the gradient of a column-major operand (``transposed``, see
+    :func:`_transposed_matrix`) as the transpose of a row-major product, in its memory order."""
+    ga = gb = None
+    if needs[0]:
+        ga = tr(mm(b, tr(gy))) if transposed[0] else mm(gy, tr(b))
+    if needs[1]:
+        gb = tr(mm(tr(gy), a)) if transposed[1] else mm(tr(a), gy)
+    return ga, gb
 
 
 def _transposed_matrix(t: Tensor) -> bool:
@@ -115,31 +103,28 @@ class LinearFn(Function):
         return y.reshape(x.shape[:-1] + (w.shape[0],))
 
     def backward(self, gy):
-        if not is_grad_enabled():  # the usual backward: the products on the arrays, no graph
-            return self._backward_arrays(gy.data)
         x, w = self.inputs[0], self.inputs[1]
-        needs = self.needs_input_grad
-        gy2 = reshape(gy, (self.rows, gy.shape[-1]))  # (rows, out); the same tensor when 2-D
-        gx = reshape(matmul(gy2, w), x.shape) if needs[0] else None
-        gw = matmul(transpose(gy2, 0, 1), reshape(x, (self.rows, x.shape[-1]))) if needs[1] \
-            else None
-        if len(needs) == 2:
-            return gx, gw
-        return gx, gw, (sum_(gy2, dim=0) if needs[2] else None)
+        needs, n = self.needs_input_grad, self.rows
+        if is_grad_enabled():  # create_graph=True: the products recorded as ops
+            return _linear_grads(x, w, gy, n, needs, matmul, lambda t: transpose(t, 0, 1),
+                                 reshape, lambda t: sum_(t, dim=0))
+        # the usual backward: the same products on the arrays (nothing to record, no nodes)
+        grads = _linear_grads(x.data, w.data, gy.data, n, needs, self.xp.matmul,
+                              lambda t: t.T, lambda t, shape: t.reshape(shape),
+                              lambda t: t.sum(axis=0))
+        return tuple(None if g is None else Tensor._make(g) for g in grads)
 
-    def _backward_arrays(self, gy):
-        """:meth:`backward`'s products on the arrays (no ``create_graph``: nothing to record);
-        the same numbers and memory orders."""
-        x, w = self.inputs[0].data, self.inputs[1].data
-        needs = self.needs_input_grad
-        gy2 = gy.reshape(self.rows, gy.shape[-1])
-        matmul_ = self.xp.matmul
-        gx = Tensor._make(matmul_(gy2, w).reshape(x.shape)) if needs[0] else None
-        gw = Tensor._make(matmul_(gy2.T, x.reshape(self.rows, x.shape[-1]))) if needs[1] \
-            else None
-        if len(needs) == 2:
-            return gx, gw
-        return gx, gw, (Tensor._make(gy2.sum(axis=0)) if needs[2] else None)
+
+def _linear_grads(x, w, gy, rows, needs, mm, tr, rs, colsum):
+    """``gx = gy W``, ``gW = gy^T x`` (row-major) and ``gb`` (gy summed over the rows) with the
+    product, transpose, reshape and column sum of tensors or of arrays; None where not needed.
+    """
+    gy2 = rs(gy, (rows, gy.shape[-1]))  # (rows, out); the same when 2-D
+    gx = rs(mm(gy2, w), x.shape) if needs[0] else None
+    gw = mm(tr(gy2), rs(x, (rows, x.shape[-1]))) if needs[1] else None
+    if len(needs) == 2:
+        return gx, gw
+    return gx, gw, (colsum(gy2) if needs[2] else None)
 
 
 def linear(x: Tensor, w: Tensor, b=None) -> Tensor:
