@@ -1,5 +1,6 @@
 """Fused attention vs its composite and PyTorch's scaled_dot_product_attention: W4's causal
-self-attention (batch 16, 4 heads, T 128, head dim 64) on the CPU; on a GPU also T = 4096
+self-attention (batch 16, 4 heads, T 128, head dim 64), and T = 1024 (batch 1, 4 heads: the
+NumPy kernel skips the masked key blocks there); on a GPU also T = 4096
 (batch 1, 16 heads), forward + backward and forward alone, where the flash kernel's memory
 traffic, FLOP rate and share of the roofline are reported.
 ``python -m benchmarks.bench_attention``"""
@@ -11,8 +12,8 @@ from benchmarks.kernel_bench import Case, cpu, main_for, torch_for
 from minigrad.nn.attention import scaled_dot_product_attention as sdpa
 
 
-def case(device="cpu", quick=False, long=False, forward_only=False) -> Case:
-    B, H, T, E = (1, 16, 4096, 64) if long else (16, 4, 128, 64)
+def case(device="cpu", quick=False, long=False, forward_only=False, shape=None) -> Case:
+    B, H, T, E = shape or ((1, 16, 4096, 64) if long else (16, 4, 128, 64))
     rng = np.random.default_rng(0)
     q_np, k_np, v_np, gy_np = (rng.standard_normal((B, H, T, E), dtype=np.float32)
                                for _ in range(4))
@@ -47,10 +48,15 @@ def case(device="cpu", quick=False, long=False, forward_only=False) -> Case:
         flops, traffic, what = 2 * B * H * T * T * E, 4 * n * 4, " forward"
     else:  # the backward does 2.5x the forward's FLOPs; adds dout, dq, dk, dv
         flops, traffic, what = 3.5 * 2 * B * H * T * T * E, 8 * n * 4, ""
-    name = "attention" + ("_T4096" if long else "") + ("_fwd" if forward_only else "")
+    name = "attention" + (f"_T{T}" if T != 128 else "") + ("_fwd" if forward_only else "")
     return Case(name, f"B{B} H{H} T{T} E{E} causal float32{what}", run, values, torch_step,
                 torch_device=tdev, rtol=2e-4, atol=2e-5, flops=flops,
                 bytes=traffic)  # never the T x T matrix
+
+
+def mid_case(device="cpu", quick=False) -> Case:
+    """T = 1024 (batch 1, 4 heads): where the NumPy kernel skips the masked key blocks."""
+    return case(device, quick, shape=(1, 4, 1024, 64))
 
 
 def long_case(device="cuda", quick=False) -> Case:

@@ -33,6 +33,9 @@ class Case:
     bytes: float = 0.0  # per step, for GB/s on a GPU (the minimum traffic)
     notes: dict = field(default_factory=dict)
     torch_device: Optional[str] = "cpu"  # where torch_step runs (see torch_for)
+    # more PyTorch variants timed in the same rounds, {label: step}: reported in the last column
+    # with the composite's time over theirs (Adam: PyTorch's compiled one-pass fused=True)
+    torch_variants: dict = field(default_factory=dict)
 
 
 def cpu(t) -> np.ndarray:
@@ -155,8 +158,15 @@ def run_case(case: Case, device: str, quick: bool) -> dict:
         if (case.torch_device or "cpu").startswith("cuda"):
             torch_sync = torch_module().cuda.synchronize
         variants["torch_ms"] = (case.torch_step, torch_sync, True)
+        for label, step in case.torch_variants.items():
+            variants[f"torch {label}"] = (step, torch_sync, True)
         result["torch_device"] = case.torch_device
-    result.update(interleaved_ms(variants, budget, device=device))
+    times = interleaved_ms(variants, budget, device=device)
+    result["torch_variants_ms"] = {name[6:]: times.pop(name) for name in list(times)
+                                   if name.startswith("torch ")}
+    if not result["torch_variants_ms"]:
+        del result["torch_variants_ms"]
+    result.update(times)
     result["speedup"] = result["composite_ms"] / result["fused_ms"]
     if "torch_ms" in result:
         result["vs_torch"] = result["fused_ms"] / result["torch_ms"]
@@ -234,6 +244,9 @@ def format_row(r: dict) -> list:
         extra.append(f"{r['tflop_s']:.1f} TFLOP/s{pct}")
     if "pct_roofline" in r:
         extra.append(f"{r['pct_roofline']:.0f}% of roofline")
+    for label, t in r.get("torch_variants_ms", {}).items():
+        extra.append(f"PyTorch {label}: {t:.3f} ms (composite / it: "
+                     f"{r['composite_ms'] / t:.2f}x)")
     return [r["kernel"], r["shape"], ms("fused_ms"), ms("composite_ms"), f"{r['speedup']:.2f}x",
             ms("torch_ms"), f"{r['vs_torch']:.2f}x" if "vs_torch" in r else "n/a",
             "; ".join(extra) or "-"]

@@ -68,6 +68,60 @@ def test_causal_at_larger_sizes(device, dtype, L, S):
     assert_same(lambda q, k, v: sdpa(q, k, v, is_causal=True), [q, k, v], dtype=dtype)
 
 
+def _structured_mask(kind, L, S):
+    """2-D masks whose row blocks attend only part of the keys (True = may attend)."""
+    i, j = np.arange(L)[:, None], np.arange(S)[None, :]
+    if kind == "band":  # a sliding window of 24 keys: blocks start past key 0
+        return (j <= i) & (j > i - 24)
+    if kind == "dead_block":  # the first 130 queries attend nothing (a whole empty block)
+        return (j <= i) & (i >= 130)
+    if kind == "unused_keys":  # the last 40 keys are attended by no query: zero dk, dv
+        return (j <= i) & (j < S - 40)
+    raise ValueError(kind)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("kind", ["band", "dead_block", "unused_keys", "band_float"])
+def test_masks_that_skip_key_ranges(device, dtype, kind):
+    """Masks under which whole key ranges of a row block are skipped (``_row_blocks``): the
+    same output and gradients as the reference, exact zeros where nothing is attended."""
+    L, S = 300, 290
+    allowed = _structured_mask(kind.replace("_float", ""), L, S)
+    blocks = kernels.attention._row_blocks(np.where(allowed, 0.0, -np.inf), L, S)
+    assert len(blocks) == 3  # the path under test: blocks of 128 rows, not one
+    if kind == "band":
+        assert sum(ks > 0 for _, _, ks, _, _ in blocks) == 2  # rows 128-299 start past 0
+    if kind == "dead_block":
+        assert (0, 128, 0, 0) in [b[:4] for b in blocks]
+    q, k, v, _, _ = _case(device, dtype, "none", B=1, H=2, L=L, S=S, E=8, Ev=5)
+    mask = tensor(allowed, device)
+    if kind == "band_float":  # an additive mask, finite where allowed
+        rng = np.random.default_rng(4)
+        mask = tensor(np.where(allowed, rng.standard_normal((L, S)), -np.inf), device, dtype)
+    out, grads = assert_same(lambda q, k, v: sdpa(q, k, v, mask), [q, k, v], dtype=dtype)
+    if kind == "dead_block":
+        np.testing.assert_array_equal(out[0][..., :130, :], 0.0)
+        np.testing.assert_array_equal(grads[0][..., :130, :], 0.0)
+    if kind == "unused_keys":
+        np.testing.assert_array_equal(grads[1][..., -40:, :], 0.0)
+        np.testing.assert_array_equal(grads[2][..., -40:, :], 0.0)
+
+
+def test_row_blocks_plan():
+    causal = np.where(np.tri(512, 512, dtype=bool), 0.0, -np.inf)
+    blocks = kernels.attention._row_blocks(causal, 512, 512)
+    assert [b[:4] for b in blocks] == [(384, 512, 0, 512), (256, 384, 0, 384),
+                                       (128, 256, 0, 256), (0, 128, 0, 128)]
+    assert all(b[4] is not None and b[4].shape == (128, b[3]) for b in blocks)
+    band = np.where(np.abs(np.subtract.outer(np.arange(512), np.arange(512))) < 8, 0.0, -np.inf)
+    assert [b[2:4] for b in kernels.attention._row_blocks(band, 512, 512)][-1] == (377, 512)
+    # nothing worth skipping, a mask per batch entry, no mask, a short sequence: one block
+    for bias, L in ((np.zeros((512, 512)), 512), (causal[None], 512), (None, 512),
+                    (causal[:128, :128], 128)):
+        assert kernels.attention._row_blocks(bias, L, 512 if L == 512 else 128) == [
+            (0, L, 0, 512 if L == 512 else 128, bias)]
+
+
 @pytest.mark.parametrize("kind", MASKS)
 def test_gradcheck_fused_function(device, kind):
     q, k, v, mask, causal = _case(device, "float64", kind, B=2, H=1, L=3, S=4, E=2, Ev=3)
