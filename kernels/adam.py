@@ -30,12 +30,16 @@ matrices of rank 8: 1.7x), nothing for a few large ones (W4's 16 tensors, 1.3 M 
 whether its segment sits in L2 or in L3 (their bandwidths per core are alike on these CPUs),
 so grouping the 12 passes segment by segment saves no time, and reading p, g, m, v and writing
 p, m, v once already takes 2.3 ms of the reference's 6. PyTorch's compiled one-pass CPU update
-(``fused=True``) takes 2.8 ms there: beating the reference by 1.5x on large parameters needs
-fewer passes than NumPy can make. The segments go through ``_numpy.run_chunks``: with
+(``fused=True``, timed beside these in ``benchmarks/bench_adam.py``) takes 1.5-1.9 ms on
+W4's parameters, 2.5-3x faster than the reference's 4-5 ms: that speed needs one pass with
+fused multiply-adds, and 12 is the fewest NumPy's binary ufuncs can make (each of m, v and the
+step needs a multiply and an add per element; the square root and the division are one pass
+each). The segments go through ``_numpy.run_chunks``: with
 ``MINIGRAD_NUM_THREADS=N`` they are spread over N threads (NumPy releases the GIL inside its
 loops; each segment writes only its own values, so the result does not depend on the thread
-count); two threads ran W4's update 1.3-1.5x faster on a quiet machine, but not right after a
-backward pass, whose OpenBLAS worker still spins on the second core, so one is the default.
+count); two threads ran W4's update 1.3-1.5x faster on a quiet machine, but not
+right after a backward pass, whose OpenBLAS worker still spins on the second core, and not at
+all on a loaded one (4.7 vs 4.9 ms, measured later), so one is the default.
 The GPU kernel is where the fusion pays. A bucket with a non-contiguous parameter runs the
 reference update parameter by parameter.
 
