@@ -33,9 +33,9 @@ def kernel_cases(device: str):
             yield "adam_many", module.many_case
         if name == "attention":
             yield "attention_T1024", module.mid_case
-        if name == "attention" and device.startswith("cuda"):
-            yield "attention_T4096", module.long_case
-            yield "attention_T4096_fwd", module.long_forward_case
+            if device.startswith("cuda"):
+                yield "attention_T4096", module.long_case
+                yield "attention_T4096_fwd", module.long_forward_case
 
 
 def run_kernels(device: str, quick: bool, only) -> list:

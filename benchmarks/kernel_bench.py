@@ -162,10 +162,10 @@ def run_case(case: Case, device: str, quick: bool) -> dict:
             variants[f"torch {label}"] = (step, torch_sync, True)
         result["torch_device"] = case.torch_device
     times = interleaved_ms(variants, budget, device=device)
-    result["torch_variants_ms"] = {name[6:]: times.pop(name) for name in list(times)
-                                   if name.startswith("torch ")}
-    if not result["torch_variants_ms"]:
-        del result["torch_variants_ms"]
+    extra = {name.removeprefix("torch "): times.pop(name) for name in list(times)
+             if name.startswith("torch ")}
+    if extra:
+        result["torch_variants_ms"] = extra
     result.update(times)
     result["speedup"] = result["composite_ms"] / result["fused_ms"]
     if "torch_ms" in result:

@@ -149,20 +149,14 @@ class AttentionFn(Function):
                     gq[part, r0:r1] = 0
                     continue
                 p, dout = pb[part], go[part, r0:r1]
-                if i == 0:
-                    np.matmul(np.swapaxes(p, -1, -2), dout, out=gv[part, ks:ke])  # P^T dout
-                else:
-                    gv[part, ks:ke] += np.matmul(np.swapaxes(p, -1, -2), dout)
+                _matmul_into(gv[part, ks:ke], np.swapaxes(p, -1, -2), dout, i > 0)  # P^T dout
                 ds = np.matmul(dout, np.swapaxes(v3[part, ks:ke], -1, -2))  # dP = dout v^T
                 # NOTE: rowsum(dP * P) from these very dP values (not as dout . out, equal only
                 # in exact arithmetic): a saturated softmax (P one-hot) then gives dS = 0
                 ds -= np.einsum("nls,nls->nl", ds, p)[..., None]
                 ds *= p  # dS = P (dP - rowsum(dP P))
                 np.matmul(ds, k3[part, ks:ke], out=gq[part, r0:r1])
-                if i == 0:
-                    np.matmul(np.swapaxes(ds, -1, -2), qs[part, r0:r1], out=gk[part, ks:ke])
-                else:
-                    gk[part, ks:ke] += np.matmul(np.swapaxes(ds, -1, -2), qs[part, r0:r1])
+                _matmul_into(gk[part, ks:ke], np.swapaxes(ds, -1, -2), qs[part, r0:r1], i > 0)
         gq *= dt(self.scale)
         return (gq.reshape(batch + (L, E)), gk.reshape(batch + (S, E)),
                 gv.reshape(batch + (S, Ev)))
@@ -248,6 +242,14 @@ class AttentionFn(Function):
 FLASH_ROWS = 64  # query (or key) rows per block: one thread per row
 FLASH_MAX_TILE = 64  # rows of the other operands staged in shared memory per iteration
 FLASH_SMEM_LIMIT = 48 * 1024  # dynamic shared memory a launch may use without opting in
+
+
+def _matmul_into(out, a, b, add: bool) -> None:
+    """``out = a @ b``, or ``out += a @ b`` with ``add`` (a key range another block wrote)."""
+    if add:
+        out += np.matmul(a, b)
+    else:
+        np.matmul(a, b, out=out)
 
 
 # query rows per block when a mask lets whole key ranges be skipped: measured here (causal,
