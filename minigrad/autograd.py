@@ -83,8 +83,6 @@ class enable_grad(_GradModeContext):  # noqa: N801
 
 # ---------------------------------------------------------------------------- Function
 
-Tensor = None  # minigrad.tensor.Tensor, bound by tensor.py once defined (import cycle)
-
 
 class Function:
     """A differentiable op: ``forward`` on arrays, ``backward`` on Tensors.
@@ -237,8 +235,6 @@ def run_backward(
     With ``inputs`` given, returns their gradients (and leaves ``.grad`` alone); otherwise
     accumulates into the ``.grad`` of every leaf that requires grad.
     """
-    from minigrad.ops.shape import sum_to  # noqa: PLC0415
-
     # Gradients flowing into each (function, output slot), and into each leaf tensor.
     node_grads: dict = {}
     leaf_grads: dict = {}
@@ -357,8 +353,6 @@ def _run_hooks(tensor, g):
 
 
 def _zeros(fn, i):
-    from minigrad.tensor import Tensor  # noqa: PLC0415
-
     shape, dtype = fn.out_meta[i]
     return Tensor._make(fn.xp.zeros(shape, dtype=dtype))
 
@@ -380,8 +374,6 @@ def grad(
         >>> gx.item()
         6.0
     """
-    from minigrad.tensor import Tensor  # noqa: PLC0415
-
     single_out = isinstance(outputs, Tensor)
     outputs = [outputs] if single_out else list(outputs)
     single_in = isinstance(inputs, Tensor)
@@ -398,8 +390,6 @@ def grad(
 
 
 def _seed_grads(outputs, grad_outputs):
-    from minigrad.tensor import Tensor  # noqa: PLC0415
-
     if grad_outputs is None:
         grad_outputs = [None] * len(outputs)
     elif isinstance(grad_outputs, Tensor):
@@ -428,14 +418,10 @@ def _seed_grads(outputs, grad_outputs):
 
 
 def _flat_inputs(inputs):
-    from minigrad.tensor import Tensor  # noqa: PLC0415
-
     return [t for t in inputs if isinstance(t, Tensor)]
 
 
 def _outputs_of(fn, inputs):
-    from minigrad.tensor import Tensor  # noqa: PLC0415
-
     out = fn(*inputs)
     outs = [out] if isinstance(out, Tensor) else [o for o in out if isinstance(o, Tensor)]
     return [o for o in outs if o.dtype.kind == "f"]
@@ -461,8 +447,6 @@ def gradcheck(
         >>> mg.autograd.gradcheck(lambda t: (t * t).sum(dim=1), [x])
         True
     """
-    from minigrad.tensor import Tensor  # noqa: PLC0415
-
     if isinstance(inputs, Tensor):
         inputs = (inputs,)
     inputs = tuple(inputs)
@@ -533,8 +517,6 @@ def gradgradcheck(
 ) -> bool:
     """Check second derivatives: gradcheck of ``v -> d(sum(w * fn))/d inputs`` built with
     ``create_graph=True`` (so it checks that every backward is itself differentiable)."""
-    from minigrad.tensor import Tensor  # noqa: PLC0415
-
     if isinstance(inputs, Tensor):
         inputs = (inputs,)
     inputs = tuple(inputs)
@@ -552,3 +534,10 @@ def gradgradcheck(
 
     del diff
     return gradcheck(first_grads, inputs, eps, atol, rtol, raise_exception, seed)
+
+
+# NOTE: the core's one cycle, closed here at the end of the module: Function is defined above,
+# so tensor.py and the ops (which subclass Function) can import this module; the engine uses
+# Tensor and sum_to only when it runs.
+from minigrad.tensor import Tensor  # noqa: E402
+from minigrad.ops.shape import sum_to  # noqa: E402

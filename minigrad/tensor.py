@@ -745,7 +745,8 @@ def is_tensor(obj) -> bool:
     return isinstance(obj, Tensor)
 
 
-autograd.Tensor = Tensor  # the engine makes Tensors without importing this module
-from minigrad import ops  # noqa: E402  (ops needs Tensor defined first)
+# NOTE: the core's cycle (see autograd.py): a Tensor's methods are ops and ops make Tensors,
+# so the ops are imported once Tensor exists; the methods use them only when called.
+from minigrad import ops  # noqa: E402
 
 Size = tuple

@@ -11,7 +11,7 @@ from typing import Union
 
 import numpy as np
 
-from minigrad import dtypes
+from minigrad import backend, dtypes
 from minigrad.autograd import Function, is_grad_enabled
 from minigrad.tensor import Tensor
 
@@ -758,8 +758,6 @@ class ToDeviceFn(Function):
     """y = x copied to another device;  gx = gy copied back."""
 
     def forward(self, x, device=None):
-        from minigrad import backend  # noqa: PLC0415
-
         return backend.to_device(x, device)
 
     def backward(self, gy):

@@ -13,7 +13,8 @@ import numpy as np
 
 from minigrad import dtypes
 from minigrad.autograd import Function
-from minigrad.ops.elementwise import _output, cast, exp, log, sqrt, where
+from minigrad.ops.elementwise import _output, cast, exp, log, maximum, minimum, sqrt, where
+from minigrad.ops.indexing import scatter_add
 from minigrad.ops.shape import _norm_dim, _norm_dims, expand, reshape
 from minigrad.tensor import Tensor
 
@@ -170,8 +171,6 @@ class MaxDimFn(Function):
         return values, self.arg
 
     def backward(self, gy, _g_indices):
-        from minigrad.ops.indexing import scatter_add  # noqa: PLC0415
-
         x = self.inputs[0]
         idx = Tensor._make(self.arg)
         if not self.keepdim:
@@ -183,8 +182,6 @@ class MaxDimFn(Function):
 
 def _minmax(x, dim, keepdim, mode):
     if isinstance(dim, Tensor):  # max(a, b): the elementwise form
-        from minigrad.ops.elementwise import maximum, minimum  # noqa: PLC0415
-
         return (maximum if mode == "max" else minimum)(x, dim)
     if dim is None:
         return AmaxFn.apply(x, axes=tuple(range(x.ndim)), keepdim=False, mode=mode)

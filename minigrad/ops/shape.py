@@ -8,7 +8,9 @@ from __future__ import annotations
 import builtins
 from typing import Sequence
 
+from minigrad import dtypes
 from minigrad.autograd import Function
+from minigrad.ops.elementwise import cast
 from minigrad.tensor import Tensor
 
 
@@ -229,9 +231,6 @@ def cat(tensors: Sequence[Tensor], dim: int = 0) -> Tensor:
     tensors = list(tensors)
     if not tensors:
         raise RuntimeError("cat(): expected a non-empty list of Tensors")
-    from minigrad.ops.elementwise import cast  # noqa: PLC0415
-    from minigrad import dtypes  # noqa: PLC0415
-
     d = _norm_dim(dim, tensors[0].ndim)
     for i, x in enumerate(tensors[1:], 1):
         if x.ndim != tensors[0].ndim or any(
