@@ -31,7 +31,6 @@ from minigrad.tensor import (
     randperm, tensor, zeros, zeros_like,
 )
 from minigrad.ops import *
-from minigrad.ops import abs, max, min, pow, sum
 from minigrad import viz
 from minigrad.io.serialization import load, save
 

@@ -395,6 +395,396 @@ class Tensor:
         v = _raw(value)
         self.data[ops.indexing.normalize_index(key)] = v
 
+    # ------------------------------------------------------------------ ops as methods
+    # x.exp() is mg.exp(x): each method calls its op with this tensor first.
+    def abs(self) -> "Tensor":
+        """Elementwise absolute value. See :func:`minigrad.abs`."""
+        return ops.abs(self)
+
+    def add(self, other, alpha=1) -> "Tensor":
+        """``self + alpha * other``, broadcasting. See :func:`minigrad.add`."""
+        return ops.add(self, other, alpha)
+
+    def amax(self, dim=None, keepdim: bool = False) -> "Tensor":
+        """Maximum values over ``dim`` (ties share the gradient). See :func:`minigrad.amax`."""
+        return ops.amax(self, dim, keepdim)
+
+    def amin(self, dim=None, keepdim: bool = False) -> "Tensor":
+        """Minimum values over ``dim`` (ties share the gradient). See :func:`minigrad.amin`."""
+        return ops.amin(self, dim, keepdim)
+
+    def argmax(self, dim=None, keepdim: bool = False) -> "Tensor":
+        """Index of the maximum (of the flattened tensor when ``dim`` is None).
+
+        See :func:`minigrad.argmax`.
+        """
+        return ops.argmax(self, dim, keepdim)
+
+    def argmin(self, dim=None, keepdim: bool = False) -> "Tensor":
+        """Index of the minimum (of the flattened tensor when ``dim`` is None).
+
+        See :func:`minigrad.argmin`.
+        """
+        return ops.argmin(self, dim, keepdim)
+
+    def chunk(self, chunks: int, dim: int = 0):
+        """Split into ``chunks`` pieces of (nearly) equal size, as PyTorch does.
+
+        See :func:`minigrad.chunk`.
+        """
+        return ops.chunk(self, chunks, dim)
+
+    def clamp(self, min=None, max=None) -> "Tensor":
+        """Limit values to ``[min, max]`` (either may be None). See :func:`minigrad.clamp`."""
+        return ops.clamp(self, min, max)
+
+    def clip(self, min=None, max=None) -> "Tensor":
+        """Limit values to ``[min, max]`` (either may be None). See :func:`minigrad.clip`."""
+        return ops.clip(self, min, max)
+
+    def cos(self) -> "Tensor":
+        """Elementwise cosine. See :func:`minigrad.cos`."""
+        return ops.cos(self)
+
+    def div(self, other) -> "Tensor":
+        """``self / other``, broadcasting (true division: integers give float32).
+
+        See :func:`minigrad.div`.
+        """
+        return ops.div(self, other)
+
+    def eq(self, other) -> "Tensor":
+        """Elementwise ``self == other`` (a bool tensor, no gradient). See :func:`minigrad.eq`."""
+        return ops.eq(self, other)
+
+    def exp(self) -> "Tensor":
+        """Elementwise e**x. See :func:`minigrad.exp`."""
+        return ops.exp(self)
+
+    def expand(self, *shape) -> "Tensor":
+        """Broadcast to ``shape`` without copying (-1 keeps a dimension).
+
+        See :func:`minigrad.expand`.
+        """
+        return ops.expand(self, *shape)
+
+    def expand_as(self, other: "Tensor") -> "Tensor":
+        """This tensor broadcast to the shape of ``other``. See :func:`minigrad.expand_as`."""
+        return ops.expand_as(self, other)
+
+    def flatten(self, start_dim: int = 0, end_dim: int = -1) -> "Tensor":
+        """Merge dimensions ``start_dim..end_dim`` into one. See :func:`minigrad.flatten`."""
+        return ops.flatten(self, start_dim, end_dim)
+
+    def gather(self, dim: int, index: "Tensor") -> "Tensor":
+        """Values along ``dim`` at ``index``: ``out[i][j] = self[i][index[i][j]]`` for dim=1.
+
+        See :func:`minigrad.gather`.
+        """
+        return ops.gather(self, dim, index)
+
+    def ge(self, other) -> "Tensor":
+        """Elementwise ``self >= other`` (a bool tensor, no gradient). See :func:`minigrad.ge`."""
+        return ops.ge(self, other)
+
+    def gelu(self, approximate: str = "none") -> "Tensor":
+        """Gaussian error linear unit, exact (``'none'``) or with the ``'tanh'`` approximation.
+
+        See :func:`minigrad.gelu`.
+        """
+        return ops.gelu(self, approximate)
+
+    def gt(self, other) -> "Tensor":
+        """Elementwise ``self > other`` (a bool tensor, no gradient). See :func:`minigrad.gt`."""
+        return ops.gt(self, other)
+
+    def index_select(self, dim: int, index: "Tensor") -> "Tensor":
+        """The entries along ``dim`` at ``index`` (a 1-d integer tensor).
+
+        See :func:`minigrad.index_select`.
+        """
+        return ops.index_select(self, dim, index)
+
+    def isfinite(self) -> "Tensor":
+        """Elementwise: True where the value is neither infinite nor NaN.
+
+        See :func:`minigrad.isfinite`.
+        """
+        return ops.isfinite(self)
+
+    def isnan(self) -> "Tensor":
+        """Elementwise: True where the value is NaN. See :func:`minigrad.isnan`."""
+        return ops.isnan(self)
+
+    def le(self, other) -> "Tensor":
+        """Elementwise ``self <= other`` (a bool tensor, no gradient). See :func:`minigrad.le`."""
+        return ops.le(self, other)
+
+    def log(self) -> "Tensor":
+        """Elementwise natural logarithm. See :func:`minigrad.log`."""
+        return ops.log(self)
+
+    def log1p(self) -> "Tensor":
+        """Elementwise log(1 + x), accurate for small x. See :func:`minigrad.log1p`."""
+        return ops.log1p(self)
+
+    def log_softmax(self, dim=None, dtype=None) -> "Tensor":
+        """log(softmax(x)) along ``dim``, computed without forming softmax.
+
+        See :func:`minigrad.log_softmax`.
+        """
+        return ops.log_softmax(self, dim, dtype)
+
+    def logical_and(self, other) -> "Tensor":
+        """Elementwise logical AND of the truth values (a bool tensor).
+
+        See :func:`minigrad.logical_and`.
+        """
+        return ops.logical_and(self, other)
+
+    def logical_not(self) -> "Tensor":
+        """Elementwise logical NOT of the truth values (a bool tensor).
+
+        See :func:`minigrad.logical_not`.
+        """
+        return ops.logical_not(self)
+
+    def logical_or(self, other) -> "Tensor":
+        """Elementwise logical OR of the truth values (a bool tensor).
+
+        See :func:`minigrad.logical_or`.
+        """
+        return ops.logical_or(self, other)
+
+    def logical_xor(self, other) -> "Tensor":
+        """Elementwise logical XOR of the truth values (a bool tensor).
+
+        See :func:`minigrad.logical_xor`.
+        """
+        return ops.logical_xor(self, other)
+
+    def logsumexp(self, dim, keepdim: bool = False) -> "Tensor":
+        """log(sum(exp(x))) over ``dim``, computed stably. See :func:`minigrad.logsumexp`."""
+        return ops.logsumexp(self, dim, keepdim)
+
+    def lt(self, other) -> "Tensor":
+        """Elementwise ``self < other`` (a bool tensor, no gradient). See :func:`minigrad.lt`."""
+        return ops.lt(self, other)
+
+    def masked_fill(self, mask: "Tensor", value) -> "Tensor":
+        """This tensor with ``value`` where ``mask`` is True (the mask broadcasts).
+
+        See :func:`minigrad.masked_fill`.
+        """
+        return ops.masked_fill(self, mask, value)
+
+    def matmul(self, other: "Tensor") -> "Tensor":
+        """Matrix product ``self @ other`` (vectors promoted, batches broadcast).
+
+        See :func:`minigrad.matmul`.
+        """
+        return ops.matmul(self, other)
+
+    def max(self, dim=None, keepdim: bool = False):
+        """The maximum; with ``dim``, a ``(values, indices)`` pair, as in PyTorch.
+
+        See :func:`minigrad.max`.
+        """
+        return ops.max(self, dim, keepdim)
+
+    def maximum(self, other) -> "Tensor":
+        """Elementwise maximum of ``self`` and ``other``. See :func:`minigrad.maximum`."""
+        return ops.maximum(self, other)
+
+    def mean(self, dim=None, keepdim: bool = False, dtype=None) -> "Tensor":
+        """Arithmetic mean over ``dim`` (a float tensor is required, as in PyTorch).
+
+        See :func:`minigrad.mean`.
+        """
+        return ops.mean(self, dim, keepdim, dtype)
+
+    def min(self, dim=None, keepdim: bool = False):
+        """The minimum; with ``dim``, a ``(values, indices)`` pair, as in PyTorch.
+
+        See :func:`minigrad.min`.
+        """
+        return ops.min(self, dim, keepdim)
+
+    def minimum(self, other) -> "Tensor":
+        """Elementwise minimum of ``self`` and ``other``. See :func:`minigrad.minimum`."""
+        return ops.minimum(self, other)
+
+    def mul(self, other) -> "Tensor":
+        """``self * other``, broadcasting. See :func:`minigrad.mul`."""
+        return ops.mul(self, other)
+
+    def ne(self, other) -> "Tensor":
+        """Elementwise ``self != other`` (a bool tensor, no gradient). See :func:`minigrad.ne`."""
+        return ops.ne(self, other)
+
+    def neg(self) -> "Tensor":
+        """Elementwise ``-self``. See :func:`minigrad.neg`."""
+        return ops.neg(self)
+
+    def permute(self, *dims) -> "Tensor":
+        """Reorder the dimensions: ``x.permute(2, 0, 1)``. See :func:`minigrad.permute`."""
+        return ops.permute(self, *dims)
+
+    def pow(self, other) -> "Tensor":
+        """``self ** other``, broadcasting. See :func:`minigrad.pow`."""
+        return ops.pow(self, other)
+
+    def prod(self, dim=None, keepdim: bool = False) -> "Tensor":
+        """Product over one dimension (or all). See :func:`minigrad.prod`."""
+        return ops.prod(self, dim, keepdim)
+
+    def relu(self) -> "Tensor":
+        """Elementwise max(x, 0). See :func:`minigrad.relu`."""
+        return ops.relu(self)
+
+    def reshape(self, *shape) -> "Tensor":
+        """This tensor with a new shape of as many elements (-1 infers one dimension).
+
+        See :func:`minigrad.reshape`.
+        """
+        return ops.reshape(self, *shape)
+
+    def rsqrt(self) -> "Tensor":
+        """Elementwise 1 / sqrt(x). See :func:`minigrad.rsqrt`."""
+        return ops.rsqrt(self)
+
+    def scatter_add(self, dim: int, index: "Tensor", src: "Tensor") -> "Tensor":
+        """A copy with ``src`` added at ``index`` along ``dim`` (repeats accumulate).
+
+        See :func:`minigrad.scatter_add`.
+        """
+        return ops.scatter_add(self, dim, index, src)
+
+    def sigmoid(self) -> "Tensor":
+        """Elementwise logistic function 1 / (1 + e**-x). See :func:`minigrad.sigmoid`."""
+        return ops.sigmoid(self)
+
+    def sign(self) -> "Tensor":
+        """Elementwise sign (-1, 0 or 1); not differentiable. See :func:`minigrad.sign`."""
+        return ops.sign(self)
+
+    def sin(self) -> "Tensor":
+        """Elementwise sine. See :func:`minigrad.sin`."""
+        return ops.sin(self)
+
+    def softmax(self, dim=None, dtype=None) -> "Tensor":
+        """exp(x) normalised to sum to 1 along ``dim`` (stable for large logits).
+
+        See :func:`minigrad.softmax`.
+        """
+        return ops.softmax(self, dim, dtype)
+
+    def split(self, split_size_or_sections, dim: int = 0):
+        """Split into pieces of ``split_size`` (the last may be smaller) or of the given sizes.
+
+        See :func:`minigrad.split`.
+        """
+        return ops.split(self, split_size_or_sections, dim)
+
+    def sqrt(self) -> "Tensor":
+        """Elementwise square root. See :func:`minigrad.sqrt`."""
+        return ops.sqrt(self)
+
+    def square(self) -> "Tensor":
+        """Elementwise x * x. See :func:`minigrad.square`."""
+        return ops.square(self)
+
+    def squeeze(self, dim=None) -> "Tensor":
+        """Remove dimensions of size 1 (all of them, or those in ``dim``).
+
+        See :func:`minigrad.squeeze`.
+        """
+        return ops.squeeze(self, dim)
+
+    def std(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> "Tensor":
+        """Standard deviation over ``dim`` (sqrt of :func:`var`). See :func:`minigrad.std`."""
+        return ops.std(self, dim, unbiased, keepdim, correction=correction)
+
+    def sub(self, other, alpha=1) -> "Tensor":
+        """``self - alpha * other``, broadcasting. See :func:`minigrad.sub`."""
+        return ops.sub(self, other, alpha)
+
+    def sum(self, dim=None, keepdim: bool = False, dtype=None) -> "Tensor":
+        """Sum over ``dim`` (all dimensions by default). Integer and bool tensors sum to int64.
+
+        See :func:`minigrad.sum`.
+        """
+        return ops.sum(self, dim, keepdim, dtype)
+
+    def t(self) -> "Tensor":
+        """Transpose a matrix (a 0-d or 1-d tensor is returned as is). See :func:`minigrad.t`."""
+        return ops.t(self)
+
+    def tanh(self) -> "Tensor":
+        """Elementwise hyperbolic tangent. See :func:`minigrad.tanh`."""
+        return ops.tanh(self)
+
+    def transpose(self, dim0: int, dim1: int) -> "Tensor":
+        """Swap two dimensions. See :func:`minigrad.transpose`."""
+        return ops.transpose(self, dim0, dim1)
+
+    def tril(self, diagonal: int = 0) -> "Tensor":
+        """The lower triangle of the last two dimensions (the rest zeroed).
+
+        See :func:`minigrad.tril`.
+        """
+        return ops.tril(self, diagonal)
+
+    def triu(self, diagonal: int = 0) -> "Tensor":
+        """The upper triangle of the last two dimensions (the rest zeroed).
+
+        See :func:`minigrad.triu`.
+        """
+        return ops.triu(self, diagonal)
+
+    def unbind(self, dim: int = 0):
+        """Remove a dimension, returning the slices along it. See :func:`minigrad.unbind`."""
+        return ops.unbind(self, dim)
+
+    def unflatten(self, dim: int, sizes) -> "Tensor":
+        """Split dimension ``dim`` into ``sizes``. See :func:`minigrad.unflatten`."""
+        return ops.unflatten(self, dim, sizes)
+
+    def unsqueeze(self, dim: int) -> "Tensor":
+        """Insert a dimension of size 1 at ``dim``. See :func:`minigrad.unsqueeze`."""
+        return ops.unsqueeze(self, dim)
+
+    def var(self, dim=None, unbiased=None, keepdim: bool = False, *, correction=None) -> "Tensor":
+        """Variance over ``dim``; ``correction=1`` (default) is the unbiased estimator.
+
+        See :func:`minigrad.var`.
+        """
+        return ops.var(self, dim, unbiased, keepdim, correction=correction)
+
+    def view(self, *shape) -> "Tensor":
+        """This tensor with a new shape of as many elements (-1 infers one dimension).
+
+        See :func:`minigrad.view`.
+        """
+        return ops.view(self, *shape)
+
+    def where(self, condition: "Tensor", other) -> "Tensor":
+        """``where(condition, self, other)``, as in PyTorch. See :func:`minigrad.where`."""
+        return ops.where(condition, self, other)
+
+    def view_as(self, other: "Tensor") -> "Tensor":
+        """This tensor with the shape of ``other``."""
+        return ops.reshape(self, other.shape)
+
+    def reshape_as(self, other: "Tensor") -> "Tensor":
+        """This tensor with the shape of ``other``."""
+        return ops.reshape(self, other.shape)
+
+    multiply = mul
+    subtract = sub
+    divide = div
+
+
     # ------------------------------------------------------------------ operators
     def __add__(self, other):
         return ops.add(self, other)

@@ -78,3 +78,27 @@ def test_matches_torch(case):
     (ref * torch.tensor(w)).sum().backward()
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(to_numpy(a.grad), b.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_mm_and_bmm_take_exactly_2d_and_3d_as_pytorch():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 4, 3)), rng.normal(size=(2, 3, 5))
+    np.testing.assert_allclose(mg.bmm(mg.tensor(a), mg.tensor(b)).numpy(), a @ b)
+    np.testing.assert_allclose(mg.mm(mg.tensor(a[0]), mg.tensor(b[0])).numpy(), a[0] @ b[0])
+    x = mg.tensor(a, requires_grad=True)
+    assert mg.autograd.gradcheck(lambda t: mg.bmm(t, mg.tensor(b)), [x])
+    with pytest.raises(RuntimeError, match="3-D"):
+        mg.bmm(mg.tensor(a[0]), mg.tensor(b[0]))
+    with pytest.raises(RuntimeError, match="batch sizes differ"):
+        mg.bmm(mg.tensor(a), mg.tensor(b[:1]))  # matmul would broadcast; bmm must not
+    with pytest.raises(RuntimeError, match="matrices"):
+        mg.mm(mg.tensor(a), mg.tensor(b))
+    with pytest.raises(RuntimeError, match="matrices"):
+        mg.mm(mg.tensor(a[0]), mg.tensor(b[0, :, 0]))
+
+
+def test_ops_namespace_exports_only_public_names():
+    for helper in ("lift", "sum_to", "cast", "to_device", "getitem", "indexing"):
+        assert not hasattr(mg, helper), helper
+    for name in mg.ops.__all__:
+        assert callable(getattr(mg, name)), name

@@ -586,10 +586,12 @@ def where(condition, input, other) -> Tensor:  # noqa: A002
     return WhereFn.apply(condition, a, b)
 
 
-# ---------------------------------------------------------------------------- comparisons
+# ---------------------------------------------------------------------------- comparisons and logic
 
 
-class _CompareFn(Function):
+class _BoolBinaryFn(Function):
+    """y = ufunc(a, b), a bool tensor (comparisons and logical ops); no gradient."""
+
     differentiable = False
     ufunc = ""
 
@@ -597,39 +599,39 @@ class _CompareFn(Function):
         return getattr(self.xp, self.ufunc)(a, b)
 
 
-class EqFn(_CompareFn):
+class EqFn(_BoolBinaryFn):
     ufunc = "equal"
 
 
-class NeFn(_CompareFn):
+class NeFn(_BoolBinaryFn):
     ufunc = "not_equal"
 
 
-class LtFn(_CompareFn):
+class LtFn(_BoolBinaryFn):
     ufunc = "less"
 
 
-class LeFn(_CompareFn):
+class LeFn(_BoolBinaryFn):
     ufunc = "less_equal"
 
 
-class GtFn(_CompareFn):
+class GtFn(_BoolBinaryFn):
     ufunc = "greater"
 
 
-class GeFn(_CompareFn):
+class GeFn(_BoolBinaryFn):
     ufunc = "greater_equal"
 
 
-class LogicalAndFn(_CompareFn):
+class LogicalAndFn(_BoolBinaryFn):
     ufunc = "logical_and"
 
 
-class LogicalOrFn(_CompareFn):
+class LogicalOrFn(_BoolBinaryFn):
     ufunc = "logical_or"
 
 
-class LogicalXorFn(_CompareFn):
+class LogicalXorFn(_BoolBinaryFn):
     ufunc = "logical_xor"
 
 

@@ -80,8 +80,26 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     return MatmulFn.apply(a, b)
 
 
-mm = matmul
-bmm = matmul
+def mm(a: Tensor, b: Tensor) -> Tensor:
+    """Product of two matrices (both 2-D, no broadcasting), as ``torch.mm``."""
+    if a.ndim != 2 or b.ndim != 2:
+        raise RuntimeError(
+            f"mm: both arguments must be matrices (2-D); got {a.ndim}-D and {b.ndim}-D "
+            "(matmul broadcasts and promotes vectors)"
+        )
+    return matmul(a, b)
+
+
+def bmm(a: Tensor, b: Tensor) -> Tensor:
+    """Batched product of two 3-D tensors of one batch size, (B, n, m) @ (B, m, p), as
+    ``torch.bmm`` (no broadcasting: matmul does that)."""
+    if a.ndim != 3 or b.ndim != 3:
+        raise RuntimeError(f"bmm: both arguments must be 3-D; got {a.ndim}-D and {b.ndim}-D")
+    if a.shape[0] != b.shape[0]:
+        raise RuntimeError(
+            f"bmm: batch sizes differ ({a.shape[0]} and {b.shape[0]}); bmm does not broadcast"
+        )
+    return matmul(a, b)
 
 
 class LinearFn(Function):
