@@ -12,7 +12,7 @@ from typing import Union
 import numpy as np
 
 from minigrad import backend, dtypes
-from minigrad.autograd import Function, is_grad_enabled
+from minigrad.autograd import Function
 from minigrad.tensor import Tensor
 
 Scalar = Union[int, float, bool]
@@ -53,10 +53,12 @@ def binary_operands(a, b):
         b = lift(b, a)
     da, db = a.data.dtype, b.data.dtype
     if da != db:
+        # NOTE: a bool operand is left as it is: the array maths promotes it to the other
+        # dtype in the same pass (gy * (x > 0) makes no float copy of the mask)
         dt = dtypes.result_type(da, db)
-        if da != dt:
+        if da != dt and da.kind != "b":
             a = cast(a, dt)
-        if db != dt:
+        if db != dt and db.kind != "b":
             b = cast(b, dt)
     return a, b
 
@@ -302,9 +304,7 @@ class ReluFn(Function):
     def backward(self, gy):
         # NOTE: the subgradient at 0 is 0, as in PyTorch
         (x,) = self.inputs
-        if not is_grad_enabled():  # no graph to record: one multiply by the boolean mask
-            return Tensor._make(gy.data * (x.data > 0))
-        return gy * Tensor._make((x.data > 0).astype(gy.dtype))
+        return gy * (x > 0)
 
 
 class AbsFn(Function):

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 import string
 
-from minigrad.autograd import Function, is_grad_enabled
+from minigrad.autograd import Function
 from minigrad.ops.elementwise import binary_operands
-from minigrad.ops.reduction import sum as sum_
 from minigrad.ops.shape import expand, reshape, transpose
 from minigrad.tensor import Tensor
 
@@ -24,26 +23,14 @@ class MatmulFn(Function):
 
     def backward(self, gy):
         a, b = self.inputs
-        order = (_transposed_matrix(a), _transposed_matrix(b))
-        if is_grad_enabled():  # create_graph=True: the products recorded as ops
-            return _matmul_grads(a, b, gy, self.needs_input_grad, order, matmul,
-                                 lambda t: transpose(t, -1, -2))
-        # the usual backward: the same products on the arrays (nothing to record, no nodes)
-        grads = _matmul_grads(a.data, b.data, gy.data, self.needs_input_grad, order,
-                              self.xp.matmul, lambda t: t.swapaxes(-1, -2))
-        return tuple(None if g is None else Tensor._make(g) for g in grads)
-
-
-def _matmul_grads(a, b, gy, needs, transposed, mm, tr):
-    """``ga = gy b^T`` and ``gb = a^T gy`` with the product ``mm`` and the transpose ``tr`` of
-    tensors or of arrays; the gradient of a column-major operand (``transposed``, see
-    :func:`_transposed_matrix`) as the transpose of a row-major product, in its memory order."""
-    ga = gb = None
-    if needs[0]:
-        ga = tr(mm(b, tr(gy))) if transposed[0] else mm(gy, tr(b))
-    if needs[1]:
-        gb = tr(mm(tr(gy), a)) if transposed[1] else mm(tr(a), gy)
-    return ga, gb
+        ga = gb = None
+        # NOTE: a column-major operand (W.t() in x @ W.t()) gets its gradient as the transpose
+        # of a row-major product, so the gradient has the operand's memory order
+        if self.needs_input_grad[0]:
+            ga = (b @ gy.mT).mT if _transposed_matrix(a) else gy @ b.mT
+        if self.needs_input_grad[1]:
+            gb = (gy.mT @ a).mT if _transposed_matrix(b) else a.mT @ gy
+        return ga, gb
 
 
 def _transposed_matrix(t: Tensor) -> bool:
@@ -51,9 +38,8 @@ def _transposed_matrix(t: Tensor) -> bool:
 
     Its gradient is then computed as the transpose of a row-major product (the same GEMM,
     with the operands swapped), so that after ``t()``'s backward the weight's gradient is
-    row-major like the weight (``F.linear``'s one node, :class:`LinearFn`, gets there directly).
-    Otherwise every later pass over it, Adam's, clipping's, accumulation's, strides across rows:
-    measured on W4, the per-parameter Adam update took 14 ms on transposed gradients against 6.
+    row-major like the weight, as PyTorch's is; a column-major gradient would make every later
+    pass over it (the optimizer's, clipping's, accumulation's) stride across rows.
     """
     flags = t.data.flags
     return t.ndim == 2 and flags.f_contiguous and not flags.c_contiguous
@@ -122,27 +108,13 @@ class LinearFn(Function):
 
     def backward(self, gy):
         x, w = self.inputs[0], self.inputs[1]
-        needs, n = self.needs_input_grad, self.rows
-        if is_grad_enabled():  # create_graph=True: the products recorded as ops
-            return _linear_grads(x, w, gy, n, needs, matmul, lambda t: transpose(t, 0, 1),
-                                 reshape, lambda t: sum_(t, dim=0))
-        # the usual backward: the same products on the arrays (nothing to record, no nodes)
-        grads = _linear_grads(x.data, w.data, gy.data, n, needs, self.xp.matmul,
-                              lambda t: t.T, lambda t, shape: t.reshape(shape),
-                              lambda t: t.sum(axis=0))
-        return tuple(None if g is None else Tensor._make(g) for g in grads)
-
-
-def _linear_grads(x, w, gy, rows, needs, mm, tr, rs, colsum):
-    """``gx = gy W``, ``gW = gy^T x`` (row-major) and ``gb`` (gy summed over the rows) with the
-    product, transpose, reshape and column sum of tensors or of arrays; None where not needed.
-    """
-    gy2 = rs(gy, (rows, gy.shape[-1]))  # (rows, out); the same when 2-D
-    gx = rs(mm(gy2, w), x.shape) if needs[0] else None
-    gw = mm(tr(gy2), rs(x, (rows, x.shape[-1]))) if needs[1] else None
-    if len(needs) == 2:
-        return gx, gw
-    return gx, gw, (colsum(gy2) if needs[2] else None)
+        needs, rows = self.needs_input_grad, self.rows
+        gy = gy.reshape(rows, gy.shape[-1])  # (rows, out)
+        gx = (gy @ w).reshape(x.shape) if needs[0] else None
+        gw = gy.t() @ x.reshape(rows, x.shape[-1]) if needs[1] else None  # (out, in), like W
+        if len(needs) == 2:
+            return gx, gw
+        return gx, gw, (gy.sum(dim=0) if needs[2] else None)
 
 
 def linear(x: Tensor, w: Tensor, b=None) -> Tensor:
