@@ -12,7 +12,7 @@ from typing import Any, Iterable, List, Union
 
 import numpy as np
 
-from minigrad import backend
+from minigrad import backend, ops
 from minigrad.tensor import Tensor, tensor
 
 Array = Any
@@ -169,8 +169,6 @@ def parameters_to_vector(parameters: Iterable[Tensor]) -> Tensor:
     Returns:
         A new tensor of ``sum(p.numel())`` entries.
     """
-    from minigrad import ops  # noqa: PLC0415
-
     parameters = list(parameters)
     if not parameters:
         raise ValueError("parameters_to_vector() got an empty parameter list")
