@@ -427,6 +427,15 @@ def _outputs_of(fn, inputs):
     return [o for o in outs if o.dtype.kind == "f"]
 
 
+def _weighted_outputs(fn: Callable, inputs, seed: int):
+    """``inputs`` as a tuple, the floating outputs of ``fn(*inputs)``, and a fixed random
+    weight array for each: the checks compare gradients of ``sum(w * fn(inputs))``."""
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    outs = _outputs_of(fn, inputs)
+    rng = np.random.default_rng(seed)
+    return inputs, outs, [rng.standard_normal(o.shape) for o in outs]
+
+
 def gradcheck(
     fn: Callable,
     inputs: Union[Sequence, Any],
@@ -447,9 +456,7 @@ def gradcheck(
         >>> mg.autograd.gradcheck(lambda t: (t * t).sum(dim=1), [x])
         True
     """
-    if isinstance(inputs, Tensor):
-        inputs = (inputs,)
-    inputs = tuple(inputs)
+    inputs, outs, weights = _weighted_outputs(fn, inputs, seed)
     diff = [t for t in _flat_inputs(inputs) if t.requires_grad]
     for t in diff:
         if t.dtype != np.float64:
@@ -458,10 +465,6 @@ def gradcheck(
             )
     if not diff:
         raise ValueError("gradcheck: no input requires grad")
-
-    rng = np.random.default_rng(seed)
-    outs = _outputs_of(fn, inputs)
-    weights = [rng.standard_normal(o.shape) for o in outs]
 
     def scalar() -> float:
         # NOTE: not under no_grad: fn may itself differentiate (gradgradcheck)
@@ -517,13 +520,7 @@ def gradgradcheck(
 ) -> bool:
     """Check second derivatives: gradcheck of ``v -> d(sum(w * fn))/d inputs`` built with
     ``create_graph=True`` (so it checks that every backward is itself differentiable)."""
-    if isinstance(inputs, Tensor):
-        inputs = (inputs,)
-    inputs = tuple(inputs)
-    rng = np.random.default_rng(seed)
-    outs = _outputs_of(fn, inputs)
-    weights = [rng.standard_normal(o.shape) for o in outs]
-    diff = [t for t in _flat_inputs(inputs) if t.requires_grad]
+    inputs, _, weights = _weighted_outputs(fn, inputs, seed)
 
     def first_grads(*args):
         outs = _outputs_of(fn, args)
@@ -532,7 +529,6 @@ def gradgradcheck(
         gs = run_backward(outs, seeds, True, True, d, allow_unused=True)
         return tuple(g for g in gs if g is not None)
 
-    del diff
     return gradcheck(first_grads, inputs, eps, atol, rtol, raise_exception, seed)
 
 

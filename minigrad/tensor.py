@@ -69,18 +69,22 @@ class Tensor:
     # ------------------------------------------------------------------ attributes
     @property
     def shape(self) -> tuple:
+        """The size of each dimension, a tuple (PyTorch's ``torch.Size``)."""
         return self.data.shape
 
     @property
     def ndim(self) -> int:
+        """The number of dimensions."""
         return self.data.ndim
 
     @property
     def dtype(self) -> np.dtype:
+        """The element type (a NumPy dtype: ``mg.float32`` is ``np.float32``)."""
         return self.data.dtype
 
     @property
     def device(self) -> Device:
+        """Where the data lives: ``cpu`` (NumPy) or ``cuda:N`` (CuPy)."""
         return backend.CPU if type(self.data) is np.ndarray else backend.device_of(self.data)
 
     @property
@@ -90,10 +94,12 @@ class Tensor:
 
     @property
     def is_leaf(self) -> bool:
+        """True for a tensor no op made (inputs, parameters): backward fills its ``.grad``."""
         return self.grad_fn is None
 
     @property
     def is_cuda(self) -> bool:
+        """True when the data is on a GPU."""
         return self.device.type == "cuda"
 
     @property
@@ -107,15 +113,19 @@ class Tensor:
         return ops.transpose(self, -2, -1)
 
     def size(self, dim: Optional[int] = None):
+        """The shape, or the size of dimension ``dim``."""
         return self.data.shape if dim is None else self.data.shape[dim]
 
     def dim(self) -> int:
+        """The number of dimensions (``ndim``)."""
         return self.data.ndim
 
     def numel(self) -> int:
+        """The number of elements."""
         return int(self.data.size)
 
     def element_size(self) -> int:
+        """Bytes per element."""
         return self.data.itemsize
 
     def __len__(self) -> int:
@@ -146,6 +156,7 @@ class Tensor:
         return self.data if dtype is None else self.data.astype(dtype, copy=False)
 
     def item(self):
+        """The value of a one-element tensor as a Python number."""
         if self.data.size != 1:
             raise RuntimeError(
                 f"a Tensor with {self.data.size} elements cannot be converted to Scalar"
@@ -154,6 +165,7 @@ class Tensor:
         return self.data.item()
 
     def tolist(self):
+        """The data as nested Python lists (a number for a 0-d tensor)."""
         return backend.to_device(self.data, backend.CPU).tolist()
 
     def __float__(self):
@@ -201,32 +213,41 @@ class Tensor:
         return out
 
     def cpu(self) -> "Tensor":
+        """This tensor on the CPU (itself when already there)."""
         return self.to("cpu")
 
     def cuda(self, device: Union[int, str, None] = None) -> "Tensor":
+        """This tensor on a GPU (``cuda`` or ``cuda:N``)."""
         if isinstance(device, builtins.int):
             device = f"cuda:{device}"
         return self.to(device or "cuda")
 
     def float(self) -> "Tensor":
+        """As float32 (``self.to(mg.float32)``)."""
         return self.to(dtypes.float32)
 
     def double(self) -> "Tensor":
+        """As float64."""
         return self.to(dtypes.float64)
 
     def half(self) -> "Tensor":
+        """As float16."""
         return self.to(dtypes.float16)
 
     def long(self) -> "Tensor":
+        """As int64."""
         return self.to(dtypes.int64)
 
     def int(self) -> "Tensor":
+        """As int32."""
         return self.to(dtypes.int32)
 
     def bool(self) -> "Tensor":
+        """As bool."""
         return self.to(dtypes.bool)
 
     def type_as(self, other: "Tensor") -> "Tensor":
+        """As the dtype of ``other``."""
         return self.to(other.dtype)
 
     def detach(self) -> "Tensor":
@@ -234,6 +255,7 @@ class Tensor:
         return Tensor._make(self.data)
 
     def detach_(self) -> "Tensor":
+        """Cut this tensor from the graph in place (it becomes a leaf)."""
         self.grad_fn = None
         self.requires_grad = False
         return self
@@ -243,11 +265,13 @@ class Tensor:
         return ops.clone(self)
 
     def contiguous(self) -> "Tensor":
+        """This tensor when its data is C-contiguous, else a contiguous copy."""
         if self.data.flags.c_contiguous:
             return self
         return ops.clone(self)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+        """Set ``requires_grad`` in place (leaves only); returns self."""
         if not self.is_leaf and not requires_grad:
             raise RuntimeError(
                 "you can only change requires_grad flags of leaf variables. Use .detach()."
@@ -307,6 +331,7 @@ class Tensor:
 
     @property
     def retains_grad(self) -> bool:
+        """True when ``retain_grad()`` was called on this non-leaf tensor."""
         return self._retains_grad
 
     def all(self, dim=None, keepdim: bool = False) -> "Tensor":
@@ -318,6 +343,7 @@ class Tensor:
         return Tensor._make(self.xp.asarray(self.data.any(axis=dim, keepdims=keepdim)))
 
     def zero_(self) -> "Tensor":
+        """Fill with zeros in place."""
         return self.fill_(0)
 
     # ------------------------------------------------------------------ in-place (no graph)
@@ -343,34 +369,42 @@ class Tensor:
         return self
 
     def fill_(self, value) -> "Tensor":
+        """Fill with ``value`` in place."""
         return self._inplace("fill_", lambda d: d.fill(_raw(value)))
 
     def copy_(self, src) -> "Tensor":
+        """Copy ``src``'s values in (broadcast, cast, moved to this device)."""
         src = src.data if isinstance(src, Tensor) else src
         src = backend.to_device(self.xp.asarray(src) if not hasattr(src, "shape") else src,
                                 self.device)
         return self._inplace("copy_", lambda d: d.__setitem__(..., src))
 
     def add_(self, other, alpha=1) -> "Tensor":
+        """``self += alpha * other`` in place."""
         o = _raw(other)
         return self._inplace("add_", lambda d: d.__iadd__(o if alpha == 1 else o * alpha))
 
     def sub_(self, other, alpha=1) -> "Tensor":
+        """``self -= alpha * other`` in place."""
         o = _raw(other)
         return self._inplace("sub_", lambda d: d.__isub__(o if alpha == 1 else o * alpha))
 
     def mul_(self, other) -> "Tensor":
+        """``self *= other`` in place."""
         o = _raw(other)
         return self._inplace("mul_", lambda d: d.__imul__(o))
 
     def div_(self, other) -> "Tensor":
+        """``self /= other`` in place."""
         o = _raw(other)
         return self._inplace("div_", lambda d: d.__itruediv__(o))
 
     def clamp_(self, min=None, max=None) -> "Tensor":  # noqa: A002
+        """Limit values to ``[min, max]`` in place."""
         return self._inplace("clamp_", lambda d: self.xp.clip(d, min, max, out=d))
 
     def uniform_(self, a: float = 0.0, b: float = 1.0) -> "Tensor":
+        """Fill with draws from U(a, b) in place."""
         dev = self.device
         return self._inplace(
             "uniform_",
@@ -378,6 +412,7 @@ class Tensor:
         )
 
     def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
+        """Fill with draws from N(mean, std^2) in place."""
         dev = self.device
         return self._inplace(
             "normal_",
@@ -385,6 +420,7 @@ class Tensor:
         )
 
     def masked_fill_(self, mask, value) -> "Tensor":
+        """Set ``value`` where ``mask`` is True, in place."""
         m = _raw(mask)
         return self._inplace("masked_fill_",
                              lambda d: self.xp.putmask(d, self.xp.broadcast_to(m, d.shape),
