@@ -2,7 +2,8 @@
 are present, on ``cuda`` (those cases are marked ``gpu``; CPU CI runs ``-m "not gpu"``).
 
 ``MINIGRAD_FAKE_CUDA=1`` runs the ``cuda`` cases without a GPU: CuPy is replaced by a strict CPU
-stand-in whose kernels are the CUDA C, simulated (tests/fake_cuda).
+stand-in whose kernels are the CUDA C, simulated (tests/fake_cuda; the kernel tests use the same
+stand-in for one test at a time through ``fake_cuda.use``).
 """
 
 import fake_cuda

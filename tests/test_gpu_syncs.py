@@ -8,8 +8,10 @@ values (class indices in range) are deferred to the next synchronisation, as PyT
 device-side asserts are.
 """
 
+import fake_cuda
 import pytest
 from conftest import FAKE_CUDA
+from fake_cuda import _array
 
 import minigrad as mg
 import minigrad.nn.functional as F
@@ -62,8 +64,6 @@ def _model_and_batch(kind):
 @pytest.mark.parametrize("kind", ["mlp", "lstm", "gru", "transformer"])
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "composite"])
 def test_a_training_step_never_waits_for_the_gpu(kind, fused):
-    import fake_cuda
-
     model, x, y = _model_and_batch(kind)
     opt = mg.optim.AdamW(model.parameters(), lr=1e-3)
     clip = kind != "mlp"
@@ -91,8 +91,6 @@ def test_a_training_step_never_waits_for_the_gpu(kind, fused):
 def test_weighted_cross_entropy_never_waits(fused):
     """Class weights without label smoothing: no wait (with smoothing the kernel takes the
     summed weights as a host scalar: one wait)."""
-    import fake_cuda
-
     x = mg.randn(6, 5, device="cuda", requires_grad=True)
     t = mg.tensor([0, 4, 1, -100, 2, 3], device="cuda")
     w = mg.rand(5, device="cuda")
@@ -103,8 +101,6 @@ def test_weighted_cross_entropy_never_waits(fused):
 
 
 def test_bad_class_indices_are_reported_at_the_next_synchronisation():
-    import fake_cuda
-
     x = mg.randn(4, 5, device="cuda", requires_grad=True)
     bad = mg.tensor([0, 7, 1, 2], device="cuda")
     with fake_cuda.count_transfers() as c:
@@ -142,8 +138,6 @@ def test_fused_cross_entropy_works_out_its_targets_in_the_kernels(monkeypatch, o
     kernels, so a forward and backward make only the kernels' buffers and the 'mean'
     reduction's arrays (10; 28 or more when the targets were prepared with array ops), and no
     wait for the device."""
-    from fake_cuda import _array
-
     made = []
     real = _array.ndarray._from_numpy.__func__
 
@@ -159,8 +153,6 @@ def test_fused_cross_entropy_works_out_its_targets_in_the_kernels(monkeypatch, o
     F.cross_entropy(x, t, weight=w, **kwargs).backward()  # compiled and warm
     x.grad = None
     monkeypatch.setattr(_array.ndarray, "_from_numpy", classmethod(counting))
-    import fake_cuda
-
     with fake_cuda.count_transfers() as c:
         loss = F.cross_entropy(x, t, weight=w, **kwargs)
         loss.backward()

@@ -18,6 +18,7 @@ the array they look at, and ``base`` is that array (the first owner, as in CuPy)
 from __future__ import annotations
 
 import numbers
+import weakref
 
 import numpy as np
 
@@ -132,12 +133,18 @@ class _DeviceRef:
         return "<CUDA Device 0>"
 
 
+# Device memory by address: every pointer handed out by ``a.data.ptr``, and the NumPy array
+# behind it, for the emulated kernels that read pointer tables (adam's parameters and gradients).
+POINTERS: "weakref.WeakValueDictionary[int, np.ndarray]" = weakref.WeakValueDictionary()
+
+
 class _MemoryPointer:
     """``a.data``: the device pointer (here the host address of the NumPy buffer)."""
 
     def __init__(self, a: np.ndarray):
         self.ptr = a.__array_interface__["data"][0]
         self.device_id = 0
+        POINTERS[self.ptr] = a
 
 
 class Flags:
@@ -191,6 +198,17 @@ def _method(name):
         return wrap(getattr(self._a, name)(*args, **kwargs), self)
 
     method.__name__ = name
+    return method
+
+
+def _to_host(kind, convert):
+    """A conversion to a Python scalar (``float(a)``, ``bool(a)``): a device -> host transfer."""
+
+    def method(self):
+        _transferred(kind)
+        return convert(self._a)
+
+    method.__name__ = f"__{kind}__"
     return method
 
 
@@ -280,21 +298,10 @@ class ndarray:  # noqa: N801  (CuPy's name)
         _transferred("tolist")
         return self._a.tolist()
 
-    def __float__(self):
-        _transferred("float")
-        return float(self._a)
-
-    def __int__(self):
-        _transferred("int")
-        return int(self._a)
-
-    def __complex__(self):
-        _transferred("complex")
-        return complex(self._a)
-
-    def __bool__(self):
-        _transferred("bool")
-        return bool(self._a)
+    __float__ = _to_host("float", float)
+    __int__ = _to_host("int", int)
+    __complex__ = _to_host("complex", complex)
+    __bool__ = _to_host("bool", bool)
 
     def __len__(self):
         return len(self._a)

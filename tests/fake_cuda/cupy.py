@@ -290,7 +290,8 @@ linalg = types.SimpleNamespace(**{
 
 def RawModule(code=None, path=None, options=(), backend="nvrtc", translate_cucomplex=False,  # noqa: N802
               *, enable_cooperative_groups=False, name_expressions=None, jitify=False):
-    """``cupy.RawModule``: the CUDA C compiled with g++ and run by the simulator."""
+    """``cupy.RawModule``: every launch checked against the kernel's C signature, then run by
+    the CUDA C simulator or the NumPy emulation (see _kernels.py)."""
     from fake_cuda._kernels import RawModule as _RawModule  # noqa: PLC0415
 
     if code is None:

@@ -1,153 +1,21 @@
-"""Run the CUDA launchers of the fused kernels without a GPU.
+"""The fused kernels' maths in NumPy: the emulated back end of the fake CuPy (tests/fake_cuda).
 
-The launchers (``_forward_cuda`` / ``_backward_cuda`` in kernels/*.py) allocate buffers, walk
-time steps, and call kernels with argument tuples. This module lets tests run that code on the
-CPU:
-
-- :class:`FakeCupy` stands in for the ``cupy`` module: NumPy functions whose arrays are
-  :class:`DevArray` (a NumPy array with a ``.device.id`` and a ``.data.ptr``, as CuPy's have);
-- :func:`signature` parses each ``__global__`` kernel's parameter list from its ``.cu`` file;
-- :class:`EmulatedKernel` checks every launch against that signature (argument count, NumPy
-  scalar types, pointer dtypes, contiguity, grid/block/shared-memory limits) and then does what
-  the kernel's header comment says it computes, in NumPy, on the very buffers it was given.
-
-So a test can compare a launcher's results with the NumPy branch's: a wrong argument order, a
-missing copy, a buffer of the wrong shape or dtype, or an untyped Python scalar fails here. The
-CUDA C itself is compiled by test_cuda_sources.py and executed on the CPU by cuda_sim.py
-(test_cuda_simulated.py), which reuses the fake module and the launch checks from here.
+Each function does what its kernel's header comment in ``kernels/<name>.cu`` says it computes,
+on the very NumPy buffers behind the launch's device arrays, with the launch's arguments in the
+kernel's order. The fake CuPy's ``RawModule`` checks every launch against the kernel's C
+signature and the device's limits first (fake_cuda/_kernels.py), so test_cuda_launchers.py can
+run the launchers (``_forward_cuda`` / ``_backward_cuda`` in kernels/*.py) fast and compare
+their results with the NumPy branches': a wrong argument order, a missing copy, a buffer of the
+wrong shape or dtype, or an untyped Python scalar fails there. The CUDA C itself runs in the
+simulated back end (tests/kernels/cuda_sim.py, test_cuda_simulated.py).
 """
 
 from __future__ import annotations
 
 import math
-import re
-from pathlib import Path
 
 import numpy as np
-
-import minigrad.kernels as K
-
-KERNEL_DIR = Path(K.__file__).resolve().parent
-
-# ---------------------------------------------------------------------------- fake CuPy
-
-
-class _Device:
-    id = 0
-
-
-class _Pointer:
-    def __init__(self, array):
-        self.ptr = array.__array_interface__["data"][0]
-        REGISTRY[self.ptr] = array
-
-
-REGISTRY: dict = {}  # device pointer -> the array it was taken from (adam's pointer tables)
-
-
-class DevArray(np.ndarray):
-    """A NumPy array that answers ``.device.id`` and ``.data.ptr`` like a CuPy array."""
-
-    @property
-    def device(self):
-        return _Device
-
-    @property
-    def data(self):
-        return _Pointer(self)
-
-
-def dev(a):
-    return a.view(DevArray) if isinstance(a, np.ndarray) and not isinstance(a, DevArray) else a
-
-
-class FakeCupy:
-    """The part of the cupy module the launchers use, on NumPy."""
-
-    ndarray = DevArray
-
-    def __getattr__(self, name):
-        fn = getattr(np, name)
-        if not callable(fn):
-            return fn
-
-        def wrapped(*args, **kwargs):
-            out = fn(*args, **kwargs)
-            if isinstance(out, tuple):
-                return tuple(dev(o) for o in out)
-            return dev(out)
-
-        return wrapped
-
-
-# ---------------------------------------------------------------------------- signatures
-
-_SIG = re.compile(r"template\s*<([^>]*)>\s*__global__\s+void\s+(\w+)\s*\(([^)]*)\)", re.S)
-
-
-def parameters(text: str) -> dict:
-    """{kernel name: (template parameter names, [parameter type as written, ...])} for the
-    templated ``__global__`` kernels of a CUDA source, e.g. ``(['T', 'DMAX'], ['const T*',
-    ..., 'int'])`` (without ``__restrict__`` and the parameter names)."""
-    end = text.find("#ifndef __CUDACC_RTC__")
-    kernels = {}
-    for template, name, params in _SIG.findall(text if end < 0 else text[:end]):
-        names = [t.split()[-1] for t in template.split(",")]
-        types = []
-        for p in params.split(","):
-            p = " ".join(p.replace("__restrict__", "").split())
-            types.append(re.match(r"(.*?)\s*\w+$", p).group(1).replace(" *", "*"))
-        kernels[name] = (names, types)
-    return kernels
-
-
-def _normalised(c_type: str) -> str:
-    """'const T*' -> 'T*', 'const void*' and 'void*' -> 'const void*'."""
-    t = " ".join(w for w in c_type.replace("*", " * ").split() if w != "const")
-    t = t.replace(" *", "*")
-    return "const void*" if t == "void*" else t
-
-
-def signature(cu_name: str) -> dict:
-    """{kernel name: [parameter type, ...]} from ``kernels/<cu_name>.cu`` (types normalised,
-    e.g. 'T*', 'int', 'long long', 'const void*')."""
-    text = (KERNEL_DIR / f"{cu_name}.cu").read_text()
-    return {name: [_normalised(t) for t in types]
-            for name, (_, types) in parameters(text).items()}
-
-
-_POINTER_DTYPES = {"unsigned char*": np.uint8, "long long*": np.int64,
-                   "unsigned long long*": np.uint64}
-_SCALARS = {"int": np.int32, "long long": np.int64, "float": np.float32, "double": np.float64}
-
-
-def check_launch(cu_name, which, dtype, grid, block, args, shared_mem):
-    """Assert that a launch fits the kernel's C signature and the device's limits."""
-    check_args(which, signature(cu_name)[which], dtype, grid, block, args, shared_mem)
-
-
-def check_args(which, types, dtype, grid, block, args, shared_mem):
-    """Assert that a launch fits the parameter ``types`` (normalised, as :func:`signature`
-    gives them) and the device's limits."""
-    assert len(args) == len(types), f"{which}: {len(args)} arguments for {len(types)} parameters"
-    assert all(isinstance(g, int) and g >= 1 for g in grid) and len(grid) <= 3, grid
-    assert all(isinstance(b, int) and b >= 1 for b in block) and np.prod(block) <= 1024, block
-    assert len(grid) < 2 or grid[1] <= 65535, f"{which}: grid.y {grid[1]} over 65535"
-    assert shared_mem <= 48 * 1024, f"{which}: {shared_mem} bytes of shared memory"
-    for k, (t, a) in enumerate(zip(types, args)):
-        where = f"{which} argument {k} ({t})"
-        if t.endswith("*"):
-            assert isinstance(a, np.ndarray), f"{where}: expected an array, got {type(a)}"
-            if t == "const void*":
-                continue
-            expected = _POINTER_DTYPES.get(t, dtype if t == "T*" else None)
-            assert expected is not None, f"{where}: unknown pointer type"
-            assert a.dtype == np.dtype(expected), f"{where}: dtype {a.dtype}"
-            assert a.flags.c_contiguous, f"{where}: not contiguous"
-        else:
-            expected = dtype if t == "T" else _SCALARS[t]
-            assert type(a) is np.dtype(expected).type, f"{where}: got {type(a).__name__}"
-
+from fake_cuda._array import POINTERS
 
 # ---------------------------------------------------------------------------- kernels in NumPy
 
@@ -281,7 +149,7 @@ def _adam(p_ptrs, g_ptrs, offsets, n_tensors, m, v, v_max, total, lr, one_minus_
     maximize, decoupled, amsgrad = bool(flags & 1), bool(flags & 2), bool(flags & 4)
     assert offsets[-1] == total and len(offsets) == n_tensors + 1
     for j in range(n_tensors):
-        p, g = _flat(REGISTRY[int(p_ptrs[j])]), _flat(REGISTRY[int(g_ptrs[j])]).copy()
+        p, g = _flat(POINTERS[int(p_ptrs[j])]), _flat(POINTERS[int(g_ptrs[j])]).copy()
         lo, hi = int(offsets[j]), int(offsets[j + 1])
         assert p.size == hi - lo and g.size == hi - lo
         if wd != 0 and decoupled:
@@ -438,35 +306,13 @@ EMULATED = {
 }
 
 
-class EmulatedKernel:
-    """What ``_cuda.kernel`` returns under emulation: checks, then runs the NumPy version."""
+def kernel(name: str):
+    """The emulation of kernel ``name``, called as the simulator's kernels are:
+    ``fn(grid, block, args, shared_mem=0)`` with NumPy buffers and scalars."""
+    maths = EMULATED[name]
 
-    launches: list = []
-
-    def __init__(self, cu_name, which, dtype, variant):
-        self.cu_name, self.which, self.dtype, self.variant = cu_name, which, dtype, variant
-
-    def __call__(self, grid, block, args, shared_mem=0):
-        check_launch(self.cu_name, self.which, self.dtype, grid, block, args, shared_mem)
-        EmulatedKernel.launches.append(self.which)
+    def run(grid, block, args, shared_mem=0):
         with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            EMULATED[self.which](*args)
+            maths(*args)
 
-
-def install(monkeypatch):
-    """Route ``_cuda.kernel`` to the emulator and make ``_cuda.sm_count`` answer 132; return
-    the fake cupy module."""
-    from minigrad.kernels import _cuda
-
-    def kernel(name, kernels, which, dtype, device_id, variant=None, variants=None):
-        assert which in kernels
-        if variants and which in variants:
-            assert variant in variants[which], (which, variant)
-        expressions = _cuda.name_expressions(kernels, dtype, variants)
-        assert _cuda._expression(which, dtype, variant) in expressions
-        return EmulatedKernel(name, which, np.dtype(dtype), variant)
-
-    monkeypatch.setattr(_cuda, "kernel", kernel)
-    monkeypatch.setattr(_cuda, "sm_count", lambda device_id: 132)
-    EmulatedKernel.launches = []
-    return FakeCupy()
+    return run

@@ -1,10 +1,13 @@
 """Run the CUDA C of the fused kernels on the CPU: compile each ``.cu`` with g++ against
-``cuda_sim/cuda_sim.h`` and launch its kernels from the real launchers.
+``cuda_sim/cuda_sim.h`` and launch its kernels on NumPy buffers.
 
-cuda_emulation.py runs the launchers against NumPy stand-ins for the kernels; this module runs
-them against the kernels themselves, so that a wrong index, a missing barrier or a bad
-reduction in the CUDA C shows up without a GPU:
+This is the simulated back end of the fake CuPy (tests/fake_cuda): its ``RawModule`` checks
+each launch against the kernel's C signature and hands the simulator the NumPy buffers behind
+the device arrays, so that a wrong index, a missing barrier or a bad reduction in the CUDA C
+shows up without a GPU:
 
+- :func:`parameters` and :func:`instantiated_types` read each ``__global__`` kernel's
+  parameter list from its source (the fake CuPy checks launches against them);
 - :func:`translation_unit` turns a source and the template instantiations NVRTC would be
   asked for (``name_expressions``) into C++: the header, the source with its shared memory
   rewritten (``__shared__`` -> ``static``; ``extern __shared__ x[]`` -> the launch's dynamic
@@ -12,25 +15,22 @@ reduction in the CUDA C shows up without a GPU:
   ``extern "C"`` entry point per expression;
 - :class:`Compiler` builds that with ``g++ -O2 -std=c++20`` into a cache folder, once per
   (source, expressions), against a runtime library (``cuda_sim/runtime.cpp``) built once;
-- :class:`SimulatedKernel` is called as a CuPy ``RawKernel`` is (``fn(grid, block, args,
-  shared_mem=...)``): it checks the launch as the emulator does (cuda_emulation.check_args),
-  passes NumPy buffers by address and scalars by C type, and raises :class:`SimulationError`
-  with the simulator's message when the launch does something the GPU leaves undefined;
-- :class:`SimCupy` is cuda_emulation's FakeCupy plus ``RawModule`` and ``cuda.Device``, so that
-  ``kernels/_cuda.py`` compiles and looks kernels up exactly as it does with CuPy;
-  :func:`install` puts it in place of CuPy for one test.
+- :class:`SimulatedKernel` runs one instantiation on NumPy buffers (passed by address, scalars
+  by C type) and raises :class:`SimulationError` with the simulator's message when the launch
+  does something the GPU leaves undefined.
 
-Three extra checks: ``empty``/``empty_like`` return NaN-filled arrays (an output element a
-kernel forgets to write is NaN); every float array argument that shares no memory with another
-runs in a copy with NaN guard cells on both sides (a write past either end fails the launch;
-a read past it gives NaN); and the kernels are built with ``-fsanitize=alignment``, so a load
-or store through a misaligned pointer (a ``float4`` from an address that is not a multiple of
-16, which faults on a GPU) fails the launch.
+Two extra checks: every float array argument that shares no memory with another runs in a copy
+with NaN guard cells on both sides (a write past either end fails the launch; a read past it
+gives NaN); and the kernels are built with ``-fsanitize=alignment``, so a load or store through
+a misaligned pointer (a ``float4`` from an address that is not a multiple of 16, which faults on
+a GPU) fails the launch. (The fake CuPy's ``empty`` fills float arrays with NaN, so an output
+element a kernel forgets to write is NaN.)
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import hashlib
 import re
 import shutil
@@ -38,7 +38,6 @@ import subprocess
 from pathlib import Path
 
 import numpy as np
-from cuda_emulation import KERNEL_DIR, FakeCupy, _normalised, check_args, dev, parameters
 
 SIM_DIR = Path(__file__).resolve().parent / "cuda_sim"
 HEADER = SIM_DIR / "cuda_sim.h"
@@ -67,7 +66,6 @@ def _cpu_has_fma() -> bool:
 
 if _cpu_has_fma():
     CXXFLAGS = CXXFLAGS + FMA_FLAGS
-SHARED_LIMIT = 48 * 1024  # dynamic shared memory a launch may use without opting in
 GUARD = 16  # NaN cells on each side of a guarded array argument
 _CTYPES = {
     "int": ctypes.c_int32,
@@ -75,7 +73,6 @@ _CTYPES = {
     "float": ctypes.c_float,
     "double": ctypes.c_double,
 }
-_DTYPES = {"float": np.dtype(np.float32), "double": np.dtype(np.float64)}
 
 
 class SimulationError(RuntimeError):
@@ -85,6 +82,7 @@ class SimulationError(RuntimeError):
 _PROBE = "#include <semaphore>\n#include <bit>\n#include <linux/futex.h>\n"
 
 
+@functools.lru_cache(maxsize=None)
 def unavailable_reason():
     """Why kernels cannot be simulated here (no g++, or no C++20 in it); None when they can."""
     if shutil.which(CXX) is None:
@@ -100,17 +98,25 @@ def unavailable_reason():
     return None
 
 
-# ---------------------------------------------------------------------------- C++ source
+# ---------------------------------------------------------------------------- signatures
 
-_EXTERN_SHARED = re.compile(
-    r"extern\s+__shared__\s+(?:__align__\s*\(\s*\d+\s*\)\s+)?([\w ]+?)\s+(\w+)\s*\[\s*\]\s*;"
-)
+_SIG = re.compile(r"template\s*<([^>]*)>\s*__global__\s+void\s+(\w+)\s*\(([^)]*)\)", re.S)
 
 
-def rewrite(code: str) -> str:
-    """The source with shared memory the CPU can run (line numbers unchanged)."""
-    code = _EXTERN_SHARED.sub(r"\1* const \2 = static_cast<\1*>(cuda_sim_dynamic_shared());", code)
-    return re.sub(r"\b__shared__\b", "static", code)
+def parameters(code: str) -> dict:
+    """{kernel name: (template parameter names, [parameter type as written, ...])} for the
+    templated ``__global__`` kernels of a CUDA source, e.g. ``(['T', 'DMAX'], ['const T*',
+    ..., 'int'])`` (without ``__restrict__`` and the parameter names)."""
+    end = code.find("#ifndef __CUDACC_RTC__")
+    kernels = {}
+    for template, name, params in _SIG.findall(code if end < 0 else code[:end]):
+        names = [t.split()[-1] for t in template.split(",")]
+        types = []
+        for p in params.split(","):
+            p = " ".join(p.replace("__restrict__", "").split())
+            types.append(re.match(r"(.*?)\s*\w+$", p).group(1).replace(" *", "*"))
+        kernels[name] = (names, types)
+    return kernels
 
 
 def split_expression(expression: str):
@@ -126,6 +132,19 @@ def instantiated_types(code: str, expression: str) -> list:
     assert len(names) == len(values), f"{expression}: template takes {names}"
     subst = dict(zip(names, values))
     return [re.sub(r"\b\w+\b", lambda m: subst.get(m.group(0), m.group(0)), t) for t in types]
+
+
+# ---------------------------------------------------------------------------- C++ source
+
+_EXTERN_SHARED = re.compile(
+    r"extern\s+__shared__\s+(?:__align__\s*\(\s*\d+\s*\)\s+)?([\w ]+?)\s+(\w+)\s*\[\s*\]\s*;"
+)
+
+
+def rewrite(code: str) -> str:
+    """The source with shared memory the CPU can run (line numbers unchanged)."""
+    code = _EXTERN_SHARED.sub(r"\1* const \2 = static_cast<\1*>(cuda_sim_dynamic_shared());", code)
+    return re.sub(r"\b__shared__\b", "static", code)
 
 
 def translation_unit(code: str, expressions, source_name: str = "kernel.cu") -> str:
@@ -199,17 +218,14 @@ class Compiler:
 
 
 class SimulatedKernel:
-    """One instantiation of a kernel, called as CuPy's ``RawKernel``."""
+    """One instantiation of a kernel, called with the NumPy buffers behind a launch's device
+    arrays (the fake CuPy's ``RawKernel`` has checked the launch against the signature)."""
 
     timeout_s = 20.0  # a barrier waiting longer reports a deadlock
-    launches: list = []  # the kernel names launched, in order (tests reset it)
 
     def __init__(self, library, k: int, code: str, expression: str):
         self.expression = expression
-        self.name, values = split_expression(expression)
-        self.dtype = _DTYPES[values[0]]
         self.c_types = instantiated_types(code, expression)
-        self.types = [_normalised(t) for t in parameters(code)[self.name][1]]
         self.entry = getattr(library, f"cuda_sim_{k}")
         self.entry.restype = ctypes.c_int
         self.entry.argtypes = [
@@ -224,9 +240,6 @@ class SimulatedKernel:
 
     def __call__(self, grid, block, args, shared_mem=0):
         grid, block, args = tuple(grid), tuple(block), tuple(args)
-        check_args(self.name, self.types, self.dtype, grid, block, args, shared_mem)
-        assert shared_mem <= SHARED_LIMIT, f"{self.name}: {shared_mem} bytes of shared memory"
-        SimulatedKernel.launches.append(self.name)
         padded = _padded_copies(args, self.c_types)  # {argument index: copy with guards}
         values = [
             self._c_value(t, padded[i][GUARD:-GUARD] if i in padded else a)
@@ -291,90 +304,20 @@ def _guards_intact(full) -> bool:
     return bool(np.all(bits[:GUARD] == nan) and np.all(bits[-GUARD:] == nan))
 
 
-# ---------------------------------------------------------------------------- fake CuPy
+class SimulatedModule:
+    """A source and its instantiations (``name_expressions``), compiled for the CPU on first
+    use: what the fake CuPy's ``RawModule`` runs in simulated mode."""
 
-
-class _RawModule:
-    """``cupy.RawModule``: the source compiled for the CPU on first use."""
-
-    def __init__(self, compiler: Compiler, code, options=(), name_expressions=()):
-        assert "-std=c++17" in options, options  # what kernels/_cuda.py gives NVRTC
-        self.compiler, self.code, self.expressions = compiler, code, list(name_expressions)
+    def __init__(self, compiler: Compiler, code: str, expressions, source_name="kernel.cu"):
+        self.compiler, self.code, self.expressions = compiler, code, list(expressions)
+        self.source_name = source_name
         self.library = None
 
     def compile(self):
-        name = next(
-            (p.name for p in sorted(KERNEL_DIR.glob("*.cu")) if p.read_text() == self.code),
-            "kernel.cu",
-        )
-        self.library = self.compiler.library(self.code, self.expressions, name)
-
-    def get_function(self, expression):
         if self.library is None:
-            self.compile()
-        k = self.expressions.index(expression)
-        return SimulatedKernel(self.library, k, self.code, expression)
+            self.library = self.compiler.library(self.code, self.expressions, self.source_name)
 
-
-class _Device:
-    """``cupy.cuda.Device``: a context manager with ``attributes``."""
-
-    def __init__(self, device_id, sm_count):
-        self.id = device_id
-        self.attributes = {"MultiProcessorCount": sm_count}
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-
-class _CudaModule:
-    """``cupy.cuda``: just ``Device``."""
-
-    def __init__(self, sm_count):
-        self.sm_count = sm_count
-
-    def Device(self, device_id=0):  # noqa: N802  (CuPy's name)
-        return _Device(device_id, self.sm_count)
-
-
-class SimCupy(FakeCupy):
-    """FakeCupy whose ``RawModule`` compiles the CUDA C for the CPU.
-
-    ``sm_count`` is what ``cuda.Device(...).attributes`` reports: small, so that the
-    grid-stride loops (at most 32 blocks per SM) wrap around at test sizes.
-    """
-
-    def __init__(self, compiler: Compiler, sm_count: int = 1):
-        self.compiler = compiler
-        self.cuda = _CudaModule(sm_count)
-
-    def RawModule(self, code, options=(), name_expressions=()):  # noqa: N802  (CuPy's name)
-        return _RawModule(self.compiler, code, options, name_expressions)
-
-    def empty(self, shape, dtype=float, order="C"):
-        return _poisoned(np.empty(shape, dtype=dtype, order=order))
-
-    def empty_like(self, a, dtype=None, order="K", subok=True, shape=None):
-        return _poisoned(np.empty_like(a, dtype=dtype, order=order, shape=shape))
-
-
-def _poisoned(a):
-    if a.dtype.kind == "f":
-        a.fill(np.nan)  # an element no kernel writes stays NaN
-    return dev(a)
-
-
-def install(monkeypatch, compiler: Compiler, sm_count: int = 1) -> SimCupy:
-    """Make ``kernels/_cuda.py`` compile and launch through the simulator for one test (a
-    fresh module cache, CuPy replaced by :class:`SimCupy`); return the fake cupy module."""
-    from minigrad import backend  # noqa: PLC0415
-    from minigrad.kernels import _cuda  # noqa: PLC0415
-
-    sim = SimCupy(compiler, sm_count)
-    monkeypatch.setattr(backend, "_import_cupy", lambda: sim)
-    monkeypatch.setattr(_cuda, "_modules", {})
-    SimulatedKernel.launches = []
-    return sim
+    def get_function(self, expression: str) -> SimulatedKernel:
+        self.compile()
+        return SimulatedKernel(self.library, self.expressions.index(expression), self.code,
+                               expression)

@@ -1,11 +1,13 @@
 """The CUDA C of every fused kernel, executed on the CPU, compared with the NumPy branches.
 
-tests/kernels/cuda_sim.py compiles each ``kernels/*.cu`` with g++ against a small CUDA
-header (blocks one at a time, the threads of a block as real threads with barriers and warp
-shuffles) and runs it from the real launchers (``_forward_cuda`` / ``_backward_cuda``), as
-``_cuda.kernel`` compiles and looks it up with CuPy. So these tests catch bugs in the CUDA C
-itself (indexing, reductions, barriers, masks, numerics) without a GPU; test_cuda_launchers.py
-checks the launchers against NumPy stand-ins, and the ``gpu`` tests run the same code on a GPU.
+The fake CuPy (tests/fake_cuda) with simulated kernels: tests/kernels/cuda_sim.py compiles
+each ``kernels/*.cu`` with g++ against a small CUDA header (blocks one at a time, the threads
+of a block as real threads with barriers and warp shuffles), and the real launchers
+(``_forward_cuda`` / ``_backward_cuda``) run it, as ``_cuda.kernel`` compiles and looks it up
+with CuPy, each launch checked against the kernel's signature. So these tests catch bugs in the
+CUDA C itself (indexing, reductions, barriers, masks, numerics) without a GPU;
+test_cuda_launchers.py runs the launchers on the same fake CuPy with the kernels' maths in
+NumPy, and the ``gpu`` tests run the same code on a GPU.
 
 Sizes are small but not multiples of the block size, with several blocks, and the simulated
 device reports one SM, so that the grid-stride loops (at most 32 blocks per SM) wrap around.
@@ -14,10 +16,14 @@ Skipped when g++ cannot compile C++20.
 
 import re
 
+import fake_cuda
 import numpy as np
 import pytest
-from cuda_emulation import _keep, dev
-from cuda_sim import Compiler, SimulatedKernel, SimulationError, install, unavailable_reason
+from cuda_emulation import _keep
+from cuda_sim import SimulatedKernel, SimulationError, unavailable_reason
+from fake_cuda import _kernels
+from fake_cuda._kernels import LAUNCHES
+from fake_cuda.cupy import asnumpy
 from test_cuda_launchers import _mask, _node
 
 import minigrad as mg
@@ -31,17 +37,18 @@ TOL = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-4, ato
 
 
 @pytest.fixture(scope="session")
-def compiler(tmp_path_factory):
+def compiler():
+    """The fake CuPy's compiler of simulated kernels (skips without a C++20 g++)."""
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
-    return Compiler(tmp_path_factory.mktemp("cuda_sim"))
+    return _kernels.compiler()
 
 
 @pytest.fixture
 def sim(monkeypatch, compiler):
-    """The fake cupy module whose kernels are the CUDA C, simulated."""
-    return install(monkeypatch, compiler)
+    """The fake cupy module whose kernels are the CUDA C, simulated on a one-SM device."""
+    return fake_cuda.use(monkeypatch, kernels="simulated", sm_count=1)
 
 
 def _close(expected, actual, dtype, what=""):
@@ -53,7 +60,7 @@ def _close(expected, actual, dtype, what=""):
         if e is None or a is None:
             assert e is None and a is None, f"{what} result {k}: {e} vs {a}"
             continue
-        e, a = np.asarray(e), np.asarray(a)
+        e, a = asnumpy(e), asnumpy(a)
         assert a.dtype == np.dtype(dtype), f"{what} result {k}: dtype {a.dtype}"
         finite = np.abs(e[np.isfinite(e)])
         scale = max(1.0, float(finite.max())) if finite.size else 1.0
@@ -79,7 +86,7 @@ def _rng_arrays(rng, dtype, *shapes):
 def test_gelu(sim, dtype, approximate, n):
     x = np.concatenate([np.linspace(-9, 9, n - 2), [-1e4, 1e4]]).astype(dtype)
     ref = _node(kernels.gelu.FusedGeluFn, np, [x])
-    node = _node(kernels.gelu.FusedGeluFn, sim, [dev(x)])
+    node = _node(kernels.gelu.FusedGeluFn, sim, [sim.asarray(x)])
     _close(
         ref.forward(x, approximate=approximate),
         node.forward(node.inputs[0].data, approximate=approximate),
@@ -90,11 +97,11 @@ def test_gelu(sim, dtype, approximate, n):
     with mg.no_grad():
         _close(
             ref.backward(Tensor._make(gy)).data,
-            node.backward(Tensor._make(dev(gy))).data,
+            node.backward(Tensor._make(sim.asarray(gy))).data,
             dtype,
             "gx",
         )
-    assert SimulatedKernel.launches == ["gelu_fwd", "gelu_bwd"]
+    assert LAUNCHES == ["gelu_fwd", "gelu_bwd"]
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
@@ -109,13 +116,13 @@ def test_dropout(sim, monkeypatch, dtype, p, shape):
     class Generator:
         def randint(self, low, high, size, dtype):
             assert (low, high, size) == (0, 2**31 - 1, 2)
-            return dev(seed.astype(dtype))
+            return sim.asarray(seed.astype(dtype))
 
     monkeypatch.setattr(kernels.dropout.backend, "generator", lambda device: Generator())
     rng = np.random.default_rng(4)
     x = (rng.random(shape) + 1).astype(dtype)
-    node = _node(kernels.dropout.DropoutFn, sim, [dev(x)])
-    y = np.asarray(node.forward(node.inputs[0].data, p=p))
+    node = _node(kernels.dropout.DropoutFn, sim, [sim.asarray(x)])
+    y = asnumpy(node.forward(node.inputs[0].data, p=p))
     keep = _keep(x.size, seed, p).reshape(shape)
     scale = dtype(1 / (1 - p))
     np.testing.assert_array_equal(y, np.where(keep, x * scale, 0))
@@ -123,7 +130,7 @@ def test_dropout(sim, monkeypatch, dtype, p, shape):
         assert abs(keep.mean() - (1 - p)) < 0.02
     gy = rng.standard_normal(shape).astype(dtype)
     with mg.no_grad():
-        gx = np.asarray(node.backward(Tensor._make(dev(gy))).data)
+        gx = asnumpy(node.backward(Tensor._make(sim.asarray(gy))).data)
     np.testing.assert_array_equal(gx, np.where(keep, gy * scale, 0))
 
 
@@ -142,7 +149,7 @@ def test_layer_norm(sim, dtype, affine, shape):
     arrays = [a.astype(dtype) for a in [x] + wb]
     params = dict(n_dims=1, has_weight=affine[0], has_bias=affine[1], eps=1e-5)
     ref = _node(kernels.layer_norm.LayerNormFn, np, arrays)
-    node = _node(kernels.layer_norm.LayerNormFn, sim, [dev(a.copy()) for a in arrays])
+    node = _node(kernels.layer_norm.LayerNormFn, sim, [sim.asarray(a) for a in arrays])
     _close(
         ref.forward(*arrays, **params),
         node.forward(*[t.data for t in node.inputs], **params),
@@ -152,9 +159,9 @@ def test_layer_norm(sim, dtype, affine, shape):
     gy = rng.standard_normal(shape).astype(dtype)
     with mg.no_grad():
         g_ref = ref.backward(Tensor._make(gy))
-        g_sim = node.backward(Tensor._make(dev(gy)))
+        g_sim = node.backward(Tensor._make(sim.asarray(gy)))
     _close(tuple(g.data for g in g_ref), tuple(g.data for g in g_sim), dtype, "grads")
-    assert SimulatedKernel.launches == [
+    assert LAUNCHES == [
         "layer_norm_fwd",
         "layer_norm_bwd_dx",
         "layer_norm_bwd_dwdb",
@@ -191,23 +198,23 @@ def test_softmax_cross_entropy(sim, dtype, options, shape):
     )
     cls = kernels.softmax_cross_entropy.SoftmaxCrossEntropyFn
     ref = _node(cls, np, [x])
-    node = _node(cls, sim, [dev(x.copy())])
+    node = _node(cls, sim, [sim.asarray(x)])
     out_ref = ref.forward(
         x, target=Tensor._make(t), weight=None if w is None else Tensor._make(w), **params
     )
     out_sim = node.forward(
         node.inputs[0].data,
-        target=Tensor._make(dev(t)),
-        weight=None if w is None else Tensor._make(dev(w)),
+        target=Tensor._make(sim.asarray(t)),
+        weight=None if w is None else Tensor._make(sim.asarray(w)),
         **params,
     )
     _close(out_ref, out_sim, dtype, "loss")
     gy = np.asarray(rng.random(np.shape(out_ref)), dtype=dtype)
     with mg.no_grad():
         g_ref = ref.backward(Tensor._make(gy)).data
-        g_sim = node.backward(Tensor._make(dev(np.array(gy)))).data
+        g_sim = node.backward(Tensor._make(sim.asarray(gy))).data
     _close(g_ref, g_sim, dtype, "gx")
-    assert SimulatedKernel.launches == ["softmax_xent_fwd", "softmax_xent_bwd"]
+    assert LAUNCHES == ["softmax_xent_fwd", "softmax_xent_bwd"]
 
 
 # ---------------------------------------------------------------------------- optimizer
@@ -237,7 +244,7 @@ def test_adam(sim, dtype, options):
     group.update(ADAM_OPTIONS[options])
     shapes = [(3, 4), (5,), (1,), (70, 130)]
     results = []
-    for xp, wrap in ((np, np.asarray), (sim, dev)):
+    for xp, wrap in ((np, np.asarray), (sim, sim.asarray)):
         rng = np.random.default_rng(6)
         params, state = [], {}
         for s in shapes:
@@ -249,10 +256,10 @@ def test_adam(sim, dtype, options):
         flat = kernels.adam._Flat(xp, state, params, group["amsgrad"])
         kernels.adam._update(flat, params, 3.0, group)
         results.append(
-            tuple(np.array(t.data) for p in params for t in [p] + list(state[p].values()))
+            tuple(asnumpy(t.data) for p in params for t in [p] + list(state[p].values()))
         )
     _close(results[0], results[1], dtype, "parameters and moments")
-    assert SimulatedKernel.launches == ["adam_multi_tensor"]
+    assert LAUNCHES == ["adam_multi_tensor"]
 
 
 # ---------------------------------------------------------------------------- recurrences
@@ -282,16 +289,16 @@ def test_rnn(sim, kind, bias, lengths, reverse, dtype):
     arrays[0][0, 0] *= 1e4  # saturated gates stay finite
     arrays[n_states + 1] /= np.sqrt(H).astype(dtype)
     ref = _node(cls, np, arrays)
-    node = _node(cls, sim, [dev(a.copy()) for a in arrays])
-    masks = [None, None] if lengths is None else [_mask(lengths, T, cuda) for cuda in (0, 1)]
+    node = _node(cls, sim, [sim.asarray(a) for a in arrays])
+    masks = [None, None] if lengths is None else [_mask(lengths, T, xp) for xp in (np, sim)]
     out_ref = ref.forward(*arrays, mask=masks[0], reverse=reverse)
     out_sim = node.forward(*[t.data for t in node.inputs], mask=masks[1], reverse=reverse)
     _close(out_ref, out_sim, dtype, "outputs")
     gys = tuple(rng.standard_normal(o.shape).astype(dtype) for o in out_ref)
-    g_sim = node._backward_cuda(*[dev(g.copy()) for g in gys])
+    g_sim = node._backward_cuda(*[sim.asarray(g) for g in gys])
     _close(ref._backward_numpy(*gys), g_sim, dtype, "gradients")
     steps = [f"{kind}_step_fwd"] * T + [f"{kind}_step_bwd"] * T
-    assert SimulatedKernel.launches == steps
+    assert LAUNCHES == steps
 
 
 # ---------------------------------------------------------------------------- attention
@@ -328,16 +335,16 @@ def test_attention(sim, kind, dims, dtype):
     params = dict(is_causal=kind == "causal", scale=scale)
     ref = _node(kernels.attention.AttentionFn, np, [q, k, v])
     out_ref = ref.forward(q, k, v, mask=None if mask is None else Tensor._make(mask), **params)
-    node = _node(kernels.attention.AttentionFn, sim, [dev(a) for a in (q, k, v)])
+    node = _node(kernels.attention.AttentionFn, sim, [sim.asarray(a) for a in (q, k, v)])
     out_sim = node.forward(
         *[t.data for t in node.inputs],
-        mask=None if mask is None else Tensor._make(dev(mask)),
+        mask=None if mask is None else Tensor._make(sim.asarray(mask)),
         **params,
     )
     _close(out_ref, out_sim, dtype, "out")
     gy = rng.standard_normal(out_ref.shape).astype(dtype)
-    _close(ref._backward_numpy(gy), node._backward_cuda(dev(gy)), dtype, "dq, dk, dv")
-    assert SimulatedKernel.launches == [
+    _close(ref._backward_numpy(gy), node._backward_cuda(sim.asarray(gy)), dtype, "dq, dk, dv")
+    assert LAUNCHES == [
         "flash_attn_fwd",
         "flash_attn_bwd_dq",
         "flash_attn_bwd_dkdv",
@@ -434,18 +441,20 @@ def test_simulator_blocks_and_shared_memory(sim, block):
     size = int(np.prod(block))
     n = 2 * size + 5
     x = np.arange(n, dtype=np.float64)
-    y = np.full(n, -1.0)
-    _self_test_kernel(sim, "reverse_blocks")((3,), block, (x, y, np.int32(n)), shared_mem=size * 8)
+    y = sim.full(n, -1.0)
+    _self_test_kernel(sim, "reverse_blocks")(
+        (3,), block, (sim.asarray(x), y, np.int32(n)), shared_mem=size * 8
+    )
     i = np.arange(n)
     src = i // size * size + size - 1 - i % size  # the mirror of i in its block
-    np.testing.assert_array_equal(y, np.where(src < n, x[np.minimum(src, n - 1)], 0))
+    np.testing.assert_array_equal(y.get(), np.where(src < n, x[np.minimum(src, n - 1)], 0))
 
 
 def test_simulator_warp_shuffles(sim):
     x = np.arange(64, dtype=np.float64) ** 2
-    y = np.zeros(4 * 64)
-    _self_test_kernel(sim, "warp_shuffles")((2,), (32,), (x, y))
-    y = y.reshape(64, 4)
+    y = sim.zeros(4 * 64)
+    _self_test_kernel(sim, "warp_shuffles")((2,), (32,), (sim.asarray(x), y))
+    y = y.get().reshape(64, 4)
     lane = np.arange(64) % 32
     warp = np.arange(64) // 32
     np.testing.assert_array_equal(y[:, 0], x.reshape(2, 32).sum(axis=1)[warp])
@@ -468,7 +477,7 @@ def test_simulator_warp_shuffles(sim):
 )
 def test_simulator_reports_undefined_behaviour(sim, monkeypatch, which, block, shared, message):
     monkeypatch.setattr(SimulatedKernel, "timeout_s", 0.5)
-    y = np.zeros(64)
+    y = sim.zeros(64)
     with pytest.raises(SimulationError, match=re.escape(message)):
         _self_test_kernel(sim, which)((1,), block, (y,), shared_mem=shared)
 
@@ -483,10 +492,12 @@ def test_simulator_reports_a_partial_warp_shuffle(sim):
     ).get_function("layer_norm_fwd<double>")
     N, D = 2, 100
     x = np.random.default_rng(0).standard_normal((N, D))
-    out = [np.empty((N, D)), np.empty((N, D)), np.empty((N, 1))]
-    args = (x, np.ones(D), np.zeros(D), *out, np.int32(N), np.int32(D), np.float64(1e-5))
+    out = [sim.empty((N, D)), sim.empty((N, D)), sim.empty((N, 1))]
+    args = (sim.asarray(x), sim.ones(D), sim.zeros(D), *out, np.int32(N), np.int32(D),
+            np.float64(1e-5))
     fn((N,), (64,), args)  # whole warps: fine
-    np.testing.assert_allclose(out[2][:, 0], 1 / np.sqrt(x.var(axis=1) + 1e-5), rtol=1e-12)
+    np.testing.assert_allclose(out[2].get()[:, 0], 1 / np.sqrt(x.var(axis=1) + 1e-5),
+                               rtol=1e-12)
     with pytest.raises(SimulationError, match="which is not running"):
         fn((N,), (48,), args)
 
