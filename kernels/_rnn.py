@@ -1,48 +1,36 @@
-"""What the fused LSTM and GRU layers (kernels/lstm.py, kernels/gru.py) share: the dispatch of
-a recurrent layer ``Function`` to its NumPy or CUDA implementation, the step order of the
-reverse direction, the padding masks, and a one-exp tanh."""
+"""What the fused LSTM and GRU layers (kernels/lstm.py, kernels/gru.py) share: the step order of
+the reverse direction, the padding masks, the CUDA host loops through time, the gradients of
+the weights (one GEMM over all steps), and a one-exp tanh.
+
+Both layers run backpropagation through time as written, step by step, in kernels/bptt.py;
+they differ from it in where the numbers live (preallocated (T, ...) buffers, in place), in
+the padding masks and the reverse direction, and in one GEMM for the weights after the loop.
+"""
 
 from __future__ import annotations
 
 import numpy as np
 
-from minigrad.autograd import Function, is_grad_enabled
-from minigrad.fused import reference_grads
-from minigrad.tensor import Tensor
+from minigrad.fused import FusedFunction
+
+from . import _cuda
 
 
-class RecurrentFn(Function):
+class RecurrentFn(FusedFunction):
     """A whole recurrent layer, one direction: ``(x_proj, *states, W_hh[, b_hh])`` -> its
-    output and final states. A subclass sets ``N_ARRAYS`` (the inputs before the optional
-    bias), ``reference`` (the composite layer function of ``nn.rnn``, by name) and implements
-    ``_forward_numpy/_forward_cuda(*arrays, b_hh)`` and ``_backward_numpy/_backward_cuda(
-    gy, *g_states)``."""
+    output and final states, with the forward parameters ``mask`` ((T, B, 1) bool, True at
+    valid steps, or None) and ``reverse``.
+
+    A subclass sets ``N_ARRAYS`` (the inputs before the optional bias) and ``CUDA_SOURCE``,
+    ``CUDA_KERNELS`` (its ``.cu`` step kernels), and writes the four implementations with the
+    bias last and optional (``_forward_numpy(x_proj, *states, w_hh, b_hh=None)``).
+    """
 
     N_ARRAYS: int
-    REFERENCE: str
-
-    def forward(self, *arrays, mask=None, reverse=False):
-        self.mask, self.reverse = mask, reverse
-        core, b = arrays[:self.N_ARRAYS], (arrays[self.N_ARRAYS:] or (None,))[0]
-        if self.xp is np:
-            return self._forward_numpy(*core, b)
-        return self._forward_cuda(*core, b)
-
-    def backward(self, *grads_out):
-        if is_grad_enabled():  # create_graph=True: differentiate the composite instead
-            return reference_grads(self._reference, self.inputs, grads_out)
-        arrays = [g.data for g in grads_out]
-        if self.xp is np:
-            grads = self._backward_numpy(*arrays)
-        else:
-            grads = self._backward_cuda(*arrays)
-        return tuple(None if g is None else Tensor._make(g) for g in grads)
-
-    def _reference(self, *arrays):
-        from minigrad.nn import rnn  # noqa: PLC0415
-
-        core, b = arrays[:self.N_ARRAYS], (arrays[self.N_ARRAYS:] or (None,))[0]
-        return getattr(rnn, self.REFERENCE)(*core, b, self.mask, self.reverse)
+    CUDA_SOURCE: str
+    CUDA_KERNELS: tuple
+    mask = None
+    reverse = False
 
     # ---------------------------------------------------------------- steps and masks
     def _step_order(self, a):
@@ -56,12 +44,89 @@ class RecurrentFn(Function):
         pad = ~self._step_order(self.mask.data)
         return pad, pad.any(axis=(1, 2)).tolist()
 
+    def _output(self, hs):
+        """The layer's output from the states ``hs`` (T + 1, B, H) of processing order: time
+        order, zeros at padded steps."""
+        out = self._step_order(hs[1:])  # (T, B, H) in time order
+        if self.mask is not None:
+            out = out * self.mask.data  # padded steps output zeros
+        return out
+
+    def _upstream(self, gy):
+        """The output's gradient in processing order (padded outputs are constant zeros)."""
+        if self.mask is not None:
+            gy = gy * self.mask.data
+        return self._step_order(gy)
+
+    def _input_grads(self, d_all, hs, gx, g_states) -> tuple:
+        """One gradient per input, from the gradients at the recurrent pre-activations of every
+        step, ``d_all`` (T, B, G) = d(h W_hh^T + b_hh): ONE GEMM over all steps gives
+        ``dW_hh = d_all^T h_prev_all`` ((T*B, G)^T @ (T*B, H)) and a sum gives ``db_hh``.
+        ``gx`` (processing order) and ``g_states`` are the other inputs' gradients."""
+        needs = self.needs_input_grad
+        n = self.N_ARRAYS
+        T, B, G = d_all.shape
+        rows = d_all.reshape(T * B, G)
+        gw = rows.T @ hs[:T].reshape(T * B, -1) if needs[n - 1] else None
+        gx = self._step_order(gx) if needs[0] else None
+        grads = (gx,) + tuple(g if need else None for g, need in zip(g_states, needs[1:n - 1]))
+        if len(needs) == n:  # no bias
+            return grads + (gw,)
+        return grads + (gw, rows.sum(axis=0) if needs[n] else None)
+
+    # ---------------------------------------------------------------- CUDA host
     def _valid_cuda(self, T, B):
         """(T, B) uint8 "valid step" flags in processing order (all ones without a mask)."""
         xp = self.xp
         if self.mask is None:
             return xp.ones((T, B), dtype=np.uint8)
         return xp.ascontiguousarray(self._step_order(self.mask.data[:, :, 0])).astype(np.uint8)
+
+    def _kernel(self, which, dtype, device_id):
+        return _cuda.kernel(self.CUDA_SOURCE, self.CUDA_KERNELS, which, dtype, device_id)
+
+    def _inputs_cuda(self, x_proj, w_hh, b_hh):
+        """``(xs, bias, w_t, valid, grid, block)``: the step kernels' shared arguments, x_proj
+        in processing order, b_hh (zeros without), ``W_hh^T`` and the valid flags, all
+        contiguous, and the launch geometry over the ``B * H`` (row, unit) pairs."""
+        xp = self.xp
+        T, B, G = x_proj.shape
+        H = w_hh.shape[1]
+        xs = xp.ascontiguousarray(self._step_order(x_proj))
+        bias = xp.ascontiguousarray(b_hh) if b_hh is not None else xp.zeros(G, dtype=w_hh.dtype)
+        w_t = xp.ascontiguousarray(w_hh.T)  # (H, G)
+        grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(x_proj.device.id))
+        return xs, bias, w_t, self._valid_cuda(T, B), grid, block
+
+    def _forward_steps_cuda(self, which, geometry, args, hs, w_t, gemm_out):
+        """Forward through time on the GPU: per step k, one cuBLAS GEMM ``hs[k] @ W_hh^T`` into
+        ``gemm_out[k]``, then the step kernel ``which`` with ``args`` and k (the kernel indexes
+        the (T, ...) buffers itself: no per-step views on the host)."""
+        xp = self.xp
+        kernel = self._kernel(which, hs.dtype, hs.device.id)
+        grid, block = geometry
+        for k in range(hs.shape[0] - 1):
+            xp.matmul(hs[k], w_t, out=gemm_out[k])
+            kernel(grid, block, args + (np.int32(k),))
+
+    def _backward_steps_cuda(self, which, geometry, args, d_all, w_hh, gh_n):
+        """Backward through time on the GPU: per step k, from the last, the step kernel
+        ``which`` with ``(dh_mm, dh_keep, *args, k)``, then one cuBLAS GEMM
+        ``dh_mm = d_all[k] @ W_hh`` (the recurrent part of dh for the step before). The kernel
+        sums dh = dh_mm + dh_keep + gy[k] and leaves in ``dh_keep`` the part of dh that reaches
+        the previous state directly. Returns the gradient of h0."""
+        xp = self.xp
+        T, B, _ = d_all.shape
+        kernel = self._kernel(which, d_all.dtype, d_all.device.id)
+        grid, block = geometry
+        dh_mm = xp.zeros((B, gh_n.shape[1]), dtype=d_all.dtype)  # zero after the last step
+        dh_keep = xp.array(gh_n, dtype=d_all.dtype)  # a copy: updated in place
+        args = (dh_mm, dh_keep) + args
+        for k in range(T - 1, -1, -1):
+            kernel(grid, block, args + (np.int32(k),))
+            xp.matmul(d_all[k], w_hh, out=dh_mm)
+        dh_mm += dh_keep  # rows padded at the first step pass their gradient to h0
+        return dh_mm
 
 
 def tanh_into(x, out):

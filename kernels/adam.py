@@ -57,43 +57,40 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigrad import backend
-from minigrad.optim.adam import _advance_state, _effective_grad
+from minigrad import backend, references
+from minigrad.fused import register_kernel
 
 from . import _cuda, _numpy
 
 CUDA_KERNELS = ("adam_multi_tensor",)
+register_kernel("adam")  # not a Function: an optimizer step, dispatched by optim.Adam
 
-_CACHE_ATTR = "_fused_adam_flat"  # optimizer attribute: {id(group): flat buffers}
+_CACHE_ATTR = "_fused_adam_flat"  # optimizer attribute: {id(group): flat moment buffers}
 
 
-def step_group(optimizer, group: dict) -> None:
-    """One fused Adam/AdamW step for every parameter of ``group`` that has a gradient.
-
-    The per-parameter state is made and counted by ``optim.adam._advance_state``, as in
-    ``Adam.step``.
+def step_group(optimizer, group: dict, params: list, steps: list) -> None:
+    """One fused Adam/AdamW step for ``params``, the parameters of ``group`` that have a
+    gradient, whose state ``Adam.step`` has made and counted: ``steps`` are their step numbers.
     """
     amsgrad = group["amsgrad"]
     state = optimizer.state
     buckets: dict = {}
-    for p in group["params"]:
-        if p.grad is None:
-            continue
-        _, step = _advance_state(state, p, amsgrad)
+    for p, step in zip(params, steps):
         key = (step, p.data.dtype, None if type(p.data) is np.ndarray else p.data.device.id)
         buckets.setdefault(key, []).append(p)
     cache = optimizer.__dict__.setdefault(_CACHE_ATTR, {})
-    for n, ((step, _, _), params) in enumerate(buckets.items()):
-        flat = _flat_buffers(cache, (id(group), n), state, params, amsgrad)
-        _update(flat, params, step, group)
+    for n, ((step, _, _), bucket) in enumerate(buckets.items()):
+        flat = _flat_moments(cache, (id(group), n), state, bucket, amsgrad)
+        _update(flat, bucket, step, group)
 
 
 # ---------------------------------------------------------------------------- flat buffers
 
 
-class _Flat:
-    """The flat moment buffers of one bucket, the views handed to the state tensors, and the
-    segments the CPU update walks."""
+class _FlatMoments:
+    """The moments of one bucket of parameters in one flat buffer per moment (``exp_avg``,
+    ``exp_avg_sq``[, ``max_exp_avg_sq``]), the views of them handed to the state tensors, and
+    the segments the CPU update walks."""
 
     def __init__(self, xp, state, params, amsgrad):
         self.ids = tuple(id(p) for p in params)
@@ -165,10 +162,12 @@ def _segments(offsets, size: int = SEGMENT) -> list:
     return runs
 
 
-def _flat_buffers(cache, key, state, params, amsgrad) -> _Flat:
+def _flat_moments(cache, key, state, params, amsgrad) -> _FlatMoments:
+    """The bucket's flat moments from ``cache``, rebuilt when the parameters or a state tensor
+    changed (``load_state_dict``) or amsgrad was switched."""
     flat = cache.get(key)
     if flat is None or len(flat.buffers) != 2 + amsgrad or not flat.valid_for(state, params):
-        flat = _Flat(backend.array_module(params[0].data), state, params, amsgrad)
+        flat = _FlatMoments(backend.array_module(params[0].data), state, params, amsgrad)
         cache[key] = flat
     return flat
 
@@ -176,7 +175,7 @@ def _flat_buffers(cache, key, state, params, amsgrad) -> _Flat:
 # ---------------------------------------------------------------------------- the update
 
 
-def _update(flat: _Flat, params, step: float, group: dict) -> None:
+def _update(flat: _FlatMoments, params, step: float, group: dict) -> None:
     beta1, beta2 = group["betas"]
     lr, eps, wd = group["lr"], group["eps"], group["weight_decay"]
     maximize = group["maximize"]
@@ -221,7 +220,7 @@ def _update(flat: _Flat, params, step: float, group: dict) -> None:
             theta = None
             if wd != 0 and not decoupled:
                 theta = np.concatenate(p_views)
-        g = _effective_grad(theta, grad, wd, maximize, decoupled)  # as the reference
+        g = references.adam_effective_grad(theta, grad, wd, maximize, decoupled)
         m = flat.buffers["exp_avg"][lo:hi]
         v = flat.buffers["exp_avg_sq"][lo:hi]
         # NOTE: a fresh scratch per segment, not a flat one: the allocator hands back the block
@@ -254,13 +253,11 @@ def _update(flat: _Flat, params, step: float, group: dict) -> None:
     _numpy.run_chunks(segment, flat.segments)  # MINIGRAD_NUM_THREADS threads (default 1)
 
 
-def _update_each(flat: _Flat, params, step: float, group: dict) -> None:
+def _update_each(flat: _FlatMoments, params, step: float, group: dict) -> None:
     """The reference update, parameter by parameter (the state views stay in the flats)."""
-    from minigrad.optim.adam import _adam_update  # noqa: PLC0415
-
     beta1, beta2 = group["betas"]
     for p, entry in zip(params, flat.views):
-        _adam_update(p.data, p.grad.data, entry["exp_avg"], entry["exp_avg_sq"],
+        references.adam_update(p.data, p.grad.data, entry["exp_avg"], entry["exp_avg_sq"],
                      entry.get("max_exp_avg_sq"), step=step, lr=group["lr"], beta1=beta1,
                      beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],
                      maximize=group["maximize"],

@@ -37,8 +37,8 @@ import math
 
 import numpy as np
 
-from minigrad.autograd import Function, is_grad_enabled
-from minigrad.fused import reference_grads
+from minigrad import references
+from minigrad.fused import FusedFunction
 from minigrad.tensor import Tensor
 
 from . import _cuda
@@ -51,28 +51,16 @@ CUDA_VARIANTS = {"flash_attn_fwd": (64, 128), "flash_attn_bwd_dkdv": (64, 128),
 MAX_HEAD_DIM_CUDA = 128
 
 
-class AttentionFn(Function):
+class AttentionFn(FusedFunction, kernel="attention"):
     """(q, k, v) -> softmax(q k^T * scale + mask) @ v; see the module docstring."""
 
-    def forward(self, q, k, v, *, mask, is_causal, scale):
-        self.mask, self.is_causal, self.scale = mask, is_causal, scale
-        if self.xp is np:
-            return self._forward_numpy(q, k, v)
-        return self._forward_cuda(q, k, v)
+    mask: Tensor | None  # forward parameters: sdpa's attn_mask (bool: True = may attend),
+    is_causal: bool
+    scale: float
 
-    def backward(self, gy):
-        if is_grad_enabled():  # create_graph=True: differentiate the composite instead
-            return reference_grads(self._reference, self.inputs, (gy,))
-        if self.xp is np:
-            grads = self._backward_numpy(gy.data)
-        else:
-            grads = self._backward_cuda(gy.data)
-        return tuple(Tensor._make(g) for g in grads)
-
-    def _reference(self, q, k, v):
-        from minigrad.nn.attention import _sdpa_reference  # noqa: PLC0415
-
-        return _sdpa_reference(q, k, v, self.mask, 0.0, self.is_causal, self.scale)
+    def reference(self, q, k, v):
+        return references.scaled_dot_product_attention(q, k, v, self.mask, self.is_causal,
+                                                       self.scale)
 
     # ---------------------------------------------------------------- NumPy
     def _additive_mask(self, L, S, dtype):
@@ -343,10 +331,8 @@ def flash_geometry(rows: int, E: int, Ev: int, bh: int, itemsize: int = 4, extra
 # ---------------------------------------------------------------------------- entry point
 
 
-def supported(query: Tensor, key: Tensor, value: Tensor, attn_mask, dropout_p: float) -> bool:
+def supported(query: Tensor, value: Tensor, attn_mask) -> bool:
     """The fused kernel's domain (see the module docstring's fallback rule)."""
-    if dropout_p > 0.0:
-        return False
     if attn_mask is not None and attn_mask.requires_grad:
         return False
     if type(query.data) is not np.ndarray and max(query.shape[-1], value.shape[-1]) > \
@@ -355,15 +341,14 @@ def supported(query: Tensor, key: Tensor, value: Tensor, attn_mask, dropout_p: f
     return True
 
 
-def apply(query: Tensor, key: Tensor, value: Tensor, attn_mask=None, dropout_p: float = 0.0,
-          is_causal: bool = False, scale=None) -> Tensor:
-    """Attention with the arguments of ``nn.attention._sdpa_reference``: the fused kernel in
-    its domain (:func:`supported`), the reference outside it."""
+def apply(query: Tensor, key: Tensor, value: Tensor, attn_mask=None, is_causal: bool = False,
+          scale=None) -> Tensor:
+    """Attention with the arguments of ``references.scaled_dot_product_attention``: the fused
+    kernel in its domain (:func:`supported`), the reference outside it."""
     if scale is None:
         scale = 1.0 / math.sqrt(query.shape[-1])
-    if not supported(query, key, value, attn_mask, dropout_p):
-        from minigrad.nn.attention import _sdpa_reference  # noqa: PLC0415
-
-        return _sdpa_reference(query, key, value, attn_mask, dropout_p, is_causal, scale)
+    if not supported(query, value, attn_mask):
+        return references.scaled_dot_product_attention(query, key, value, attn_mask, is_causal,
+                                                       scale)
     return AttentionFn.apply(query, key, value, mask=attn_mask, is_causal=is_causal,
                              scale=float(scale))

@@ -1,6 +1,6 @@
 """Fused inverted dropout: the mask drawn, applied and kept for the backward in one ``Function``.
 
-What is fused: :func:`minigrad.nn.functional._dropout_reference` (the reference)::
+What is fused: :func:`minigrad.references.dropout` (the reference)::
 
     y = x * m / (1 - p),  m_i = [u_i >= p],  u_i ~ U[0, 1)
     dx = dy * m / (1 - p)
@@ -31,8 +31,8 @@ import math
 
 import numpy as np
 
-from minigrad import backend
-from minigrad.autograd import Function, is_grad_enabled
+from minigrad import backend, references
+from minigrad.fused import FusedFunction
 from minigrad.tensor import Tensor
 
 from . import _cuda
@@ -40,39 +40,38 @@ from . import _cuda
 CUDA_KERNELS = ("dropout_fwd", "dropout_bwd")
 
 
-class DropoutFn(Function):
+class DropoutFn(FusedFunction, kernel="dropout"):
     """y = x * m / (1 - p);  dx = dy * m / (1 - p)."""
 
-    def forward(self, x, p):
-        self.p = p
-        dt = x.dtype.type
-        if self.xp is not np:
-            return self._forward_cuda(x, p)
-        self.mask = _keep_mask(x.shape, p)
-        self.scale = dt(1.0 / (1.0 - p))
+    p: float  # the drop probability (a forward parameter)
+
+    def reference(self, x):
+        # this call's mask as a constant: the composite's backward is dy * m / (1 - p)
+        return x * Tensor._make(self._scaled_mask(x.data))
+
+    def _scaled_mask(self, like):
+        """m / (1 - p) as an array of ``like``'s dtype."""
+        if self.xp is np:
+            mask = self.mask.astype(like.dtype)
+            mask *= like.dtype.type(self.scale)
+            return mask
+        return self._backward_cuda(self.xp.ones(like.shape, dtype=like.dtype))  # from the seed
+
+    # ---------------------------------------------------------------- NumPy
+    def _forward_numpy(self, x):
+        self.mask = _keep_mask(x.shape, self.p)
+        self.scale = x.dtype.type(1.0 / (1.0 - self.p))
         y = np.multiply(x, self.scale)
         y *= self.mask
         return y
 
-    def backward(self, gy):
-        if is_grad_enabled():  # create_graph=True: record dy * m / (1 - p)
-            return gy * Tensor._make(self._mask_array(gy.data))
-        if self.xp is np:
-            gx = np.multiply(gy.data, self.scale)
-            gx *= self.mask
-            return Tensor._make(gx)
-        return Tensor._make(self._backward_cuda(gy.data))
-
-    def _mask_array(self, like):
-        if self.xp is np:  # the scaled mask m / (1 - p), in the gradient's dtype
-            mask = self.mask.astype(like.dtype)
-            mask *= like.dtype.type(self.scale)
-            return mask
-        ones = self.xp.ones(like.shape, dtype=like.dtype)
-        return self._backward_cuda(ones)  # the mask, regenerated from the seed
+    def _backward_numpy(self, gy):
+        gx = np.multiply(gy, self.scale)
+        gx *= self.mask
+        return gx
 
     # ---------------------------------------------------------------- CUDA
-    def _forward_cuda(self, x, p):
+    def _forward_cuda(self, x):
         xp = self.xp
         dev = x.device.id
         gen = backend.generator(backend.Device("cuda", dev))
@@ -130,10 +129,8 @@ def _keep_mask(shape, p: float) -> np.ndarray:
 
 
 def apply(input: Tensor, p: float) -> Tensor:
-    """Dropout with the arguments of ``F._dropout_reference`` (``0 <= p <= 1``, training).
+    """Dropout with the arguments of ``references.dropout`` (``0 <= p <= 1``, training).
     ``p == 1`` (all dropped, no mask needed) runs the reference."""
     if p >= 1.0:
-        from minigrad.nn.functional import _dropout_reference  # noqa: PLC0415
-
-        return _dropout_reference(input, p)
+        return references.dropout(input, p)
     return DropoutFn.apply(input, p=p)

@@ -1,7 +1,7 @@
 """Fused GELU, exact and tanh-approximated: the output and its derivative in one pass set.
 
-What is fused: :func:`minigrad.nn.functional._gelu_reference` (the reference, the ``GeluFn``
-primitive, whose backward is a composite that evaluates erf a second time)::
+What is fused: :func:`minigrad.references.gelu` (the reference, the ``GeluFn`` primitive, whose
+backward is a composite that evaluates erf a second time)::
 
     exact:  y = x Phi(x),                      dy/dx = Phi(x) + x phi(x)
     tanh:   y = x/2 (1 + tanh u),  u = k (x + 0.044715 x^3),  k = sqrt(2/pi)
@@ -28,8 +28,9 @@ import math
 
 import numpy as np
 
-from minigrad.autograd import Function, is_grad_enabled
-from minigrad.fused import reference_grads
+from minigrad import references
+from minigrad.fused import FusedFunction
+from minigrad.ops.elementwise import erf_array
 from minigrad.tensor import Tensor
 
 from . import _cuda
@@ -45,14 +46,17 @@ _INV_SQRT_2PI = 1 / math.sqrt(2 * math.pi)
 _K_TANH = math.sqrt(2 / math.pi)
 
 
-class FusedGeluFn(Function):
+class FusedGeluFn(FusedFunction, kernel="gelu"):
     """y = gelu(x) (exact or tanh);  gx = gy * dy/dx, dy/dx formed in the forward."""
 
-    def forward(self, x, approximate="none"):
-        self.approximate = approximate
-        if self.xp is not np:
-            return self._forward_cuda(x)
-        fn = _gelu_tanh if approximate == "tanh" else _gelu_exact
+    approximate = "none"  # or "tanh" (a forward parameter)
+
+    def reference(self, x):
+        return references.gelu(x, self.approximate)
+
+    # ---------------------------------------------------------------- NumPy
+    def _forward_numpy(self, x):
+        fn = _gelu_tanh if self.approximate == "tanh" else _gelu_exact
         flat = np.ascontiguousarray(x).reshape(-1)
         y, dydx = np.empty_like(flat), np.empty_like(flat)
 
@@ -63,17 +67,8 @@ class FusedGeluFn(Function):
         self.dydx = dydx.reshape(x.shape)
         return y.reshape(x.shape)
 
-    def backward(self, gy):
-        if is_grad_enabled():  # create_graph=True: differentiate the composite instead
-            return reference_grads(self._reference, self.inputs, (gy,))
-        if self.xp is np:
-            return Tensor._make(np.multiply(gy.data, self.dydx))
-        return Tensor._make(self._backward_cuda(gy.data))
-
-    def _reference(self, x):
-        from minigrad.nn.functional import _gelu_reference  # noqa: PLC0415
-
-        return _gelu_reference(x, self.approximate)
+    def _backward_numpy(self, gy):
+        return np.multiply(gy, self.dydx)
 
     # ---------------------------------------------------------------- CUDA
     def _forward_cuda(self, x):
@@ -105,8 +100,6 @@ def _normal_cdf_pdf(x):
     """(Phi(x), phi(x)) in x's dtype; see the module docstring for the float32 method."""
     dt = x.dtype.type
     if x.dtype == np.float64:
-        from minigrad.ops.elementwise import erf_array  # noqa: PLC0415
-
         cdf = erf_array(np, x * dt(_SQRT_HALF))
         cdf += 1
         cdf *= dt(0.5)
@@ -178,5 +171,5 @@ def _gelu_tanh(x):
 
 
 def apply(input: Tensor, approximate: str = "none") -> Tensor:
-    """GELU with the arguments of ``F._gelu_reference`` (approximate checked there)."""
+    """GELU with the arguments of ``references.gelu`` (``approximate`` checked by F.gelu)."""
     return FusedGeluFn.apply(input, approximate=approximate)

@@ -37,23 +37,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from minigrad import references
 from minigrad.tensor import Tensor
 
-from . import _cuda
 from ._rnn import RecurrentFn, tanh_into
 
 CUDA_KERNELS = ("gru_step_fwd", "gru_step_bwd")
 
 
-class GRUFn(RecurrentFn):
+class GRUFn(RecurrentFn, kernel="gru"):
     """(x_proj, h0, W_hh[, b_hh]) -> (output, h_n) for one GRU layer and direction; the
     gradients of all inputs by backpropagation through time (see the module docstring)."""
 
     N_ARRAYS = 3
-    REFERENCE = "_gru_layer"
+    CUDA_SOURCE = "gru"
+    CUDA_KERNELS = CUDA_KERNELS
+
+    def reference(self, x_proj, h0, w_hh, b_hh=None):
+        return references.gru_layer(x_proj, h0, w_hh, b_hh, self.mask, self.reverse)
 
     # ---------------------------------------------------------------- NumPy
-    def _forward_numpy(self, x_proj, h0, w_hh, b_hh):
+    def _forward_numpy(self, x_proj, h0, w_hh, b_hh=None):
         T, B, G = x_proj.shape
         H = G // 3
         dt = x_proj.dtype
@@ -93,19 +97,14 @@ class GRUFn(RecurrentFn):
                 if any_pad and any_pad[k]:  # padded rows keep their state
                     np.copyto(h, hs[k], where=pad[k])
         self.saved = (ps, rz, ns, hs, w_hh)
-        out = self._step_order(hs[1:])  # (T, B, H) in time order
-        if self.mask is not None:
-            out = out * self.mask.data  # padded steps output zeros
-        return out, hs[T]
+        return self._output(hs), hs[T]
 
     def _backward_numpy(self, gy, gh_n):
         ps, rz, ns, hs, w_hh = self.saved
         T, B, G = ps.shape
         H = G // 3
         dt = ps.dtype
-        if self.mask is not None:
-            gy = gy * self.mask.data  # padded outputs are constant zeros
-        gy = self._step_order(gy)
+        gy = self._upstream(gy)
         pad, any_pad = self._padded_rows()
         dp_all = np.empty((T, B, G), dtype=dt)  # d(h @ W_hh^T + b_hh) of every step
         dxn_all = np.empty((T, B, H), dtype=dt)  # d(x_n) of every step
@@ -113,7 +112,7 @@ class GRUFn(RecurrentFn):
         dh_next = np.empty((B, H), dtype=dt)
         tmp = np.empty((B, H), dtype=dt)
         deriv = np.empty((B, 2 * H), dtype=dt)
-        for k in range(T - 1, -1, -1):
+        for k in range(T - 1, -1, -1):  # bptt.gru_backward's steps 1-7, in place
             dh += gy[k]
             s, n, dp, dxn = rz[k], ns[k], dp_all[k], dxn_all[k]
             r, z = s[:, :H], s[:, H:]
@@ -141,82 +140,45 @@ class GRUFn(RecurrentFn):
             if padded:
                 np.copyto(dh_next, dh, where=pad[k])
             dh, dh_next = dh_next, dh
-
-        needs = self.needs_input_grad
-        dp_rows = dp_all.reshape(T * B, G)
-        gx = gw = gb = None
-        if needs[0]:
+        gx = None
+        if self.needs_input_grad[0]:
             gx = np.empty((T, B, G), dtype=dt)  # dx = [dr_pre, dz_pre, dn_pre]
             gx[:, :, :2 * H] = dp_all[:, :, :2 * H]
             gx[:, :, 2 * H:] = dxn_all
-            gx = self._step_order(gx)
-        if needs[2]:
-            gw = dp_rows.T @ hs[:T].reshape(T * B, H)  # ONE GEMM over all steps: (3H, H)
-        if len(needs) > 3 and needs[3]:
-            gb = dp_rows.sum(axis=0)
-        return (gx, dh if needs[1] else None, gw) + ((gb,) if len(needs) > 3 else ())
+        return self._input_grads(dp_all, hs, gx, (dh,))
 
     # ---------------------------------------------------------------- CUDA
-    def _forward_cuda(self, x_proj, h0, w_hh, b_hh):
+    def _forward_cuda(self, x_proj, h0, w_hh, b_hh=None):
         xp = self.xp
         T, B, G = x_proj.shape
         H = G // 3
         dt = x_proj.dtype
-        dev = x_proj.device.id
-        fwd = _cuda.kernel("gru", CUDA_KERNELS, "gru_step_fwd", dt, dev)
-        xs = xp.ascontiguousarray(self._step_order(x_proj))
-        bias = xp.ascontiguousarray(b_hh) if b_hh is not None else xp.zeros(G, dtype=dt)
-        w_t = xp.ascontiguousarray(w_hh.T)  # (H, 3H)
-        ps = xp.empty((T, B, G), dtype=dt)
+        xs, bias, w_t, valid, *geometry = self._inputs_cuda(x_proj, w_hh, b_hh)
+        ps = xp.empty((T, B, G), dtype=dt)  # h @ W_hh^T of every step; the kernel adds b_hh
         rz = xp.empty((T, B, 2 * H), dtype=dt)
         ns = xp.empty((T, B, H), dtype=dt)
         hs = xp.empty((T + 1, B, H), dtype=dt)
         hs[0] = h0
-        valid = self._valid_cuda(T, B)
-        grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(dev))
-        for k in range(T):  # the kernel indexes the (T, ...) buffers itself
-            xp.matmul(hs[k], w_t, out=ps[k])
-            fwd(grid, block, (xs, ps, bias, hs, valid, rz, ns, np.int32(B), np.int32(H),
-                              np.int32(k)))
-        self.saved = (ps, rz, ns, hs, w_hh)
-        out = self._step_order(hs[1:])
-        if self.mask is not None:
-            out = out * self.mask.data
-        return out, hs[T]
+        args = (xs, ps, bias, hs, valid, rz, ns, np.int32(B), np.int32(H))
+        self._forward_steps_cuda("gru_step_fwd", geometry, args, hs, w_t, ps)
+        self.saved = (ps, rz, ns, hs, w_hh, valid, geometry)
+        return self._output(hs), hs[T]
 
     def _backward_cuda(self, gy, gh_n):
         xp = self.xp
-        ps, rz, ns, hs, w_hh = self.saved
+        ps, rz, ns, hs, w_hh, valid, geometry = self.saved
         T, B, G = ps.shape
-        H = G // 3
-        dt = ps.dtype
-        dev = ps.device.id
-        bwd = _cuda.kernel("gru", CUDA_KERNELS, "gru_step_bwd", dt, dev)
-        if self.mask is not None:
-            gy = gy * self.mask.data
-        gy = xp.ascontiguousarray(self._step_order(gy))
-        valid = self._valid_cuda(T, B)
-        dp_all = xp.empty((T, B, G), dtype=dt)
-        dx_all = xp.empty((T, B, G), dtype=dt)
-        dh_mm = xp.zeros((B, H), dtype=dt)  # dp @ W_hh of the step after (zero at the end)
-        dh_keep = xp.array(gh_n, dtype=dt)  # a copy: the rest of dh carried back
-        grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(dev))
-        for k in range(T - 1, -1, -1):
-            # one kernel: dh = dh_mm + dh_keep + gy[k]; gate gradients; dh_keep <- the part of
-            # dh that reaches h_prev directly (dh z, or all of dh on padded rows)
-            bwd(grid, block, (dh_mm, dh_keep, gy, ps, rz, ns, hs, valid, dp_all, dx_all,
-                              np.int32(B), np.int32(H), np.int32(k)))
-            xp.matmul(dp_all[k], w_hh, out=dh_mm)
-        dh_mm += dh_keep
-        needs = self.needs_input_grad
-        dp_rows = dp_all.reshape(T * B, G)
-        gw = dp_rows.T @ hs[:T].reshape(T * B, H) if needs[2] else None
-        gb = dp_rows.sum(axis=0) if len(needs) > 3 and needs[3] else None
-        gx = self._step_order(dx_all) if needs[0] else None
-        return (gx, dh_mm if needs[1] else None, gw) + ((gb,) if len(needs) > 3 else ())
+        gy = xp.ascontiguousarray(self._upstream(gy))
+        dp_all = xp.empty((T, B, G), dtype=ps.dtype)
+        dx_all = xp.empty((T, B, G), dtype=ps.dtype)
+        # per step, one kernel: dh = dh_mm + dh_keep + gy[k]; gate gradients; dh_keep <- the
+        # part of dh that reaches h_prev directly (dh z, or all of dh on padded rows)
+        args = (gy, ps, rz, ns, hs, valid, dp_all, dx_all, np.int32(B), np.int32(G // 3))
+        dh = self._backward_steps_cuda("gru_step_bwd", geometry, args, dp_all, w_hh, gh_n)
+        return self._input_grads(dp_all, hs, dx_all, (dh,))
 
 
 def apply(x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh, mask, reverse=False):
-    """The fused GRU layer; the arguments and results of ``nn.rnn._gru_layer``."""
+    """The fused GRU layer; the arguments and results of ``references.gru_layer``."""
     inputs = (x_proj, h0, w_hh) if b_hh is None else (x_proj, h0, w_hh, b_hh)
     return GRUFn.apply(*inputs, mask=mask, reverse=reverse)

@@ -1,7 +1,7 @@
 """Fused layer normalisation, forward and backward.
 
-What is fused: :func:`minigrad.nn.functional._layer_norm_reference` (the reference), over the
-trailing D = prod(normalized_shape) elements of each row::
+What is fused: :func:`minigrad.references.layer_norm` (the reference), over the trailing
+D = prod(normalized_shape) elements of each row::
 
     mu = mean(x);  var = mean((x - mu)^2)  (biased);  r = 1 / sqrt(var + eps)
     xhat = (x - mu) r;   y = xhat w + b
@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigrad.autograd import Function, is_grad_enabled
-from minigrad.fused import reference_grads
+from minigrad import references
+from minigrad.fused import FusedFunction
 from minigrad.tensor import Tensor
 
 from . import _cuda
@@ -33,48 +33,43 @@ from ._numpy import ROW_CHUNK, row_chunks, run_chunks
 CUDA_KERNELS = ("layer_norm_fwd", "layer_norm_bwd_dx", "layer_norm_bwd_dwdb")
 
 
-class LayerNormFn(Function):
-    """(x[, weight][, bias]) -> layer_norm(x) over the trailing ``n_dims`` dimensions."""
+class LayerNormFn(FusedFunction, kernel="layer_norm"):
+    """(x[, weight][, bias]) -> layer_norm(x) over the trailing ``n_dims`` dimensions.
 
-    def forward(self, x, *wb, n_dims, has_weight, has_bias, eps):
-        self.n_dims, self.has_weight, self.has_bias, self.eps = n_dims, has_weight, has_bias, eps
-        w = wb[0] if has_weight else None
-        b = wb[-1] if has_bias else None
-        D = int(np.prod(x.shape[x.ndim - n_dims:]))
+    The maths works on rows: x as (N, D), weight and bias as (D,); :meth:`forward` reshapes
+    them, and :meth:`_input_grads` gives the gradients the inputs' shapes back.
+    """
+
+    n_dims: int  # forward parameters: how many trailing dims are normalised,
+    has_weight: bool  # which of weight and bias follow x in the inputs,
+    has_bias: bool
+    eps: float  # and the epsilon added to the variance
+
+    def forward(self, x, *wb, **params):
+        self.__dict__.update(params)
+        w = wb[0] if self.has_weight else None
+        b = wb[-1] if self.has_bias else None
+        D = int(np.prod(x.shape[x.ndim - self.n_dims:]))
         rows = x.reshape(-1, D)  # (N, D); a copy only when x is not viewable so
         w = None if w is None else w.reshape(D)
         b = None if b is None else b.reshape(D)
-        if self.xp is np:
-            y = self._forward_numpy(rows, w, b)
-        else:
-            y = self._forward_cuda(rows, w, b)
-        return y.reshape(x.shape)
+        return super().forward(rows, w, b).reshape(x.shape)
 
-    def backward(self, gy):
-        if is_grad_enabled():  # create_graph=True: differentiate the composite instead
-            return reference_grads(self._reference, self.inputs, (gy,))
-        x = self.inputs[0]
-        D = self.xhat.shape[1]
-        g = gy.data.reshape(-1, D)
-        if self.xp is np:
-            gx, gw, gb = self._backward_numpy(g)
-        else:
-            gx, gw, gb = self._backward_cuda(g)
-        shape = x.shape[x.ndim - self.n_dims:]
-        grads = [Tensor._make(gx.reshape(x.shape))]
-        if self.has_weight:
-            grads.append(None if gw is None else Tensor._make(gw.reshape(shape)))
-        if self.has_bias:
-            grads.append(None if gb is None else Tensor._make(gb.reshape(shape)))
-        return tuple(grads)
-
-    def _reference(self, x, *wb):
-        from minigrad.nn.functional import _layer_norm_reference  # noqa: PLC0415
-
+    def reference(self, x, *wb):
         w = wb[0] if self.has_weight else None
         b = wb[-1] if self.has_bias else None
-        dims = tuple(range(-self.n_dims, 0))
-        return _layer_norm_reference(x, dims, w, b, self.eps)
+        return references.layer_norm(x, tuple(range(-self.n_dims, 0)), w, b, self.eps)
+
+    def _input_grads(self, gx, gw, gb) -> tuple:
+        """The row gradients in the inputs' shapes: (gx[, gw][, gb])."""
+        x = self.inputs[0]
+        shape = x.shape[x.ndim - self.n_dims:]
+        grads = [gx.reshape(x.shape)]
+        if self.has_weight:
+            grads.append(None if gw is None else gw.reshape(shape))
+        if self.has_bias:
+            grads.append(None if gb is None else gb.reshape(shape))
+        return tuple(grads)
 
     # ---------------------------------------------------------------- NumPy
     def _forward_numpy(self, x, w, b):
@@ -116,6 +111,7 @@ class LayerNormFn(Function):
     def _backward_numpy(self, gy):
         xhat, rstd, w = self.xhat, self.rstd, self.w
         N, D = xhat.shape
+        gy = gy.reshape(N, D)
         dt = xhat.dtype
         needs = self.needs_input_grad
         want_w = self.has_weight and needs[1]
@@ -149,7 +145,7 @@ class LayerNormFn(Function):
         # the partial sums in chunk order: the same numbers with any number of threads
         gw = np.sum([pw for pw, _ in parts], axis=0, dtype=dt) if want_w else None
         gb = np.sum([pb for _, pb in parts], axis=0, dtype=dt) if want_b else None
-        return gx, gw, gb
+        return self._input_grads(gx, gw, gb)
 
     # ---------------------------------------------------------------- CUDA
     def _forward_cuda(self, rows, w, b):
@@ -179,7 +175,7 @@ class LayerNormFn(Function):
         N, D = xhat.shape
         dt = xhat.dtype
         dev = xhat.device.id
-        gy = xp.ascontiguousarray(gy)
+        gy = xp.ascontiguousarray(gy.reshape(N, D))
         k_dx = _cuda.kernel("layer_norm", CUDA_KERNELS, "layer_norm_bwd_dx", dt, dev)
         k_dwdb = _cuda.kernel("layer_norm", CUDA_KERNELS, "layer_norm_bwd_dwdb", dt, dev)
         gx = xp.empty_like(gy)
@@ -189,7 +185,7 @@ class LayerNormFn(Function):
         gb = xp.empty(D, dtype=dt)
         grid, block = _cuda.grid_1d(D, block=128, sm_count=_cuda.sm_count(dev))
         k_dwdb(grid, block, (gy, xhat, gw, gb, np.int32(N), np.int32(D)))
-        return gx, gw, gb
+        return self._input_grads(gx, gw, gb)
 
 
 def apply(x: Tensor, normalized_shape, weight, bias, eps: float) -> Tensor:

@@ -38,23 +38,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from minigrad import references
 from minigrad.tensor import Tensor
 
-from . import _cuda
 from ._rnn import RecurrentFn, tanh_into
 
 CUDA_KERNELS = ("lstm_step_fwd", "lstm_step_bwd")
 
 
-class LSTMFn(RecurrentFn):
+class LSTMFn(RecurrentFn, kernel="lstm"):
     """(x_proj, h0, c0, W_hh[, b_hh]) -> (output, h_n, c_n) for one LSTM layer and direction;
     the gradients of all inputs by backpropagation through time (see the module docstring)."""
 
     N_ARRAYS = 4
-    REFERENCE = "_lstm_layer"
+    CUDA_SOURCE = "lstm"
+    CUDA_KERNELS = CUDA_KERNELS
+
+    def reference(self, x_proj, h0, c0, w_hh, b_hh=None):
+        return references.lstm_layer(x_proj, h0, c0, w_hh, b_hh, self.mask, self.reverse)
 
     # ---------------------------------------------------------------- NumPy
-    def _forward_numpy(self, x_proj, h0, c0, w_hh, b_hh):
+    def _forward_numpy(self, x_proj, h0, c0, w_hh, b_hh=None):
         T, B, G = x_proj.shape
         H = G // 4
         dt = x_proj.dtype
@@ -68,8 +72,8 @@ class LSTMFn(RecurrentFn):
             acts *= neg
         else:
             np.multiply(self._step_order(x_proj), neg, out=acts)
-        # (H, 4H), scaled like the pre-activations; row-major: the per-step GEMM reads it
-        # about 7% faster than the transposed view's column-major order
+        # (H, 4H), scaled like the pre-activations; row-major, the order the per-step GEMM
+        # reads fastest
         w_t = np.multiply(w_hh.T, neg, order="C")
         hs = np.empty((T + 1, B, H), dtype=dt)  # hs[k] is the state entering step k
         cs = np.empty((T + 1, B, H), dtype=dt)
@@ -100,19 +104,14 @@ class LSTMFn(RecurrentFn):
                     np.copyto(hs[k + 1], hs[k], where=pad[k])
                     np.copyto(c, cs[k], where=pad[k])
         self.saved = (acts, hs, cs, tcs, w_hh)
-        out = self._step_order(hs[1:])  # (T, B, H) in time order
-        if self.mask is not None:
-            out = out * self.mask.data  # padded steps output zeros
-        return out, hs[T], cs[T]
+        return self._output(hs), hs[T], cs[T]
 
     def _backward_numpy(self, gy, gh_n, gc_n):
         acts, hs, cs, tcs, w_hh = self.saved
         T, B, G = acts.shape
         H = G // 4
         dt = acts.dtype
-        if self.mask is not None:
-            gy = gy * self.mask.data  # padded outputs are constant zeros
-        gy = self._step_order(gy)
+        gy = self._upstream(gy)
         pad, any_pad = self._padded_rows()
         da_all = np.empty((T, B, G), dtype=dt)  # d(pre-activation) of every step
         dh = np.array(gh_n, dtype=dt)  # copies: updated in place below
@@ -121,7 +120,7 @@ class LSTMFn(RecurrentFn):
         dct = np.empty((B, H), dtype=dt)
         tmp = np.empty((B, H), dtype=dt)
         deriv = np.empty((B, G), dtype=dt)
-        for k in range(T - 1, -1, -1):
+        for k in range(T - 1, -1, -1):  # bptt.lstm_backward's steps 1-6, in place
             dh += gy[k]
             a, da, tc = acts[k], da_all[k], tcs[k]
             i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
@@ -154,83 +153,41 @@ class LSTMFn(RecurrentFn):
             if padded:
                 np.copyto(dh_next, dh, where=pad[k])
             dh, dh_next = dh_next, dh
-
-        needs = self.needs_input_grad
-        da_rows = da_all.reshape(T * B, G)
-        gw = gb = None
-        if needs[3]:
-            gw = da_rows.T @ hs[:T].reshape(T * B, H)  # ONE GEMM over all steps: (4H, H)
-        if len(needs) > 4 and needs[4]:
-            gb = da_rows.sum(axis=0)
-        gx = self._step_order(da_all) if needs[0] else None
-        return (gx, dh if needs[1] else None, dc if needs[2] else None, gw) + (
-            (gb,) if len(needs) > 4 else ()
-        )
+        return self._input_grads(da_all, hs, da_all, (dh, dc))
 
     # ---------------------------------------------------------------- CUDA
-    def _forward_cuda(self, x_proj, h0, c0, w_hh, b_hh):
+    def _forward_cuda(self, x_proj, h0, c0, w_hh, b_hh=None):
         xp = self.xp
         T, B, G = x_proj.shape
         H = G // 4
         dt = x_proj.dtype
-        dev = x_proj.device.id
-        fwd = _cuda.kernel("lstm", CUDA_KERNELS, "lstm_step_fwd", dt, dev)
-        xs = xp.ascontiguousarray(self._step_order(x_proj))
-        bias = xp.ascontiguousarray(b_hh) if b_hh is not None else xp.zeros(G, dtype=dt)
-        w_t = xp.ascontiguousarray(w_hh.T)  # (H, 4H)
+        xs, bias, w_t, valid, *geometry = self._inputs_cuda(x_proj, w_hh, b_hh)
         acts = xp.empty((T, B, G), dtype=dt)
         hs = xp.empty((T + 1, B, H), dtype=dt)
         cs = xp.empty((T + 1, B, H), dtype=dt)
         tcs = xp.empty((T, B, H), dtype=dt)
         hs[0], cs[0] = h0, c0
-        hw = xp.empty((B, G), dtype=dt)
-        valid = self._valid_cuda(T, B)
-        grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(dev))
-        for k in range(T):  # the kernel indexes the (T, ...) buffers itself
-            xp.matmul(hs[k], w_t, out=hw)
-            fwd(grid, block, (xs, hw, bias, cs, hs, valid, acts, tcs, np.int32(B), np.int32(H),
-                              np.int32(k)))
-        self.saved = (acts, hs, cs, tcs, w_hh)
-        out = self._step_order(hs[1:])
-        if self.mask is not None:
-            out = out * self.mask.data
-        return out, hs[T], cs[T]
+        hw = xp.empty((B, G), dtype=dt)  # h @ W_hh^T of the current step
+        args = (xs, hw, bias, cs, hs, valid, acts, tcs, np.int32(B), np.int32(H))
+        self._forward_steps_cuda("lstm_step_fwd", geometry, args, hs, w_t, [hw] * T)
+        self.saved = (acts, hs, cs, tcs, w_hh, valid, geometry)
+        return self._output(hs), hs[T], cs[T]
 
     def _backward_cuda(self, gy, gh_n, gc_n):
         xp = self.xp
-        acts, hs, cs, tcs, w_hh = self.saved
+        acts, hs, cs, tcs, w_hh, valid, geometry = self.saved
         T, B, G = acts.shape
-        H = G // 4
-        dt = acts.dtype
-        dev = acts.device.id
-        bwd = _cuda.kernel("lstm", CUDA_KERNELS, "lstm_step_bwd", dt, dev)
-        if self.mask is not None:
-            gy = gy * self.mask.data
-        gy = xp.ascontiguousarray(self._step_order(gy))
-        valid = self._valid_cuda(T, B)
-        da_all = xp.empty((T, B, G), dtype=dt)
-        dh_mm = xp.zeros((B, H), dtype=dt)  # da @ W_hh of the step after (zero at the end)
-        dh_keep = xp.array(gh_n, dtype=dt)  # a copy: dh carried past padded rows
-        dc = xp.array(gc_n, dtype=dt)
-        grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(dev))
-        for k in range(T - 1, -1, -1):
-            # one kernel: dh = dh_mm + dh_keep + gy[k]; gate gradients; dc <- dc_prev;
-            # dh_keep <- dh on padded rows (0 elsewhere)
-            bwd(grid, block, (dh_mm, dh_keep, gy, acts, cs, tcs, valid, dc, da_all, np.int32(B),
-                              np.int32(H), np.int32(k)))
-            xp.matmul(da_all[k], w_hh, out=dh_mm)
-        dh_mm += dh_keep  # rows padded at the first step pass their gradient to h0
-        needs = self.needs_input_grad
-        da_rows = da_all.reshape(T * B, G)
-        gw = da_rows.T @ hs[:T].reshape(T * B, H) if needs[3] else None
-        gb = da_rows.sum(axis=0) if len(needs) > 4 and needs[4] else None
-        gx = self._step_order(da_all) if needs[0] else None
-        return (gx, dh_mm if needs[1] else None, dc if needs[2] else None, gw) + (
-            (gb,) if len(needs) > 4 else ()
-        )
+        gy = xp.ascontiguousarray(self._upstream(gy))
+        da_all = xp.empty((T, B, G), dtype=acts.dtype)
+        dc = xp.array(gc_n, dtype=acts.dtype)  # a copy: updated in place
+        # per step, one kernel: dh = dh_mm + dh_keep + gy[k]; gate gradients; dc <- dc_prev;
+        # dh_keep <- dh on padded rows (0 elsewhere)
+        args = (gy, acts, cs, tcs, valid, dc, da_all, np.int32(B), np.int32(G // 4))
+        dh = self._backward_steps_cuda("lstm_step_bwd", geometry, args, da_all, w_hh, gh_n)
+        return self._input_grads(da_all, hs, da_all, (dh, dc))
 
 
 def apply(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh, mask, reverse=False):
-    """The fused LSTM layer; the arguments and results of ``nn.rnn._lstm_layer``."""
+    """The fused LSTM layer; the arguments and results of ``references.lstm_layer``."""
     inputs = (x_proj, h0, c0, w_hh) if b_hh is None else (x_proj, h0, c0, w_hh, b_hh)
     return LSTMFn.apply(*inputs, mask=mask, reverse=reverse)

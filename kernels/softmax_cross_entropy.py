@@ -1,6 +1,6 @@
 """Fused softmax cross-entropy from logits and class indices, forward and backward.
 
-What is fused: :func:`minigrad.nn.functional._cross_entropy_reference` (the reference) for
+What is fused: :func:`minigrad.references.cross_entropy` (the reference) for
 (N, C) logits and (N,) class-index targets: log-softmax, the pick of the target's log-probability,
 class weights, ``ignore_index``, label smoothing and the reduction, in one ``Function``.
 
@@ -34,9 +34,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigrad import backend
-from minigrad.autograd import Function, is_grad_enabled
-from minigrad.fused import reference_grads
+from minigrad import backend, references
+from minigrad.fused import FusedFunction
 from minigrad.tensor import Tensor
 
 from . import _cuda
@@ -44,31 +43,19 @@ from ._numpy import ROW_CHUNK, row_chunks, run_chunks
 
 CUDA_KERNELS = ("softmax_xent_fwd", "softmax_xent_bwd")
 
-class SoftmaxCrossEntropyFn(Function):
+
+class SoftmaxCrossEntropyFn(FusedFunction, kernel="softmax_cross_entropy"):
     """(N, C) logits -> loss ((N,) for 'none', else a scalar); see the module docstring."""
 
-    def forward(self, x, *, target, weight, ignore_index, reduction, label_smoothing):
-        self.target, self.weight = target, weight
-        self.ignore_index, self.reduction = ignore_index, reduction
-        self.eps = float(label_smoothing)
-        if self.xp is not np:  # the kernels work out validity, weights and ranges themselves
-            return self._forward_cuda(x, target.data, None if weight is None else weight.data)
-        N, C = x.shape
-        t = target.data
-        valid = t != ignore_index
-        # ignored targets read class 0, then are masked; so do out-of-range ones (which
-        # F._check_class_indices has reported already)
-        safe = np.where(valid & (t >= 0) & (t < C), t, 0)
-        w = None if weight is None else weight.data
-        if w is None:
-            w_t = valid.astype(x.dtype)  # (N,): 1 where counted, 0 where ignored
-            w_sum = float(C)
-        else:
-            w_t = w[safe] * valid
-            w_sum = float(w.sum()) if self.eps > 0 else 0.0  # (only smoothing reads it)
-        self.valid, self.safe, self.w_t, self.w_sum = valid, safe, w_t, w_sum
-        loss = self._forward_numpy(x, w)
-        return self._reduce(loss, w_t)
+    target: Tensor  # forward parameters: (N,) class indices,
+    weight: Tensor | None  # (C,) class weights or None,
+    ignore_index: int
+    reduction: str  # 'none', 'mean' or 'sum'
+    label_smoothing: float
+
+    def reference(self, x):
+        return references.cross_entropy(x, self.target, self.weight, self.ignore_index,
+                                        self.reduction, self.label_smoothing)
 
     def _reduce(self, loss, w_t):
         """The reduction of the per-row losses (``w_t``: the weights of the counted targets)."""
@@ -83,9 +70,23 @@ class SoftmaxCrossEntropyFn(Function):
         with np.errstate(invalid="ignore", divide="ignore"):
             return total / self.denom
 
-    def _forward_numpy(self, x, w):
+    # ---------------------------------------------------------------- NumPy
+    def _forward_numpy(self, x):
         N, C = x.shape
-        eps = self.eps
+        t = self.target.data
+        valid = t != self.ignore_index
+        # ignored targets read class 0, then are masked; so do out-of-range ones (which
+        # F._check_class_indices has reported already)
+        safe = np.where(valid & (t >= 0) & (t < C), t, 0)
+        w = None if self.weight is None else self.weight.data
+        eps = self.label_smoothing
+        if w is None:
+            w_t = valid.astype(x.dtype)  # (N,): 1 where counted, 0 where ignored
+            w_sum = float(C)
+        else:
+            w_t = w[safe] * valid
+            w_sum = float(w.sum()) if eps > 0 else 0.0  # (only smoothing reads it)
+        self.valid, self.safe, self.w_t, self.w_sum = valid, safe, w_t, w_sum
         exps = np.empty((N, C), dtype=x.dtype)  # exp(x - max), kept for the backward
         s = np.empty(N, dtype=x.dtype)
         loss = np.empty(N, dtype=x.dtype)
@@ -112,25 +113,17 @@ class SoftmaxCrossEntropyFn(Function):
 
         run_chunks(chunk, row_chunks(N, C, ROW_CHUNK))
         self.exps, self.s = exps, s
-        return loss
+        return self._reduce(loss, w_t)
 
-    def backward(self, gy):
-        if is_grad_enabled():  # create_graph=True: differentiate the composite instead
-            return reference_grads(self._reference, self.inputs, (gy,))
-        if self.xp is not np:
-            return Tensor._make(self._backward_cuda(gy.data))
-        N, C = self.inputs[0].shape
-        k = gy.data  # (N,) for 'none', else a scalar
+    def _backward_numpy(self, gy):
+        N, C = self.exps.shape
+        k = gy  # (N,) for 'none', else a scalar
         if self.reduction == "mean":
             # all ignored gives zero gradients
             with np.errstate(invalid="ignore", divide="ignore"):
                 k = k / self.denom if self.valid.any() else np.zeros_like(k)
         k = np.broadcast_to(k, (N,)) * self.valid  # (N,): 0 where ignored
-        return Tensor._make(self._backward_numpy(k))
-
-    def _backward_numpy(self, k):
-        N, C = self.exps.shape
-        eps = self.eps
+        eps = self.label_smoothing
         # row scale of p = exps / s: k ((1 - eps) w_t + eps W / C) / s
         scale = self.w_t * (1 - eps)
         if eps > 0:
@@ -150,14 +143,8 @@ class SoftmaxCrossEntropyFn(Function):
         gx[np.arange(N), self.safe] -= k * self.w_t * (1 - eps)
         return gx
 
-    def _reference(self, x):
-        from minigrad.nn.functional import _cross_entropy_reference  # noqa: PLC0415
-
-        return _cross_entropy_reference(x, self.target, self.weight, self.ignore_index,
-                                        self.reduction, self.eps)
-
     # ---------------------------------------------------------------- CUDA
-    def _forward_cuda(self, x, t, w):
+    def _forward_cuda(self, x):
         """One launch: the losses, log-sum-exps and counted weights of every row, the summed
         class weights (for smoothing), and a flag for targets out of range; then the
         reduction (a sum; for 'mean' two sums and a division). No host synchronisation."""
@@ -165,6 +152,8 @@ class SoftmaxCrossEntropyFn(Function):
         N, C = x.shape
         dt = x.dtype
         dev = x.device.id
+        t = self.target.data
+        w = None if self.weight is None else self.weight.data
         x = xp.ascontiguousarray(x)
         fwd = _cuda.kernel("softmax_cross_entropy", CUDA_KERNELS, "softmax_xent_fwd", dt, dev)
         target = xp.ascontiguousarray(t, dtype=np.int64)
@@ -173,9 +162,10 @@ class SoftmaxCrossEntropyFn(Function):
         w_total = xp.empty(1, dtype=dt)
         bad = xp.zeros(1, dtype=np.uint8)
         block = _cuda.rows_block(C, 256)
+        eps = _cuda.scalar(dt, self.label_smoothing)
         fwd((max(N, 1),), (block,), (x, target, np.int64(self.ignore_index), weight,
                                       np.int32(w is not None), loss, lse, w_t, w_total, bad,
-                                      np.int32(N), np.int32(C), _cuda.scalar(dt, self.eps)))
+                                      np.int32(N), np.int32(C), eps))
         ignore_index = self.ignore_index  # (the node's state may be freed before the check)
         backend.defer_check(bad.view(np.bool_).reshape(()),
                             lambda: _out_of_range(t, C, ignore_index))
@@ -200,16 +190,14 @@ class SoftmaxCrossEntropyFn(Function):
                           np.int32(has_weight), w_total, gy,
                           np.int32(self.reduction == "none"),  # gy's stride: (N,) or one value
                           denom, np.int32(mean), gx, np.int32(N), np.int32(C),
-                          _cuda.scalar(dt, self.eps)))
+                          _cuda.scalar(dt, self.label_smoothing)))
         return gx
 
 
 def _out_of_range(t, n_classes: int, ignore_index: int) -> IndexError:
     """F.cross_entropy's error for a class index out of range (built at the synchronisation
     that reports it)."""
-    from minigrad.nn.functional import _class_index_error  # noqa: PLC0415
-
-    return _class_index_error(t, n_classes, ignore_index, "cross_entropy")
+    return references.class_index_error(t, n_classes, ignore_index, "cross_entropy")
 
 
 def supported(input: Tensor, target: Tensor, weight) -> bool:
@@ -220,13 +208,11 @@ def supported(input: Tensor, target: Tensor, weight) -> bool:
 
 def apply(input: Tensor, target: Tensor, weight, ignore_index: int, reduction: str,
           label_smoothing: float) -> Tensor:
-    """Cross-entropy with the arguments of ``F._cross_entropy_reference``: the fused kernel in
+    """Cross-entropy with the arguments of ``references.cross_entropy``: the fused kernel in
     its domain (:func:`supported`), the reference outside it."""
     if not supported(input, target, weight):
-        from minigrad.nn.functional import _cross_entropy_reference  # noqa: PLC0415
-
-        return _cross_entropy_reference(input, target, weight, ignore_index, reduction,
+        return references.cross_entropy(input, target, weight, ignore_index, reduction,
                                         label_smoothing)
     return SoftmaxCrossEntropyFn.apply(input, target=target, weight=weight,
                                        ignore_index=ignore_index, reduction=reduction,
-                                       label_smoothing=label_smoothing)
+                                       label_smoothing=float(label_smoothing))

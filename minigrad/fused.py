@@ -1,16 +1,20 @@
-"""The fused-kernel switch, the kernel table, and differentiating a reference.
+"""The fused-kernel switch, the kernel table, and the base class of every fused kernel.
 
-minigrad runs some ops two ways: a *composite reference* built from primitive ops (readable,
-differentiable to any order) and a *fused kernel* in ``minigrad.kernels`` (a NumPy version and a
-CUDA version, first-order only). This module decides which one runs:
+minigrad runs some ops two ways: a *composite reference* built from primitive ops
+(``minigrad.references``: readable, differentiable to any order) and a *fused kernel* in
+``minigrad.kernels`` (a NumPy version and a CUDA version, first-order only). This module decides
+which one runs, and gives the kernels their common frame:
 
 - :func:`use_fused` turns the kernels on or off, as a call or as a context manager; the
   environment variable ``MINIGRAD_FUSED=0`` turns them off when minigrad is imported;
-- :data:`KERNELS` lists, per kernel, the dtypes it has for each device type;
+- :data:`KERNELS` lists, per kernel, the dtypes it has for each device type; each kernel adds
+  its own entry (:func:`register_kernel`, or the ``kernel=`` of a :class:`FusedFunction`);
 - :func:`fused_enabled` is the test every dispatch site makes;
-- :func:`reference_grads` is what a fused ``Function``'s backward does when the backward itself
-  is being recorded (``create_graph=True``): it differentiates the reference instead, so
-  higher-order gradients stay exact.
+- :class:`FusedFunction` is the base of a fused ``Function``: it dispatches forward and backward
+  to the NumPy or the CUDA version, wraps the gradients, and falls back to the reference when
+  the backward is itself recorded;
+- :func:`reference_grads` is that fallback (``create_graph=True``): it differentiates the
+  reference instead, so higher-order gradients stay exact.
 
 Example:
     >>> import minigrad as mg
@@ -30,25 +34,25 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
-from minigrad.autograd import enable_grad
+from minigrad.autograd import Function, enable_grad, grad, is_grad_enabled
 from minigrad.tensor import Tensor
 
-__all__ = ["KERNELS", "fused_enabled", "is_fused", "reference_grads", "use_fused"]
+__all__ = [
+    "KERNELS", "FusedFunction", "fused_enabled", "is_fused", "reference_grads",
+    "register_kernel", "use_fused",
+]
 
-_F32_F64 = (np.dtype(np.float32), np.dtype(np.float64))
+FLOAT32_FLOAT64 = (np.dtype(np.float32), np.dtype(np.float64))
 
-# kernel name -> {device type: dtypes it has a kernel for}. A (device, dtype) not listed runs
-# the composite reference.
-KERNELS = {
-    "softmax_cross_entropy": {"cpu": _F32_F64, "cuda": _F32_F64},
-    "layer_norm": {"cpu": _F32_F64, "cuda": _F32_F64},
-    "gelu": {"cpu": _F32_F64, "cuda": _F32_F64},
-    "dropout": {"cpu": _F32_F64, "cuda": _F32_F64},
-    "adam": {"cpu": _F32_F64, "cuda": _F32_F64},
-    "lstm": {"cpu": _F32_F64, "cuda": _F32_F64},
-    "gru": {"cpu": _F32_F64, "cuda": _F32_F64},
-    "attention": {"cpu": _F32_F64, "cuda": _F32_F64},
-}
+# kernel name -> {device type: dtypes it has a kernel for}, filled by the kernels as they are
+# imported (minigrad.kernels). A (device, dtype) not listed runs the composite reference.
+KERNELS: dict = {}
+
+
+def register_kernel(name: str, dtypes: Optional[dict] = None) -> None:
+    """Enter a fused kernel in :data:`KERNELS`: ``dtypes`` maps a device type (``'cpu'``,
+    ``'cuda'``) to the dtypes it has a version for (float32 and float64 on both by default)."""
+    KERNELS[name] = dtypes or {"cpu": FLOAT32_FLOAT64, "cuda": FLOAT32_FLOAT64}
 
 
 def _env_enabled() -> bool:
@@ -102,6 +106,78 @@ def fused_enabled(name: str, *tensors: Optional[Tensor]) -> bool:
     return True
 
 
+# ---------------------------------------------------------------------------- kernel base
+
+
+class FusedFunction(Function):
+    """The base of a fused kernel written as a ``Function``: one op, two implementations.
+
+    A subclass names its kernel-table entry in its class statement and writes the maths::
+
+        class GeluFn(FusedFunction, kernel="gelu"):    # KERNELS["gelu"]: float32, float64
+            def _forward_numpy(self, x): ...            # arrays -> array(s)
+            def _forward_cuda(self, x): ...
+            def _backward_numpy(self, gy): ...          # arrays -> array, or a tuple with
+            def _backward_cuda(self, gy): ...           #   one array (or None) per input
+            def reference(self, x): ...                 # Tensors -> the composite's output(s)
+
+    What the base does:
+
+    - ``forward(*arrays, **params)`` stores the keyword parameters as attributes of the node
+      (``self.approximate``, ``self.mask``, ...), then calls ``_forward_numpy`` or
+      ``_forward_cuda`` by the inputs' device;
+    - ``backward(*grad_outputs)`` calls ``_backward_numpy`` or ``_backward_cuda`` on the
+      gradients' arrays and wraps what they return as Tensors; when the backward is itself
+      being recorded (``create_graph=True``) it differentiates :meth:`reference` instead
+      (:func:`reference_grads`), so the kernels stay first-order and higher-order gradients
+      stay exact;
+    - ``kernel="name"`` (with ``dtypes={device type: dtypes}`` when not float32 and float64 on
+      both) enters the kernel in :data:`KERNELS`, which :func:`fused_enabled` reads.
+
+    The dispatch is one test per call (``self.xp is np``), as a hand-written ``Function`` makes.
+    """
+
+    def __init_subclass__(cls, kernel: Optional[str] = None, dtypes: Optional[dict] = None,
+                          **kwargs):
+        super().__init_subclass__(**kwargs)
+        if kernel is not None:
+            register_kernel(kernel, dtypes)
+
+    def forward(self, *arrays, **params):
+        self.__dict__.update(params)
+        if self.xp is np:
+            return self._forward_numpy(*arrays)
+        return self._forward_cuda(*arrays)
+
+    def backward(self, *grad_outputs):
+        if is_grad_enabled():  # create_graph=True: differentiate the composite instead
+            return reference_grads(self.reference, self.inputs, grad_outputs)
+        arrays = [g.data for g in grad_outputs]
+        if self.xp is np:
+            grads = self._backward_numpy(*arrays)
+        else:
+            grads = self._backward_cuda(*arrays)
+        if type(grads) is tuple:
+            return tuple([None if g is None else Tensor._make(g) for g in grads])
+        return Tensor._make(grads)
+
+    def reference(self, *inputs: Tensor):  # pragma: no cover - abstract
+        """The composite this kernel fuses, on the node's input Tensors and parameters."""
+        raise NotImplementedError(f"{type(self).__name__}.reference")
+
+    def _forward_numpy(self, *arrays):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__}._forward_numpy")
+
+    def _forward_cuda(self, *arrays):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__}._forward_cuda")
+
+    def _backward_numpy(self, *grad_arrays):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__}._backward_numpy")
+
+    def _backward_cuda(self, *grad_arrays):  # pragma: no cover - abstract
+        raise NotImplementedError(f"{type(self).__name__}._backward_cuda")
+
+
 # ---------------------------------------------------------------------------- create_graph
 
 
@@ -128,8 +204,6 @@ def reference_grads(
     Returns:
         One gradient per input (None where the input does not require grad or is unused).
     """
-    from minigrad.autograd import grad  # noqa: PLC0415
-
     proxies = [Tensor._make(t.data, requires_grad=t.dtype.kind == "f") for t in inputs]
     with enable_grad():
         outs = reference(*proxies)

@@ -23,10 +23,12 @@ from typing import Any, Callable
 
 import numpy as np
 
-from minigrad import kernels, ops
+from minigrad import kernels, ops, references
 from minigrad.fused import fused_enabled
 from minigrad.nn import functional as F
 from minigrad.nn import init
+from minigrad.nn.functional import _check_mask_dtype, _shape
+from minigrad.nn.functional import scaled_dot_product_attention  # noqa: F401  (re-exported)
 from minigrad.nn.layers import Dropout, LayerNorm, Linear
 from minigrad.nn.module import Module, ModuleList, Parameter
 from minigrad.tensor import Tensor, empty
@@ -49,24 +51,6 @@ def _const(array: Array) -> Tensor:
     return Tensor._make(array)
 
 
-def _causal_allowed(L: int, S: int, like: Tensor) -> Tensor:
-    """(L, S) bool, True on and below the diagonal: query i may attend keys 0..i (top-left
-    aligned when L != S, as PyTorch)."""
-    xp = like.xp
-    return _const(xp.tril(xp.ones((L, S), dtype=bool)))
-
-
-def _check_mask_dtype(mask: Tensor, name: str, like: Tensor) -> Tensor:
-    """Masks are boolean or floating (added to the scores, cast to the scores' dtype)."""
-    if not isinstance(mask, Tensor):
-        raise TypeError(f"{name} must be a Tensor, got {type(mask).__name__}")
-    if mask.dtype == np.bool_:
-        return mask
-    if mask.dtype.kind != "f":
-        raise TypeError(f"only bool and floating types of {name} are supported, got {mask.dtype}")
-    return mask if mask.dtype == like.dtype else mask.to(like.dtype)
-
-
 def _forbidden_to_allowed(mask: Tensor) -> Tensor:
     """MultiheadAttention's convention -> scaled_dot_product_attention's: booleans invert
     (True = may not attend -> True = may attend); float masks are additive in both."""
@@ -86,138 +70,6 @@ def _merge_masks(a: Tensor | None, b: Tensor | None) -> Tensor | None:
         return ops.where(m, 0.0, -math.inf).to(ref.dtype) if m.dtype == np.bool_ else m
 
     return additive(a) + additive(b)
-
-
-# ---------------------------------------------------------------------------- attention
-
-
-def _attention_probs(query: Tensor, key: Tensor, attn_mask: Tensor | None, scale: float):
-    """softmax(q k^T * scale + mask) over the keys: (..., L, E), (..., S, E) -> (..., L, S).
-
-    ``attn_mask`` follows sdpa's convention (bool: True = may attend; float: added).
-    """
-    scores = (query * scale) @ key.transpose(-2, -1)  # (..., L, S); scaling q is cheaper
-    if attn_mask is None:
-        return ops.softmax(scores, dim=-1)  # NOTE: softmax subtracts the row max: no overflow
-    if attn_mask.dtype == np.bool_:
-        scores = ops.where(attn_mask, scores, -math.inf)  # forbidden keys get exp(-inf) = 0
-    else:
-        scores = scores + attn_mask
-    # NOTE: a row of only -inf has no softmax (0 / 0 = nan). PyTorch 2.13 returns zeros there.
-    # Set such rows to 0 before the softmax, so nothing nan flows forward or back, and zero
-    # their probabilities after it.
-    dead = _const(scores.xp.all(scores.data == -math.inf, axis=-1, keepdims=True))  # (..., L, 1)
-    probs = ops.softmax(ops.where(dead, 0.0, scores), dim=-1)
-    return ops.where(dead, 0.0, probs)
-
-
-def _sdpa_reference(
-    query: Tensor,
-    key: Tensor,
-    value: Tensor,
-    attn_mask: Tensor | None = None,
-    dropout_p: float = 0.0,
-    is_causal: bool = False,
-    scale: float | None = None,
-) -> Tensor:
-    """The composite attention: softmax(q k^T * scale + mask) @ v, dropout on the weights."""
-    if scale is None:
-        scale = 1.0 / math.sqrt(query.shape[-1])
-    if is_causal:
-        attn_mask = _causal_allowed(query.shape[-2], key.shape[-2], query)
-    probs = _attention_probs(query, key, attn_mask, scale)  # (..., L, S)
-    if dropout_p > 0.0:
-        probs = F.dropout(probs, dropout_p, training=True)
-    return probs @ value  # (..., L, Ev)
-
-
-def _shape(t: Tensor) -> str:
-    return str(tuple(int(s) for s in t.shape))
-
-
-def scaled_dot_product_attention(
-    query: Tensor,
-    key: Tensor,
-    value: Tensor,
-    attn_mask: Tensor | None = None,
-    dropout_p: float = 0.0,
-    is_causal: bool = False,
-    scale: float | None = None,
-    enable_gqa: bool = False,
-) -> Tensor:
-    r"""Attention with PyTorch's semantics:
-
-    .. math::
-        \mathrm{out} = \mathrm{dropout}\big(\mathrm{softmax}(q k^T \cdot s + M)\big)\, v,
-        \qquad s = 1/\sqrt{E} \text{ by default}
-
-    Args:
-        query: (..., L, E).
-        key: (..., S, E).
-        value: (..., S, Ev).
-        attn_mask: broadcastable to (..., L, S). **Bool: True where the query may attend**
-            (the opposite of :class:`MultiheadAttention`'s masks); float: added to the scores.
-        dropout_p: dropout probability on the attention weights (applied whenever > 0, as
-            PyTorch's function does; pass ``p if training else 0.0``).
-        is_causal: query i attends keys 0..i (top-left aligned); excludes ``attn_mask``.
-        scale: the score scale s (default ``1/sqrt(E)``).
-        enable_gqa: grouped-query attention: key/value have fewer heads (dim -3) than query,
-            each shared by ``Hq // Hkv`` query heads.
-
-    Returns:
-        (..., L, Ev). A query whose keys are all masked gets zeros (PyTorch 2.13's math path).
-
-    Example:
-        >>> import minigrad as mg
-        >>> import minigrad.nn.functional as F
-        >>> from minigrad.nn.attention import scaled_dot_product_attention
-        >>> q = k = v = mg.randn(2, 4, 5, 8)  # (B, heads, T, E)
-        >>> scaled_dot_product_attention(q, k, v, is_causal=True).shape
-        (2, 4, 5, 8)
-    """
-    for name, t in (("query", query), ("key", key), ("value", value)):
-        if not isinstance(t, Tensor) or t.ndim < 2:
-            raise ValueError(
-                f"scaled_dot_product_attention: {name} must be a tensor of at least 2 dims "
-                f"(..., seq, features), got {_shape(t) if isinstance(t, Tensor) else type(t)}"
-            )
-    if key.shape[-1] != query.shape[-1]:
-        raise ValueError(
-            f"scaled_dot_product_attention: query and key need the same feature size E; got "
-            f"query {_shape(query)} and key {_shape(key)}"
-        )
-    if key.shape[-2] != value.shape[-2]:
-        raise ValueError(
-            f"scaled_dot_product_attention: key and value need the same sequence length S; got "
-            f"key {_shape(key)} and value {_shape(value)}"
-        )
-    if not 0.0 <= dropout_p <= 1.0:
-        raise ValueError(f"dropout_p must be in [0, 1], got {dropout_p}")
-    L, S = query.shape[-2], key.shape[-2]
-    if is_causal and attn_mask is not None:
-        raise RuntimeError(
-            "scaled_dot_product_attention: pass attn_mask or is_causal=True, not both"
-        )
-    if attn_mask is not None:
-        attn_mask = _check_mask_dtype(attn_mask, "attn_mask", query)
-        try:
-            np.broadcast_shapes(tuple(attn_mask.shape), query.shape[:-2] + (L, S))
-        except ValueError:
-            raise ValueError(
-                f"scaled_dot_product_attention: attn_mask of shape {_shape(attn_mask)} does not "
-                f"broadcast to the scores' shape {query.shape[:-2] + (L, S)} (..., L, S)"
-            ) from None
-    if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
-        hq, hkv = query.shape[-3], key.shape[-3]
-        if hq % hkv:
-            raise ValueError(
-                f"enable_gqa: query heads ({hq}) must be a multiple of key/value heads ({hkv})"
-            )
-        share = _const(key.xp.arange(hq) // (hq // hkv))  # query head -> its key/value head
-        key, value = ops.index_select(key, -3, share), ops.index_select(value, -3, share)
-    if fused_enabled("attention", query):  # mg.use_fused on + kernel for device/dtype
-        return kernels.attention.apply(query, key, value, attn_mask, dropout_p, is_causal, scale)
-    return _sdpa_reference(query, key, value, attn_mask, dropout_p, is_causal, scale)
 
 
 # ---------------------------------------------------------------------------- multi-head
@@ -445,7 +297,7 @@ class MultiheadAttention(Module):
                 )
             attn_mask = _forbidden_to_allowed(attn_mask)
         elif is_causal:  # PyTorch requires attn_mask with is_causal; here it is built
-            attn_mask = _causal_allowed(L, S, like)
+            attn_mask = references.causal_mask(L, S, like)
         if key_padding_mask is not None:
             key_padding_mask = _check_mask_dtype(key_padding_mask, "key_padding_mask", like)
             if tuple(key_padding_mask.shape) != (B, S):
@@ -486,12 +338,12 @@ class MultiheadAttention(Module):
 
         q, k, v = self._project(query, key, value)  # (B, L, E), (B, S, E), (B, S, E)
         q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
-        p_drop = self.dropout if self.training else 0.0
-        if not need_weights and fused_enabled("attention", q):  # the weights stay inside
-            out = kernels.attention.apply(q, k, v, mask, p_drop, False,
-                                          1.0 / math.sqrt(self.head_dim))  # (B, h, L, d)
+        scale = 1.0 / math.sqrt(self.head_dim)
+        dropping = self.dropout > 0.0 and self.training  # dropout on the weights: composite
+        if not need_weights and not dropping and fused_enabled("attention", q):
+            out = kernels.attention.apply(q, k, v, mask, False, scale)  # (B, h, L, d)
         else:
-            probs = _attention_probs(q, k, mask, 1.0 / math.sqrt(self.head_dim))  # (B, h, L, S)
+            probs = references.attention_probs(q, k, mask, scale=scale)  # (B, h, L, S)
             probs = F.dropout(probs, self.dropout, training=self.training)
             out = probs @ v  # (B, h, L, d)
         out = out.transpose(1, 2).reshape(B, L, self.embed_dim)  # heads side by side

@@ -1,9 +1,10 @@
 """``minigrad.nn.functional`` (``F``): layers and losses as functions, PyTorch's signatures.
 
 Everything here is a *composite*: it is built from the primitives in ``minigrad.ops`` and has no
-backward of its own, so autograd differentiates it (twice, if asked). The ops that will get a
-fused kernel (``dropout``, ``gelu``, ``layer_norm``, ``cross_entropy``) keep their composite
-beside them as ``_<name>_reference``; the public function calls it.
+backward of its own, so autograd differentiates it (twice, if asked). The ops that have a fused
+kernel (``dropout``, ``gelu``, ``layer_norm``, ``cross_entropy``,
+``scaled_dot_product_attention``) check their arguments here and then run either the kernel
+(``minigrad.kernels``) or their composite reference (``minigrad.references``), side by side.
 
 Losses work from logits (``log_softmax``, log-sigmoid), so logits of magnitude 1e4 give finite
 losses and gradients. Float32 inputs stay float32: constants take the input's dtype.
@@ -23,10 +24,9 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from minigrad import backend, kernels, ops
-from minigrad.ops import linalg
+from minigrad import backend, kernels, ops, references
 from minigrad.fused import fused_enabled
-from minigrad.nn.init import random_uniform_array
+from minigrad.ops import linalg
 from minigrad.tensor import Tensor
 
 _Shape = Union[int, Sequence[int]]
@@ -35,7 +35,7 @@ __all__ = [
     "linear", "dropout", "relu", "gelu", "tanh", "sigmoid", "logsigmoid", "softplus",
     "softmax", "log_softmax", "layer_norm", "embedding", "one_hot", "cross_entropy", "nll_loss",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss", "l1_loss",
-    "smooth_l1_loss", "huber_loss",
+    "smooth_l1_loss", "huber_loss", "scaled_dot_product_attention",
 ]
 
 
@@ -73,20 +73,6 @@ def linear(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None) -> Tens
     return linalg.linear(input, weight, bias)
 
 
-def _dropout_reference(input: Tensor, p: float) -> Tensor:
-    """Inverted dropout: y = x * m / (1 - p), m ~ Bernoulli(1 - p), drawn in x's dtype."""
-    xp = input.xp
-    if p == 1.0:
-        return input * _const(xp.zeros(input.shape, dtype=input.dtype))
-    u = random_uniform_array(input.device, input.shape, input.dtype)
-    dt = input.dtype.type
-    # NOTE: keep where u >= p (probability 1 - p); the kept values are scaled up, so the
-    # expected output equals the input and evaluation needs no rescaling
-    mask = (u >= dt(p)).astype(input.dtype)
-    mask *= dt(1.0 / (1.0 - p))  # in place: stays in x's dtype on NumPy and CuPy alike
-    return input * _const(mask)
-
-
 def dropout(input: Tensor, p: float = 0.5, training: bool = True,
             inplace: bool = False) -> Tensor:
     """Zero each element with probability ``p`` and scale the rest by ``1 / (1 - p)``.
@@ -114,7 +100,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
     if fused_enabled("dropout", input):  # mg.use_fused on + kernel for device/dtype
         out = kernels.dropout.apply(input, p)
     else:
-        out = _dropout_reference(input, p)
+        out = references.dropout(input, p)
     if inplace and not out.requires_grad:
         input.data[...] = out.data
         return input
@@ -136,11 +122,6 @@ def relu(input: Tensor, inplace: bool = False) -> Tensor:
     return ops.relu(input)
 
 
-def _gelu_reference(input: Tensor, approximate: str) -> Tensor:
-    """x * Phi(x) (or its tanh approximation): the GELU primitive of ``minigrad.ops``."""
-    return ops.gelu(input, approximate=approximate)
-
-
 def gelu(input: Tensor, approximate: str = "none") -> Tensor:
     """Gaussian error linear unit: x * Phi(x), or ``approximate='tanh'``
     x/2 (1 + tanh(sqrt(2/pi) (x + 0.044715 x**3))).
@@ -155,7 +136,7 @@ def gelu(input: Tensor, approximate: str = "none") -> Tensor:
         raise ValueError(f"gelu: approximate must be 'none' or 'tanh', got {approximate!r}")
     if fused_enabled("gelu", input):  # mg.use_fused on + kernel for device/dtype
         return kernels.gelu.apply(input, approximate)
-    return _gelu_reference(input, approximate)
+    return references.gelu(input, approximate)
 
 
 def tanh(input: Tensor) -> Tensor:
@@ -251,20 +232,6 @@ def _normalized_dims(input: Tensor, normalized_shape) -> tuple:
     return shape, tuple(range(-k, 0))
 
 
-def _layer_norm_reference(input: Tensor, dims: tuple, weight: Optional[Tensor],
-                          bias: Optional[Tensor], eps: float) -> Tensor:
-    """(x - mean) / sqrt(var + eps) * weight + bias, over the trailing ``dims``."""
-    mean = input.mean(dim=dims, keepdim=True)
-    centered = input - mean
-    var = (centered * centered).mean(dim=dims, keepdim=True)  # NOTE: biased, as PyTorch
-    out = centered / ops.sqrt(var + eps)
-    if weight is not None:
-        out = out * weight
-    if bias is not None:
-        out = out + bias
-    return out
-
-
 def layer_norm(input: Tensor, normalized_shape: _Shape, weight: Optional[Tensor] = None,
                bias: Optional[Tensor] = None, eps: float = 1e-5) -> Tensor:
     """Normalise over the trailing ``normalized_shape`` dimensions, then scale and shift.
@@ -291,7 +258,7 @@ def layer_norm(input: Tensor, normalized_shape: _Shape, weight: Optional[Tensor]
             )
     if fused_enabled("layer_norm", input, weight, bias):  # use_fused on + kernel for dtype
         return kernels.layer_norm.apply(input, shape, weight, bias, eps)
-    return _layer_norm_reference(input, dims, weight, bias, eps)
+    return references.layer_norm(input, dims, weight, bias, eps)
 
 
 # ---------------------------------------------------------------------------- embedding
@@ -461,67 +428,9 @@ def _check_class_indices(input: Tensor, target, class_dim: int, ignore_index: in
     bad = valid & ((t < 0) | (t >= n_classes))
     # NOTE: on the CPU this raises now; on a GPU at the next synchronisation (loss.item(), a
     # copy to the CPU), so that a training step never waits for the GPU to check its targets
-    backend.defer_check(bad.any(), lambda: _class_index_error(t, n_classes, ignore_index, fn))
+    backend.defer_check(bad.any(),
+                        lambda: references.class_index_error(t, n_classes, ignore_index, fn))
     return valid
-
-
-def _class_index_error(t, n_classes: int, ignore_index: int, fn: str) -> IndexError:
-    """The error for the first class index outside [0, C) that is not ``ignore_index`` (built
-    only when there is one: on a GPU, at the synchronisation that reports it)."""
-    bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
-    value = int(t[bad].ravel()[0])
-    return IndexError(
-        f"{fn}(): target {value} is out of bounds: class indices must be in [0, "
-        f"{n_classes}) or equal ignore_index ({ignore_index})"
-    )
-
-
-def _target_key(xp, safe, class_dim: int) -> tuple:
-    """An index that reads ``logp[n, t[n, i, j], i, j]`` for every target position: ``safe``
-    at the class dimension and a broadcasting ``arange`` for each other dimension."""
-    key = []
-    for d, size in enumerate(safe.shape):
-        shape = [1] * safe.ndim
-        shape[d] = size
-        key.append(xp.arange(size).reshape(shape))
-    key.insert(class_dim, safe)
-    return tuple(key)
-
-
-def _picked_nll(logp: Tensor, target: Tensor, valid, weight: Optional[Tensor], class_dim: int):
-    """``(nll, denom)``: per target ``-w[t] * logp[t]`` (0 where ignored), of the target's
-    shape, and what ``'mean'`` divides its sum by: the summed weights ``w[t]`` of the
-    non-ignored targets (their count without weights)."""
-    xp = logp.xp
-    t = target.data
-    # ignored targets read class 0, then are masked; so do out-of-range ones, which on a GPU
-    # are reported at the next synchronisation (_check_class_indices), never read
-    safe = xp.where(valid & (t >= 0) & (t < logp.shape[class_dim]), t, 0)
-    picked = ops.getitem(logp, _target_key(xp, safe, class_dim))  # (N, d1, ...): log p[t]
-    if weight is None and xp is np and bool(valid.all()):
-        # the common case (nothing ignored, no weights): fewer ops, the same numbers (on the
-        # CPU only: on a GPU, asking would make the host wait for the device)
-        return -picked, float(valid.size)
-    valid_t = _const(valid)
-    zero = _const(xp.zeros((), dtype=logp.dtype))
-    if weight is None:
-        return ops.where(valid_t, -picked, zero), _const(valid.astype(logp.dtype)).sum()
-    w_t = ops.where(valid_t, ops.getitem(weight, _const(safe)), zero)
-    return ops.where(valid_t, -picked * w_t, zero), w_t.sum()
-
-
-def _weighted_mean(total: Tensor, denom) -> Tensor:
-    # NOTE: PyTorch divides by the summed weights of the non-ignored targets (not by N);
-    # when every target is ignored this is 0 / 0 = nan, as in PyTorch
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return total / denom
-
-
-def _class_broadcast(weight: Tensor, ndim: int, class_dim: int) -> Tensor:
-    """A (C,) weight reshaped to broadcast along the class dimension of an ndim input."""
-    shape = [1] * ndim
-    shape[class_dim] = weight.shape[0]
-    return ops.reshape(weight, tuple(shape))
 
 
 # ---------------------------------------------------------------------------- losses
@@ -552,54 +461,12 @@ def nll_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     class_dim = _class_dim(input, "nll_loss")
     valid = _check_class_indices(input, target, class_dim, ignore_index, "nll_loss")
     weight = _class_weight(weight, input, input.shape[class_dim], "nll_loss")
-    nll, denom = _picked_nll(input, target, valid, weight, class_dim)
+    nll, denom = references.picked_nll(input, target, valid, weight, class_dim)
     if reduction == "none":
         return nll
     if reduction == "sum":
         return nll.sum()
-    return _weighted_mean(nll.sum(), denom)
-
-
-def _cross_entropy_reference(input: Tensor, target: Tensor, weight: Optional[Tensor],
-                             ignore_index: int, reduction: str,
-                             label_smoothing: float) -> Tensor:
-    """Composite cross-entropy from logits (class indices or class probabilities)."""
-    class_dim = 0 if input.ndim == 1 else 1
-    n_classes = input.shape[class_dim]
-    logp = ops.log_softmax(input, dim=class_dim)  # NOTE: max-shifted: finite for 1e4 logits
-
-    if tuple(target.shape) == tuple(input.shape) and target.dtype.kind == "f":
-        # class probabilities: loss_i = -sum_c w_c * q_ic * log p_ic,
-        # q = target * (1 - eps) + eps / C; 'mean' divides by N (not by the weights)
-        q = target
-        if label_smoothing > 0:
-            q = q * (1 - label_smoothing) + label_smoothing / n_classes
-        prod = logp * q
-        if weight is not None:
-            prod = prod * _class_broadcast(weight, input.ndim, class_dim)
-        if reduction == "none":
-            return -prod.sum(dim=class_dim)
-        total = -prod.sum()
-        if reduction == "sum":
-            return total
-        n = input.data.size // n_classes if n_classes else 0
-        return total / n if n else total * float("nan")
-
-    valid = target.data != ignore_index
-    nll, denom = _picked_nll(logp, target, valid, weight, class_dim)
-    loss = nll
-    if label_smoothing > 0:
-        # PyTorch's formula: (1 - eps) * nll + eps / C * smooth, where
-        # smooth_i = -sum_c w_c * log p_ic (0 where ignored), reduced like nll
-        lp = logp if weight is None else logp * _class_broadcast(weight, input.ndim, class_dim)
-        smooth = -lp.sum(dim=class_dim)
-        smooth = ops.where(_const(valid), smooth, _const(input.xp.zeros((), input.dtype)))
-        loss = nll * (1 - label_smoothing) + smooth * (label_smoothing / n_classes)
-    if reduction == "none":
-        return loss
-    if reduction == "sum":
-        return loss.sum()
-    return _weighted_mean(loss.sum(), denom)
+    return references.weighted_mean(nll.sum(), denom)
 
 
 def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -659,8 +526,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
     if fused:  # (N, C) and class indices; else the reference
         return kernels.softmax_cross_entropy.apply(input, target, weight, ignore_index,
                                                    reduction, label_smoothing)
-    return _cross_entropy_reference(input, target, weight, ignore_index, reduction,
-                                    label_smoothing)
+    return references.cross_entropy(input, target, weight, ignore_index, reduction,
+                                     label_smoothing)
 
 
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
@@ -828,7 +695,107 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",
     return _reduce(loss, reduction)
 
 
+# ---------------------------------------------------------------------------- attention
 
-# Attention lives in nn/attention.py (with MultiheadAttention); it is re-exported here so that
-# ``F.scaled_dot_product_attention`` works as in PyTorch. Imported last: attention imports F.
-from minigrad.nn.attention import scaled_dot_product_attention  # noqa: E402,F401
+
+def _check_mask_dtype(mask: Tensor, name: str, like: Tensor) -> Tensor:
+    """Masks are boolean or floating (added to the scores, cast to the scores' dtype)."""
+    if not isinstance(mask, Tensor):
+        raise TypeError(f"{name} must be a Tensor, got {type(mask).__name__}")
+    if mask.dtype == np.bool_:
+        return mask
+    if mask.dtype.kind != "f":
+        raise TypeError(f"only bool and floating types of {name} are supported, got {mask.dtype}")
+    return mask if mask.dtype == like.dtype else mask.to(like.dtype)
+
+
+def _shape(t: Tensor) -> str:
+    return str(tuple(int(s) for s in t.shape))
+
+
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    attn_mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    is_causal: bool = False,
+    scale: float | None = None,
+    enable_gqa: bool = False,
+) -> Tensor:
+    r"""Attention with PyTorch's semantics:
+
+    .. math::
+        \mathrm{out} = \mathrm{dropout}\big(\mathrm{softmax}(q k^T \cdot s + M)\big)\, v,
+        \qquad s = 1/\sqrt{E} \text{ by default}
+
+    Args:
+        query: (..., L, E).
+        key: (..., S, E).
+        value: (..., S, Ev).
+        attn_mask: broadcastable to (..., L, S). **Bool: True where the query may attend**
+            (the opposite of :class:`MultiheadAttention`'s masks); float: added to the scores.
+        dropout_p: dropout probability on the attention weights (applied whenever > 0, as
+            PyTorch's function does; pass ``p if training else 0.0``).
+        is_causal: query i attends keys 0..i (top-left aligned); excludes ``attn_mask``.
+        scale: the score scale s (default ``1/sqrt(E)``).
+        enable_gqa: grouped-query attention: key/value have fewer heads (dim -3) than query,
+            each shared by ``Hq // Hkv`` query heads.
+
+    Returns:
+        (..., L, Ev). A query whose keys are all masked gets zeros (PyTorch 2.13's math path).
+
+    Example:
+        >>> import minigrad as mg
+        >>> import minigrad.nn.functional as F
+        >>> q = k = v = mg.randn(2, 4, 5, 8)  # (B, heads, T, E)
+        >>> F.scaled_dot_product_attention(q, k, v, is_causal=True).shape
+        (2, 4, 5, 8)
+    """
+    for name, t in (("query", query), ("key", key), ("value", value)):
+        if not isinstance(t, Tensor) or t.ndim < 2:
+            raise ValueError(
+                f"scaled_dot_product_attention: {name} must be a tensor of at least 2 dims "
+                f"(..., seq, features), got {_shape(t) if isinstance(t, Tensor) else type(t)}"
+            )
+    if key.shape[-1] != query.shape[-1]:
+        raise ValueError(
+            f"scaled_dot_product_attention: query and key need the same feature size E; got "
+            f"query {_shape(query)} and key {_shape(key)}"
+        )
+    if key.shape[-2] != value.shape[-2]:
+        raise ValueError(
+            f"scaled_dot_product_attention: key and value need the same sequence length S; got "
+            f"key {_shape(key)} and value {_shape(value)}"
+        )
+    if not 0.0 <= dropout_p <= 1.0:
+        raise ValueError(f"dropout_p must be in [0, 1], got {dropout_p}")
+    L, S = query.shape[-2], key.shape[-2]
+    if is_causal and attn_mask is not None:
+        raise RuntimeError(
+            "scaled_dot_product_attention: pass attn_mask or is_causal=True, not both"
+        )
+    if attn_mask is not None:
+        attn_mask = _check_mask_dtype(attn_mask, "attn_mask", query)
+        try:
+            np.broadcast_shapes(tuple(attn_mask.shape), query.shape[:-2] + (L, S))
+        except ValueError:
+            raise ValueError(
+                f"scaled_dot_product_attention: attn_mask of shape {_shape(attn_mask)} does not "
+                f"broadcast to the scores' shape {query.shape[:-2] + (L, S)} (..., L, S)"
+            ) from None
+    if enable_gqa and query.ndim >= 3 and key.shape[-3] != query.shape[-3]:
+        hq, hkv = query.shape[-3], key.shape[-3]
+        if hq % hkv:
+            raise ValueError(
+                f"enable_gqa: query heads ({hq}) must be a multiple of key/value heads ({hkv})"
+            )
+        share = _const(key.xp.arange(hq) // (hq // hkv))  # query head -> its key/value head
+        key, value = ops.index_select(key, -3, share), ops.index_select(value, -3, share)
+    if dropout_p > 0.0:  # dropout on the weights: the composite, with F.dropout's mask
+        probs = references.attention_probs(query, key, attn_mask, is_causal, scale)
+        return dropout(probs, dropout_p) @ value
+    if fused_enabled("attention", query):  # mg.use_fused on + kernel for device/dtype
+        return kernels.attention.apply(query, key, value, attn_mask, is_causal, scale)
+    return references.scaled_dot_product_attention(query, key, value, attn_mask, is_causal,
+                                                   scale)

@@ -5,9 +5,9 @@ two. One layer and direction runs in two parts:
 
 1. the **input projection** of all ``T`` time steps at once, one matmul over ``T * B`` rows
    (``x.reshape(T * B, I) @ W_ih^T + b_ih``): most of the arithmetic, done by one large GEMM;
-2. the **recurrence**, a Python loop over time that only does the small ``(B, H) @ (H, G * H)``
-   product and the gate maths (:func:`_lstm_layer`, :func:`_gru_layer`). A fused kernel can
-   replace either function whole.
+2. the **recurrence**, a loop over time that only does the small ``(B, H) @ (H, G * H)``
+   product and the gate maths: the fused kernel (``kernels/lstm.py``, ``kernels/gru.py``), or
+   its composite reference (:func:`minigrad.references.lstm_layer`, ``gru_layer``).
 
 Padded batches: ``forward(x, lengths=...)`` takes each sequence's true length. A padded step
 leaves the state unchanged (``h = where(valid, h_new, h)``) and outputs zeros, so ``h_n`` is
@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from minigrad import kernels, ops
+from minigrad import kernels, ops, references
 from minigrad.fused import fused_enabled
 from minigrad.nn import functional as F
 from minigrad.nn import init
@@ -36,129 +36,7 @@ Array = Any
 __all__ = ["GRU", "LSTM", "GRUCell", "LSTMCell"]
 
 
-# ---------------------------------------------------------------------------- one time step
-
-
-def _lstm_step(gates_x: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor) -> tuple[Tensor, Tensor]:
-    """One LSTM step. ``gates_x`` already holds ``W_ih x_t + b_ih + b_hh``; ``w_hh_t = W_hh^T``.
-
-    i = sigmoid(W_ii x + b_ii + W_hi h + b_hi)      input gate
-    f = sigmoid(W_if x + b_if + W_hf h + b_hf)      forget gate
-    g = tanh(W_ig x + b_ig + W_hg h + b_hg)         candidate cell
-    o = sigmoid(W_io x + b_io + W_ho h + b_ho)      output gate
-    c' = f * c + i * g
-    h' = o * tanh(c')
-    """
-    gates = gates_x + h @ w_hh_t  # (B, 4H)
-    i, f, g, o = ops.chunk(gates, 4, dim=1)  # each (B, H), PyTorch's order i, f, g, o
-    i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
-    c = f * c + i * g  # (B, H)
-    h = o * c.tanh()  # (B, H)
-    return h, c
-
-
-def _gru_step(x_proj: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None) -> Tensor:
-    """One GRU step. ``x_proj`` holds ``W_ih x_t + b_ih``; ``w_hh_t = W_hh^T``.
-
-    r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)        reset gate
-    z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)        update gate
-    n = tanh(W_in x + b_in + r * (W_hn h + b_hn))     candidate (PyTorch: b_hn inside r * ...)
-    h' = (1 - z) * n + z * h
-    """
-    h_proj = h @ w_hh_t  # (B, 3H)
-    if b_hh is not None:
-        h_proj = h_proj + b_hh
-    xr, xz, xn = ops.chunk(x_proj, 3, dim=1)  # each (B, H), PyTorch's order r, z, n
-    hr, hz, hn = ops.chunk(h_proj, 3, dim=1)  # each (B, H)
-    r = (xr + hr).sigmoid()
-    z = (xz + hz).sigmoid()
-    n = (xn + r * hn).tanh()
-    return n + z * (h - n)  # = (1 - z) * n + z * h, one op fewer
-
-
 # ---------------------------------------------------------------------------- one layer
-
-
-def _time_steps(T: int, reverse: bool) -> Sequence[int]:
-    return range(T - 1, -1, -1) if reverse else range(T)
-
-
-def _lstm_layer(
-    x_proj: Tensor,
-    h0: Tensor,
-    c0: Tensor,
-    w_hh: Tensor,
-    b_hh: Tensor | None,
-    mask: Tensor | None,
-    reverse: bool = False,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """The recurrence of one LSTM layer in one direction (the part a fused kernel replaces).
-
-    Args:
-        x_proj: ``W_ih x_t + b_ih`` for every step, shape (T, B, 4H).
-        h0, c0: initial state, (B, H) each.
-        w_hh: (4H, H); ``b_hh``: (4H,) or None.
-        mask: (T, B, 1) bool, True at valid steps, or None when every step is valid.
-        reverse: walk from step T-1 down to 0.
-
-    Returns:
-        ``(output, h_n, c_n)``: output (T, B, H) with zeros at padded steps; h_n, c_n (B, H).
-    """
-    if b_hh is not None:
-        x_proj = x_proj + b_hh  # (T, B, 4H): b_hh added once, not once per step
-    w_hh_t = w_hh.T  # (H, 4H), transposed once for all steps
-    steps = ops.unbind(x_proj, 0)  # T x (B, 4H); one node, its backward one cat
-    valid = ops.unbind(mask, 0) if mask is not None else None  # T x (B, 1)
-    h, c = h0, c0
-    outputs: list[Tensor | None] = [None] * len(steps)
-    for t in _time_steps(len(steps), reverse):
-        h_new, c_new = _lstm_step(steps[t], h, c, w_hh_t)
-        if valid is not None:  # a padded step keeps the state
-            h_new = ops.where(valid[t], h_new, h)
-            c_new = ops.where(valid[t], c_new, c)
-        h, c = h_new, c_new
-        outputs[t] = h
-    output = ops.stack(outputs, 0)  # (T, B, H)
-    if mask is not None:
-        output = ops.where(mask, output, 0.0)  # padded steps output zeros, as PyTorch's packing
-    return output, h, c
-
-
-def _gru_layer(
-    x_proj: Tensor,
-    h0: Tensor,
-    w_hh: Tensor,
-    b_hh: Tensor | None,
-    mask: Tensor | None,
-    reverse: bool = False,
-) -> tuple[Tensor, Tensor]:
-    """The recurrence of one GRU layer in one direction (the part a fused kernel replaces).
-
-    Args:
-        x_proj: ``W_ih x_t + b_ih`` for every step, shape (T, B, 3H).
-        h0: initial state (B, H).
-        w_hh: (3H, H); ``b_hh``: (3H,) or None (kept apart: ``b_hn`` sits inside ``r * ...``).
-        mask: (T, B, 1) bool, True at valid steps, or None when every step is valid.
-        reverse: walk from step T-1 down to 0.
-
-    Returns:
-        ``(output, h_n)``: output (T, B, H) with zeros at padded steps; h_n (B, H).
-    """
-    w_hh_t = w_hh.T  # (H, 3H)
-    steps = ops.unbind(x_proj, 0)  # T x (B, 3H)
-    valid = ops.unbind(mask, 0) if mask is not None else None  # T x (B, 1)
-    h = h0
-    outputs: list[Tensor | None] = [None] * len(steps)
-    for t in _time_steps(len(steps), reverse):
-        h_new = _gru_step(steps[t], h, w_hh_t, b_hh)
-        if valid is not None:  # a padded step keeps the state
-            h_new = ops.where(valid[t], h_new, h)
-        h = h_new
-        outputs[t] = h
-    output = ops.stack(outputs, 0)  # (T, B, H)
-    if mask is not None:
-        output = ops.where(mask, output, 0.0)
-    return output, h
 
 
 def _input_projection(x: Tensor, w_ih: Tensor, b_ih: Tensor | None) -> Tensor:
@@ -468,7 +346,8 @@ class LSTM(_RNNBase):
             out, h, c = kernels.lstm.apply(x_proj, states[0], states[1], w_hh, b_hh, mask,
                                            reverse)
             return out, (h, c)
-        out, h, c = _lstm_layer(x_proj, states[0], states[1], w_hh, b_hh, mask, reverse)
+        out, h, c = references.lstm_layer(x_proj, states[0], states[1], w_hh, b_hh, mask,
+                                          reverse)
         return out, (h, c)
 
     def forward(
@@ -508,7 +387,7 @@ class GRU(_RNNBase):
         if fused_enabled("gru", x_proj):  # mg.use_fused on + kernel for device/dtype
             out, h = kernels.gru.apply(x_proj, states[0], w_hh, b_hh, mask, reverse)
             return out, (h,)
-        out, h = _gru_layer(x_proj, states[0], w_hh, b_hh, mask, reverse)
+        out, h = references.gru_layer(x_proj, states[0], w_hh, b_hh, mask, reverse)
         return out, (h,)
 
     def forward(self, x: Tensor, hx: Tensor | None = None, lengths=None) -> tuple[Tensor, Tensor]:
@@ -612,7 +491,7 @@ class LSTMCell(_CellBase):
         gates_x = x @ self.weight_ih.T  # (B, 4H)
         if self.bias:
             gates_x = gates_x + (self.bias_ih + self.bias_hh)
-        h, c = _lstm_step(gates_x, h, c, self.weight_hh.T)
+        h, c = references.lstm_step(gates_x, h, c, self.weight_hh.T)
         if not batched:
             h, c = h.squeeze(0), c.squeeze(0)
         return h, c
@@ -639,5 +518,5 @@ class GRUCell(_CellBase):
         x_proj = x @ self.weight_ih.T  # (B, 3H)
         if self.bias:
             x_proj = x_proj + self.bias_ih
-        h = _gru_step(x_proj, h, self.weight_hh.T, self.bias_hh)
+        h = references.gru_step(x_proj, h, self.weight_hh.T, self.bias_hh)
         return h if batched else h.squeeze(0)

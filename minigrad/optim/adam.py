@@ -1,18 +1,17 @@
 """Adam and AdamW (PyTorch's update, operation by operation).
 
-The per-parameter maths lives in :func:`_adam_update`, on backend arrays, so that a fused
-multi-tensor kernel can replace it without touching the bookkeeping in :meth:`Adam.step`.
+The per-parameter maths is :func:`minigrad.references.adam_update`, on backend arrays, so that
+the fused multi-tensor kernel (``kernels/adam.py``) can replace it without touching the
+bookkeeping in :meth:`Adam.step`.
 """
 
 from __future__ import annotations
 
 from typing import Any, Callable, Optional, Tuple
 
-from minigrad import backend, kernels
+from minigrad import kernels, references
 from minigrad.fused import fused_enabled
 from minigrad.optim.optimizer import Optimizer, ParamsT, _state_zeros, _step_counter
-
-Array = Any
 
 
 class Adam(Optimizer):
@@ -102,16 +101,16 @@ class Adam(Optimizer):
         """
         loss = self._run_closure(closure)
         for group in self.param_groups:
+            amsgrad = group["amsgrad"]
+            params = [p for p in group["params"] if p.grad is not None]
+            steps = [_advance_state(self.state, p, amsgrad) for p in params]
             if fused_enabled("adam", *group["params"][:1]):  # one multi-tensor update
-                kernels.adam.step_group(self, group)
+                kernels.adam.step_group(self, group, params, steps)
                 continue
             beta1, beta2 = group["betas"]
-            amsgrad = group["amsgrad"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state, step = _advance_state(self.state, p, amsgrad)
-                _adam_update(
+            for p, step in zip(params, steps):
+                state = self.state[p]
+                references.adam_update(
                     p.data,
                     p.grad.data,
                     state["exp_avg"].data,
@@ -187,10 +186,9 @@ class AdamW(Adam):
         )
 
 
-def _advance_state(states: dict, p, amsgrad: bool) -> Tuple[dict, float]:
-    """The Adam state of ``p`` (made on its first step: a step counter and zero moments, plus
-    ``max_exp_avg_sq`` for AMSGrad), with its step counted; returns it and the new step
-    number. Shared by the per-parameter loop and the fused multi-tensor update."""
+def _advance_state(states: dict, p, amsgrad: bool) -> float:
+    """Make the Adam state of ``p`` on its first step (a step counter and zero moments, plus
+    ``max_exp_avg_sq`` for AMSGrad) and count the step; returns the new step number."""
     state = states[p]
     if not state:
         state["step"] = _step_counter()
@@ -199,79 +197,4 @@ def _advance_state(states: dict, p, amsgrad: bool) -> Tuple[dict, float]:
     if amsgrad and "max_exp_avg_sq" not in state:
         state["max_exp_avg_sq"] = _state_zeros(p)
     state["step"].data += 1
-    return state, float(state["step"].data)
-
-
-def _effective_grad(theta: Array, grad: Array, weight_decay: float, maximize: bool,
-                    decoupled_weight_decay: bool) -> Array:
-    """The gradient Adam's moments see: ``±grad`` plus ``wd * theta`` for coupled (L2) decay.
-
-    ``grad`` is never written: a new array is made whenever the value differs from it.
-    """
-    if weight_decay != 0 and not decoupled_weight_decay:
-        g = theta * weight_decay  # g <- g + wd * theta, in a fresh array
-        if maximize:
-            g -= grad
-        else:
-            g += grad
-        return g
-    return -grad if maximize else grad
-
-
-def _adam_update(
-    param: Array,
-    grad: Array,
-    exp_avg: Array,
-    exp_avg_sq: Array,
-    max_exp_avg_sq: Optional[Array],
-    *,
-    step: float,
-    lr: float,
-    beta1: float,
-    beta2: float,
-    eps: float,
-    weight_decay: float,
-    maximize: bool,
-    decoupled_weight_decay: bool,
-) -> None:
-    """One Adam/AdamW step on backend arrays, in place (``param`` and the moment buffers).
-
-    ``step`` is the step number after incrementing (1 on the first step); ``max_exp_avg_sq`` is
-    given for AMSGrad only. ``grad`` is never written. Python-float scalars keep float32 arrays
-    float32 (NumPy's NEP 50), and every intermediate lives in one scratch array.
-    """
-    xp = backend.array_module(param)
-    if weight_decay != 0 and decoupled_weight_decay:
-        param *= 1 - lr * weight_decay
-    g = _effective_grad(param, grad, weight_decay, maximize, decoupled_weight_decay)
-
-    # m <- m + (1 - beta1) (g - m)   (PyTorch's lerp_)
-    tmp = g - exp_avg
-    tmp *= 1 - beta1
-    exp_avg += tmp
-    # v <- beta2 v + (1 - beta2) g g   (PyTorch's mul_ then addcmul_)
-    exp_avg_sq *= beta2
-    xp.multiply(g, 1 - beta2, out=tmp)
-    tmp *= g
-    exp_avg_sq += tmp
-
-    # NOTE: the bias corrections are Python floats (float64 on the host), never arrays
-    bias_correction1 = 1 - beta1**step
-    bias_correction2 = 1 - beta2**step
-    step_size = lr / bias_correction1
-    bias_correction2_sqrt = bias_correction2**0.5
-
-    if max_exp_avg_sq is not None:
-        xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-        v = max_exp_avg_sq
-    else:
-        v = exp_avg_sq
-    # denom = sqrt(v) / sqrt(1 - beta2^t) + eps
-    denom = tmp
-    xp.sqrt(v, out=denom)
-    denom /= bias_correction2_sqrt
-    denom += eps
-    # theta <- theta - step_size * m / denom   (PyTorch's addcdiv_)
-    xp.divide(exp_avg, denom, out=denom)
-    denom *= -step_size
-    param += denom
+    return float(state["step"].data)

@@ -1,13 +1,12 @@
-"""Checks shared by test_lstm.py and test_gru.py: the fused recurrent layers against the
-composite ``nn.rnn._lstm_layer`` / ``_gru_layer``."""
+"""Checks shared by the LSTM and GRU cases of test_rnn_kernels.py: the fused recurrent layers
+against the composite ``references.lstm_layer`` / ``references.gru_layer``."""
 
 import numpy as np
 from kernel_utils import (assert_same, assert_same_second_order, cpu, grad_fn_names, run,
                           tensor)
 
 import minigrad as mg
-from minigrad import kernels, nn
-from minigrad.nn import rnn
+from minigrad import kernels, nn, references
 
 GATES = {"lstm": 4, "gru": 3}
 MODULES = {"lstm": nn.LSTM, "gru": nn.GRU}
@@ -22,8 +21,8 @@ def layer_fn(kind, mask, reverse):
 
 def reference_fn(kind, mask, reverse):
     if kind == "lstm":
-        return lambda xp, h0, c0, w, b: rnn._lstm_layer(xp, h0, c0, w, b, mask, reverse)
-    return lambda xp, h0, w, b: rnn._gru_layer(xp, h0, w, b, mask, reverse)
+        return lambda xp, h0, c0, w, b: references.lstm_layer(xp, h0, c0, w, b, mask, reverse)
+    return lambda xp, h0, w, b: references.gru_layer(xp, h0, w, b, mask, reverse)
 
 
 def layer_inputs(kind, device, T, B, H, dtype="float64", scale=1.0, seed=0):

@@ -1,5 +1,5 @@
 """The fused multi-tensor Adam/AdamW (kernels/adam.py) against the per-parameter reference
-(``optim.adam._adam_update``): the same numbers, step after step, in every configuration."""
+(``references.adam_update``): the same numbers, step after step, in every configuration."""
 
 import copy
 

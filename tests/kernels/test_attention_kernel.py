@@ -1,5 +1,5 @@
 """The fused attention (kernels/attention.py) against its composite reference
-(``nn.attention._sdpa_reference``), through ``F.scaled_dot_product_attention`` and
+(``references.scaled_dot_product_attention``), through ``F.scaled_dot_product_attention`` and
 ``MultiheadAttention``. (Named ``test_attention_kernel`` so that it does not clash with
 tests/nn/test_attention.py.)"""
 
@@ -125,7 +125,7 @@ def test_row_blocks_plan():
 @pytest.mark.parametrize("kind", MASKS)
 def test_gradcheck_fused_function(device, kind):
     q, k, v, mask, causal = _case(device, "float64", kind, B=2, H=1, L=3, S=4, E=2, Ev=3)
-    fn = lambda q, k, v: kernels.attention.apply(q, k, v, mask, 0.0, causal)  # noqa: E731
+    fn = lambda q, k, v: kernels.attention.apply(q, k, v, mask, causal)  # noqa: E731
     assert "AttentionFn" in grad_fn_names(fn(q, k, v))
     assert mg.autograd.gradcheck(fn, [q, k, v])
 

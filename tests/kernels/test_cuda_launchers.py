@@ -238,7 +238,7 @@ def test_adam(fake_cupy, options):
             names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if group["amsgrad"] else [])
             state[p] = {n: Tensor._make(wrap(rng.random(s))) for n in names}
         xp = fake_cupy if cuda else np
-        flat = kernels.adam._Flat(xp, state, params, group["amsgrad"])
+        flat = kernels.adam._FlatMoments(xp, state, params, group["amsgrad"])
         kernels.adam._update(flat, params, 3.0, group)
         results.append([asnumpy(p.data) for p in params] +
                        [asnumpy(state[p]["exp_avg_sq"].data) for p in params])

@@ -253,7 +253,7 @@ def test_adam(sim, dtype, options):
             params.append(p)
             names = ["exp_avg", "exp_avg_sq"] + (["max_exp_avg_sq"] if group["amsgrad"] else [])
             state[p] = {n: Tensor._make(wrap(rng.random(s).astype(dtype))) for n in names}
-        flat = kernels.adam._Flat(xp, state, params, group["amsgrad"])
+        flat = kernels.adam._FlatMoments(xp, state, params, group["amsgrad"])
         kernels.adam._update(flat, params, 3.0, group)
         results.append(
             tuple(asnumpy(t.data) for p in params for t in [p] + list(state[p].values()))

@@ -1,5 +1,5 @@
 """The fused dropout (kernels/dropout.py) against its composite reference
-(``F._dropout_reference``)."""
+(``references.dropout``)."""
 
 import numpy as np
 import pytest

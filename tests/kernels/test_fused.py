@@ -91,16 +91,18 @@ def test_import_leaves_cupy_and_kernels_unloaded():
 
 
 def test_doctests():
-    """kernels/ is outside pytest's doctest paths: run its examples (and fused.py's) here."""
+    """kernels/ is outside pytest's doctest paths: run its examples (and fused.py's and
+    references.py's) here."""
     import doctest
     import importlib
 
     import minigrad.fused
+    import minigrad.references
 
-    names = ["_cuda", "_numpy", "adam", "attention", "dropout", "gelu", "gru", "layer_norm",
-             "lstm", "softmax_cross_entropy"]
-    modules = [minigrad.fused] + [importlib.import_module(f"minigrad.kernels.{n}")
-                                  for n in names]
+    names = ["_cuda", "_numpy", "adam", "attention", "bptt", "dropout", "gelu", "gru",
+             "layer_norm", "lstm", "softmax_cross_entropy"]
+    modules = [minigrad.fused, minigrad.references] + [
+        importlib.import_module(f"minigrad.kernels.{n}") for n in names]
     for module in modules:
         result = doctest.testmod(module)
         assert result.failed == 0, module.__name__

@@ -1,4 +1,4 @@
-"""The fused GELU (kernels/gelu.py) against its composite reference (``F._gelu_reference``)."""
+"""The fused GELU (kernels/gelu.py) against its composite reference (``references.gelu``)."""
 
 import math
 

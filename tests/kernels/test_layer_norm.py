@@ -1,5 +1,5 @@
 """The fused layer norm (kernels/layer_norm.py) against its composite reference
-(``F._layer_norm_reference``)."""
+(``references.layer_norm``)."""
 
 import numpy as np
 import pytest

@@ -1,5 +1,5 @@
 """The fused LSTM and GRU layers (kernels/lstm.py, kernels/gru.py) against their composite
-references (``nn.rnn._lstm_layer``, ``nn.rnn._gru_layer``): forward, gradients, second order,
+references (``references.lstm_layer``, ``references.gru_layer``): forward, gradients, second order,
 masks, odd shapes."""
 
 import pytest

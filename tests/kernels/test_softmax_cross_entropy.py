@@ -1,5 +1,5 @@
 """The fused softmax cross-entropy (kernels/softmax_cross_entropy.py) against its composite
-reference (``F._cross_entropy_reference``)."""
+reference (``references.cross_entropy``)."""
 
 import numpy as np
 import pytest

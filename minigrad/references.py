@@ -1,0 +1,434 @@
+"""Composite references: the ops that have a fused kernel, written with primitive ops only.
+
+Each function here is what a fused kernel in ``minigrad.kernels`` computes, built from the
+primitives of ``minigrad.ops``: readable, and differentiable to any order by autograd. They are
+the ground truth the kernels are tested against, what runs when ``mg.use_fused(False)`` (or when
+a kernel has no version for a device or dtype), and what a fused ``Function`` differentiates
+when its backward is itself recorded (``create_graph=True``).
+
+This module sits right above ``ops`` and imports nothing higher: ``kernels`` and ``nn`` import
+it, never the other way round. ``nn.functional`` and the layers keep the argument checks and the
+dispatch (``if fused_enabled(...): kernels.x.apply(...) else references.x(...)``).
+
+The fused ops, and what fuses them:
+
+=====================================  =====================================================
+reference                              kernel
+=====================================  =====================================================
+:func:`dropout`                        ``kernels/dropout.py``
+:func:`gelu`                           ``kernels/gelu.py``
+:func:`layer_norm`                     ``kernels/layer_norm.py``
+:func:`cross_entropy`                  ``kernels/softmax_cross_entropy.py``
+:func:`lstm_layer`, :func:`gru_layer`  ``kernels/lstm.py``, ``kernels/gru.py``
+:func:`scaled_dot_product_attention`   ``kernels/attention.py``
+:func:`adam_update`                    ``kernels/adam.py`` (on arrays: an optimizer step)
+=====================================  =====================================================
+
+Example:
+    >>> import minigrad as mg
+    >>> from minigrad import references
+    >>> x = mg.tensor([[1.0, 3.0]])
+    >>> references.layer_norm(x, (-1,), None, None, 1e-5)
+    tensor([[-1.0000,  1.0000]])
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Optional
+
+import numpy as np
+
+from minigrad import backend, ops
+from minigrad.tensor import Tensor
+
+Array = Any
+
+__all__ = [
+    "adam_effective_grad", "adam_update", "attention_probs", "causal_mask", "class_index_error",
+    "cross_entropy", "dropout", "gelu", "gru_layer", "gru_step", "layer_norm", "lstm_layer",
+    "lstm_step", "picked_nll", "scaled_dot_product_attention", "weighted_mean",
+]
+
+
+def _const(array: Array) -> Tensor:
+    """A backend array as a constant tensor (masks, indices: never part of the graph)."""
+    return Tensor._make(array)
+
+
+# ---------------------------------------------------------------------------- elementwise
+
+
+def dropout(input: Tensor, p: float) -> Tensor:
+    """Inverted dropout: y = x * m / (1 - p), m ~ Bernoulli(1 - p), drawn in x's dtype."""
+    if p == 1.0:
+        return input * _const(input.xp.zeros(input.shape, dtype=input.dtype))
+    u = backend.random_uniform(input.device, input.shape, input.dtype)
+    dt = input.dtype.type
+    # NOTE: keep where u >= p (probability 1 - p); the kept values are scaled up, so the
+    # expected output equals the input and evaluation needs no rescaling
+    mask = (u >= dt(p)).astype(input.dtype)
+    mask *= dt(1.0 / (1.0 - p))  # in place: stays in x's dtype on NumPy and CuPy alike
+    return input * _const(mask)
+
+
+def gelu(input: Tensor, approximate: str) -> Tensor:
+    """x * Phi(x) (or its tanh approximation): the GELU primitive of ``minigrad.ops``."""
+    return ops.gelu(input, approximate=approximate)
+
+
+# ---------------------------------------------------------------------------- layer norm
+
+
+def layer_norm(input: Tensor, dims: tuple, weight: Optional[Tensor], bias: Optional[Tensor],
+               eps: float) -> Tensor:
+    """(x - mean) / sqrt(var + eps) * weight + bias, over the trailing ``dims``."""
+    mean = input.mean(dim=dims, keepdim=True)
+    centered = input - mean
+    var = (centered * centered).mean(dim=dims, keepdim=True)  # NOTE: biased, as PyTorch
+    out = centered / ops.sqrt(var + eps)
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+# ---------------------------------------------------------------------------- cross-entropy
+
+
+def class_index_error(t: Array, n_classes: int, ignore_index: int, fn: str) -> IndexError:
+    """The error for the first class index outside [0, C) that is not ``ignore_index`` (built
+    only when there is one: on a GPU, at the synchronisation that reports it)."""
+    bad = (t != ignore_index) & ((t < 0) | (t >= n_classes))
+    value = int(t[bad].ravel()[0])
+    return IndexError(
+        f"{fn}(): target {value} is out of bounds: class indices must be in [0, "
+        f"{n_classes}) or equal ignore_index ({ignore_index})"
+    )
+
+
+def _target_key(xp, safe: Array, class_dim: int) -> tuple:
+    """An index that reads ``logp[n, t[n, i, j], i, j]`` for every target position: ``safe``
+    at the class dimension and a broadcasting ``arange`` for each other dimension."""
+    key = []
+    for d, size in enumerate(safe.shape):
+        shape = [1] * safe.ndim
+        shape[d] = size
+        key.append(xp.arange(size).reshape(shape))
+    key.insert(class_dim, safe)
+    return tuple(key)
+
+
+def picked_nll(logp: Tensor, target: Tensor, valid: Array, weight: Optional[Tensor],
+               class_dim: int):
+    """``(nll, denom)``: per target ``-w[t] * logp[t]`` (0 where ignored), of the target's
+    shape, and what ``'mean'`` divides its sum by: the summed weights ``w[t]`` of the
+    non-ignored targets (their count without weights)."""
+    xp = logp.xp
+    t = target.data
+    # ignored targets read class 0, then are masked; so do out-of-range ones, which on a GPU
+    # are reported at the next synchronisation (F's target check), never read
+    safe = xp.where(valid & (t >= 0) & (t < logp.shape[class_dim]), t, 0)
+    picked = ops.getitem(logp, _target_key(xp, safe, class_dim))  # (N, d1, ...): log p[t]
+    if weight is None and xp is np and bool(valid.all()):
+        # the common case (nothing ignored, no weights): fewer ops, the same numbers (on the
+        # CPU only: on a GPU, asking would make the host wait for the device)
+        return -picked, float(valid.size)
+    valid_t = _const(valid)
+    zero = _const(xp.zeros((), dtype=logp.dtype))
+    if weight is None:
+        return ops.where(valid_t, -picked, zero), _const(valid.astype(logp.dtype)).sum()
+    w_t = ops.where(valid_t, ops.getitem(weight, _const(safe)), zero)
+    return ops.where(valid_t, -picked * w_t, zero), w_t.sum()
+
+
+def weighted_mean(total: Tensor, denom) -> Tensor:
+    """``total / denom``, the 'mean' reduction of a class-weighted loss."""
+    # NOTE: PyTorch divides by the summed weights of the non-ignored targets (not by N);
+    # when every target is ignored this is 0 / 0 = nan, as in PyTorch
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return total / denom
+
+
+def _class_broadcast(weight: Tensor, ndim: int, class_dim: int) -> Tensor:
+    """A (C,) weight reshaped to broadcast along the class dimension of an ndim input."""
+    shape = [1] * ndim
+    shape[class_dim] = weight.shape[0]
+    return ops.reshape(weight, tuple(shape))
+
+
+def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor], ignore_index: int,
+                  reduction: str, label_smoothing: float) -> Tensor:
+    """Cross-entropy from logits, with class-index or class-probability targets (checked by
+    ``F.cross_entropy``; see it for the formulas)."""
+    class_dim = 0 if input.ndim == 1 else 1
+    n_classes = input.shape[class_dim]
+    logp = ops.log_softmax(input, dim=class_dim)  # NOTE: max-shifted: finite for 1e4 logits
+
+    if tuple(target.shape) == tuple(input.shape) and target.dtype.kind == "f":
+        # class probabilities: loss_i = -sum_c w_c * q_ic * log p_ic,
+        # q = target * (1 - eps) + eps / C; 'mean' divides by N (not by the weights)
+        q = target
+        if label_smoothing > 0:
+            q = q * (1 - label_smoothing) + label_smoothing / n_classes
+        prod = logp * q
+        if weight is not None:
+            prod = prod * _class_broadcast(weight, input.ndim, class_dim)
+        if reduction == "none":
+            return -prod.sum(dim=class_dim)
+        total = -prod.sum()
+        if reduction == "sum":
+            return total
+        n = input.data.size // n_classes if n_classes else 0
+        return total / n if n else total * float("nan")
+
+    valid = target.data != ignore_index
+    nll, denom = picked_nll(logp, target, valid, weight, class_dim)
+    loss = nll
+    if label_smoothing > 0:
+        # PyTorch's formula: (1 - eps) * nll + eps / C * smooth, where
+        # smooth_i = -sum_c w_c * log p_ic (0 where ignored), reduced like nll
+        lp = logp if weight is None else logp * _class_broadcast(weight, input.ndim, class_dim)
+        smooth = -lp.sum(dim=class_dim)
+        smooth = ops.where(_const(valid), smooth, _const(input.xp.zeros((), input.dtype)))
+        loss = nll * (1 - label_smoothing) + smooth * (label_smoothing / n_classes)
+    if reduction == "none":
+        return loss
+    if reduction == "sum":
+        return loss.sum()
+    return weighted_mean(loss.sum(), denom)
+
+
+# ---------------------------------------------------------------------------- recurrences
+
+
+def lstm_step(gates_x: Tensor, h: Tensor, c: Tensor, w_hh_t: Tensor) -> tuple[Tensor, Tensor]:
+    """One LSTM step. ``gates_x`` already holds ``W_ih x_t + b_ih + b_hh``; ``w_hh_t = W_hh^T``.
+
+    i = sigmoid(W_ii x + b_ii + W_hi h + b_hi)      input gate
+    f = sigmoid(W_if x + b_if + W_hf h + b_hf)      forget gate
+    g = tanh(W_ig x + b_ig + W_hg h + b_hg)         candidate cell
+    o = sigmoid(W_io x + b_io + W_ho h + b_ho)      output gate
+    c' = f * c + i * g
+    h' = o * tanh(c')
+    """
+    gates = gates_x + h @ w_hh_t  # (B, 4H)
+    i, f, g, o = ops.chunk(gates, 4, dim=1)  # each (B, H), PyTorch's order i, f, g, o
+    i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+    c = f * c + i * g  # (B, H)
+    h = o * c.tanh()  # (B, H)
+    return h, c
+
+
+def gru_step(x_proj: Tensor, h: Tensor, w_hh_t: Tensor, b_hh: Tensor | None) -> Tensor:
+    """One GRU step. ``x_proj`` holds ``W_ih x_t + b_ih``; ``w_hh_t = W_hh^T``.
+
+    r = sigmoid(W_ir x + b_ir + W_hr h + b_hr)        reset gate
+    z = sigmoid(W_iz x + b_iz + W_hz h + b_hz)        update gate
+    n = tanh(W_in x + b_in + r * (W_hn h + b_hn))     candidate (PyTorch: b_hn inside r * ...)
+    h' = (1 - z) * n + z * h
+    """
+    h_proj = h @ w_hh_t  # (B, 3H)
+    if b_hh is not None:
+        h_proj = h_proj + b_hh
+    xr, xz, xn = ops.chunk(x_proj, 3, dim=1)  # each (B, H), PyTorch's order r, z, n
+    hr, hz, hn = ops.chunk(h_proj, 3, dim=1)  # each (B, H)
+    r = (xr + hr).sigmoid()
+    z = (xz + hz).sigmoid()
+    n = (xn + r * hn).tanh()
+    return n + z * (h - n)  # = (1 - z) * n + z * h, one op fewer
+
+
+def _time_steps(T: int, reverse: bool) -> Sequence[int]:
+    return range(T - 1, -1, -1) if reverse else range(T)
+
+
+def lstm_layer(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+               mask: Tensor | None, reverse: bool = False) -> tuple[Tensor, Tensor, Tensor]:
+    """The recurrence of one LSTM layer in one direction (what ``kernels/lstm.py`` fuses).
+
+    Args:
+        x_proj: ``W_ih x_t + b_ih`` for every step, shape (T, B, 4H).
+        h0, c0: initial state, (B, H) each.
+        w_hh: (4H, H); ``b_hh``: (4H,) or None.
+        mask: (T, B, 1) bool, True at valid steps, or None when every step is valid.
+        reverse: walk from step T-1 down to 0.
+
+    Returns:
+        ``(output, h_n, c_n)``: output (T, B, H) with zeros at padded steps; h_n, c_n (B, H).
+    """
+    if b_hh is not None:
+        x_proj = x_proj + b_hh  # (T, B, 4H): b_hh added once, not once per step
+    w_hh_t = w_hh.T  # (H, 4H), transposed once for all steps
+    steps = ops.unbind(x_proj, 0)  # T x (B, 4H); one node, its backward one cat
+    valid = ops.unbind(mask, 0) if mask is not None else None  # T x (B, 1)
+    h, c = h0, c0
+    outputs: list[Tensor | None] = [None] * len(steps)
+    for t in _time_steps(len(steps), reverse):
+        h_new, c_new = lstm_step(steps[t], h, c, w_hh_t)
+        if valid is not None:  # a padded step keeps the state
+            h_new = ops.where(valid[t], h_new, h)
+            c_new = ops.where(valid[t], c_new, c)
+        h, c = h_new, c_new
+        outputs[t] = h
+    output = ops.stack(outputs, 0)  # (T, B, H)
+    if mask is not None:
+        output = ops.where(mask, output, 0.0)  # padded steps output zeros, as PyTorch's packing
+    return output, h, c
+
+
+def gru_layer(x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
+              mask: Tensor | None, reverse: bool = False) -> tuple[Tensor, Tensor]:
+    """The recurrence of one GRU layer in one direction (what ``kernels/gru.py`` fuses).
+
+    Args:
+        x_proj: ``W_ih x_t + b_ih`` for every step, shape (T, B, 3H).
+        h0: initial state (B, H).
+        w_hh: (3H, H); ``b_hh``: (3H,) or None (kept apart: ``b_hn`` sits inside ``r * ...``).
+        mask: (T, B, 1) bool, True at valid steps, or None when every step is valid.
+        reverse: walk from step T-1 down to 0.
+
+    Returns:
+        ``(output, h_n)``: output (T, B, H) with zeros at padded steps; h_n (B, H).
+    """
+    w_hh_t = w_hh.T  # (H, 3H)
+    steps = ops.unbind(x_proj, 0)  # T x (B, 3H)
+    valid = ops.unbind(mask, 0) if mask is not None else None  # T x (B, 1)
+    h = h0
+    outputs: list[Tensor | None] = [None] * len(steps)
+    for t in _time_steps(len(steps), reverse):
+        h_new = gru_step(steps[t], h, w_hh_t, b_hh)
+        if valid is not None:  # a padded step keeps the state
+            h_new = ops.where(valid[t], h_new, h)
+        h = h_new
+        outputs[t] = h
+    output = ops.stack(outputs, 0)  # (T, B, H)
+    if mask is not None:
+        output = ops.where(mask, output, 0.0)
+    return output, h
+
+
+# ---------------------------------------------------------------------------- attention
+
+
+def causal_mask(L: int, S: int, like: Tensor) -> Tensor:
+    """(L, S) bool, True on and below the diagonal: query i may attend keys 0..i (top-left
+    aligned when L != S, as PyTorch)."""
+    xp = like.xp
+    return _const(xp.tril(xp.ones((L, S), dtype=bool)))
+
+
+def attention_probs(query: Tensor, key: Tensor, attn_mask: Tensor | None = None,
+                    is_causal: bool = False, scale: float | None = None) -> Tensor:
+    """softmax(q k^T * scale + mask) over the keys: (..., L, E), (..., S, E) -> (..., L, S).
+
+    ``attn_mask`` follows ``scaled_dot_product_attention``'s convention (bool: True = may
+    attend; float: added); ``is_causal`` builds the causal mask instead; ``scale`` defaults to
+    ``1/sqrt(E)``.
+    """
+    if scale is None:
+        scale = 1.0 / math.sqrt(query.shape[-1])
+    if is_causal:
+        attn_mask = causal_mask(query.shape[-2], key.shape[-2], query)
+    scores = (query * scale) @ key.transpose(-2, -1)  # (..., L, S); scaling q is cheaper
+    if attn_mask is None:
+        return ops.softmax(scores, dim=-1)  # NOTE: softmax subtracts the row max: no overflow
+    if attn_mask.dtype == np.bool_:
+        scores = ops.where(attn_mask, scores, -math.inf)  # forbidden keys get exp(-inf) = 0
+    else:
+        scores = scores + attn_mask
+    # NOTE: a row of only -inf has no softmax (0 / 0 = nan). PyTorch 2.13 returns zeros there.
+    # Set such rows to 0 before the softmax, so nothing nan flows forward or back, and zero
+    # their probabilities after it.
+    dead = _const(scores.xp.all(scores.data == -math.inf, axis=-1, keepdims=True))  # (..., L, 1)
+    probs = ops.softmax(ops.where(dead, 0.0, scores), dim=-1)
+    return ops.where(dead, 0.0, probs)
+
+
+def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
+                                 attn_mask: Tensor | None = None, is_causal: bool = False,
+                                 scale: float | None = None) -> Tensor:
+    """The composite attention, softmax(q k^T * scale + mask) @ v (what ``kernels/attention.py``
+    fuses; dropout on the weights is ``F.scaled_dot_product_attention``'s, around this)."""
+    return attention_probs(query, key, attn_mask, is_causal, scale) @ value  # (..., L, Ev)
+
+
+# ---------------------------------------------------------------------------- Adam
+
+
+def adam_effective_grad(theta: Array, grad: Array, weight_decay: float, maximize: bool,
+                        decoupled_weight_decay: bool) -> Array:
+    """The gradient Adam's moments see: ``±grad`` plus ``wd * theta`` for coupled (L2) decay.
+
+    ``grad`` is never written: a new array is made whenever the value differs from it.
+    """
+    if weight_decay != 0 and not decoupled_weight_decay:
+        g = theta * weight_decay  # g <- g + wd * theta, in a fresh array
+        if maximize:
+            g -= grad
+        else:
+            g += grad
+        return g
+    return -grad if maximize else grad
+
+
+def adam_update(
+    param: Array,
+    grad: Array,
+    exp_avg: Array,
+    exp_avg_sq: Array,
+    max_exp_avg_sq: Optional[Array],
+    *,
+    step: float,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    weight_decay: float,
+    maximize: bool,
+    decoupled_weight_decay: bool,
+) -> None:
+    """One Adam/AdamW step of one parameter on backend arrays, in place (``param`` and the
+    moment buffers): the update ``optim.Adam`` makes parameter by parameter.
+
+    ``step`` is the step number after incrementing (1 on the first step); ``max_exp_avg_sq`` is
+    given for AMSGrad only. ``grad`` is never written. Python-float scalars keep float32 arrays
+    float32 (NumPy's NEP 50), and every intermediate lives in one scratch array.
+    """
+    xp = backend.array_module(param)
+    if weight_decay != 0 and decoupled_weight_decay:
+        param *= 1 - lr * weight_decay
+    g = adam_effective_grad(param, grad, weight_decay, maximize, decoupled_weight_decay)
+
+    # m <- m + (1 - beta1) (g - m)   (PyTorch's lerp_)
+    tmp = g - exp_avg
+    tmp *= 1 - beta1
+    exp_avg += tmp
+    # v <- beta2 v + (1 - beta2) g g   (PyTorch's mul_ then addcmul_)
+    exp_avg_sq *= beta2
+    xp.multiply(g, 1 - beta2, out=tmp)
+    tmp *= g
+    exp_avg_sq += tmp
+
+    # NOTE: the bias corrections are Python floats (float64 on the host), never arrays
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    step_size = lr / bias_correction1
+    bias_correction2_sqrt = bias_correction2**0.5
+
+    if max_exp_avg_sq is not None:
+        xp.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        v = max_exp_avg_sq
+    else:
+        v = exp_avg_sq
+    # denom = sqrt(v) / sqrt(1 - beta2^t) + eps
+    denom = tmp
+    xp.sqrt(v, out=denom)
+    denom /= bias_correction2_sqrt
+    denom += eps
+    # theta <- theta - step_size * m / denom   (PyTorch's addcdiv_)
+    xp.divide(exp_avg, denom, out=denom)
+    denom *= -step_size
+    param += denom
