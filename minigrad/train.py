@@ -1,13 +1,19 @@
 """The training loop: one epoch of mini-batch gradient descent, evaluation, and `fit`.
 
-Everything that trains in minigrad (`minigrad.keras`, the CLI) goes through `train_epoch`,
-whose inner loop is the five lines every PyTorch tutorial shows::
+Everything that trains in minigrad (`minigrad.keras`, the char-LM runs of
+`minigrad.models.charlm_train`, the fine-tuning experiments of `minigrad.finetune.sms`) goes
+through `train_epoch`, whose inner loop is the five lines every PyTorch tutorial shows::
 
     optimizer.zero_grad()        # forget the previous step's gradients
     out = model(x)               # forward: build the graph
     loss = loss_fn(out, y)       # a scalar
     loss.backward()              # backward: fill every parameter's .grad
     optimizer.step()             # update the parameters from their .grad
+
+Callbacks hook into it with Keras's names: ``on_train_batch_begin`` before the five lines,
+``on_before_optimizer_step`` between ``backward`` and ``step`` (where `GradientClipping` clips),
+``on_train_batch_end`` after them (where `LRSchedulerCallback` steps a per-batch schedule and a
+logger reads the loss), and ``on_epoch_begin``/``on_epoch_end`` around each epoch.
 
 Around it, only bookkeeping: the loss and the metrics of each batch are kept as device arrays
 and summed when they are shown (about ten times a second on a terminal, once per epoch in a
@@ -42,12 +48,15 @@ import numpy as np
 
 from minigrad import backend
 from minigrad.autograd import no_grad
+from minigrad.nn.utils import clip_grad_norm_
 from minigrad.tensor import Tensor
 from minigrad.utils.progress import Progbar
 
 __all__ = [
     "Callback",
+    "GradientClipping",
     "History",
+    "LRSchedulerCallback",
     "RunningMean",
     "accuracy",
     "binary_accuracy",
@@ -147,9 +156,10 @@ class RunningMean:
 
 
 class Callback:
-    """Base class of objects that `fit` calls at the start and end of training and epochs.
+    """Base class of objects that `fit` calls around training, epochs and batches.
 
-    The hooks have Keras's names. `fit` sets ``callback.model`` (the model being trained,
+    The hooks have Keras's names, plus ``on_before_optimizer_step`` (between ``backward`` and
+    ``step``, as PyTorch Lightning's). `fit` sets ``callback.model`` (the model being trained,
     unless it is already set) and ``callback.optimizer``. A callback stops training by setting
     ``self.model.stop_training = True``; `fit` checks it after every epoch.
 
@@ -184,6 +194,95 @@ class Callback:
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         """Called after epoch `epoch` with its metrics, e.g. ``{'loss': .., 'val_loss': ..}``."""
+
+    def on_train_batch_begin(self, batch: int, logs: dict | None = None) -> None:
+        """Called before batch `batch` (counted from 0 in every epoch) is trained on."""
+
+    def on_before_optimizer_step(self, batch: int, logs: dict | None = None) -> None:
+        """Called after ``loss.backward()``, before ``optimizer.step()``: the gradients are in
+        each parameter's ``.grad`` (clip them here)."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        """Called after ``optimizer.step()`` with ``logs={'loss': loss}``, the batch's loss as
+        a detached 0-d Tensor (``float(logs['loss'])`` waits for the device)."""
+
+
+def _hooks(callbacks: Sequence[Any], name: str) -> list:
+    """The bound `name` methods of the callbacks that define one: the base class's no-ops are
+    left out, so that a loop without such callbacks does no work for them per batch."""
+    default = getattr(Callback, name)
+    return [getattr(cb, name) for cb in callbacks
+            if getattr(type(cb), name, default) is not default]
+
+
+def _call(hooks: list, *args: Any) -> None:
+    for hook in hooks:
+        hook(*args)
+
+
+class LRSchedulerCallback(Callback):
+    """Steps a learning-rate scheduler after every batch or after every epoch.
+
+    Args:
+        scheduler: an `optim.lr_scheduler` scheduler.
+        interval: ``'step'`` (after each ``optimizer.step()``, as warm-up and cosine schedules
+            counted in steps want) or ``'epoch'`` (after each epoch's validation).
+
+    Example:
+        >>> from minigrad import nn, optim
+        >>> opt = optim.SGD(nn.Linear(2, 1).parameters(), lr=0.1)
+        >>> cb = LRSchedulerCallback(optim.lr_scheduler.StepLR(opt, 1, gamma=0.5), "step")
+        >>> cb.on_train_batch_end(0)
+        >>> opt.param_groups[0]["lr"]
+        0.05
+    """
+
+    def __init__(self, scheduler: Any, interval: str = "epoch") -> None:
+        super().__init__()
+        if interval not in ("step", "epoch"):
+            raise ValueError(f"interval must be 'step' or 'epoch', got {interval!r}")
+        self.scheduler = scheduler
+        self.interval = interval
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        if self.interval == "step":
+            self.scheduler.step()
+
+    def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
+        if self.interval == "epoch":
+            self.scheduler.step()
+
+
+class GradientClipping(Callback):
+    """Clips the norm of the gradients before every optimizer step (`nn.utils.clip_grad_norm_`).
+
+    Args:
+        max_norm: the largest total norm the gradients keep.
+        norm_type: the p of the p-norm.
+        parameters: the parameters whose gradients are clipped (default: the model's).
+
+    Example:
+        >>> import minigrad as mg
+        >>> from minigrad import nn
+        >>> model = nn.Linear(2, 1, bias=False)
+        >>> (model(mg.tensor([[30.0, 40.0]])).sum()).backward()   # gradient norm 50
+        >>> cb = GradientClipping(max_norm=1.0)
+        >>> cb.set_model(model)
+        >>> cb.on_before_optimizer_step(0)
+        >>> round(float((model.weight.grad ** 2).sum().sqrt().item()), 4)
+        1.0
+    """
+
+    def __init__(self, max_norm: float, norm_type: float = 2.0,
+                 parameters: Iterable[Tensor] | None = None) -> None:
+        super().__init__()
+        self.max_norm = max_norm
+        self.norm_type = norm_type
+        self.parameters = None if parameters is None else list(parameters)
+
+    def on_before_optimizer_step(self, batch: int, logs: dict | None = None) -> None:
+        parameters = self.model.parameters() if self.parameters is None else self.parameters
+        clip_grad_norm_(parameters, self.max_norm, self.norm_type)
 
 
 class History(Callback):
@@ -248,6 +347,8 @@ def train_epoch(
     metrics: Mapping[str, Metric] | Sequence[Metric] = (),
     progbar: Progbar | None = None,
     refresh: float | None = REFRESH_SECONDS,
+    callbacks: Sequence[Callback] = (),
+    forward: Callable[[Any], Tensor] | None = None,
 ) -> dict:
     """Trains `model` for one pass over `loader`; returns the epoch's mean loss and metrics.
 
@@ -262,23 +363,35 @@ def train_epoch(
             validation metrics can join the final line).
         refresh: seconds between two progress-bar updates (each reads the device once);
             None updates it only at the last step.
+        callbacks: `Callback` objects whose batch hooks run around every step.
+        forward: ``forward(x)`` -> the output, where a batch's `x` is not simply the model's
+            one argument (e.g. ``lambda inputs: model(*inputs)``); default ``model``.
 
     Returns:
         ``{'loss': mean loss, name: mean score, ...}`` over the epoch's examples.
     """
     metrics = _as_metric_dict(metrics)
     meters = {name: RunningMean() for name in ["loss", *metrics]}
+    forward = model if forward is None else forward
+    batch_begin = _hooks(callbacks, "on_train_batch_begin")
+    before_step = _hooks(callbacks, "on_before_optimizer_step")
+    batch_end = _hooks(callbacks, "on_train_batch_end")
     total_steps = len(loader) if hasattr(loader, "__len__") else None
     last_shown = time.monotonic()
     model.train()
-    for step, (x, y) in enumerate(loader, start=1):
+    for batch, (x, y) in enumerate(loader):
+        _call(batch_begin, batch)
         optimizer.zero_grad()
-        out = model(x)
+        out = forward(x)
         loss = loss_fn(out, y)
         loss.backward()
+        _call(before_step, batch)  # e.g. gradient clipping
         optimizer.step()
 
         _record(meters, loss, out, y, metrics)
+        if batch_end:
+            _call(batch_end, batch, {"loss": loss.detach()})
+        step = batch + 1
         if progbar is not None and refresh is not None and step != total_steps:
             now = time.monotonic()
             if now - last_shown >= refresh:
@@ -343,6 +456,7 @@ def fit(
     verbose: int = 1,
     scheduler: Any = None,
     file: TextIO | None = None,
+    forward: Callable[[Any], Tensor] | None = None,
 ) -> History:
     """Trains `model` for `epochs` epochs with a Keras-style progress bar.
 
@@ -358,10 +472,13 @@ def fit(
         val_loader: validation batches, evaluated after every epoch.
         metrics: name -> ``fn(output, target)`` per-example scores, e.g.
             ``{'accuracy': accuracy}``.
-        callbacks: `Callback` objects (e.g. from `minigrad.keras.callbacks`).
+        callbacks: `Callback` objects (e.g. `GradientClipping`, `LRSchedulerCallback`, or
+            from `minigrad.keras.callbacks`).
         verbose: 0 silent, 1 progress bar, 2 one line per epoch.
-        scheduler: an `optim.lr_scheduler` stepped once per epoch.
+        scheduler: an `optim.lr_scheduler` stepped once per epoch (for one stepped per batch,
+            pass ``LRSchedulerCallback(scheduler, 'step')`` in `callbacks`).
         file: where the progress goes (default standard output).
+        forward: how a batch's inputs go through the model, as in `train_epoch`.
 
     Returns:
         A `History` whose ``.history`` maps ``'loss'``, the metric names and their
@@ -370,6 +487,8 @@ def fit(
     file = sys.stdout if file is None else file
     history = History()
     callbacks = [*callbacks, history]
+    if scheduler is not None:  # first, so the other callbacks see the next epoch's rate
+        callbacks.insert(0, LRSchedulerCallback(scheduler, "epoch"))
     params = {"epochs": epochs, "steps": len(loader) if hasattr(loader, "__len__") else None,
               "verbose": verbose}
     for cb in callbacks:
@@ -392,14 +511,13 @@ def fit(
         # NOTE: the loop passes exact running means; "stateful" makes the bar show them as given
         bar = Progbar(params["steps"], verbose=verbose, file=file, stateful_metrics=names)
         refresh = REFRESH_SECONDS if verbose == 1 and _isatty(file) else None
-        logs = train_epoch(model, loss_fn, optimizer, loader, metrics, bar, refresh)
+        logs = train_epoch(model, loss_fn, optimizer, loader, metrics, bar, refresh,
+                           callbacks, forward)
         if val_loader is not None:
             val_logs = evaluate(model, loss_fn, val_loader, metrics)
             logs.update({f"val_{name}": value for name, value in val_logs.items()})
         if verbose:
             bar.update(params["steps"] or 0, values=list(logs.items()), finalize=True)
-        if scheduler is not None:
-            scheduler.step()
         for cb in callbacks:
             cb.on_epoch_end(epoch, logs)
         if any(getattr(cb.model, "stop_training", False) for cb in callbacks):

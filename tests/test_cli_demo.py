@@ -1,4 +1,4 @@
-"""Tests for ``minigrad demo`` (minigrad/commands.py) and minigrad.plot."""
+"""Tests for ``minigrad demo`` (minigrad/cli/demo.py) and minigrad.plot."""
 
 import doctest
 import json
@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from minigrad import cli, commands, plot
+from minigrad import cli, plot
+from minigrad.cli import demo
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -48,7 +49,7 @@ def test_demo_help_lists_options():
     args = parser.parse_args(["demo"])
     assert (args.dataset, args.device, args.out, args.epochs) == ("digits", "cpu",
                                                                    "minigrad-demo", None)
-    assert commands.DEMO_DEFAULTS["mnist"] == {"epochs": 10, "batch_size": 32}
+    assert demo.DEMO_DEFAULTS["mnist"] == {"epochs": 10, "batch_size": 32}
 
 
 def test_demo_mnist_missing_files_says_where(tmp_path, capsys):

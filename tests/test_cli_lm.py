@@ -1,5 +1,5 @@
-"""Tests for ``minigrad train-lm`` and ``minigrad sample`` (minigrad/lm_cli.py), run as the user
-runs them: in a subprocess."""
+"""Tests for ``minigrad train-lm`` and ``minigrad sample`` (minigrad/cli/train_lm.py,
+minigrad/cli/sample.py), run as the user runs them: in a subprocess."""
 
 import json
 import os
@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 
 import minigrad as mg
-from minigrad import cli, lm_cli
+from minigrad import cli
 from minigrad.finetune import save_checkpoint
+from minigrad.models import charlm_train
 
 REPO = Path(__file__).resolve().parents[1]
 TEXT = ("First Citizen:\nBefore we proceed any further, hear me speak.\n\nAll:\nSpeak, speak.\n\n"
@@ -73,7 +74,7 @@ def test_train_lm_reports_checkpoints_and_logs(trained):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["iters"] == 30 and summary["model_config"]["n_embd"] == 16
     assert summary["final_val_loss"] == log[-1]["val_loss"] < log[0]["val_loss"]
-    info = lm_cli.read_lm_checkpoint(out)
+    info = charlm_train.read_lm_checkpoint(out)
     assert info["step"] == 30 and info["tokenizer"]["itos"] == sorted(set(TEXT))
 
 

@@ -11,6 +11,8 @@ Every loader returns NumPy arrays, like ``keras.datasets.mnist.load_data()``; wr
   content, so any faithful mirror or re-compressed copy is accepted and nothing else is.
 - `read_idx`: the IDX reader behind them, for any IDX file of unsigned bytes.
 - `text` and `CharTokenizer`: a UTF-8 corpus and a character-level vocabulary for char-RNNs.
+- `read_sms_spam`: the SMS Spam Collection (``label<TAB>text`` lines), read from
+  ``$MINIGRAD_DATA/sms_spam/SMSSpamCollection`` or a path; `train_test_indices` splits it.
 
 Attribution:
     The bundled digits are the "Optical Recognition of Handwritten Digits" data set by
@@ -59,7 +61,10 @@ __all__ = [
     "fashion_mnist",
     "mnist",
     "read_idx",
+    "read_sms_spam",
+    "sms_spam_path",
     "text",
+    "train_test_indices",
 ]
 
 Array = Any
@@ -520,6 +525,90 @@ def fashion_mnist(
         download,
         verbose,
     )
+
+
+# ------------------------------------------------------------------------------------------
+# SMS Spam Collection
+# ------------------------------------------------------------------------------------------
+
+SMS_SPAM_URL = "https://archive.ics.uci.edu/dataset/228/sms+spam+collection"
+_SMS_LABELS = {"ham": 0, "spam": 1}
+
+
+def sms_spam_path(root: str | os.PathLike | None = None) -> Path:
+    """Where `read_sms_spam` looks by default: ``SMSSpamCollection`` in ``data_root("sms_spam")``.
+
+    Example:
+        >>> sms_spam_path("/data/sms").as_posix()
+        '/data/sms/SMSSpamCollection'
+    """
+    return data_root("sms_spam", root) / "SMSSpamCollection"
+
+
+def read_sms_spam(path: str | os.PathLike | None = None) -> tuple[list[str], np.ndarray]:
+    """The SMS Spam Collection (5,574 messages, 13.4% spam) as ``(texts, labels)``.
+
+    The file has one ``label<TAB>text`` line per message, label ``ham`` (0) or ``spam`` (1). A
+    first line that is a header (``Label<TAB>SMS``) is dropped; empty lines are skipped.
+
+    Args:
+        path: the file (default `sms_spam_path()`: ``$MINIGRAD_DATA/sms_spam/SMSSpamCollection``,
+            else ``~/.cache/minigrad/sms_spam/SMSSpamCollection``).
+
+    Returns:
+        The messages (a list of str) and their labels (an int64 array).
+
+    Raises:
+        DatasetError: the file is missing (the message says where it looked and how to get
+            it), or a line has no tab or an unknown label.
+
+    Example:
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "sms.tsv")
+        >>> _ = open(path, "w").write("Label\\tSMS\\nham\\thi there\\nspam\\tWIN cash now\\n")
+        >>> read_sms_spam(path)
+        (['hi there', 'WIN cash now'], array([0, 1]))
+    """
+    path = sms_spam_path() if path is None else Path(path)
+    if not path.is_file():
+        raise DatasetError(
+            f"SMS Spam Collection not found at {str(path)!r}. Get the file SMSSpamCollection "
+            f"(tab-separated label/text lines) from {SMS_SPAM_URL}, then put it there, set "
+            "MINIGRAD_DATA to the folder holding sms_spam/SMSSpamCollection, or pass its path "
+            "(minigrad finetune --data PATH)"
+        )
+    texts, labels = [], []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for number, line in enumerate(f, 1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            label, tab, message = line.partition("\t")
+            label = label.strip().lower()
+            if number == 1 and label not in _SMS_LABELS:
+                continue  # a header such as "Label\tSMS"
+            if not tab or label not in _SMS_LABELS:
+                raise DatasetError(f"{path}:{number}: expected 'ham<TAB>text' or "
+                                   f"'spam<TAB>text', got {line[:60]!r}")
+            texts.append(message)
+            labels.append(_SMS_LABELS[label])
+    if not texts:
+        raise DatasetError(f"{path}: no messages")
+    return texts, np.array(labels, dtype=np.int64)
+
+
+def train_test_indices(n: int, seed: int, test_fraction: float = 0.2) -> Split:
+    """Index arrays ``(train, test)`` of `n` examples: a seeded permutation, the last
+    `test_fraction` of it tested; each array sorted.
+
+    Example:
+        >>> train, test = train_test_indices(10, seed=0)
+        >>> len(train), len(test), sorted([*train, *test]) == list(range(10))
+        (8, 2, True)
+    """
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test = int(round(n * test_fraction))
+    return np.sort(perm[: n - n_test]), np.sort(perm[n - n_test :])
 
 
 # ------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@
 - :mod:`~minigrad.finetune.callbacks`: ``GradualUnfreezing``.
 - :mod:`~minigrad.finetune.lora`: ``LoRALinear``, ``apply_lora``, ``merge_lora``, adapters
   saved and loaded alone.
+- :mod:`~minigrad.finetune.sms`: the experiments of ``minigrad finetune`` (LoRA on MiniLM vs an
+  LSTM from scratch, on SMS spam); imported on its own, as it builds on `minigrad.models`.
 
 Example:
     >>> from minigrad import nn

@@ -25,41 +25,14 @@ from typing import Optional, Sequence, Union
 
 from minigrad.finetune.freeze import freeze, unfreeze
 from minigrad.nn.module import Module
-
-try:  # the Keras-style hooks shared by minigrad.train.fit and minigrad.keras
-    from minigrad.train import Callback as _Base
-except ImportError:  # pragma: no cover - the training stack is optional here
-
-    class _Base:  # type: ignore[no-redef]
-        """The hook methods, as plain no-ops."""
-
-        model = None
-
-        def set_model(self, model) -> None:
-            self.model = model
-
-        def set_params(self, params) -> None:
-            self.params = params
-
-        def on_train_begin(self, logs=None) -> None:
-            pass
-
-        def on_train_end(self, logs=None) -> None:
-            pass
-
-        def on_epoch_begin(self, epoch, logs=None) -> None:
-            pass
-
-        def on_epoch_end(self, epoch, logs=None) -> None:
-            pass
-
+from minigrad.train import Callback
 
 __all__ = ["GradualUnfreezing"]
 
 LayerSpec = Union[str, Sequence[str], Module]
 
 
-class GradualUnfreezing(_Base):
+class GradualUnfreezing(Callback):
     """Unfreeze one more layer group every ``every`` epochs, starting from the head.
 
     At epoch ``e`` the top ``initially_trainable + e // every`` groups of ``layers`` are

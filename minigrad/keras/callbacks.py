@@ -18,6 +18,7 @@ import os
 import warnings
 from typing import Any, Callable
 
+from minigrad.io.serialization import save
 from minigrad.train import Callback, History
 
 __all__ = ["Callback", "EarlyStopping", "History", "LearningRateScheduler", "ModelCheckpoint"]
@@ -194,8 +195,6 @@ class ModelCheckpoint(Callback):
         elif not self.save_weights_only and hasattr(self.model, "save"):
             self.model.save(path)
         else:
-            from minigrad.io.serialization import save
-
             save(self.model.state_dict(), path)
 
 

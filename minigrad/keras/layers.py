@@ -694,8 +694,6 @@ class MultiHeadAttention(Layer):
     def call(self, query: Tensor, value: Tensor, key: Tensor, attention_mask: Any = None,
              return_attention_scores: bool = False, use_causal_mask: bool = False,
              training: bool | None = None):
-        from minigrad.nn.attention import scaled_dot_product_attention
-
         q = self._heads(self.query_dense(query), self.key_dim)  # (B, H, T, Dk)
         k = self._heads(self.key_dense(key), self.key_dim)  # (B, H, S, Dk)
         v = self._heads(self.value_dense(value), self.value_dim)  # (B, H, S, Dv)
@@ -710,8 +708,8 @@ class MultiHeadAttention(Layer):
                 weights = F.dropout(weights, p)
             heads = weights @ v
         else:
-            heads = scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
-                                                 is_causal=use_causal_mask and mask is None)
+            heads = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, dropout_p=p,
+                                                   is_causal=use_causal_mask and mask is None)
             if use_causal_mask and mask is not None:
                 raise ValueError("pass either attention_mask or use_causal_mask=True, not both")
         B, T = query.shape[0], query.shape[1]

@@ -45,8 +45,9 @@ from minigrad.autograd import no_grad
 from minigrad.data.loader import DataLoader, TensorDataset
 from minigrad.io.serialization import load, save
 from minigrad.keras import layers as layers_module
-from minigrad.keras import losses, metrics, optimizers
+from minigrad.keras import losses, optimizers
 from minigrad.keras.layers import Embedding, InputLayer, Layer, _to_tensor, get_activation
+from minigrad.keras.metrics import get as get_metric  # `compile` has an argument `metrics`
 from minigrad.tensor import Tensor
 from minigrad.utils.progress import Progbar
 
@@ -189,7 +190,7 @@ class Model(nn.Module):
         self.loss = losses.get(loss)
         self.compiled_metrics = list(metrics or [])
         for metric in self.compiled_metrics:
-            metrics_module_get(metric, self.loss, logits=False)  # fail now on unknown names
+            get_metric(metric, self.loss, logits=False)  # fail now on unknown names
         self._is_compiled = True
 
     def _assert_compiled(self, what: str) -> None:
@@ -219,7 +220,7 @@ class Model(nn.Module):
         metric_fns = {}
         for metric in self.compiled_metrics:
             name = metric if isinstance(metric, str) else getattr(metric, "__name__", "metric")
-            fn = metrics_module_get(metric, self.loss, logits=logits)
+            fn = get_metric(metric, self.loss, logits=logits)
             if fused and name not in _ACCURACIES:
                 fn = _after_activation(fn, get_activation(self._output_activation()))
             metric_fns[name] = fn
@@ -425,11 +426,6 @@ class Model(nn.Module):
             f"{type(self).__name__}.save is not supported for subclassed models; use "
             "save_weights(path) and rebuild the model in code"
         )
-
-
-def metrics_module_get(metric: Any, loss: Any, logits: bool) -> Callable:
-    """`keras.metrics.get` (named so here because `compile` has an argument `metrics`)."""
-    return metrics.get(metric, loss, logits)
 
 
 def _after_activation(fn: Callable, activation: Callable | None) -> Callable:

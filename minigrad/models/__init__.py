@@ -1,5 +1,6 @@
 """Ready-made models. ``bert``: a BERT encoder that loads Hugging Face folders (all-MiniLM-L6-v2
-on these machines); ``tokenizer``: its WordPiece tokenizer.
+on these machines); ``tokenizer``: its WordPiece tokenizer; ``charlm``: character-level language
+models (char-RNN, GPT-style transformer) and ``charlm_train``: training them as nanoGPT does.
 
 Example:
     >>> from minigrad.models import BertConfig, BertModel

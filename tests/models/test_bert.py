@@ -321,6 +321,20 @@ def test_sequence_classification(tiny_folder, tmp_path):
         BertForSequenceClassification(tiny_config(), pooling="max")
 
 
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_forward_split_at_any_layer(tiny_folder, pooling):
+    """hidden_states_below then forward_from is forward, split at any encoder layer."""
+    folder, _ = tiny_folder
+    clf = BertForSequenceClassification.from_pretrained(folder, num_labels=3, pooling=pooling)
+    ids, mask = tiny_inputs()
+    with mg.no_grad():
+        full = to_numpy(clf(ids, mask))
+        for layer in range(clf.config.num_hidden_layers + 1):
+            hidden = clf.hidden_states_below(ids, mask, layer)
+            assert hidden.shape == (2, 8, 8)
+            np.testing.assert_array_equal(to_numpy(clf.forward_from(hidden, mask, layer)), full)
+
+
 def test_sentence_encoder_tiny(tiny_folder):
     folder, _ = tiny_folder
     encoder = SentenceEncoder.from_pretrained(folder)

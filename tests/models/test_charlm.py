@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 
 import minigrad as mg
-from minigrad import lm_cli, optim
+from minigrad import optim
 from minigrad.autograd import gradcheck
 from minigrad.data.datasets import CharTokenizer
+from minigrad.models import charlm_train
 from minigrad.models.charlm import Block, CharRNN, TransformerLM, generate, lm_from_config
-from minigrad.nn import functional as F
+from minigrad.models.charlm_train import lm_loss
 from minigrad.nn.utils import clip_grad_norm_
 
 
@@ -18,11 +19,6 @@ def tiny_transformer(**kw):
     args = dict(vocab_size=7, block_size=8, n_layer=2, n_head=2, n_embd=8)
     args.update(kw)
     return TransformerLM(**args)
-
-
-def lm_loss(model, x, y):
-    logits = model(x)
-    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
 
 
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
@@ -248,8 +244,8 @@ def test_training_steps_match_nanogpt_in_pytorch():
     """train-lm's optimizer, schedule and clipping take PyTorch's (nanoGPT's) steps, to 1e-12."""
     torch = pytest.importorskip("torch")
     model = TransformerLM(vocab_size=9, block_size=8, n_layer=2, n_head=2, n_embd=8).double()
-    opts = dict(lm_cli.TRAIN_DEFAULTS, lr=1e-2, min_lr=1e-3, iters=12, warmup=3)
-    optimizer, scheduler = lm_cli.build_optimizer(model, opts)
+    opts = dict(charlm_train.DEFAULTS, lr=1e-2, min_lr=1e-3, iters=12, warmup=3)
+    optimizer, scheduler = charlm_train.build_optimizer(model, opts)
     forward, params = _torch_nanogpt(torch, model)
     t_params = list(params.values())
     t_opt = torch.optim.AdamW(

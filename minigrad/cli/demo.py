@@ -1,6 +1,4 @@
-"""Training subcommands of the ``minigrad`` command (registered by `minigrad.cli`).
-
-``minigrad demo`` trains the classic Keras MNIST model through `minigrad.keras`::
+"""``minigrad demo``: train the classic Keras MNIST model through `minigrad.keras`::
 
     model = keras.Sequential([
         keras.layers.Dense(128, activation='relu', input_shape=(784,)),
@@ -16,31 +14,29 @@ the time, saves the model, and writes a training-curve PNG when matplotlib is in
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
-from typing import Any
+
+from minigrad import backend, keras
+from minigrad.cli.report import error
+from minigrad.data import datasets
+from minigrad.plot import training_curves
+
+NAME = "demo"
+HELP = "train the classic Keras MNIST model (digits offline, or real MNIST)"
+DESCRIPTION = (
+    "Train the classic Keras MNIST model (Dense 128 relu, Dropout 0.5, Dense 10 "
+    "softmax, Adam, sparse categorical cross-entropy) with minigrad.keras, print its "
+    "test accuracy and time, and save the model and its training curves."
+)
 
 # Defaults per data set: digits is small, so more epochs; MNIST runs the classic 10 epochs.
 DEMO_DEFAULTS = {"digits": {"epochs": 30, "batch_size": 32},
                  "mnist": {"epochs": 10, "batch_size": 32}}
 
 
-def register(subparsers: Any) -> None:
-    """Adds ``demo`` to the ``minigrad`` argument parser."""
-    _register_demo(subparsers)
-
-
-def _register_demo(subparsers: Any) -> None:
-    p = subparsers.add_parser(
-        "demo",
-        help="train the classic Keras MNIST model (digits offline, or real MNIST)",
-        description=(
-            "Train the classic Keras MNIST model (Dense 128 relu, Dropout 0.5, Dense 10 "
-            "softmax, Adam, sparse categorical cross-entropy) with minigrad.keras, print its "
-            "test accuracy and time, and save the model and its training curves."
-        ),
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of ``minigrad demo``."""
     p.add_argument("--dataset", choices=["digits", "mnist"], default="digits",
                    help="digits: the 8x8 UCI digits bundled with minigrad (default); "
                         "mnist: the real 28x28 MNIST from --data-dir")
@@ -58,13 +54,10 @@ def _register_demo(subparsers: Any) -> None:
                    help="folder for the saved model and the curves (default ./minigrad-demo)")
     p.add_argument("--verbose", type=int, choices=[0, 1, 2], default=1,
                    help="0 silent, 1 progress bar (default), 2 one line per epoch")
-    p.set_defaults(func=cmd_demo)
 
 
 def _load_data(args: argparse.Namespace) -> tuple:
     """``(x_train, y_train), (x_test, y_test)``, images flattened and scaled to [0, 1]."""
-    from minigrad.data import datasets
-
     if args.dataset == "digits":
         return datasets.digits()  # already float32 in [0, 1], 64 pixels
     (x_train, y_train), (x_test, y_test) = datasets.mnist(root=args.data_dir,
@@ -75,30 +68,23 @@ def _load_data(args: argparse.Namespace) -> tuple:
     return (x_train, y_train), (x_test, y_test)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """``minigrad demo``: train, evaluate and save the classic Keras MNIST model."""
-    import minigrad as mg
-    from minigrad import keras
-    from minigrad.data.datasets import DatasetError
-
     defaults = DEMO_DEFAULTS[args.dataset]
     epochs = args.epochs if args.epochs is not None else defaults["epochs"]
     batch_size = args.batch_size if args.batch_size is not None else defaults["batch_size"]
     if epochs <= 0 or batch_size <= 0:
-        print("minigrad demo: --epochs and --batch-size must be positive", file=sys.stderr)
-        return 2
+        return error(NAME, "--epochs and --batch-size must be positive", 2)
     try:
-        mg.set_default_device(args.device)
+        backend.set_default_device(args.device)
     except (RuntimeError, ValueError) as exc:
-        print(f"minigrad demo: {exc}", file=sys.stderr)
-        return 2
+        return error(NAME, exc, 2)
     try:
         (x_train, y_train), (x_test, y_test) = _load_data(args)
-    except DatasetError as exc:
-        print(f"minigrad demo: {exc}", file=sys.stderr)
-        return 1
+    except datasets.DatasetError as exc:
+        return error(NAME, exc, 1)
 
-    mg.manual_seed(args.seed)
+    backend.manual_seed(args.seed)
     n_inputs = x_train.shape[1]
     model = keras.Sequential([
         keras.layers.Dense(128, activation="relu", input_shape=(n_inputs,)),
@@ -110,7 +96,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     name = "UCI digits (8x8)" if args.dataset == "digits" else "MNIST (28x28)"
     print(f"minigrad demo: the classic Keras MNIST model on {name}: {len(x_train):,} training "
           f"and {len(x_test):,} test images; {epochs} epochs, batch {batch_size}, "
-          f"device {mg.get_default_device()}")
+          f"device {backend.default_device()}")
     if args.verbose:
         model.summary()
 
@@ -129,8 +115,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     print(f"Saved the model to {model_dir}/ (config.json, model.safetensors); reload it with "
           f"minigrad.keras.models.load_model({str(model_dir)!r})")
     try:
-        from minigrad.plot import training_curves
-
         png = training_curves(history, out / f"{args.dataset}-training-curves.png",
                               title=f"minigrad demo: {name}")
         print(f"Saved the training curves to {png}")

