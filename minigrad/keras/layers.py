@@ -129,7 +129,6 @@ class Layer(nn.Module):
                 f"{type(self).__name__}: unexpected keyword argument(s) {sorted(kwargs)}"
             )
         self.name = name
-        self._given_name = name is not None
         self._input_shape_arg = tuple(input_shape) if input_shape is not None else None
         self._trainable = trainable
         self.built = False
