@@ -1,5 +1,12 @@
-"""Serialization: the safetensors format, on NumPy arrays (no pickle anywhere)."""
+"""Serialization without pickle: safetensors files, and GGUF files (llama.cpp's format)."""
 
+from minigrad.io.gguf import (
+    GGUFError,
+    GGUFFile,
+    GGUFWriter,
+    load_gguf,
+    read_gguf,
+)
 from minigrad.io.safetensors import (
     SafetensorsError,
     load,
@@ -9,4 +16,16 @@ from minigrad.io.safetensors import (
     save_file,
 )
 
-__all__ = ["SafetensorsError", "load", "load_file", "read_metadata", "save", "save_file"]
+__all__ = [
+    "GGUFError",
+    "GGUFFile",
+    "GGUFWriter",
+    "SafetensorsError",
+    "load",
+    "load_file",
+    "load_gguf",
+    "read_gguf",
+    "read_metadata",
+    "save",
+    "save_file",
+]

@@ -486,7 +486,7 @@ def quantize(array: np.ndarray, ggml_type: str) -> np.ndarray:
         return np.ascontiguousarray(array.astype(_PLAIN_DTYPES[ggml_type]))
     if ggml_type == "BF16":
         bits = _quantize_bf16(np.ascontiguousarray(array, dtype=np.float32).reshape(-1))
-        return bits.reshape(*array.shape[:-1], -1) if array.ndim else bits
+        return bits.reshape(*array.shape[:-1], 2 * array.shape[-1]) if array.ndim else bits
     if ggml_type not in _QUANTIZERS:
         raise ValueError(
             f"cannot quantise to {ggml_type} here (supported: F32 F16 F64 BF16 I8 I16 I32 I64 "
