@@ -25,15 +25,14 @@ from pathlib import Path
 
 import numpy as np
 
-import minigrad.kernels
 from fake_cuda._array import ndarray, unsupported
 from fake_cuda._cuda import ATTRIBUTES
+from minigrad.kernels import _cuda as kernels_cuda
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "kernels"))
 import cuda_emulation  # noqa: E402
 import cuda_sim  # noqa: E402
 
-KERNEL_DIR = Path(minigrad.kernels.__file__).resolve().parent
 KERNELS = "simulated"  # the back end of modules made from now on: "simulated" or "emulated"
 LAUNCHES: list = []  # the kernel names launched, in order (fake_cuda.use clears it)
 
@@ -143,9 +142,9 @@ class RawModule:
         self.kernels = KERNELS
         self.simulated = None
         if self.kernels == "simulated":
+            cu_files = sorted(kernels_cuda.KERNEL_DIR.glob("*.cu"))
             source_name = next(
-                (p.name for p in sorted(KERNEL_DIR.glob("*.cu")) if p.read_text() == code),
-                "kernel.cu",
+                (p.name for p in cu_files if kernels_cuda.source(p.stem) == code), "kernel.cu"
             )
             self.simulated = cuda_sim.SimulatedModule(compiler(), code, self.expressions,
                                                       source_name)
