@@ -7,10 +7,13 @@ The launch-geometry helpers are plain Python so that tests can check them withou
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Dict, Tuple
 
 import numpy as np
+
+from minigrad import backend
 
 KERNEL_DIR = Path(__file__).resolve().parent
 
@@ -27,9 +30,17 @@ BLOCK = 256  # threads per block of the elementwise (grid-stride) kernels
 MAX_BLOCKS_PER_SM = 32  # grid-stride loops need no more blocks than this per SM
 
 
+# a .cu's include of a shared header of kernels/ (``#include "_math.cuh"``)
+_LOCAL_INCLUDE = re.compile(r'^#include "(\w+\.cuh)".*$', re.MULTILINE)
+
+
 def source(name: str) -> str:
-    """The text of ``kernels/<name>.cu``."""
-    return (KERNEL_DIR / f"{name}.cu").read_text()
+    """The text of ``kernels/<name>.cu`` as NVRTC compiles it: each ``#include "<x>.cuh"`` line
+    replaced by the text of ``kernels/<x>.cuh``, so that the source is self-contained (NVRTC
+    gets no include path, and CuPy's on-disk cache, keyed by the source text, sees a changed
+    header)."""
+    text = (KERNEL_DIR / f"{name}.cu").read_text()
+    return _LOCAL_INCLUDE.sub(lambda m: (KERNEL_DIR / m.group(1)).read_text(), text)
 
 
 def ctype(dtype) -> str:
@@ -68,8 +79,6 @@ def kernel(name: str, kernels: Tuple[str, ...], which: str, dtype, device_id: in
     key = (name, np.dtype(dtype).name, int(device_id))
     module = _modules.get(key)
     if module is None:
-        from minigrad import backend  # noqa: PLC0415
-
         cp = backend._import_cupy()
         with cp.cuda.Device(device_id):
             module = cp.RawModule(code=source(name), options=NVRTC_OPTIONS,
@@ -111,8 +120,6 @@ def rows_block(n_cols: int, max_threads: int = 1024) -> int:
 
 def sm_count(device_id: int) -> int:
     """Streaming multiprocessors of a CUDA device (132 on an H100 SXM)."""
-    from minigrad import backend  # noqa: PLC0415
-
     cp = backend._import_cupy()
     return int(cp.cuda.Device(device_id).attributes["MultiProcessorCount"])
 

@@ -3,9 +3,8 @@
 Why chunks: an elementwise kernel written as a sequence of in-place NumPy passes reads and
 writes every array once per pass. Over a large array each pass streams through main memory;
 over a chunk of about 16K values, every pass after the first finds its data in the CPU's cache.
-The kernels therefore walk large inputs chunk by chunk (measured here: GELU over 2M values
-runs twice as fast in 16K chunks as in one piece; cross-entropy and layer norm over 2M and
-0.5M values gain 15-50% with 256K chunks), while small inputs are one chunk.
+The kernels therefore walk large inputs chunk by chunk, while small inputs are one chunk (the
+measurements behind the chunk sizes: benchmarks/results/kernel_notes.md).
 """
 
 from __future__ import annotations
@@ -16,8 +15,7 @@ from typing import Callable, Iterator
 
 CHUNK = 16384  # values per chunk for kernels of many passes (GELU): the scratch fits in L2
 # Kernels of a few passes per chunk (cross-entropy, layer norm) lose more to the per-chunk
-# Python overhead than they gain from L2: their chunks are larger (measured best on the CI
-# machines: 2**18 values, 1 MB of float32, against 2**14 for GELU and 2**16 for attention).
+# Python overhead than they gain from L2: their chunks are larger (1 MB of float32)
 ROW_CHUNK = 1 << 18
 
 
@@ -46,11 +44,10 @@ def row_chunks(n_rows: int, row_len: int, chunk: int = CHUNK) -> Iterator[slice]
 
 # ---------------------------------------------------------------------------- threads
 # NumPy releases the GIL inside its ufunc loops and reductions, so chunks handed to several
-# Python threads run in parallel. MINIGRAD_NUM_THREADS=N turns that on (the default is 1):
-# measured on the project's 2-core CI machines, extra threads were slower, because they compete
-# with the BLAS threads that spin between GEMMs. Every chunk writes its own part of the outputs
-# (reductions keep one partial result per chunk, summed in chunk order), so results do not
-# depend on the thread count.
+# Python threads run in parallel. MINIGRAD_NUM_THREADS=N turns that on (the default is 1:
+# extra threads compete with the BLAS threads that spin between GEMMs). Every chunk writes its
+# own part of the outputs (reductions keep one partial result per chunk, summed in chunk
+# order), so results do not depend on the thread count.
 
 _pool = None
 _pool_size = 0
@@ -67,7 +64,7 @@ def run_chunks(fn: Callable[[slice], object], chunks) -> list:
     calling thread takes a share). Returns the results in chunk order."""
     global _pool, _pool_size
     chunks = list(chunks)
-    if len(chunks) == 1:  # a small input: no thread setting to read (about 2 us)
+    if len(chunks) == 1:  # a small input: no thread setting to read
         return [fn(chunks[0])]
     n = min(num_threads(), len(chunks))
     if n <= 1:

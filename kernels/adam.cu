@@ -21,10 +21,7 @@
 // division by bc2_sqrt, + eps, addcdiv_); the compiler may fuse multiply-adds, so float32
 // results agree with the NumPy path to rounding, not bit for bit.
 
-__device__ __forceinline__ float sqrt_(float x) { return sqrtf(x); }
-__device__ __forceinline__ double sqrt_(double x) { return sqrt(x); }
-__device__ __forceinline__ float max_(float a, float b) { return fmaxf(a, b); }
-__device__ __forceinline__ double max_(double a, double b) { return fmax(a, b); }
+#include "_math.cuh"  // sqrt_, max_: float and double overloads
 
 template <typename T>
 __global__ void adam_multi_tensor(const unsigned long long* __restrict__ p_ptrs,

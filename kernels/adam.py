@@ -1,7 +1,7 @@
 """Fused multi-tensor Adam / AdamW: one parameter group updated in a handful of passes.
 
 What is fused: the per-parameter loop of :meth:`minigrad.optim.Adam.step` around
-:func:`minigrad.optim.adam._adam_update` (the reference), for every parameter of a group at once.
+:func:`minigrad.references.adam_update` (the reference), for every parameter of a group at once.
 The update (the reference's and PyTorch's numbers within float rounding)::
 
     theta <- theta (1 - lr wd)                            AdamW (decoupled decay)
@@ -24,27 +24,15 @@ NumPy: 12 ufunc passes per segment (the reference's 13 with the two bias-correct
 folded: ``m / (sqrt(v) / c + eps) = c m / (sqrt(v) + eps c)``, one division fewer per
 element; so the numbers equal the reference's to rounding, not bit for bit). NumPy has no
 fused multiply-add or elementwise kernel language, so on the CPU this saves per-call overhead:
-much for many small parameters (200 vectors of 64 values: 2.2x the reference; 26 LoRA
-matrices of rank 8: 1.7x), nothing for a few large ones (W4's 16 tensors, 1.3 M values:
-0.95-1.1x). Measured on the 2-core CI machines, a NumPy pass costs about 0.2 ns per value
-whether its segment sits in L2 or in L3 (their bandwidths per core are alike on these CPUs),
-so grouping the 12 passes segment by segment saves no time, and reading p, g, m, v and writing
-p, m, v once already takes 2.3 ms of the reference's 6. PyTorch's compiled one-pass CPU update
-(``fused=True``, timed beside these in ``benchmarks/bench_adam.py``) takes 1.5-1.9 ms on
-W4's parameters, 2.5-3x faster than the reference's 4-5 ms: that speed needs one pass with
-fused multiply-adds, and 12 is the fewest NumPy's binary ufuncs can make (each of m, v and the
+much for many small parameters, nothing for a few large ones, whose passes are bound by
+memory traffic; 12 passes is the fewest NumPy's binary ufuncs can make (each of m, v and the
 step needs a multiply and an add per element; the square root and the division are one pass
-each). Timed pass by pass over W4's parameters (4.4 ms in all): the three passes that first
-read g and m, v, and p from memory take 0.83, 0.52 and 0.58 ms (one core streams about 12 GB/s
-here), the square root 0.62 ms, each of the other eight 0.18-0.31 ms (their segment is in
-cache). The segments go through ``_numpy.run_chunks``: with
-``MINIGRAD_NUM_THREADS=N`` they are spread over N threads (NumPy releases the GIL inside its
-loops; each segment writes only its own values, so the result does not depend on the thread
-count); two threads ran W4's update 1.3-1.5x faster on a quiet machine, but not
-right after a backward pass, whose OpenBLAS worker still spins on the second core, and not at
-all on a loaded one (4.7 vs 4.9 ms, measured later), so one is the default.
+each). The segments go through ``_numpy.run_chunks``: with ``MINIGRAD_NUM_THREADS=N`` they are
+spread over N threads (NumPy releases the GIL inside its loops; each segment writes only its
+own values, so the result does not depend on the thread count); one thread is the default.
 The GPU kernel is where the fusion pays. A bucket with a non-contiguous parameter runs the
-reference update parameter by parameter.
+reference update parameter by parameter. (Timings, pass by pass and against PyTorch's
+``fused=True``: benchmarks/results/kernel_notes.md.)
 
 CUDA (``adam.cu``): one grid-stride kernel over the flat moments; it reads each parameter and
 gradient through a table of device pointers (no packing of either), so the whole group is one
@@ -124,7 +112,7 @@ class _FlatMoments:
         return True
 
 
-SEGMENT = 1 << 16  # values per segment (measured best on the 2-core CI machines: 16K-2M tried)
+SEGMENT = 1 << 16  # values per segment: enough to amortise a ufunc call, small enough to cache
 
 
 def _segments(offsets, size: int = SEGMENT) -> list:
@@ -196,7 +184,7 @@ def _update(flat: _FlatMoments, params, step: float, group: dict) -> None:
     p_flat = [p.data.reshape(-1) for p in params]  # views (contiguous)
     g_flat = [p.grad.data.reshape(-1) for p in params]  # a copy if not contiguous
     # The constants as 0-d arrays of the parameters' dtype: the numbers NumPy makes of a Python
-    # float operand, without converting it again in every call (about 1 us per call here).
+    # float operand, without converting it again in every call.
     # delta = -step_size * m / (sqrt(v) / c + eps) = -(step_size c) * m / (sqrt(v) + eps c)
     # with c = sqrt(1 - beta2^t): folded, one division fewer per element
     dtype = flat.buffers["exp_avg"].dtype

@@ -41,18 +41,9 @@
 // l and the accumulator are rescaled by exp(m_old - m_new); masked keys are skipped before any
 // exp, so no (-inf) - (-inf) is ever formed.
 
-#define UNROLL _Pragma("unroll")
+#include "_math.cuh"  // exp_, log_, fma_, inf_: float and double overloads
 
-__device__ __forceinline__ float exp_(float x) { return expf(x); }
-__device__ __forceinline__ double exp_(double x) { return exp(x); }
-__device__ __forceinline__ float log_(float x) { return logf(x); }
-__device__ __forceinline__ double log_(double x) { return log(x); }
-__device__ __forceinline__ float fma_(float a, float b, float c) { return fmaf(a, b, c); }
-__device__ __forceinline__ double fma_(double a, double b, double c) { return fma(a, b, c); }
-__device__ __forceinline__ float inf_(float) { return __int_as_float(0x7f800000); }
-__device__ __forceinline__ double inf_(double) {
-  return __longlong_as_double(0x7ff0000000000000LL);
-}
+#define UNROLL _Pragma("unroll")
 
 // Apply the mask to score s of (bh, i, j); false when the key is masked out.
 template <typename T>
@@ -155,6 +146,66 @@ __device__ __forceinline__ void axpy_row(T* acc, T a, const T* row, int Dp) {
   }
 }
 
+// What a query-row kernel (fwd, dq) works on: its thread's query row i of (batch * head)
+// blockIdx.x, the keys and values it streams, the mask row, and the shared-memory tiles.
+// The blocks take the last query rows first: under a causal mask those see the most keys, so
+// the longest blocks start in the first wave and the short ones fill the tail.
+template <typename T>
+struct QueryRow {
+  int row0, i;     // the block's first query row; this thread's
+  bool active;     // i < L (the last block may reach past the end)
+  const T* kb;     // the keys (S, E) and values (S, Ev) of this (batch, head)
+  const T* vb;
+  long long moff;  // the mask's offset of (b, h, i)
+  T* ks;           // shared memory: a tile of keys (tile, Ep), then of values (tile, Evp)
+  T* vs;
+};
+
+template <typename T>
+__device__ __forceinline__ QueryRow<T> query_row(unsigned char* smem, const T* k, const T* v,
+                                                 long long ms0, long long ms1, long long ms2,
+                                                 int H, int L, int S, int E, int Ev,
+                                                 int tile) {
+  const int bh = blockIdx.x;
+  QueryRow<T> r;
+  r.row0 = (gridDim.y - 1 - blockIdx.y) * blockDim.x;
+  r.i = r.row0 + threadIdx.x;
+  r.active = r.i < L;
+  r.kb = k + (long long)bh * S * E;
+  r.vb = v + (long long)bh * S * Ev;
+  r.moff = (long long)(bh / H) * ms0 + (long long)(bh % H) * ms1 + (long long)r.i * ms2;
+  r.ks = reinterpret_cast<T*>(smem);
+  r.vs = r.ks + (long long)tile * padded<T>(E);
+  return r;
+}
+
+// Call visit(jj, s) for every key j that query row i may attend, with its score s (scaled,
+// masked) and its place jj in the shared-memory tile (r.ks, r.vs rows). The keys and values
+// stream through shared memory tile by tile: all the block's threads stage each tile together
+// (barriers), then each visits its own row's keys. Under a causal mask the tiles past the
+// block's diagonal are never staged, and a row's keys stop at j = i.
+template <typename T, int DMAX, typename Visit>
+__device__ __forceinline__ void for_each_key(const QueryRow<T>& r, const T* qr,
+                                             const void* mask, long long ms3, int kind, int S,
+                                             int E, int Ev, int tile, Visit&& visit) {
+  const int Ep = padded<T>(E);
+  for (int j0 = 0; j0 < S; j0 += tile) {
+    if (kind == 1 && j0 > r.row0 + (int)blockDim.x - 1) break;  // past the block's diagonal
+    const int n = min(tile, S - j0);
+    __syncthreads();  // the previous tile is consumed
+    load_kv_tile(r.ks, r.vs, r.kb, r.vb, j0, n, E, Ev);
+    __syncthreads();
+    if (!r.active) continue;
+    for (int jj = 0; jj < n; ++jj) {
+      const int j = j0 + jj;
+      if (kind == 1 && j > r.i) break;
+      T s = dot_row<T, DMAX>(qr, r.ks + jj * Ep, Ep);
+      if (!masked_score(s, kind, mask, r.moff + (long long)j * ms3)) continue;
+      visit(jj, s);
+    }
+  }
+}
+
 template <typename T, int DMAX>
 __global__ void flash_attn_fwd(const T* __restrict__ q, const T* __restrict__ k,
                                const T* __restrict__ v, T* __restrict__ out,
@@ -163,47 +214,25 @@ __global__ void flash_attn_fwd(const T* __restrict__ q, const T* __restrict__ k,
                                int kind, int H, int L, int S, int E, int Ev, T scale, int tile) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const int Ep = padded<T>(E), Evp = padded<T>(Ev);
-  T* ks = reinterpret_cast<T*>(smem_raw);  // (tile, Ep)
-  T* vs = ks + (long long)tile * Ep;       // (tile, Evp)
-  const int bh = blockIdx.x;
-  // the last query rows first: under a causal mask they see the most keys, so the longest
-  // blocks start in the first wave and the short ones fill the tail
-  const int row0 = (gridDim.y - 1 - blockIdx.y) * blockDim.x;
-  const int i = row0 + threadIdx.x;
-  const bool active = i < L;
-  const T* kb = k + (long long)bh * S * E;
-  const T* vb = v + (long long)bh * S * Ev;
-  const long long moff = (long long)(bh / H) * ms0 + (long long)(bh % H) * ms1 +
-                         (long long)i * ms2;
+  const QueryRow<T> r = query_row(smem_raw, k, v, ms0, ms1, ms2, H, L, S, E, Ev, tile);
+  const int bh = blockIdx.x, i = r.i;
   T qr[DMAX], acc[DMAX];
   const long long qrow = ((long long)bh * L + i) * E;  // this thread's query row
-  UNROLL for (int d = 0; d < DMAX; ++d) qr[d] = active && d < E ? q[qrow + d] * scale : T(0);
+  UNROLL for (int d = 0; d < DMAX; ++d) qr[d] = r.active && d < E ? q[qrow + d] * scale : T(0);
   UNROLL for (int d = 0; d < DMAX; ++d) acc[d] = T(0);
   T m = -inf_(T(0)), l = T(0);
-  for (int j0 = 0; j0 < S; j0 += tile) {
-    if (kind == 1 && j0 > row0 + (int)blockDim.x - 1) break;  // past the block's diagonal
-    const int n = min(tile, S - j0);
-    __syncthreads();  // the previous tile is consumed
-    load_kv_tile(ks, vs, kb, vb, j0, n, E, Ev);
-    __syncthreads();
-    if (!active) continue;
-    for (int jj = 0; jj < n; ++jj) {
-      const int j = j0 + jj;
-      if (kind == 1 && j > i) break;
-      T s = dot_row<T, DMAX>(qr, ks + jj * Ep, Ep);
-      if (!masked_score(s, kind, mask, moff + (long long)j * ms3)) continue;
-      if (s > m) {  // a new running max: rescale what was summed so far
-        const T corr = exp_(m - s);
-        l *= corr;
-        UNROLL for (int d = 0; d < DMAX; ++d) if (d < Evp) acc[d] *= corr;
-        m = s;
-      }
-      const T p = exp_(s - m);
-      l += p;
-      axpy_row<T, DMAX>(acc, p, vs + jj * Evp, Evp);
+  for_each_key<T, DMAX>(r, qr, mask, ms3, kind, S, E, Ev, tile, [&](int jj, T s) {
+    if (s > m) {  // a new running max: rescale what was summed so far
+      const T corr = exp_(m - s);
+      l *= corr;
+      UNROLL for (int d = 0; d < DMAX; ++d) if (d < Evp) acc[d] *= corr;
+      m = s;
     }
-  }
-  if (!active) return;
+    const T p = exp_(s - m);
+    l += p;
+    axpy_row<T, DMAX>(acc, p, r.vs + jj * Evp, Evp);
+  });
+  if (!r.active) return;
   const T inv = l > T(0) ? T(1) / l : T(0);
   const long long orow = ((long long)bh * L + i) * Ev;
   UNROLL for (int d = 0; d < DMAX; ++d) if (d < Ev) out[orow + d] = acc[d] * inv;
@@ -287,55 +316,33 @@ __global__ void flash_attn_bwd_dq(const T* __restrict__ q, const T* __restrict__
                                   int tile) {
   extern __shared__ __align__(16) unsigned char smem_raw[];
   const int Ep = padded<T>(E), Evp = padded<T>(Ev);
-  T* ks = reinterpret_cast<T*>(smem_raw);  // (tile, Ep)
-  T* vs = ks + (long long)tile * Ep;       // (tile, Evp)
-  const int bh = blockIdx.x;
-  // the last query rows first: under a causal mask they see the most keys, so the longest
-  // blocks start in the first wave and the short ones fill the tail
-  const int row0 = (gridDim.y - 1 - blockIdx.y) * blockDim.x;
-  const int i = row0 + threadIdx.x;
-  const bool active = i < L;
-  const T* kb = k + (long long)bh * S * E;
-  const T* vb = v + (long long)bh * S * Ev;
-  const long long moff = (long long)(bh / H) * ms0 + (long long)(bh % H) * ms1 +
-                         (long long)i * ms2;
+  const QueryRow<T> r = query_row(smem_raw, k, v, ms0, ms1, ms2, H, L, S, E, Ev, tile);
+  const int bh = blockIdx.x, i = r.i;
   T qr[DMAX], gr[DMAX], dq[DMAX];
   const long long qrow = ((long long)bh * L + i) * E;
   const long long grow = ((long long)bh * L + i) * Ev;
   UNROLL for (int d = 0; d < DMAX; ++d) {
-    qr[d] = active && d < E ? q[qrow + d] * scale : T(0);
-    gr[d] = active && d < Ev ? gout[grow + d] : T(0);
+    qr[d] = r.active && d < E ? q[qrow + d] * scale : T(0);
+    gr[d] = r.active && d < Ev ? gout[grow + d] : T(0);
     dq[d] = T(0);
   }
-  const T lse_i = active ? lse[(long long)bh * L + i] : inf_(T(0));
+  const T lse_i = r.active ? lse[(long long)bh * L + i] : inf_(T(0));
   T delta_i = T(0);
   // pass 0: delta_i = sum_j p_ij dp_ij; pass 1: dq_i = sum_j p_ij (dp_ij - delta_i) k_j
   for (int pass = 0; pass < 2; ++pass) {
-    for (int j0 = 0; j0 < S; j0 += tile) {
-      if (kind == 1 && j0 > row0 + (int)blockDim.x - 1) break;
-      const int n = min(tile, S - j0);
-      __syncthreads();
-      load_kv_tile(ks, vs, kb, vb, j0, n, E, Ev);
-      __syncthreads();
-      if (!active) continue;
-      for (int jj = 0; jj < n; ++jj) {
-        const int j = j0 + jj;
-        if (kind == 1 && j > i) break;
-        T s = dot_row<T, DMAX>(qr, ks + jj * Ep, Ep);
-        if (!masked_score(s, kind, mask, moff + (long long)j * ms3)) continue;
-        const T p = exp_(s - lse_i);
-        if (p == T(0)) continue;
-        const T dp = dot_row<T, DMAX>(gr, vs + jj * Evp, Evp);
-        if (pass == 0) {
-          delta_i += p * dp;
-        } else {
-          const T dsij = p * (dp - delta_i);
-          axpy_row<T, DMAX>(dq, dsij, ks + jj * Ep, Ep);
-        }
+    for_each_key<T, DMAX>(r, qr, mask, ms3, kind, S, E, Ev, tile, [&](int jj, T s) {
+      const T p = exp_(s - lse_i);
+      if (p == T(0)) return;
+      const T dp = dot_row<T, DMAX>(gr, r.vs + jj * Evp, Evp);
+      if (pass == 0) {
+        delta_i += p * dp;
+      } else {
+        const T dsij = p * (dp - delta_i);
+        axpy_row<T, DMAX>(dq, dsij, r.ks + jj * Ep, Ep);
       }
-    }
+    });
   }
-  if (!active) return;
+  if (!r.active) return;
   delta[(long long)bh * L + i] = delta_i;
   UNROLL for (int d = 0; d < DMAX; ++d) if (d < E) gq[qrow + d] = dq[d] * scale;
 }

@@ -1,8 +1,8 @@
 """Fused scaled dot-product attention, forward and backward, with causal and padding masks.
 
-What is fused: :func:`minigrad.nn.attention._sdpa_reference` (the reference), i.e. the
-softmax(q k^T * scale + mask) @ v of ``F.scaled_dot_product_attention`` and of
-``MultiheadAttention`` (when it does not return the weights)::
+What is fused: :func:`minigrad.references.scaled_dot_product_attention` (the reference), i.e.
+the softmax(q k^T * scale + mask) @ v of ``F.scaled_dot_product_attention`` and of
+``MultiheadAttention`` (when it does not return the weights, and without dropout)::
 
     S = (q * scale) @ k^T + M         M: 0 / -inf for bool masks (True = may attend), or added
     P = softmax(S)                    a row with every key masked gets P = 0 (PyTorch 2.13)
@@ -16,19 +16,20 @@ subtract, exp, sum, divide), the backward four batched GEMMs and three passes ov
 the batch and heads in cache-sized groups (``kernels/_numpy.py``), instead of the composite's
 dozen whole-array ops each way. Under a causal (or any 2-D) mask the query rows go in blocks of
 128, each computing only the key range it may attend (:func:`_row_blocks`): the flash kernels'
-skipping of masked tiles, on the CPU (T = 1024: 1.45x faster).
+skipping of masked tiles, on the CPU.
 
 CUDA (``attention.cu``): a tiled online-softmax (flash-attention style) kernel that never
 stores the (L, S) matrix in global memory: the forward keeps only the output and one
 log-sum-exp per query row; the backward recomputes P tile by tile: first a kernel for dQ,
 which sums each row's rowsum(dP * P) in a pass of its own and keeps it, then one for dK and dV
-that reads it. One thread per row; the warp reads the staged tile
-rows as broadcasts, 16 bytes per load (rows padded to whole vectors, :func:`padded_dim`), so a
-load feeds 4 float32 multiply-adds instead of one: in the compiled forward for head dim 64,
-64 128-bit shared loads for 280 FMAs (it was 256 scalar loads).
+that reads it. One thread per row; the warp reads the staged tile rows as broadcasts, 16 bytes
+per load (rows padded to whole vectors, :func:`padded_dim`), so a load feeds 4 float32
+multiply-adds instead of one.
 
-Fallback rule (:func:`apply`): ``dropout_p > 0``, a floating mask that requires a gradient,
-or (CUDA) a head dimension above 128 runs the reference.
+Fallback rule (:func:`apply`): a floating mask that requires a gradient, or (CUDA) a head
+dimension above 128, runs the reference. Dropout on the weights is not fused:
+``F.scaled_dot_product_attention`` runs the composite when ``dropout_p > 0``. (Timings:
+benchmarks/results/kernel_notes.md.)
 """
 
 from __future__ import annotations
@@ -240,10 +241,8 @@ def _matmul_into(out, a, b, add: bool) -> None:
         np.matmul(a, b, out=out)
 
 
-# query rows per block when a mask lets whole key ranges be skipped: measured here (causal,
-# head dim 64, forward + backward), blocks of 128 rows ran T = 512 in 45 ms instead of 58 and
-# T = 1024 in 28 instead of 41; at T = 256 they broke even, and blocks of 64 rows lost (40 ms
-# vs 34: the smaller GEMMs run slower than the FLOPs they skip)
+# query rows per block when a mask lets whole key ranges be skipped: smaller blocks skip more
+# masked scores, but below 128 rows their GEMMs run slower than the FLOPs they save
 BLOCK_ROWS = 128
 
 

@@ -40,22 +40,27 @@ __device__ __forceinline__ bool keep(long long i, const long long* seed, float p
   return u >= p;
 }
 
+// dst = keep ? src * scale : 0 over a grid-stride loop: the forward on x, the backward on dy.
+template <typename T>
+__device__ __forceinline__ void scale_kept(const T* __restrict__ src, T* __restrict__ dst,
+                                           long long n, const long long* __restrict__ seed,
+                                           float p, T scale) {
+  const long long stride = (long long)blockDim.x * gridDim.x;
+  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
+    dst[i] = keep(i, seed, p) ? src[i] * scale : T(0);
+  }
+}
+
 template <typename T>
 __global__ void dropout_fwd(const T* __restrict__ x, T* __restrict__ y, long long n,
                             const long long* __restrict__ seed, float p, T scale) {
-  const long long stride = (long long)blockDim.x * gridDim.x;
-  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-    y[i] = keep(i, seed, p) ? x[i] * scale : T(0);
-  }
+  scale_kept(x, y, n, seed, p, scale);
 }
 
 template <typename T>
 __global__ void dropout_bwd(const T* __restrict__ gy, T* __restrict__ gx, long long n,
                             const long long* __restrict__ seed, float p, T scale) {
-  const long long stride = (long long)blockDim.x * gridDim.x;
-  for (long long i = (long long)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += stride) {
-    gx[i] = keep(i, seed, p) ? gy[i] * scale : T(0);
-  }
+  scale_kept(gy, gx, n, seed, p, scale);
 }
 
 #ifndef __CUDACC_RTC__  // nvcc (the compile check): instantiate what NVRTC gets by name

@@ -14,12 +14,7 @@
 // very negative argument underflows to 0, which gives y = 0 and dy/dx = 0 for x -> -inf and
 // y = x, dy/dx = 1 for x -> +inf (inputs of 1e4 stay finite).
 
-__device__ __forceinline__ float erfc_(float x) { return erfcf(x); }
-__device__ __forceinline__ double erfc_(double x) { return erfc(x); }
-__device__ __forceinline__ float exp_(float x) { return expf(x); }
-__device__ __forceinline__ double exp_(double x) { return exp(x); }
-__device__ __forceinline__ float tanh_(float x) { return tanhf(x); }
-__device__ __forceinline__ double tanh_(double x) { return tanh(x); }
+#include "_math.cuh"  // erfc_, exp_, tanh_: float and double overloads
 
 template <typename T>
 __global__ void gelu_fwd(const T* __restrict__ x, T* __restrict__ y, T* __restrict__ dydx,

@@ -12,21 +12,18 @@
 //                  dp = [dr, dz, dn r];  dx = [dr, dz, dn];  dh_keep <- dh z
 //                  padded rows: dp = dx = 0, dh_keep <- dh
 // The weight gradient is then ONE GEMM over all steps: dW_hh = dp_all^T h_prev_all.
+// These are the steps of kernels/bptt.py (gru_forward, gru_backward), BPTT in plain NumPy.
 //
-// Launch layout: 1-D grid-stride loops over the B * H (row, unit) pairs (kernels/_cuda.py
-// grid_1d); each thread owns the three gate columns of its unit. All arrays contiguous; the
-// per-step ones are passed whole (T, ...) with the step index k (no per-step host views).
+// Launch layout: 1-D grid-stride loops over the B * H (row, unit) pairs (for_each_unit of
+// _rnn.cuh; kernels/_cuda.py grid_1d); each thread owns the three gate columns of its unit.
+// All arrays contiguous; the per-step ones are passed whole (T, ...) with the step index k (no
+// per-step host views).
 // Dtypes: T = float or double; valid flags uint8.
 // Numerics: sigmoid(x) = 1 / (1 + exp(-x)) (overflow gives exactly 0), tanh from the math
 // library: saturated gates stay finite.
 
-__device__ __forceinline__ float exp_(float x) { return expf(x); }
-__device__ __forceinline__ double exp_(double x) { return exp(x); }
-__device__ __forceinline__ float tanh_(float x) { return tanhf(x); }
-__device__ __forceinline__ double tanh_(double x) { return tanh(x); }
-
-template <typename T>
-__device__ __forceinline__ T sigmoid_(T x) { return T(1) / (T(1) + exp_(-x)); }
+#include "_math.cuh"  // exp_, tanh_, sigmoid_: float and double overloads
+#include "_rnn.cuh"   // for_each_unit: the grid-stride loop over (row, unit) pairs
 
 template <typename T>
 __global__ void gru_step_fwd(const T* __restrict__ xs_all, T* __restrict__ ps,
@@ -42,10 +39,7 @@ __global__ void gru_step_fwd(const T* __restrict__ xs_all, T* __restrict__ ps,
   const unsigned char* valid = valid_all + (long long)k * B;
   T* rz = rzs + k * 2 * total;
   T* n_out = ns + k * total;
-  const long long stride = (long long)blockDim.x * gridDim.x;
-  for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-       idx += stride) {
-    const int b = (int)(idx / H), j = (int)(idx % H);
+  for_each_unit(B, H, [&](long long idx, int b, int j) {
     const long long g0 = (long long)b * 3 * H + j;  // gate r of unit j in row b
     const T pr = p[g0] + bias[j];
     const T pz = p[g0 + H] + bias[H + j];
@@ -61,7 +55,7 @@ __global__ void gru_step_fwd(const T* __restrict__ xs_all, T* __restrict__ ps,
     rz[(long long)b * 2 * H + H + j] = z;
     n_out[idx] = nn;
     h_next[idx] = valid[b] ? nn + z * (hp - nn) : hp;
-  }
+  });
 }
 
 template <typename T>
@@ -81,17 +75,14 @@ __global__ void gru_step_bwd(const T* __restrict__ dh_mm, T* __restrict__ dh_kee
   const unsigned char* valid = valid_all + (long long)k * B;
   T* dp = dp_all + k * 3 * total;
   T* dx = dx_all + k * 3 * total;
-  const long long stride = (long long)blockDim.x * gridDim.x;
-  for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < total;
-       idx += stride) {
-    const int b = (int)(idx / H), j = (int)(idx % H);
+  for_each_unit(B, H, [&](long long idx, int b, int j) {
     const long long g0 = (long long)b * 3 * H + j;
     const T dh = dh_mm[idx] + dh_keep[idx] + gy[idx];
     if (!valid[b]) {  // padded: no gate gradient, dh passes to the step before
       dp[g0] = dp[g0 + H] = dp[g0 + 2 * H] = T(0);
       dx[g0] = dx[g0 + H] = dx[g0 + 2 * H] = T(0);
       dh_keep[idx] = dh;
-      continue;
+      return;
     }
     const T r = rz[(long long)b * 2 * H + j], z = rz[(long long)b * 2 * H + H + j];
     const T nn = n_in[idx];
@@ -105,7 +96,7 @@ __global__ void gru_step_bwd(const T* __restrict__ dh_mm, T* __restrict__ dh_kee
     dx[g0 + H] = dz;
     dx[g0 + 2 * H] = dn;
     dh_keep[idx] = dh * z;
-  }
+  });
 }
 
 #ifndef __CUDACC_RTC__  // nvcc (the compile check): instantiate what NVRTC gets by name

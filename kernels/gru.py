@@ -1,8 +1,8 @@
 """Fused GRU layer: the whole recurrence of one layer and direction, forward and backward
 through time, as one ``Function``.
 
-What is fused: everything :func:`minigrad.nn.rnn._gru_layer` (the composite reference) does
-after the input projection: per step the recurrent GEMM ``h @ W_hh^T + b_hh``, the gates, the
+What is fused: everything :func:`minigrad.references.gru_layer` (the composite reference)
+does after the input projection: per step the recurrent GEMM ``h @ W_hh^T + b_hh``, the gates, the
 state update and the ``lengths`` mask; and the backward through time. The input projection
 ``x W_ih^T + b_ih`` stays one GEMM over all ``T * B`` rows, outside (in ``GRU``).
 
@@ -13,15 +13,16 @@ Forward, per step (gates in PyTorch's order r, z, n)::
     n = tanh(x_n + r * p_n)
     h' = n + z * (h - n)                               (padded rows keep h)
 
-Backward, per step, from dh (upstream + carried)::
+Backward, per step, from dh (upstream + carried): the steps of ``kernels/bptt.py``'s
+``gru_backward``, the readable NumPy BPTT this kernel is tested against::
 
-    dn_pre = dh (1 - z) (1 - n^2)
-    dz_pre = dh (h - n) z (1 - z);   dr_pre = dn_pre p_n r (1 - r)
-    dp = [dr_pre, dz_pre, dn_pre * r];   dx = [dr_pre, dz_pre, dn_pre]
-    dh <- dh z + dp @ W_hh
+    dn_pre = dh (1 - z) (1 - n^2)                                     (steps 1-3)
+    dz_pre = dh (h - n) z (1 - z);   dr_pre = dn_pre p_n r (1 - r)    (2, 4-5)
+    dp = [dr_pre, dz_pre, dn_pre * r];   dx = [dr_pre, dz_pre, dn_pre]      (6)
+    dh <- dh z + dp @ W_hh                                                 (7)
 
-and after the loop ONE GEMM for the weights over all steps: ``dW_hh = dp_all^T @ h_prev_all``,
-``db_hh = sum(dp_all)``, ``dx_proj = dx_all``.
+and after the loop ONE GEMM for the weights over all steps (bptt.py's step 6 summed at once):
+``dW_hh = dp_all^T @ h_prev_all``, ``db_hh = sum(dp_all)``, ``dx_proj = dx_all``.
 
 NumPy: r, z, n and p of every step are kept, so the backward never recomputes a
 transcendental. The x_r, x_z parts and the r, z columns of ``W_hh^T`` and ``b_hh`` are

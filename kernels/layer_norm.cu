@@ -16,6 +16,8 @@
 // Numerics: two passes over the row (mean, then the centred sum of squares), never
 // E[x^2] - E[x]^2, so rows with a large mean (1e4) keep their variance.
 
+#include "_math.cuh"  // rsqrt_: float and double overloads
+
 template <typename T>
 __device__ __forceinline__ T warp_sum(T v) {
 #pragma unroll
@@ -39,9 +41,6 @@ __device__ T block_sum(T v, T* slots) {
   __syncthreads();  // the slots may be reused by the next call
   return total;
 }
-
-__device__ __forceinline__ float rsqrt_(float x) { return rsqrtf(x); }
-__device__ __forceinline__ double rsqrt_(double x) { return rsqrt(x); }
 
 template <typename T>
 __global__ void layer_norm_fwd(const T* __restrict__ x, const T* __restrict__ w,

@@ -12,22 +12,18 @@
 //                   dc <- dc_t f;  dh_keep <- 0
 //                   padded rows: da = 0, dc unchanged, dh_keep <- dh (passes to the step before)
 // The weight gradient is then ONE GEMM over all steps: dW_hh = da_all^T h_prev_all.
+// These are the steps of kernels/bptt.py (lstm_forward, lstm_backward), BPTT in plain NumPy.
 //
-// Launch layout: 1-D grid-stride loops over the B * H (row, unit) pairs (kernels/_cuda.py
-// grid_1d); each thread reads and writes the four gate columns of its unit, so no two threads
-// touch the same element. All arrays contiguous, row-major; the per-step ones are passed whole
-// (T, ...) with the step index k (no per-step views to make on the host).
+// Launch layout: 1-D grid-stride loops over the B * H (row, unit) pairs (for_each_unit of
+// _rnn.cuh; kernels/_cuda.py grid_1d); each thread reads and writes the four gate columns of
+// its unit, so no two threads touch the same element. All arrays contiguous, row-major; the
+// per-step ones are passed whole (T, ...) with the step index k (no per-step host views).
 // Dtypes: T = float or double; valid flags uint8.
 // Numerics: sigmoid(x) = 1 / (1 + exp(-x)) (exp overflow gives exactly 0), tanh from the math
 // library: saturated gates (pre-activations of 1e4) stay finite.
 
-__device__ __forceinline__ float exp_(float x) { return expf(x); }
-__device__ __forceinline__ double exp_(double x) { return exp(x); }
-__device__ __forceinline__ float tanh_(float x) { return tanhf(x); }
-__device__ __forceinline__ double tanh_(double x) { return tanh(x); }
-
-template <typename T>
-__device__ __forceinline__ T sigmoid_(T x) { return T(1) / (T(1) + exp_(-x)); }
+#include "_math.cuh"  // exp_, tanh_, sigmoid_: float and double overloads
+#include "_rnn.cuh"   // for_each_unit: the grid-stride loop over (row, unit) pairs
 
 template <typename T>
 __global__ void lstm_step_fwd(const T* __restrict__ xs_all, const T* __restrict__ hw,
@@ -45,10 +41,7 @@ __global__ void lstm_step_fwd(const T* __restrict__ xs_all, const T* __restrict_
   T* h_next = hs + (k + 1) * n;
   T* tanh_c = tcs + k * n;
   const unsigned char* valid = valid_all + (long long)k * B;
-  const long long stride = (long long)blockDim.x * gridDim.x;
-  for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < n;
-       idx += stride) {
-    const int b = (int)(idx / H), j = (int)(idx % H);
+  for_each_unit(B, H, [&](long long idx, int b, int j) {
     const long long g0 = (long long)b * 4 * H + j;  // gate i of unit j in row b
     const T ai = xs[g0] + hw[g0] + bias[j];
     const T af = xs[g0 + H] + hw[g0 + H] + bias[H + j];
@@ -69,7 +62,7 @@ __global__ void lstm_step_fwd(const T* __restrict__ xs_all, const T* __restrict_
     c_next[idx] = c;
     h_next[idx] = h;
     tanh_c[idx] = tc;
-  }
+  });
 }
 
 template <typename T>
@@ -85,16 +78,13 @@ __global__ void lstm_step_bwd(const T* __restrict__ dh_mm, T* __restrict__ dh_ke
   const T* tanh_c = tcs + k * n;
   const unsigned char* valid = valid_all + (long long)k * B;
   T* da = da_all + k * 4 * n;
-  const long long stride = (long long)blockDim.x * gridDim.x;
-  for (long long idx = (long long)blockIdx.x * blockDim.x + threadIdx.x; idx < n;
-       idx += stride) {
-    const int b = (int)(idx / H), j = (int)(idx % H);
+  for_each_unit(B, H, [&](long long idx, int b, int j) {
     const long long g0 = (long long)b * 4 * H + j;
     const T dh = dh_mm[idx] + dh_keep[idx] + gy[idx];
     if (!valid[b]) {  // padded: no gate gradient, dh and dc pass to the step before
       da[g0] = da[g0 + H] = da[g0 + 2 * H] = da[g0 + 3 * H] = T(0);
       dh_keep[idx] = dh;
-      continue;
+      return;
     }
     const T i = acts[g0], f = acts[g0 + H], g = acts[g0 + 2 * H], o = acts[g0 + 3 * H];
     const T tc = tanh_c[idx];
@@ -105,7 +95,7 @@ __global__ void lstm_step_bwd(const T* __restrict__ dh_mm, T* __restrict__ dh_ke
     da[g0 + 3 * H] = dh * tc * o * (T(1) - o);
     dc[idx] = dct * f;
     dh_keep[idx] = T(0);
-  }
+  });
 }
 
 #ifndef __CUDACC_RTC__  // nvcc (the compile check): instantiate what NVRTC gets by name

@@ -1,8 +1,8 @@
 """Fused LSTM layer: the whole recurrence of one layer and direction, forward and backward
 through time, as one ``Function``.
 
-What is fused: everything :func:`minigrad.nn.rnn._lstm_layer` (the composite reference) does
-after the input projection: per step the recurrent GEMM ``h @ W_hh^T``, the gate activations,
+What is fused: everything :func:`minigrad.references.lstm_layer` (the composite reference)
+does after the input projection: per step the recurrent GEMM ``h @ W_hh^T``, the gate activations,
 the cell and hidden updates and the ``lengths`` mask; and the backward through time. The input
 projection ``x W_ih^T + b_ih`` stays one GEMM over all ``T * B`` rows, outside (in ``LSTM``).
 
@@ -12,14 +12,17 @@ Forward, per step (gates in PyTorch's order i, f, g, o)::
     i, f, o = sigmoid(a_i, a_f, a_o);  g = tanh(a_g)
     c' = f * c + i * g;  h' = o * tanh(c')        (padded rows keep h, c)
 
-Backward, per step, from dh (upstream + carried) and dc::
+Backward, per step, from dh (upstream + carried) and dc: the steps of
+``kernels/bptt.py``'s ``lstm_backward``, the readable NumPy BPTT this kernel is tested
+against::
 
-    dc += dh * o * (1 - tanh(c')^2)
-    da = [dc * g * i(1-i), dc * c * f(1-f), dc * i * (1-g^2), dh * tanh(c') * o(1-o)]
-    dc <- dc * f;  dh <- da @ W_hh
+    dc += dh * o * (1 - tanh(c')^2)                                               (steps 1-2)
+    da = [dc * g * i(1-i), dc * c * f(1-f), dc * i * (1-g^2), dh * tanh(c') * o(1-o)]  (3-4)
+    dc <- dc * f;  dh <- da @ W_hh                                                     (6)
 
-and after the loop, ONE GEMM for the weights over all steps: ``dW_hh = da_all^T @ h_prev_all``
-(``(4H, T*B) @ (T*B, H)``), ``db_hh = sum(da_all)``, ``dx_proj = da_all``.
+and after the loop, ONE GEMM for the weights over all steps (bptt.py's step 5 summed at once):
+``dW_hh = da_all^T @ h_prev_all`` (``(4H, T*B) @ (T*B, H)``), ``db_hh = sum(da_all)``,
+``dx_proj = da_all``.
 
 NumPy: the activations, cell states and tanh(c) of every step are kept (``(T, B, 4H)`` and
 ``(T+1, B, H)`` buffers) and the backward never recomputes a transcendental. Every gate is a

@@ -24,14 +24,7 @@
 // Numerics: max-shifted (online over the row: the max is found first), so logits of 1e4 give
 // finite losses and gradients; the sums of w_c x_nc use the max-shifted logits as well.
 
-__device__ __forceinline__ float exp_(float x) { return expf(x); }
-__device__ __forceinline__ double exp_(double x) { return exp(x); }
-__device__ __forceinline__ float log_(float x) { return logf(x); }
-__device__ __forceinline__ double log_(double x) { return log(x); }
-__device__ __forceinline__ float max_(float a, float b) { return fmaxf(a, b); }
-__device__ __forceinline__ double max_(double a, double b) { return fmax(a, b); }
-__device__ __forceinline__ float lowest_(float) { return -3.402823466e38f; }
-__device__ __forceinline__ double lowest_(double) { return -1.7976931348623157e308; }
+#include "_math.cuh"  // exp_, log_, max_, lowest_: float and double overloads
 
 template <typename T, bool IS_MAX>
 __device__ T block_reduce(T v, T* slots) {

@@ -1,7 +1,9 @@
-"""Attention: :func:`scaled_dot_product_attention`, :class:`MultiheadAttention` and the
-Transformer encoder (:class:`TransformerEncoderLayer`, :class:`TransformerEncoder`).
-
-Everything is a composite of ``minigrad.ops`` with PyTorch's names, parameters and masks.
+"""Attention layers: :class:`MultiheadAttention` and the Transformer encoder
+(:class:`TransformerEncoderLayer`, :class:`TransformerEncoder`), with PyTorch's names,
+parameters and masks. :func:`scaled_dot_product_attention` is ``F``'s (``nn.functional``),
+re-exported here; its composite is ``minigrad.references.scaled_dot_product_attention`` and
+its fused kernel ``kernels/attention.py``, which ``MultiheadAttention`` also uses when it
+returns no weights.
 
 Two mask conventions, both PyTorch's, and opposite for booleans:
 

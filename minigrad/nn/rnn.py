@@ -70,6 +70,21 @@ def _check_float_like(name: str, t: Tensor, weight: Tensor) -> None:
         )
 
 
+def _check_input(name: str, x: Tensor, weight: Tensor, layouts: dict, input_size: int,
+                 size_error: str) -> None:
+    """Check an RNN or cell input: a tensor of ``weight``'s dtype and device, whose rank is a
+    key of ``layouts`` ({ndim: the shape it stands for}) and whose last dim is ``input_size``
+    (else ``size_error``, PyTorch's message, formatted with ``got`` and ``expected``)."""
+    _check_float_like(f"{name} input", x, weight)
+    if x.ndim not in layouts:
+        expected = " or ".join(f"{ndim}-D {shape}" for ndim, shape in layouts.items())
+        raise ValueError(f"{name}: expected input to be {expected}, got {x.ndim}-D input of "
+                         f"shape {_shape_str(x.shape)}")
+    if x.shape[-1] != input_size:
+        message = size_error.format(got=x.shape[-1], expected=input_size)
+        raise ValueError(f"{name}: {message} (input shape {_shape_str(x.shape)})")
+
+
 def _lengths_mask(lengths, T: int, B: int, like: Tensor) -> Tensor | None:
     """The (T, B, 1) bool mask of valid steps for ``lengths``, or None when all are full."""
     if isinstance(lengths, Tensor) or hasattr(lengths, "__cuda_array_interface__"):
@@ -101,7 +116,19 @@ def _lengths_mask(lengths, T: int, B: int, like: Tensor) -> Tensor | None:
 # ---------------------------------------------------------------------------- LSTM and GRU
 
 
-class _RNNBase(Module):
+class _Recurrent(Module):
+    """What the recurrent layers and cells share: PyTorch's initialisation."""
+
+    hidden_size: int
+
+    def reset_parameters(self) -> None:
+        """Every weight and bias uniform in ``±1/sqrt(hidden_size)``, as PyTorch."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for p in self.parameters():
+            init.uniform_(p, -bound, bound)
+
+
+class _RNNBase(_Recurrent):
     """What LSTM and GRU share: parameters, argument checks, the layer/direction loop.
 
     Subclasses set ``_gates`` (4 for LSTM, 3 for GRU), ``_n_states`` (2: h and c, or 1: h) and
@@ -161,12 +188,6 @@ class _RNNBase(Module):
                     self._flat_weights_names.append(pname)
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Every weight and bias uniform in ``±1/sqrt(hidden_size)``, as PyTorch."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            init.uniform_(p, -bound, bound)
-
     def flatten_parameters(self) -> None:
         """A no-op kept for PyTorch compatibility (cuDNN weight packing)."""
 
@@ -202,19 +223,10 @@ class _RNNBase(Module):
     # ---------------------------------------------------------------- forward pieces
     def _check_input(self, x: Tensor) -> bool:
         """Check x's rank, features, dtype and device; return whether it is batched."""
-        name = type(self).__name__
-        _check_float_like(f"{name} input", x, self.weight_ih_l0)
-        if x.ndim not in (2, 3):
-            raise ValueError(
-                f"{name}: expected input to be 2-D (T, {self.input_size}) or 3-D "
-                f"({'B, T' if self.batch_first else 'T, B'}, {self.input_size}), got "
-                f"{x.ndim}-D input of shape {_shape_str(x.shape)}"
-            )
-        if x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{name}: input.size(-1) must be equal to input_size. Expected "
-                f"{self.input_size}, got {x.shape[-1]} (input shape {_shape_str(x.shape)})"
-            )
+        n_in = self.input_size
+        layouts = {2: f"(T, {n_in})", 3: f"({'B, T' if self.batch_first else 'T, B'}, {n_in})"}
+        _check_input(type(self).__name__, x, self.weight_ih_l0, layouts, n_in,
+                     "input.size(-1) must be equal to input_size. Expected {expected}, got {got}")
         return x.ndim == 3
 
     def _initial_states(self, hx, B: int, batched: bool, like: Tensor) -> list[list[Tensor]]:
@@ -399,7 +411,7 @@ class GRU(_RNNBase):
 # ---------------------------------------------------------------------------- cells
 
 
-class _CellBase(Module):
+class _CellBase(_Recurrent):
     _gates = 1
 
     def __init__(
@@ -421,29 +433,15 @@ class _CellBase(Module):
             self.bias_hh = None
         self.reset_parameters()
 
-    def reset_parameters(self) -> None:
-        """Every weight and bias uniform in ``±1/sqrt(hidden_size)``, as PyTorch."""
-        bound = 1.0 / math.sqrt(self.hidden_size)
-        for p in self.parameters():
-            init.uniform_(p, -bound, bound)
-
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
 
     def _check(self, x: Tensor, states: Sequence[Tensor | None], labels: Sequence[str]):
         """Check shapes; return (x as (B, I), states as (B, H) each, batched)."""
         name = type(self).__name__
-        _check_float_like(f"{name} input", x, self.weight_ih)
-        if x.ndim not in (1, 2):
-            raise ValueError(
-                f"{name}: expected input to be 1-D ({self.input_size},) or 2-D (B, "
-                f"{self.input_size}), got {x.ndim}-D input of shape {_shape_str(x.shape)}"
-            )
-        if x.shape[-1] != self.input_size:
-            raise ValueError(
-                f"{name}: input has inconsistent input_size: got {x.shape[-1]}, expected "
-                f"{self.input_size} (input shape {_shape_str(x.shape)})"
-            )
+        n_in = self.input_size
+        _check_input(name, x, self.weight_ih, {1: f"({n_in},)", 2: f"(B, {n_in})"}, n_in,
+                     "input has inconsistent input_size: got {got}, expected {expected}")
         batched = x.ndim == 2
         if not batched:
             x = x.unsqueeze(0)
