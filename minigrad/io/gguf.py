@@ -895,11 +895,40 @@ def _pack_value(value: Any, type_name: str, key: str) -> bytes:
     return struct.pack(fmt, float(value))
 
 
-def _leaf_type(value_type: str) -> str:
-    """``'ARRAY[ARRAY[INT32]]'`` -> ``'INT32'``; a plain name is returned as it is."""
-    while value_type.startswith("ARRAY[") and value_type.endswith("]"):
-        value_type = value_type[len("ARRAY[") : -1]
-    return value_type
+def _encode(value: Any, value_type: str, key: str, depth: int) -> tuple[int, bytes]:
+    """(type id, bytes) of a metadata value.
+
+    ``value_type`` is either ``ARRAY[...]``, which fixes the nesting (an empty array of
+    arrays included), or a scalar type's name, which for (nested) lists is the type of the
+    scalars inside them.
+    """
+    is_array = value_type.startswith("ARRAY[") and value_type.endswith("]")
+    if not is_array and not isinstance(value, (list, tuple)):
+        return _scalar_id(value_type), _pack_value(value, value_type, key)
+    if depth >= MAX_ARRAY_DEPTH:  # the reader's limit
+        raise ValueError(f"metadata {key!r} nests arrays deeper than {MAX_ARRAY_DEPTH}")
+    if is_array:
+        if not isinstance(value, (list, tuple)):
+            raise TypeError(f"metadata {key!r}: {value_type} needs a list, got {value!r}")
+        inner = value_type[len("ARRAY[") : -1]
+        element_id = _VALUE_TYPE_IDS["ARRAY"] if inner.startswith("ARRAY[") else _scalar_id(inner)
+        parts = [_encode(item, inner, key, depth + 1) for item in value]
+    else:
+        element_id = _scalar_id(value_type)
+        parts = [_encode(item, value_type, key, depth + 1) for item in value]
+        if parts:
+            element_id = parts[0][0]  # the scalar type, or ARRAY for a list of lists
+    if any(type_id != element_id for type_id, _ in parts):
+        raise ValueError(f"metadata {key!r}: an array mixes arrays and scalars")
+    head = struct.pack("<IQ", element_id, len(value))
+    return _VALUE_TYPE_IDS["ARRAY"], head + b"".join(raw for _, raw in parts)
+
+
+def _scalar_id(type_name: str) -> int:
+    """The id of a scalar value type (any type but ARRAY), or a ValueError."""
+    if type_name == "ARRAY" or type_name not in _VALUE_TYPE_IDS:
+        raise ValueError(f"unknown metadata value type {type_name!r}")
+    return _VALUE_TYPE_IDS[type_name]
 
 
 def _infer_type(value: Any, key: str) -> str:
@@ -966,8 +995,9 @@ class GGUFWriter:
         Args:
             key: a new, non-empty key.
             value: an int, float, bool, str, or a (nested) list of them.
-            value_type: the GGUF type: a scalar type's name (``'UINT32'``), which for a list
-                is the type of its elements (``'ARRAY[UINT32]'`` works too). Default: bool ->
+            value_type: the GGUF type: a scalar type's name (``'UINT32'``), which for a
+                (nested) list is the type of the scalars in it, or the full form that
+                `GGUFFile.metadata_types` gives (``'ARRAY[ARRAY[UINT32]]'``). Default: bool ->
                 BOOL, str -> STRING, int -> INT32 (INT64 or UINT64 when it does not fit),
                 float -> FLOAT32.
 
@@ -979,29 +1009,11 @@ class GGUFWriter:
             raise ValueError(f"a metadata key must be a non-empty str, got {key!r}")
         if key in self._metadata:
             raise ValueError(f"duplicate metadata key {key!r}")
-        leaf = _leaf_type(value_type) if value_type is not None else _infer_type(value, key)
-        if leaf not in _VALUE_TYPE_IDS or leaf == "ARRAY":
-            raise ValueError(f"metadata {key!r}: unknown value type {value_type!r}")
-        if key == "general.alignment" and (leaf != "UINT32" or value != self.alignment):
+        if value_type is None:
+            value_type = _infer_type(value, key)
+        if key == "general.alignment" and (value_type != "UINT32" or value != self.alignment):
             raise ValueError("set general.alignment through GGUFWriter(alignment=...)")
-        self._metadata[key] = self._encode(value, leaf, key, depth=0)
-
-    def _encode(self, value: Any, leaf: str, key: str, depth: int) -> tuple[int, bytes]:
-        """(type id, bytes) of a value whose scalars are of type ``leaf``."""
-        if not isinstance(value, (list, tuple)):
-            return _VALUE_TYPE_IDS[leaf], _pack_value(value, leaf, key)
-        if depth >= MAX_ARRAY_DEPTH:
-            raise ValueError(f"metadata {key!r} nests arrays deeper than {MAX_ARRAY_DEPTH}")
-        parts = [self._encode(item, leaf, key, depth + 1) for item in value]
-        nested = {type_id for type_id, _ in parts}
-        if len(nested) > 1:
-            raise ValueError(f"metadata {key!r}: an array mixes arrays and scalars")
-        if nested:
-            element_id = nested.pop()
-        else:
-            element_id = _VALUE_TYPE_IDS[leaf]
-        head = struct.pack("<IQ", element_id, len(value))
-        return _VALUE_TYPE_IDS["ARRAY"], head + b"".join(raw for _, raw in parts)
+        self._metadata[key] = _encode(value, value_type, key, depth=0)
 
     def add_tensor(self, name: str, array: np.ndarray, ggml_type: str | None = None) -> None:
         """Add a tensor from an array, converted (quantised) to ``ggml_type`` by `quantize`.

@@ -327,6 +327,7 @@ def write_every_type(path, version=3, alignment=32):
     w = GGUFWriter(version=version, alignment=alignment)
     for key, (value, value_type) in EVERY_TYPE.items():
         w.add_metadata(key, value, value_type)
+    w.add_metadata("z.empty.nested", [], "ARRAY[ARRAY[INT8]]")  # element type ARRAY, count 0
     w.add_tensor("a", np.arange(6, dtype=np.float32).reshape(2, 3))
     w.add_tensor("b", np.arange(64, dtype=np.float32), "Q8_0")
     w.add_tensor("c", np.array(2.5, np.float32))  # 0-d: no dims
@@ -340,8 +341,10 @@ def test_every_metadata_type_roundtrips(tmp_path, version, alignment):
     write_every_type(path, version, alignment)
     with read_gguf(path) as f:
         assert f.version == version and f.alignment == alignment
-        keys = list(EVERY_TYPE) if alignment == 32 else ["general.alignment", *EVERY_TYPE]
-        assert list(f.metadata) == keys
+        keys = [*EVERY_TYPE, "z.empty.nested"]
+        assert list(f.metadata) == keys if alignment == 32 else ["general.alignment", *keys]
+        assert f.metadata["z.empty.nested"] == []
+        assert f.metadata_types["z.empty.nested"].startswith("ARRAY[ARRAY[")
         for key, (value, value_type) in EVERY_TYPE.items():
             if value_type == "FLOAT32":
                 value = float(np.float32(value))  # what a float32 holds
@@ -401,6 +404,14 @@ def test_writer_infers_types_and_checks_values():
         w.add_metadata("x", [1, [2]], "INT32")
     with pytest.raises(ValueError, match="non-empty"):
         w.add_metadata("", 1)
+    with pytest.raises(TypeError, match="ARRAY\\[INT32\\] needs a list"):
+        w.add_metadata("x", 3, "ARRAY[INT32]")
+    with pytest.raises(ValueError, match="unknown metadata value type 'INT128'"):
+        w.add_metadata("x", 3, "INT128")
+    with pytest.raises(ValueError, match="deeper than 8"):
+        w.add_metadata("x", [[[[[[[[[1]]]]]]]]], "INT32")
+    w.add_metadata("deepest", [[[[[[[[1]]]]]]]], "INT32")  # 8 levels: the reader's limit
+    assert _read_bytes(w.to_bytes()).metadata["deepest"] == [[[[[[[[1]]]]]]]]
     with pytest.raises(ValueError, match="GGUFWriter\\(alignment"):
         w.add_metadata("general.alignment", 64, "UINT32")
     with pytest.raises(ValueError, match="power of 2"):
