@@ -1,6 +1,7 @@
 """Ready-made models. ``bert``: a BERT encoder that loads Hugging Face folders (all-MiniLM-L6-v2
 on these machines); ``tokenizer``: its WordPiece tokenizer; ``charlm``: character-level language
-models (char-RNN, GPT-style transformer) and ``charlm_train``: training them as nanoGPT does.
+models (char-RNN, GPT-style transformer) and ``charlm_train``: training them as nanoGPT does;
+``bpe``: byte-level BPE (the Llama family's tokenizer); ``llama``: the Llama family.
 
 Example:
     >>> from minigrad.models import BertConfig, BertModel
@@ -15,3 +16,5 @@ from minigrad.models.bert import (  # noqa: F401
     minilm_path, normalize,
 )
 from minigrad.models.charlm import CharRNN, TransformerLM, generate, lm_from_config  # noqa: F401,E402
+from minigrad.models.bpe import BPETokenizer  # noqa: F401,E402
+from minigrad.models.llama import smollm2_path  # noqa: F401,E402

@@ -39,9 +39,10 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 
 import numpy as np
 
+from minigrad.models.bpe import BPETokenizer  # noqa: F401  (byte-level BPE, its own module)
 from minigrad.tensor import tensor
 
-__all__ = ["BasicTokenizer", "WordPieceTokenizer", "BertTokenizer", "load_vocab"]
+__all__ = ["BasicTokenizer", "WordPieceTokenizer", "BertTokenizer", "BPETokenizer", "load_vocab"]
 
 TextInput = Union[str, Sequence[str]]
 
