@@ -222,6 +222,62 @@ def _accumulate(buf, key, g):
     buf[key] = g if prev is None else prev + g
 
 
+# Hooks that run once a leaf's .grad holds its final value for the backward pass now running:
+# id(leaf) -> (weak reference to the leaf, {key: hook}). Data-parallel training starts each
+# gradient bucket's all-reduce from them while the rest of the backward pass still runs.
+_POST_ACCUMULATE_HOOKS: dict = {}
+
+
+class _Engine:
+    """The callbacks queued by the backward pass now running (None outside one)."""
+
+    callbacks: Optional[list] = None
+
+
+def add_post_accumulate_grad_hook(leaf, hook: Callable) -> "_HookHandle":
+    """Registers ``hook(leaf)``, run when ``leaf.grad`` is final in a backward pass (see
+    ``Tensor.register_post_accumulate_grad_hook``); returns a handle with ``remove()``."""
+    key = id(leaf)
+    entry = _POST_ACCUMULATE_HOOKS.get(key)
+    if entry is None or entry[0]() is not leaf:
+        # NOTE: the dict is bound now: at interpreter exit the module's globals may be gone
+        ref = weakref.ref(leaf, lambda _, key=key, hooks=_POST_ACCUMULATE_HOOKS:
+                          hooks.pop(key, None))
+        entry = _POST_ACCUMULATE_HOOKS[key] = (ref, {})
+    token = object()
+    entry[1][token] = hook
+    return _HookHandle(entry[1], token, key)
+
+
+class _HookHandle:
+    """``handle.remove()`` unregisters one post-accumulate hook."""
+
+    def __init__(self, hooks: dict, token: object, key: int):
+        self.hooks, self.token, self.key = hooks, token, key
+
+    def remove(self) -> None:
+        self.hooks.pop(self.token, None)
+        entry = _POST_ACCUMULATE_HOOKS.get(self.key)
+        if entry is not None and entry[1] is self.hooks and not self.hooks:
+            del _POST_ACCUMULATE_HOOKS[self.key]
+
+
+def queue_callback(callback: Callable[[], Any]) -> None:
+    """Runs ``callback()`` once the backward pass now running has finished (PyTorch's
+    ``Variable._execution_engine.queue_callback``): call it from a hook.
+
+    Example:
+        >>> import minigrad as mg
+        >>> x = mg.tensor(2.0, requires_grad=True)
+        >>> _ = x.register_hook(lambda g: queue_callback(lambda: print("done")))
+        >>> (x * x).backward()
+        done
+    """
+    if _Engine.callbacks is None:
+        raise RuntimeError("queue_callback can only be called during a backward pass")
+    _Engine.callbacks.append(callback)
+
+
 def run_backward(
     outputs: Sequence,
     grad_outputs: Sequence,
@@ -233,8 +289,36 @@ def run_backward(
     """The backward engine behind ``Tensor.backward`` and :func:`grad`.
 
     With ``inputs`` given, returns their gradients (and leaves ``.grad`` alone); otherwise
-    accumulates into the ``.grad`` of every leaf that requires grad.
+    accumulates into the ``.grad`` of every leaf that requires grad. Callbacks queued during
+    the pass (:func:`queue_callback`) run after it.
     """
+    outer, _Engine.callbacks = _Engine.callbacks, []
+    try:
+        result = _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs,
+                               allow_unused)
+        callbacks = _Engine.callbacks
+    finally:
+        _Engine.callbacks = outer
+    for callback in callbacks:
+        callback()
+    return result
+
+
+def _final_leaves(order) -> dict:
+    """id(fn) -> the leaves with post-accumulate hooks whose gradient is complete once ``fn``
+    (the last function in ``order`` that sends them gradient) has run."""
+    last = {}
+    for fn in order:
+        for t in fn.inputs:
+            if t.grad_fn is None and id(t) in _POST_ACCUMULATE_HOOKS:
+                last[id(t)] = (fn, t)
+    final: dict = {}
+    for fn, t in last.values():
+        final.setdefault(id(fn), []).append(t)
+    return final
+
+
+def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, allow_unused):
     # Gradients flowing into each (function, output slot), and into each leaf tensor.
     node_grads: dict = {}
     leaf_grads: dict = {}
@@ -253,8 +337,12 @@ def run_backward(
             _accumulate(node_grads, (id(out.grad_fn), out._out_index), g)
             roots.append(out.grad_fn)
 
+    taken = {id(_root(g.data)) for g in grad_outputs}  # buffers .grad may not reuse
     with set_grad_enabled(create_graph):
-        for fn in _topo_order(roots):
+        order = _topo_order(roots)
+        # leaves with post-accumulate hooks are finished as soon as their gradient is complete
+        final = _final_leaves(order) if _POST_ACCUMULATE_HOOKS and wanted is None else None
+        for fn in order:
             n_out = len(fn.out_meta)
             gys = []
             for i in range(n_out):
@@ -286,6 +374,11 @@ def run_backward(
                     leaves[id(t)] = t
                 else:
                     _accumulate(node_grads, (id(t.grad_fn), t._out_index), gx)
+            if final and id(fn) in final:
+                for leaf in final.pop(id(fn)):
+                    g = leaf_grads.pop(id(leaf), None)
+                    if g is not None:
+                        _finish_leaf(leaf, g, create_graph, taken)
             if not retain_graph:
                 fn.inputs = None  # frees saved tensors; a second backward raises
                 fn.__dict__ = {"inputs": None, "out_meta": fn.out_meta, "outputs": fn.outputs}
@@ -304,28 +397,37 @@ def run_backward(
                 result.append(g)
             return result
 
-        taken = {id(_root(g.data)) for g in grad_outputs}  # buffers .grad may not reuse
         for key, g in leaf_grads.items():
-            leaf = leaves[key]
-            if leaf._hooks:
-                g = _run_hooks(leaf, g)
-            if create_graph:
-                leaf.grad = g if leaf.grad is None else leaf.grad + g
-                continue
-            g = g.detach()
-            if leaf.grad is None:
-                # NOTE: .grad must own its buffer, since optimizers and clip_grad_norm_ update it
-                # in place; a gradient that is a broadcast view, or that shares memory with the
-                # seed or another leaf's gradient (add passes gy to both inputs), is copied.
-                root = _root(g.data)
-                if id(root) in taken or not _writeable(g.data):
-                    g = g.clone()
-                    root = g.data
-                taken.add(id(root))
-                leaf.grad = g
-            else:
-                leaf.grad._iadd_(g)
+            _finish_leaf(leaves[key], g, create_graph, taken)
     return None
+
+
+def _finish_leaf(leaf, g, create_graph: bool, taken: set) -> None:
+    """Adds a leaf's complete gradient ``g`` to ``leaf.grad`` (after its hooks), then runs its
+    post-accumulate hooks."""
+    if leaf._hooks:
+        g = _run_hooks(leaf, g)
+    if create_graph:
+        leaf.grad = g if leaf.grad is None else leaf.grad + g
+    else:
+        g = g.detach()
+        if leaf.grad is None:
+            # NOTE: .grad must own its buffer, since optimizers and clip_grad_norm_ update it
+            # in place; a gradient that is a broadcast view, or that shares memory with the
+            # seed or another leaf's gradient (add passes gy to both inputs), is copied.
+            root = _root(g.data)
+            if id(root) in taken or not _writeable(g.data):
+                g = g.clone()
+                root = g.data
+            taken.add(id(root))
+            leaf.grad = g
+        else:
+            leaf.grad._iadd_(g)
+    if _POST_ACCUMULATE_HOOKS:
+        entry = _POST_ACCUMULATE_HOOKS.get(id(leaf))
+        if entry is not None and entry[0]() is leaf:
+            for hook in list(entry[1].values()):
+                hook(leaf)
 
 
 def _writeable(array) -> bool:

@@ -324,6 +324,25 @@ class Tensor:
         self._hooks[key] = hook
         return _HookHandle(self._hooks, key)
 
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(tensor)`` on this leaf once its ``.grad`` holds the complete gradient
+        of a backward pass, while the rest of the pass still runs (PyTorch's name). Returns a
+        handle whose ``remove()`` unregisters it.
+
+        Example:
+            >>> import minigrad as mg
+            >>> w = mg.tensor([1.0, 2.0], requires_grad=True)
+            >>> _ = w.register_post_accumulate_grad_hook(lambda t: print(t.grad))
+            >>> (w * 3).sum().backward()
+            tensor([3., 3.])
+        """
+        if not self.requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require gradient")
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        return autograd.add_post_accumulate_grad_hook(self, hook)
+
     def retain_grad(self) -> None:
         """Keep ``.grad`` for this non-leaf tensor after backward."""
         if self.grad_fn is not None:

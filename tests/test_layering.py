@@ -5,7 +5,7 @@ The layers, lowest first (docs/design.md explains them)::
     core        backend, dtypes, autograd, tensor, ops, viz, io
     references  the composite references (only ops)
     kernels     the fused-kernel switch and base (minigrad.fused) and minigrad.kernels
-    nn          modules, functional, losses, layers
+    nn          modules, functional, losses, layers; distributed (process groups, collectives)
     library     optim, data, train, keras, finetune, models, utils, plot
     cli         the minigrad command
 
@@ -32,7 +32,7 @@ TOP_LEVEL = {
     "tensor": "core", "ops": "core", "viz": "core", "io": "core",
     "references": "references",
     "fused": "kernels", "kernels": "kernels",
-    "nn": "nn",
+    "nn": "nn", "distributed": "nn",
     "optim": "library", "data": "library", "train": "library", "keras": "library",
     "finetune": "library", "models": "library", "utils": "library", "plot": "library",
     "cli": "cli", "__main__": "cli",

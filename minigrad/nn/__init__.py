@@ -15,3 +15,4 @@ from minigrad.nn.attention import (  # noqa: F401,E402
     MultiheadAttention, TransformerEncoder, TransformerEncoderLayer,
 )
 from minigrad.nn import utils  # noqa: F401,E402
+from minigrad.nn import parallel  # noqa: F401,E402
