@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
 
@@ -30,8 +29,6 @@ from minigrad.nn import functional as F
 from minigrad.nn import init
 from minigrad.nn.module import Module, Parameter
 from minigrad.tensor import Tensor, empty, zeros
-
-Array = Any
 
 __all__ = ["GRU", "LSTM", "GRUCell", "LSTMCell"]
 

@@ -132,3 +132,38 @@ def test_chunk_threads_give_the_same_numbers(monkeypatch, threads):
     assert _numpy.num_threads() == int(threads)
     for a, b in zip(one, run()):
         np.testing.assert_array_equal(a, b)
+
+
+def _minigrad_imports(path):
+    """The minigrad modules a source file imports, at any depth of its code (so a lazy import
+    inside a function counts too)."""
+    import ast
+
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("minigrad")}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and \
+                node.module.startswith("minigrad"):
+            found |= {f"{node.module}.{a.name}" for a in node.names}
+    return found
+
+
+def test_layering_of_references_and_kernels():
+    """ops -> references -> fused + kernels -> nn: the composite references use only the layers
+    below them, and the kernels (and the kernel base) never import nn or optim, not even
+    lazily."""
+    from pathlib import Path
+
+    import minigrad.kernels
+
+    root = Path(mg.__file__).resolve().parent
+    allowed = ("minigrad.ops", "minigrad.tensor", "minigrad.autograd", "minigrad.backend",
+               "minigrad.dtypes")
+    for name in _minigrad_imports(root / "references.py"):
+        assert name.startswith(allowed), f"references.py imports {name}"
+    kernel_files = sorted(Path(minigrad.kernels.__file__).resolve().parent.glob("*.py"))
+    assert len(kernel_files) > 8
+    for path in kernel_files + [root / "fused.py"]:
+        for name in _minigrad_imports(path):
+            assert not name.startswith(("minigrad.nn", "minigrad.optim")), (path.name, name)
