@@ -86,7 +86,7 @@ class RecurrentFn(FusedFunction):
         return _cuda.kernel(self.CUDA_SOURCE, self.CUDA_KERNELS, which, dtype, device_id)
 
     def _inputs_cuda(self, x_proj, w_hh, b_hh):
-        """``(xs, bias, w_t, valid, grid, block)``: the step kernels' shared arguments, x_proj
+        """``(xs, bias, w_t, valid, (grid, block))``: the step kernels' shared arguments, x_proj
         in processing order, b_hh (zeros without), ``W_hh^T`` and the valid flags, all
         contiguous, and the launch geometry over the ``B * H`` (row, unit) pairs."""
         xp = self.xp
@@ -95,8 +95,8 @@ class RecurrentFn(FusedFunction):
         xs = xp.ascontiguousarray(self._step_order(x_proj))
         bias = xp.ascontiguousarray(b_hh) if b_hh is not None else xp.zeros(G, dtype=w_hh.dtype)
         w_t = xp.ascontiguousarray(w_hh.T)  # (H, G)
-        grid, block = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(x_proj.device.id))
-        return xs, bias, w_t, self._valid_cuda(T, B), grid, block
+        geometry = _cuda.grid_1d(B * H, sm_count=_cuda.sm_count(x_proj.device.id))
+        return xs, bias, w_t, self._valid_cuda(T, B), geometry
 
     def _forward_steps_cuda(self, which, geometry, args, hs, w_t, gemm_out):
         """Forward through time on the GPU: per step k, one cuBLAS GEMM ``hs[k] @ W_hh^T`` into

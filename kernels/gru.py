@@ -154,7 +154,7 @@ class GRUFn(RecurrentFn, kernel="gru"):
         T, B, G = x_proj.shape
         H = G // 3
         dt = x_proj.dtype
-        xs, bias, w_t, valid, *geometry = self._inputs_cuda(x_proj, w_hh, b_hh)
+        xs, bias, w_t, valid, geometry = self._inputs_cuda(x_proj, w_hh, b_hh)
         ps = xp.empty((T, B, G), dtype=dt)  # h @ W_hh^T of every step; the kernel adds b_hh
         rz = xp.empty((T, B, 2 * H), dtype=dt)
         ns = xp.empty((T, B, H), dtype=dt)

@@ -164,7 +164,7 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         T, B, G = x_proj.shape
         H = G // 4
         dt = x_proj.dtype
-        xs, bias, w_t, valid, *geometry = self._inputs_cuda(x_proj, w_hh, b_hh)
+        xs, bias, w_t, valid, geometry = self._inputs_cuda(x_proj, w_hh, b_hh)
         acts = xp.empty((T, B, G), dtype=dt)
         hs = xp.empty((T + 1, B, H), dtype=dt)
         cs = xp.empty((T + 1, B, H), dtype=dt)

@@ -114,12 +114,12 @@ class FusedFunction(Function):
 
     A subclass names its kernel-table entry in its class statement and writes the maths::
 
-        class GeluFn(FusedFunction, kernel="gelu"):    # KERNELS["gelu"]: float32, float64
-            def _forward_numpy(self, x): ...            # arrays -> array(s)
+        class FusedGeluFn(FusedFunction, kernel="gelu"):  # its entry KERNELS["gelu"]
+            def _forward_numpy(self, x): ...      # arrays -> array(s)
             def _forward_cuda(self, x): ...
-            def _backward_numpy(self, gy): ...          # arrays -> array, or a tuple with
-            def _backward_cuda(self, gy): ...           #   one array (or None) per input
-            def reference(self, x): ...                 # Tensors -> the composite's output(s)
+            def _backward_numpy(self, gy): ...    # arrays -> array, or a tuple with one
+            def _backward_cuda(self, gy): ...     #   array (or None) per input
+            def reference(self, x): ...           # Tensors -> the composite's output(s)
 
     What the base does:
 
