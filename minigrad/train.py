@@ -19,6 +19,13 @@ Around it, only bookkeeping: the loss and the metrics of each batch are kept as 
 and summed when they are shown (about ten times a second on a terminal, once per epoch in a
 log), so a GPU is never made to wait for a number after every step.
 
+Data parallel (`minigrad.distributed`, several processes): give `fit` a model wrapped in
+`nn.parallel.DistributedDataParallel` and a loader with a `data.DistributedSampler` (each rank
+its shard; `fit` calls its ``set_epoch``). Each rank runs the same loop on its shard; the
+gradients are averaged inside ``loss.backward()``, the epoch's loss and metrics over the
+examples of every rank, and only rank 0 shows a progress bar or log lines. Checkpoints go
+through `distributed.run_on_rank_zero` (rank 0 writes, the others wait).
+
 Example:
     >>> import numpy as np
     >>> import minigrad as mg
@@ -41,13 +48,16 @@ from __future__ import annotations
 
 import sys
 import time
+import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Callable, TextIO
 
 import numpy as np
 
 from minigrad import backend
+from minigrad import distributed as dist
 from minigrad.autograd import no_grad
+from minigrad.nn.parallel import DistributedDataParallel
 from minigrad.nn.utils import clip_grad_norm_
 from minigrad.tensor import Tensor
 from minigrad.utils.progress import Progbar
@@ -138,6 +148,11 @@ class RunningMean:
 
     def result(self) -> float:
         """The weighted mean of everything added so far (reads the device once)."""
+        total, count = self.totals()
+        return total / count if count else float("nan")
+
+    def totals(self) -> tuple:
+        """``(sum of value * weight, sum of weights)`` of everything added so far."""
         if self._values:
             values = self._values
             xp = backend.array_module(values[0]) if hasattr(values[0], "shape") else np
@@ -147,7 +162,7 @@ class RunningMean:
             self._total += float((stacked * weights).sum())
             self._count += sum(self._weights)
             self._values, self._weights = [], []
-        return self._total / self._count if self._count else float("nan")
+        return self._total, self._count
 
 
 # ------------------------------------------------------------------------------------------
@@ -339,6 +354,18 @@ def _record(meters: dict, loss: Tensor, out: Tensor, y: Tensor, metrics: dict) -
             meters[name].add(scores.data.mean(), scores.data.size)
 
 
+def _results(meters: dict, average_over_ranks: bool = False) -> dict:
+    """The meters' means; with `average_over_ranks` (every rank calling), over the examples of
+    every rank of the process group (one all-reduce)."""
+    group = dist.world()
+    if not average_over_ranks or group is None or group.size == 1:
+        return {name: m.result() for name, m in meters.items()}
+    sums = np.array([m.totals() for m in meters.values()], dtype=np.float64)  # (metrics, 2)
+    group.all_reduce(sums, "sum")
+    return {name: total / count if count else float("nan")
+            for name, (total, count) in zip(meters, sums)}
+
+
 def train_epoch(
     model: Any,
     loss_fn: Callable[[Tensor, Tensor], Tensor],
@@ -349,6 +376,7 @@ def train_epoch(
     refresh: float | None = REFRESH_SECONDS,
     callbacks: Sequence[Callback] = (),
     forward: Callable[[Any], Tensor] | None = None,
+    average_over_ranks: bool = False,
 ) -> dict:
     """Trains `model` for one pass over `loader`; returns the epoch's mean loss and metrics.
 
@@ -366,6 +394,8 @@ def train_epoch(
         callbacks: `Callback` objects whose batch hooks run around every step.
         forward: ``forward(x)`` -> the output, where a batch's `x` is not simply the model's
             one argument (e.g. ``lambda inputs: model(*inputs)``); default ``model``.
+        average_over_ranks: under data parallel (every rank calling), average the results
+            over the examples of every rank.
 
     Returns:
         ``{'loss': mean loss, name: mean score, ...}`` over the epoch's examples.
@@ -398,7 +428,7 @@ def train_epoch(
                 last_shown = now
                 values = [(name, m.result()) for name, m in meters.items()]
                 progbar.update(step, values=values, finalize=False)
-    return {name: m.result() for name, m in meters.items()}
+    return _results(meters, average_over_ranks)
 
 
 def evaluate(
@@ -407,10 +437,12 @@ def evaluate(
     loader: Iterable,
     metrics: Mapping[str, Metric] | Sequence[Metric] = (),
     progbar: Progbar | None = None,
+    average_over_ranks: bool = False,
 ) -> dict:
     """The mean loss and metrics of `model` over `loader`, in eval mode and without a graph.
 
-    The model's train/eval mode is restored afterwards.
+    The model's train/eval mode is restored afterwards. With `average_over_ranks` (under data
+    parallel, every rank calling with its own shard) the means are over every rank's examples.
 
     Returns:
         ``{'loss': mean loss, name: mean score, ...}``.
@@ -435,7 +467,7 @@ def evaluate(
                 out = model(x)
                 _record(meters, loss_fn(out, y), out, y, metrics)
                 steps += 1
-            logs = {name: m.result() for name, m in meters.items()}
+            logs = _results(meters, average_over_ranks)
             if progbar is not None:
                 progbar.update(steps, values=list(logs.items()), finalize=True)
     finally:
@@ -457,11 +489,16 @@ def fit(
     scheduler: Any = None,
     file: TextIO | None = None,
     forward: Callable[[Any], Tensor] | None = None,
+    initial_epoch: int = 0,
 ) -> History:
     """Trains `model` for `epochs` epochs with a Keras-style progress bar.
 
     Each epoch runs `train_epoch`, then `evaluate` on `val_loader` (its metrics get a
     ``val_`` prefix), then ``scheduler.step()``, then the callbacks' ``on_epoch_end``.
+
+    Under data parallel (a process group of several ranks) every rank calls `fit` with its
+    shard: the logs are averaged over all ranks' examples (the same numbers everywhere, so
+    callbacks decide alike) and only rank 0 prints.
 
     Args:
         model: the module to train.
@@ -479,12 +516,24 @@ def fit(
             pass ``LRSchedulerCallback(scheduler, 'step')`` in `callbacks`).
         file: where the progress goes (default standard output).
         forward: how a batch's inputs go through the model, as in `train_epoch`.
+        initial_epoch: the epoch to start from (Keras's name), to resume a run: epochs
+            ``initial_epoch .. epochs - 1`` run, and a `DistributedSampler` gets the same
+            epoch numbers as in the uninterrupted run.
 
     Returns:
         A `History` whose ``.history`` maps ``'loss'``, the metric names and their
         ``val_`` versions to per-epoch lists.
     """
     file = sys.stdout if file is None else file
+    group = dist.world()
+    parallel = group is not None and group.size > 1
+    if parallel:
+        if group.rank != 0:
+            verbose = 0  # one progress bar and one log: rank 0's
+        if not isinstance(model, DistributedDataParallel):
+            warnings.warn(f"fit: {group.size} ranks are training, but the model is not wrapped "
+                          "in nn.parallel.DistributedDataParallel: their gradients are not "
+                          "averaged and the replicas drift apart", stacklevel=2)
     history = History()
     callbacks = [*callbacks, history]
     if scheduler is not None:  # first, so the other callbacks see the next epoch's rate
@@ -503,7 +552,8 @@ def fit(
 
     for cb in callbacks:
         cb.on_train_begin()
-    for epoch in range(epochs):
+    for epoch in range(initial_epoch, epochs):
+        _set_epoch(loader, epoch)
         for cb in callbacks:
             cb.on_epoch_begin(epoch)
         if verbose:
@@ -512,9 +562,10 @@ def fit(
         bar = Progbar(params["steps"], verbose=verbose, file=file, stateful_metrics=names)
         refresh = REFRESH_SECONDS if verbose == 1 and _isatty(file) else None
         logs = train_epoch(model, loss_fn, optimizer, loader, metrics, bar, refresh,
-                           callbacks, forward)
+                           callbacks, forward, average_over_ranks=parallel)
         if val_loader is not None:
-            val_logs = evaluate(model, loss_fn, val_loader, metrics)
+            val_logs = evaluate(model, loss_fn, val_loader, metrics,
+                                average_over_ranks=parallel)
             logs.update({f"val_{name}": value for name, value in val_logs.items()})
         if verbose:
             bar.update(params["steps"] or 0, values=list(logs.items()), finalize=True)
@@ -525,6 +576,13 @@ def fit(
     for cb in callbacks:
         cb.on_train_end()
     return history
+
+
+def _set_epoch(loader: Any, epoch: int) -> None:
+    """Tells the loader's sampler the epoch (a `DistributedSampler` shuffles by it)."""
+    sampler = getattr(loader, "sampler", None)
+    if hasattr(sampler, "set_epoch"):
+        sampler.set_epoch(epoch)
 
 
 def _isatty(file: Any) -> bool:

@@ -7,3 +7,4 @@ from minigrad.data.datasets import (  # noqa: F401
 from minigrad.data.loader import (  # noqa: F401,E402
     DataLoader, Dataset, Subset, TensorDataset, default_collate, random_split,
 )
+from minigrad.data.sampler import DistributedSampler, randperm  # noqa: F401,E402

@@ -248,6 +248,8 @@ class DataLoader:
         device: the device batches are put on; None leaves them where the data is (the CPU
             for NumPy arrays). Moving a whole `TensorDataset` to the device once, before
             training, is faster than moving every batch.
+        sampler: yields the indices of the examples, in order, instead of `shuffle` (e.g. a
+            `DistributedSampler`, each rank its shard); its ``len`` is the number of examples.
 
     Example:
         >>> import minigrad as mg
@@ -271,12 +273,16 @@ class DataLoader:
         collate_fn: Callable[[list], Any] | None = None,
         seed: int | None = None,
         device: str | backend.Device | None = None,
+        sampler: Any = None,
     ) -> None:
         if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
             batch_size <= 0
         ):
             raise ValueError(f"batch_size should be a positive integer, got {batch_size!r}")
+        if sampler is not None and shuffle:
+            raise ValueError("sampler option is mutually exclusive with shuffle")
         self.dataset = dataset
+        self.sampler = sampler
         self.batch_size = int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
@@ -287,19 +293,21 @@ class DataLoader:
         self._source = None if collate_fn is not None else _array_source(dataset)
 
     def __len__(self) -> int:
-        n = len(self.dataset)
+        n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
     def _order(self) -> np.ndarray | None:
         """This epoch's order of the examples (None: in order)."""
+        if self.sampler is not None:
+            return np.fromiter(iter(self.sampler), dtype=np.int64)
         if not self.shuffle:
             return None
         rng = self._rng if self._rng is not None else backend.generator(backend.CPU)
         return rng.permutation(len(self.dataset))
 
     def __iter__(self) -> Iterator:
-        n = len(self.dataset)
         order = self._order()
+        n = len(self.dataset) if order is None else len(order)
         stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
         if self._source is None:
             yield from self._iter_examples(order, stop)

@@ -43,6 +43,7 @@ from typing import Any, Dict, Optional, Union
 import numpy as np
 
 from minigrad import backend
+from minigrad.distributed import run_on_rank_zero
 from minigrad.io.safetensors import SafetensorsError, read_metadata
 from minigrad.io.serialization import load, save
 from minigrad.tensor import Tensor
@@ -177,7 +178,8 @@ def save_checkpoint(
             "class": type(scheduler).__name__,
             "state": _encode(scheduler.state_dict(), "scheduler state"),
         }
-    save(dict(tensors), path, metadata={METADATA_KEY: json.dumps(doc)})
+    # under data parallel rank 0 writes and the other ranks wait
+    run_on_rank_zero(save, dict(tensors), path, metadata={METADATA_KEY: json.dumps(doc)})
 
 
 def _pack_optimizer(optimizer, tensors: Dict[str, Any]) -> Dict[str, Any]:

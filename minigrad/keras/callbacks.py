@@ -18,6 +18,7 @@ import os
 import warnings
 from typing import Any, Callable
 
+from minigrad.distributed import run_on_rank_zero
 from minigrad.io.serialization import save
 from minigrad.train import Callback, History
 
@@ -184,7 +185,7 @@ class ModelCheckpoint(Callback):
             self.best = value
         elif self.verbose > 0:
             print(f"Epoch {epoch + 1}: saving model to {path}")
-        self._save(path)
+        run_on_rank_zero(self._save, path)  # under data parallel: rank 0 writes, others wait
 
     def _save(self, path: str) -> None:
         parent = os.path.dirname(path)

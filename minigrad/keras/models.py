@@ -5,6 +5,13 @@ loss and metrics; `fit` turns NumPy arrays into a `DataLoader` on the model's de
 everything to `minigrad.train.fit`, the one training loop (zero_grad, forward, loss, backward,
 step). `evaluate` and `predict` use the same pieces.
 
+Started as several processes (``minigrad launch -n 2 train.py``, or ``mpiexec``), `fit` trains
+data-parallel by itself, as Keras does under a distribution strategy: `batch_size` is the
+global batch, split evenly over the ranks; each rank trains on its shard (PyTorch's
+`DistributedSampler` order) with gradients averaged by `nn.parallel.DistributedDataParallel`;
+the metrics are over all ranks' examples, rank 0 alone prints, and `save`/`save_weights` write
+on rank 0 while the others wait.
+
 Softmax + cross-entropy (and sigmoid + binary cross-entropy) are computed from the logits:
 while `fit` and `evaluate` run, the last layer's activation is left out of the forward pass
 and the loss takes the logits instead, which is exact and never overflows. `predict` and
@@ -40,14 +47,17 @@ from typing import Any, Callable
 import numpy as np
 
 from minigrad import backend, nn, train
+from minigrad import distributed as dist
 from minigrad._version import __version__
 from minigrad.autograd import no_grad
-from minigrad.data.loader import DataLoader, TensorDataset
+from minigrad.data.loader import DataLoader, Subset, TensorDataset
+from minigrad.data.sampler import DistributedSampler
 from minigrad.io.serialization import load, save
 from minigrad.keras import layers as layers_module
 from minigrad.keras import losses, optimizers
 from minigrad.keras.layers import Embedding, InputLayer, Layer, _to_tensor, get_activation
 from minigrad.keras.metrics import get as get_metric  # `compile` has an argument `metrics`
+from minigrad.nn.parallel import DistributedDataParallel
 from minigrad.tensor import Tensor
 from minigrad.utils.progress import Progbar
 
@@ -93,6 +103,15 @@ def _array(value: Any, name: str) -> Any:
     if array.ndim == 0:
         raise ValueError(f"{name} must have a batch dimension, got a scalar")
     return array
+
+
+def _data_parallel_group() -> dist.ProcessGroup | None:
+    """The process group `fit` trains over: the default one when it has several ranks, made
+    here when a launcher started several processes; None to train alone."""
+    if not dist.is_initialized() and dist.launcher_world_size() > 1:
+        dist.init_process_group()
+    group = dist.world()
+    return group if group is not None and group.size > 1 else None
 
 
 def _to_numpy(array: Any) -> np.ndarray:
@@ -263,6 +282,32 @@ class Model(nn.Module):
         on_device = [backend.to_device(a, device) for a in arrays]
         return DataLoader(TensorDataset(*on_device), batch_size=batch_size, shuffle=shuffle)
 
+    def _sharded_loaders(self, group: dist.ProcessGroup, x: Any, y: Any, x_val: Any, y_val: Any,
+                         batch_size: int, shuffle: bool) -> tuple:
+        """This rank's training loader (a `DistributedSampler` shard of a `batch_size` global
+        batch) and validation loader (every size-th example, from its rank: no padding, so the
+        averaged metrics are exactly those of the whole set)."""
+        if batch_size % group.size:
+            raise ValueError(
+                f"batch_size={batch_size} is the global batch, split over {group.size} ranks: "
+                f"it must be a multiple of {group.size}")
+        per_rank = batch_size // group.size
+        seed = np.zeros(1, dtype=np.int64)
+        if shuffle:  # drawn on every rank (their generators stay in step), rank 0's used
+            seed[0] = backend.generator(backend.CPU).integers(2**31)
+            group.broadcast(seed, 0)
+        device = self._device()
+        train_set = TensorDataset(*[backend.to_device(a, device) for a in (x, y)])
+        sampler = DistributedSampler(train_set, group.size, group.rank, shuffle=shuffle,
+                                     seed=int(seed[0]))
+        loader = DataLoader(train_set, batch_size=per_rank, sampler=sampler)
+        val_loader = None
+        if x_val is not None:
+            val_set = TensorDataset(*[backend.to_device(a, device) for a in (x_val, y_val)])
+            mine = Subset(val_set, np.arange(group.rank, len(x_val), group.size))
+            val_loader = DataLoader(mine, batch_size=per_rank)
+        return loader, val_loader
+
     # ---------------------------------------------------------------- fit / evaluate / predict
     def fit(
         self,
@@ -321,20 +366,32 @@ class Model(nn.Module):
         else:
             x_val = y_val = None
         batch_size = _batch_size(batch_size)
-        loader = self._loader(x, y, batch_size=batch_size, shuffle=shuffle)
-        val_loader = None
-        if x_val is not None:
-            val_loader = self._loader(x_val, y_val, batch_size=batch_size)
+        group = _data_parallel_group()
+        if group is None:
+            loader = self._loader(x, y, batch_size=batch_size, shuffle=shuffle)
+            val_loader = None
+            if x_val is not None:
+                val_loader = self._loader(x_val, y_val, batch_size=batch_size)
+        else:
+            loader, val_loader = self._sharded_loaders(group, x, y, x_val, y_val, batch_size,
+                                                       shuffle)
 
         self._build_optimizer()
         loss_fn, metric_fns, fused = self._training_setup()
         callbacks = list(callbacks or [])
         for cb in callbacks:
             cb.set_model(self)
-        with self._logits_output(fused):
-            history = train.fit(self, loss_fn, self.optimizer, loader, epochs=epochs,
-                                val_loader=val_loader, metrics=metric_fns,
-                                callbacks=callbacks, verbose=_verbosity(verbose))
+        # under data parallel the loop trains a wrapper that averages the gradients
+        trained = self if group is None else DistributedDataParallel(self)
+        try:
+            with self._logits_output(fused):
+                history = train.fit(trained, loss_fn, self.optimizer, loader, epochs=epochs,
+                                    val_loader=val_loader, metrics=metric_fns,
+                                    callbacks=callbacks, verbose=_verbosity(verbose))
+        finally:
+            if trained is not self:
+                trained.remove_hooks()
+        history.set_model(self)
         self.history = history
         return history
 
@@ -409,8 +466,9 @@ class Model(nn.Module):
         self.load_state_dict(new)
 
     def save_weights(self, filepath: str | os.PathLike) -> None:
-        """Writes the weights to one safetensors file (`mg.save`)."""
-        save(self.state_dict(), os.fspath(filepath))
+        """Writes the weights to one safetensors file (`mg.save`); under data parallel rank 0
+        writes and the other ranks wait."""
+        dist.run_on_rank_zero(save, self.state_dict(), os.fspath(filepath))
 
     def load_weights(self, filepath: str | os.PathLike) -> None:
         """Reads weights written by `save_weights` (the model must be built)."""
@@ -647,10 +705,14 @@ class Sequential(Model):
         Args:
             filepath: the folder (created if needed).
             overwrite: replace an existing saved model.
+
+        Under data parallel rank 0 writes and the other ranks wait.
         """
         if not self.built:
             raise ValueError("This model has not yet been built; there are no weights to save")
-        path = Path(filepath)
+        dist.run_on_rank_zero(self._save_folder, Path(filepath), overwrite)
+
+    def _save_folder(self, path: Path, overwrite: bool) -> None:
         if path.exists() and not path.is_dir():
             raise FileExistsError(f"{path} exists and is not a folder; Model.save writes a folder")
         if (path / CONFIG_FILE).exists() and not overwrite:

@@ -210,6 +210,14 @@ class DistributedDataParallel(Module):
             state_dict = {key[len("module."):]: value for key, value in state_dict.items()}
         return self.module.load_state_dict(state_dict, strict)
 
+    def remove_hooks(self) -> None:
+        """Unregisters the gradient hooks: backward passes no longer average (for a wrapper made
+        for one run, as `keras.Model.fit` makes; minigrad's own, not PyTorch's)."""
+        for handle in self._hook_handles.values():
+            handle.remove()
+        self._hook_handles = {}
+        self._armed = False
+
     def extra_repr(self) -> str:
         return f"world_size={self._pg.size}, bucket_cap_mb={self.bucket_bytes / 2**20:g}"
 
