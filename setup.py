@@ -26,7 +26,7 @@ setup(
     python_requires=">=3.9",
     packages=packages,
     package_dir={"minigrad.kernels": "kernels"},
-    package_data={"minigrad.kernels": ["*.cu"], "minigrad.data": ["*.npz", "*.gz", "*.txt"]},
+    package_data={"minigrad.kernels": ["*.cu", "*.cuh"], "minigrad.data": ["*.npz", "*.gz", "*.txt"]},
     include_package_data=True,
     install_requires=["numpy>=1.22"],
     extras_require={
@@ -34,6 +34,7 @@ setup(
         "cuda13": ["cupy-cuda13x>=13.6"],
         "test": ["pytest>=7", "hypothesis>=6"],
         "plot": ["matplotlib>=3.5"],
+        "mpi": ["mpi4py>=3.1", "mpich"],  # data parallel on CPUs; mpich brings mpiexec
     },
     entry_points={"console_scripts": ["minigrad=minigrad.cli:main"]},
     classifiers=["Programming Language :: Python :: 3", "License :: OSI Approved :: MIT License"],
