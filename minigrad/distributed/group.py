@@ -164,16 +164,19 @@ class ProcessGroup:
         return self._nccl
 
     def _engine(self, array: Array) -> str:
-        """'mpi', 'nccl' or 'mpi-host' (a device array through MPI by way of the host)."""
+        """'mpi', 'nccl', 'mpi-host' (a device array through MPI by way of the host) or
+        'nccl-device' (a host array through NCCL by way of the GPU, in a group without MPI)."""
         on_cpu = isinstance(array, np.ndarray)
-        if not on_cpu and self._make_nccl is not None:
-            return "nccl"
-        if self.mpi is None:
-            raise RuntimeError(
-                f"rank {self.rank}: this process group ({self.backend}, started without MPI) "
-                f"carries GPU arrays only; move the tensor to the GPU, or launch with mpiexec "
-                f"for CPU collectives")
+        if self._make_nccl is not None and (not on_cpu or self.mpi is None):
+            return "nccl-device" if on_cpu else "nccl"
         return "mpi" if on_cpu or self.cuda_aware_mpi else "mpi-host"
+
+    def _via_gpu(self, op: Callable, array: Array, *args: Any) -> None:
+        """Runs `op` on a GPU copy of the host `array` and copies the result back (the
+        small host collectives of a NCCL group started without MPI)."""
+        on_gpu = _to_gpu(array)
+        op(on_gpu, *args)
+        array[...] = mg_backend.to_device(on_gpu, mg_backend.CPU)
 
     def abort(self) -> None:
         """Ends every process of the job now."""
@@ -193,6 +196,9 @@ class ProcessGroup:
             return Work() if async_op else None
         wire_op = _wire_op(array.dtype, op)
         engine = self._engine(array)
+        if engine == "nccl-device":
+            self._via_gpu(self.all_reduce, array, op)
+            return Work() if async_op else None
         if engine == "nccl":
             nccl = self.nccl
             stream = stream if stream is not None else _current_stream()
@@ -224,6 +230,8 @@ class ProcessGroup:
         if self.size == 1:
             return
         engine = self._engine(array)
+        if engine == "nccl-device":
+            return self._via_gpu(self.broadcast, array, src)
         if engine == "nccl":
             buf = _contiguous_bytes(array)
             self.nccl.broadcast(buf, src, _current_stream())
@@ -246,6 +254,13 @@ class ProcessGroup:
             return
         xp = mg_backend.array_module(array)
         engine = self._engine(array)
+        if engine == "nccl-device":
+            on_gpu = _to_gpu(array)
+            gathered = [on_gpu.copy() for _ in outputs]
+            self.all_gather(gathered, on_gpu)
+            for out, theirs in zip(outputs, gathered):
+                out[...] = mg_backend.to_device(theirs, mg_backend.CPU)
+            return
         if engine == "nccl":
             send = _contiguous_bytes(array)
             recv = xp.empty((self.size, send.size), dtype=np.uint8)
@@ -267,9 +282,11 @@ class ProcessGroup:
             output[...] = inputs[0]
             return
         wire_op = _wire_op(output.dtype, op)
+        engine = self._engine(output)
+        if engine == "nccl-device":
+            return self._via_gpu(self.reduce_scatter, output, [_to_gpu(a) for a in inputs], op)
         xp = mg_backend.array_module(output)
         stacked = xp.stack([xp.asarray(a, dtype=output.dtype) for a in inputs])  # (size, ...)
-        engine = self._engine(output)
         if engine == "nccl":
             nccl = self.nccl
             send, _ = _wire_buffer(stacked, nccl.supports)
@@ -327,8 +344,7 @@ class ProcessGroup:
 
     def _nccl_work(self, name: str, array: Array, stream: Any, async_op: bool) -> Work | None:
         cp = mg_backend._import_cupy()
-        event = cp.cuda.Event(block=False, disable_timing=True) if _real_cupy(cp) else \
-            cp.cuda.Event()
+        event = cp.cuda.Event(disable_timing=True)
         event.record(stream)
         if self.watchdog is not None:
             self.watchdog.watch_queued(lambda: bool(getattr(event, "done", True)),
@@ -345,8 +361,10 @@ class ProcessGroup:
             self.mpi.free()
 
 
-def _real_cupy(cp: Any) -> bool:
-    return not getattr(cp, "__fake__", False)
+def _to_gpu(array: Array) -> Array:
+    """A copy of a host array on this rank's (the current) GPU."""
+    cp = mg_backend._import_cupy()
+    return mg_backend.to_device(array, mg_backend.Device(f"cuda:{cp.cuda.Device().id}"))
 
 
 def _current_stream() -> Any:
@@ -587,28 +605,25 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
         my_rank, size, local = 0, 1, 0
 
     use_nccl = False
-    if size > 1 and backend in (None, "nccl"):
+    if backend == "nccl" or (size > 1 and backend is None):
         has_gpu = _has_gpu()
-        if mpi is not None:  # NCCL only when every rank has a GPU
+        every = has_gpu
+        if mpi is not None and size > 1:  # NCCL only when every rank has a GPU
             flags = np.array([1 if has_gpu else 0], dtype=np.int32)
             mpi.all_reduce(flags, "min")
             every = bool(flags[0])
-        else:
-            every = has_gpu
-        if backend == "nccl" and not has_gpu:
-            raise RuntimeError(f"rank {my_rank}: backend 'nccl' needs a GPU and CuPy on every "
-                               "rank; this rank has none (use backend='mpi')")
-        if backend == "nccl" and not every:
-            raise RuntimeError("backend 'nccl' needs a GPU on every rank; some have none "
-                               "(use backend='mpi')")
-        if mpi is None and not every:
-            raise RuntimeError(
-                f"rank {my_rank}: started without an MPI launcher and without a GPU, so there "
-                "is no way to talk to the other ranks: launch with mpiexec -n N (pip install "
-                '"minigrad[mpi]") or give every rank a GPU for NCCL')
-        use_nccl = every
+        if backend == "nccl" and not every:  # every rank raises: none is left waiting
+            which = "another rank has none" if has_gpu else "this rank has none"
+            raise RuntimeError(f"rank {my_rank}: backend 'nccl' needs CuPy and a GPU on every "
+                               f"rank, and {which} (use backend='mpi')")
+        use_nccl = every and size > 1
+    if size > 1 and mpi is None and not use_nccl:
+        raise RuntimeError(
+            f"rank {my_rank}: started without an MPI launcher and without a GPU, so there is "
+            'no way to talk to the other ranks: launch with mpiexec -n N (pip install '
+            '"minigrad[mpi]") or give every rank a GPU for NCCL')
     make_nccl = _nccl_factory(my_rank, size, local, mpi, seconds) if use_nccl else None
-    name = "nccl" if use_nccl else "mpi"
+    name = "nccl" if use_nccl or backend == "nccl" else "mpi"
     group = ProcessGroup(my_rank, size, local, name, mpi, make_nccl, seconds)
     if backend == "nccl":
         _ = group.nccl  # an explicit NCCL group makes its communicator now
