@@ -1,0 +1,276 @@
+"""Data parallel on MPI: all-reduce bandwidth against raw mpi4py, and training throughput of the
+standard workloads with 2 ranks x 1 thread against 1 rank x 1 thread, beside PyTorch's DDP
+(gloo) on the same runs.
+
+1. All-reduce: a float32 buffer of ``--mb`` MiB (25 by default, DDP's bucket) summed over the
+   ranks through ``minigrad.distributed.all_reduce`` and through ``comm.Allreduce(IN_PLACE)``
+   of mpi4py on the very same buffer and communicator, interleaved; medians. The result is
+   checked first. "bus GB/s" is NCCL's convention: 2 (n - 1) / n x bytes / time.
+2. Scaling (weak: every rank trains on the workload's own batch, W1 128, W4 16): samples per
+   second of R ranks = R x batch x steps / the slowest rank's time. Each configuration runs in
+   fresh processes of its own (``mpiexec -n R``, ``OMP_NUM_THREADS=1``), the configurations in
+   interleaved rounds; medians over rounds. Before timing, the replicas are checked equal.
+
+Run (on a quiet machine; the lead times it):
+
+    python -m benchmarks.bench_distributed [--ranks 2] [--only allreduce,W1,W4] [--quick]
+
+``--quick`` only checks that everything runs (tiny sizes, one round). Writes
+benchmarks/results/distributed.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.common import machine, markdown_table, write_results
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKLOADS = ("W1", "W4")
+BATCH = {"W1": 128, "W4": 16}
+
+
+# ------------------------------------------------------------------------------------------
+# the rank side (run under mpiexec)
+# ------------------------------------------------------------------------------------------
+
+
+def worker_allreduce(mb: float, repeats: int, out: str) -> None:
+    import minigrad as mg
+    import minigrad.distributed as dist
+
+    dist.init_process_group()
+    group = dist.world()
+    comm, MPI = group.mpi.comm, group.mpi.MPI  # noqa: N806  (mpi4py's name)
+    n = max(1, int(mb * 2**20 / 4))
+    t = mg.ones(n)
+    dist.all_reduce(t)  # validate before timing
+    if not np.all(t.data == group.size):
+        raise AssertionError("all_reduce gave a wrong sum")
+    t.data[...] = 0  # zeros stay zeros however often they are summed
+    buf = t.data
+    ours, raw = [], []
+    for k in range(repeats + 2):
+        for name in (("ours", "raw") if k % 2 == 0 else ("raw", "ours")):
+            comm.Barrier()
+            t0 = time.perf_counter()
+            if name == "ours":
+                dist.all_reduce(t)
+            else:
+                comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+            elapsed = time.perf_counter() - t0
+            if k >= 2:  # two warm-up rounds
+                (ours if name == "ours" else raw).append(elapsed)
+    if group.rank == 0:
+        Path(out).write_text(json.dumps({"ours_s": ours, "raw_s": raw, "bytes": n * 4,
+                                         "ranks": group.size}))
+
+
+def _model_and_step(framework: str, name: str, rank: int, ranks: int):
+    """A training step of workload `name` (benchmarks.workloads' model and data; this rank's
+    own batch), wrapped for data parallel when there are several ranks."""
+    from benchmarks import workloads
+
+    rng = np.random.default_rng(rank)
+    x_np, y_np = workloads._data(name, rng)
+    if framework == "minigrad":
+        import minigrad as mg
+        import minigrad.nn.functional as F
+        from minigrad.nn.parallel import DistributedDataParallel
+
+        mg.manual_seed(0)
+        model = workloads._build(mg.nn, name)
+        x, y = mg.tensor(x_np), mg.tensor(y_np)
+        mask = workloads._causal_mask(mg, 128) if name == "W4" else None
+        wrapped = DistributedDataParallel(model) if ranks > 1 else model
+        opt = mg.optim.Adam(wrapped.parameters(), lr=1e-3)
+    else:
+        import torch
+        import torch.nn.functional as F
+        from torch.nn.parallel import DistributedDataParallel
+
+        torch.manual_seed(0)
+        model = workloads._build(torch.nn, name)
+        x, y = torch.tensor(x_np), torch.tensor(y_np)
+        mask = workloads._causal_mask(torch, 128) if name == "W4" else None
+        wrapped = DistributedDataParallel(model) if ranks > 1 else model
+        opt = torch.optim.Adam(wrapped.parameters(), lr=1e-3)
+    return model, workloads._training_step(wrapped, opt, F, x, y, mask)
+
+
+def worker_throughput(framework: str, name: str, steps: int, out: str) -> None:
+    ranks = int(os.environ.get("PMI_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1")))
+    rank = int(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0")))
+    if framework == "torch":
+        import torch
+        import torch.distributed as tdist
+
+        torch.set_num_threads(1)
+        if ranks > 1:
+            os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(ranks)})
+            tdist.init_process_group("gloo")
+        barrier = tdist.barrier if ranks > 1 else (lambda: None)
+    else:
+        import minigrad.distributed as dist
+
+        if ranks > 1:
+            dist.init_process_group()
+        barrier = dist.barrier if ranks > 1 else (lambda: None)
+    model, step = _model_and_step(framework, name, rank, ranks)
+    for _ in range(3):
+        step()
+    barrier()
+    t0 = time.perf_counter()
+    for _ in range(steps):
+        step()
+    elapsed = time.perf_counter() - t0
+    checksum = float(sum(float(p.detach().sum()) for p in model.parameters()))
+    times, sums = _gather_floats(framework, ranks, [elapsed, checksum])
+    if rank == 0:
+        if len(set(sums)) != 1:
+            raise AssertionError(f"{framework} {name}: the replicas differ: {sums}")
+        slowest = max(times)
+        Path(out).write_text(json.dumps({
+            "samples_per_s": ranks * BATCH[name] * steps / slowest, "seconds": slowest,
+            "steps": steps, "ranks": ranks}))
+
+
+def _gather_floats(framework: str, ranks: int, values: list) -> tuple:
+    """Every rank's (elapsed, checksum), on every rank."""
+    if ranks == 1:
+        return [values[0]], [values[1]]
+    if framework == "torch":
+        import torch
+        import torch.distributed as tdist
+
+        out = [torch.zeros(2, dtype=torch.float64) for _ in range(ranks)]
+        tdist.all_gather(out, torch.tensor(values, dtype=torch.float64))
+        rows = [o.tolist() for o in out]
+    else:
+        import minigrad as mg
+        import minigrad.distributed as dist
+
+        out = [mg.zeros(2, dtype=mg.float64) for _ in range(ranks)]
+        dist.all_gather(out, mg.tensor(values, dtype=mg.float64))
+        rows = [o.tolist() for o in out]
+    return [r[0] for r in rows], [r[1] for r in rows]
+
+
+# ------------------------------------------------------------------------------------------
+# the driver
+# ------------------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _launch(ranks: int, worker_args: list, timeout: float) -> dict:
+    """Runs this module's worker on `ranks` processes (1: no mpiexec) with one thread each;
+    returns what rank 0 wrote."""
+    from minigrad.cli.launch import find_mpiexec
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "result.json")
+        env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+                   MKL_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
+                   PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        cmd = [sys.executable, "-m", "benchmarks.bench_distributed", "--worker", *worker_args,
+               "--out", out]
+        if ranks > 1:
+            mpiexec = find_mpiexec()
+            if mpiexec is None:
+                raise RuntimeError('no mpiexec: pip install "minigrad[mpi]"')
+            cmd = [mpiexec, "-n", str(ranks), *cmd]
+        subprocess.run(cmd, env=env, cwd=ROOT, check=True, timeout=timeout)
+        return json.loads(Path(out).read_text())
+
+
+def _have_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+
+        return True
+    except ImportError:
+        return False
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="minigrad data parallel on MPI")
+    parser.add_argument("--ranks", type=int, default=2)
+    parser.add_argument("--only", default="allreduce,W1,W4")
+    parser.add_argument("--mb", type=float, default=25.0, help="all-reduce size in MiB")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: check that it runs")
+    parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
+    parser.add_argument("--out", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.worker:  # a rank of a launched configuration
+        kind, *rest = args.worker
+        if kind == "allreduce":
+            worker_allreduce(float(rest[0]), int(rest[1]), args.out)
+        else:
+            worker_throughput(rest[0], rest[1], int(rest[2]), args.out)
+        return
+
+    only = [name.strip() for name in args.only.split(",")]
+    mb = 0.25 if args.quick else args.mb
+    rounds = 1 if args.quick else args.rounds
+    frameworks = ["minigrad"] + (["torch"] if _have_torch() else [])
+    results: dict = {"machine": machine(), "ranks": args.ranks, "quick": args.quick}
+    tables = []
+
+    if "allreduce" in only:
+        r = _launch(args.ranks, ["allreduce", str(mb), "3" if args.quick else "20"], 600)
+        ours, raw = statistics.median(r["ours_s"]), statistics.median(r["raw_s"])
+        bus = 2 * (r["ranks"] - 1) / r["ranks"] * r["bytes"] / 1e9
+        results["allreduce"] = {**r, "ours_ms": ours * 1e3, "raw_ms": raw * 1e3,
+                                "ratio": ours / raw}
+        tables.append(markdown_table(
+            ["all-reduce", "ranks", "minigrad ms", "mpi4py Allreduce ms", "minigrad / mpi4py",
+             "minigrad bus GB/s"],
+            [[f"{r['bytes'] / 2**20:g} MiB float32", r["ranks"], f"{ours * 1e3:.2f}",
+              f"{raw * 1e3:.2f}", f"{ours / raw:.3f}x", f"{bus / ours:.2f}"]]))
+
+    rows = []
+    for name in (w for w in WORKLOADS if w in only):
+        steps = 2 if args.quick else (200 if name == "W1" else 20)
+        samples = {(fw, ranks): [] for fw in frameworks for ranks in (1, args.ranks)}
+        for k in range(rounds):
+            configs = list(samples)
+            for fw, ranks in configs[k % len(configs):] + configs[: k % len(configs)]:
+                r = _launch(ranks, ["throughput", fw, name, str(steps)], 1200)
+                samples[(fw, ranks)].append(r["samples_per_s"])
+        entry = {}
+        for fw in frameworks:
+            one = statistics.median(samples[(fw, 1)])
+            many = statistics.median(samples[(fw, args.ranks)])
+            entry[fw] = {"1x1": one, f"{args.ranks}x1": many, "speedup": many / one,
+                         "rounds": samples[(fw, 1)] + samples[(fw, args.ranks)]}
+            rows.append([name, fw, f"{one:,.0f}", f"{many:,.0f}", f"{many / one:.2f}x"])
+        results[name] = entry
+    if rows:
+        tables.append(markdown_table(
+            ["workload", "framework", "1 rank x 1 thread samples/s",
+             f"{args.ranks} ranks x 1 thread samples/s", "speedup"], rows))
+    table = "\n\n".join(tables)
+    print(table)
+    write_results("distributed" + ("_quick" if args.quick else ""), table, results)
+
+
+if __name__ == "__main__":
+    main()
