@@ -35,6 +35,17 @@ def _import_pyplot() -> Any:
     return plt
 
 
+def _epoch_ticks(n_epochs: int, most: int = 10) -> list:
+    """At most `most` whole-epoch ticks from 1 to `n_epochs`.
+
+    Example:
+        >>> _epoch_ticks(1), _epoch_ticks(4), _epoch_ticks(30)
+        ([1], [1, 2, 3, 4], [1, 4, 7, 10, 13, 16, 19, 22, 25, 28])
+    """
+    step = max(1, -(-n_epochs // most))
+    return list(range(1, n_epochs + 1, step))
+
+
 def training_curves(history: Any, path: str | os.PathLike, title: str | None = None) -> str:
     """Writes a PNG with one panel per metric (loss first): training and validation curves.
 
@@ -58,12 +69,20 @@ def training_curves(history: Any, path: str | os.PathLike, title: str | None = N
     names = [n for n in values if not n.startswith("val_") and n != "learning_rate"]
     names += [n[4:] for n in values if n.startswith("val_") and n[4:] not in values]
     names.sort(key=lambda n: (n != "loss", n))
+    n_epochs = max(len(v) for v in values.values())
     fig, axes = plt.subplots(1, len(names), figsize=(5 * len(names), 3.8), squeeze=False)
     for ax, name in zip(axes[0], names):
         for key, label, style in ((name, "training", "-"), (f"val_{name}", "validation", "--")):
             if key in values and len(values[key]):
                 epochs = range(1, len(values[key]) + 1)
-                ax.plot(epochs, values[key], style, marker="o", markersize=3, label=label)
+                # a run of one epoch has no line to draw: big markers, labelled with the value
+                size = 8 if n_epochs == 1 else 3
+                ax.plot(epochs, values[key], style, marker="o", markersize=size, label=label)
+                if n_epochs == 1:
+                    ax.annotate(f"{values[key][0]:.4g}", (1, values[key][0]),
+                                textcoords="offset points", xytext=(8, 0), va="center")
+        ax.set_xticks(_epoch_ticks(n_epochs))  # whole epochs, never 0.95 .. 1.05
+        ax.set_xlim(0.5, n_epochs + 0.5)
         ax.set_xlabel("epoch")
         ax.set_ylabel(name)
         ax.set_title(name)

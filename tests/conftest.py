@@ -52,3 +52,22 @@ def to_numpy(t):
     """A tensor's values as a NumPy array, wherever it lives."""
     return mg.backend.to_device(t.detach().data, mg.backend.CPU)
 
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One line for the skipped tests, grouped by reason (``-ra`` would list each of them;
+    ``pytest -rs`` still does)."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped or set("saA") & set(config.option.reportchars or ""):
+        return
+    counts: dict = {}
+    for report in skipped:
+        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = reason.removeprefix("Skipped: ").strip()
+        counts[reason] = counts.get(reason, 0) + 1
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    shown = [f"{n} {reason[:70]}" for reason, n in ranked[:4]]
+    if len(ranked) > 4:
+        rest = sum(n for _, n in ranked[4:])
+        shown.append(f"{rest} for {len(ranked) - 4} other reasons (pytest -rs lists them)")
+    terminalreporter.write_line(f"skipped {len(skipped)}: " + "; ".join(shown))

@@ -14,6 +14,7 @@ the time, saves the model, and writes a training-curve PNG when matplotlib is in
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
@@ -68,6 +69,17 @@ def _load_data(args: argparse.Namespace) -> tuple:
     return (x_train, y_train), (x_test, y_test)
 
 
+def _unwritable(folder: Path) -> str | None:
+    """Why the run could not write its outputs into `folder` (created if missing), or None."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return f"cannot write there ({exc.strerror or exc})"
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """``minigrad demo``: train, evaluate and save the classic Keras MNIST model."""
     defaults = DEMO_DEFAULTS[args.dataset]
@@ -79,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         backend.set_default_device(args.device)
     except (RuntimeError, ValueError) as exc:
         return error(NAME, exc, 2)
+    problem = _unwritable(Path(args.out))
+    if problem:  # found before training, not after it
+        return error(NAME, f"--out {args.out}: {problem}; choose another folder with --out", 2)
     try:
         (x_train, y_train), (x_test, y_test) = _load_data(args)
     except datasets.DatasetError as exc:

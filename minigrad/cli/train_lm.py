@@ -58,7 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     """The options of ``minigrad train-lm``."""
     g = p.add_argument_group("data and model")
     _option(g, "--text", metavar="FILE",
-            help="the UTF-8 text file to train on (required unless --resume)")
+            help="the text file to train on (required unless --resume)")
+    _option(g, "--encoding", metavar="CODEC",
+            help="the text file's encoding, e.g. latin-1 or utf-16")
     _option(g, "--model", choices=["lstm", "gru", "transformer"],
             help="the model (required unless --resume)")
     _option(g, "--block-size", int, "context length in characters")
@@ -74,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     _option(g, "--iters", int, "training steps")
     _option(g, "--lr", float, "peak learning rate")
     _option(g, "--min-lr", float, "learning rate at the end of the cosine decay (default lr / 10)")
-    _option(g, "--warmup", int, "linear warm-up steps")
+    _option(g, "--warmup", int, "linear warm-up steps (default min(100, iters // 20))")
     _option(g, "--weight-decay", float, "AdamW weight decay of the weight matrices")
     _option(g, "--beta2", float, "AdamW beta2")
     _option(g, "--grad-clip", float, "clip the gradient norm to this; 0: off")

@@ -95,13 +95,16 @@ DEFAULTS: dict[str, Any] = {
     "n_layer": 4, "n_head": 4, "n_embd": 128, "hidden": 256, "layers": 2, "dropout": 0.0,
     "eval_interval": 200, "eval_iters": 20, "seed": 1337,
     "checkpoint_every": None, "keep_checkpoints": 3, "stop_at": None, "device": "cpu",
-    "sample_chars": 300, "out": "minigrad-lm",
+    "sample_chars": 300, "out": "minigrad-lm", "encoding": "utf-8",
 }
+# The warm-up left to its default is this share of --iters, capped at DEFAULTS["warmup"]
+# (100 steps of the default 2000), so a short run of any length keeps a valid schedule.
+WARMUP_SHARE = 20
 # The options that define a run (its data, model, schedule and random draws): a resumed run
 # takes them from its checkpoint and refuses different values.
-RUN_OPTIONS = ("text", "model", "block_size", "batch_size", "iters", "lr", "min_lr", "warmup",
-               "weight_decay", "beta2", "grad_clip", "n_layer", "n_head", "n_embd", "hidden",
-               "layers", "dropout", "eval_interval", "eval_iters", "seed")
+RUN_OPTIONS = ("text", "encoding", "model", "block_size", "batch_size", "iters", "lr", "min_lr",
+               "warmup", "weight_decay", "beta2", "grad_clip", "n_layer", "n_head", "n_embd",
+               "hidden", "layers", "dropout", "eval_interval", "eval_iters", "seed")
 
 
 class CharLMError(Exception):
@@ -151,8 +154,10 @@ def resolve_options(given: dict, resume: bool = False) -> tuple[dict, dict | Non
                 f"--resume: no checkpoint (ckpt-*.safetensors) in {out} to continue")
         checkpoint = read_lm_checkpoint(existing[-1][1])
         saved = checkpoint["args"]
-        clashes = [f"{_flag(k)} {given[k]} (the run has {saved.get(k)})"
-                   for k in RUN_OPTIONS if k in given and given[k] != saved.get(k)]
+        # NOTE: an option a checkpoint predates (e.g. encoding) had its default value
+        clashes = [f"{_flag(k)} {given[k]} (the run has {saved.get(k, DEFAULTS.get(k))})"
+                   for k in RUN_OPTIONS
+                   if k in given and given[k] != saved.get(k, DEFAULTS.get(k))]
         if clashes:
             raise OptionsError("--resume continues the run saved in " + str(out) + ", which "
                                "was started with other options: " + "; ".join(clashes)
@@ -170,6 +175,8 @@ def resolve_options(given: dict, resume: bool = False) -> tuple[dict, dict | Non
             raise OptionsError(f"{' and '.join(missing)} required (unless --resume)")
         options = dict(DEFAULTS)
         options.update(given)
+        if "warmup" not in given:
+            options["warmup"] = default_warmup(options["iters"])
     options["text"] = str(options["text"])
     if options["min_lr"] is None:
         options["min_lr"] = options["lr"] / 10
@@ -177,6 +184,18 @@ def resolve_options(given: dict, resume: bool = False) -> tuple[dict, dict | Non
         options["checkpoint_every"] = options["eval_interval"]
     check_options(options)
     return options, checkpoint
+
+
+def default_warmup(iters: int) -> int:
+    """The warm-up steps of a run of `iters` steps when ``--warmup`` is left out: 100 for the
+    default 2000 steps and longer runs, proportionally fewer for shorter ones (0 for
+    ``iters < 20``).
+
+    Example:
+        >>> default_warmup(2000), default_warmup(100), default_warmup(1)
+        (100, 5, 0)
+    """
+    return min(DEFAULTS["warmup"], max(int(iters), 0) // WARMUP_SHARE)
 
 
 def check_options(o: dict) -> None:
@@ -220,8 +239,12 @@ def load_text(o: dict, checkpoint: dict | None) -> tuple:
     size.
     """
     try:
-        corpus = text(o["text"])
-    except (FileNotFoundError, DatasetError) as exc:
+        corpus = text(o["text"], encoding=o.get("encoding", "utf-8"))
+    except LookupError as exc:  # an unknown codec name
+        raise CharLMError(f"--encoding: {exc}") from None
+    except DatasetError as exc:  # bytes not valid in the encoding
+        raise CharLMError(f"{exc} (the option --encoding)") from None
+    except FileNotFoundError as exc:
         raise CharLMError(str(exc)) from None
     digest = hashlib.sha256(corpus.encode("utf-8", "surrogatepass")).hexdigest()
     if checkpoint is not None and checkpoint.get("text_sha256") != digest:
