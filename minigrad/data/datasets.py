@@ -406,9 +406,11 @@ def _load_idx_dataset(
         raise DatasetError(
             f"{title} not found: {folder} lacks "
             + ", ".join(f"{stem}.gz" for stem in missing)
-            + ".\nPut the official files there (gzip-compressed or already decompressed), pass "
-            "root= the folder that holds them (or set MINIGRAD_DATA), or call "
-            f"{name}(download=True) to download them into {folder}."
+            + ".\nTwo ways to fix it:\n"
+            f"  - put the official files (gzip-compressed or not) in a folder named {name}/ and "
+            f"set MINIGRAD_DATA to the folder holding {name}/ (the files are then read from "
+            f"$MINIGRAD_DATA/{name}/), or pass root= the {name}/ folder itself;\n"
+            f"  - or call {name}(download=True) to download them into {folder}."
         )
     if missing:
         folder.mkdir(parents=True, exist_ok=True)
