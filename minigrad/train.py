@@ -24,7 +24,9 @@ Data parallel (`minigrad.distributed`, several processes): give `fit` a model wr
 its shard; `fit` calls its ``set_epoch``). Each rank runs the same loop on its shard; the
 gradients are averaged inside ``loss.backward()``, the epoch's loss and metrics over the
 examples of every rank, and only rank 0 shows a progress bar or log lines. Checkpoints go
-through `distributed.run_on_rank_zero` (rank 0 writes, the others wait).
+through `distributed.run_on_rank_zero` (rank 0 writes, the others wait). With mixed precision,
+a gradient scaler's found-inf flag must be the same on every rank before ``optimizer.step()``
+(where ``on_before_optimizer_step`` runs): `distributed.combine_found_inf` makes it so.
 
 Example:
     >>> import numpy as np

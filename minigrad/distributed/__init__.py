@@ -28,6 +28,9 @@ train.py`` (``mpiexec -n 8 -f hosts python train.py`` with MPICH, ``--hostfile``
 MPI). Every machine needs the same Python environment at the same path and password-less ssh
 from the first one; NCCL finds its own network between GPUs.
 
+Mixed precision: a gradient scaler's found-inf flag goes through `combine_found_inf` (the
+maximum over the ranks), so that every rank skips the same steps.
+
 A rank that raises prints its traceback and aborts the whole job (no rank is left waiting),
 and a collective that waits longer than the timeout (``init_process_group(timeout=...)``,
 ``$MINIGRAD_DIST_TIMEOUT``, 30 minutes by default) aborts it with a message naming the rank
@@ -35,7 +38,8 @@ and the operation.
 """
 
 from minigrad.distributed.collectives import (  # noqa: F401
-    ReduceOp, Work, all_gather, all_reduce, broadcast, reduce_scatter, run_on_rank_zero,
+    ReduceOp, Work, all_gather, all_reduce, broadcast, combine_found_inf, reduce_scatter,
+    run_on_rank_zero,
 )
 from minigrad.distributed.group import (  # noqa: F401
     ProcessGroup, barrier, destroy_process_group, get_backend, get_local_rank, get_rank,
@@ -45,7 +49,8 @@ from minigrad.distributed.group import (  # noqa: F401
 
 __all__ = [
     "ProcessGroup", "ReduceOp", "Work", "all_gather", "all_reduce", "barrier", "broadcast",
-    "destroy_process_group", "get_backend", "get_local_rank", "get_rank", "get_world_size",
-    "init_process_group", "is_available", "is_initialized", "is_mpi_available",
-    "is_nccl_available", "launcher_world_size", "reduce_scatter", "run_on_rank_zero", "world",
+    "combine_found_inf", "destroy_process_group", "get_backend", "get_local_rank", "get_rank",
+    "get_world_size", "init_process_group", "is_available", "is_initialized",
+    "is_mpi_available", "is_nccl_available", "launcher_world_size", "reduce_scatter",
+    "run_on_rank_zero", "world",
 ]

@@ -13,8 +13,8 @@ from typing import Any, Callable
 from minigrad.distributed.group import Work, _world, world
 from minigrad.tensor import Tensor
 
-__all__ = ["ReduceOp", "Work", "all_gather", "all_reduce", "broadcast", "reduce_scatter",
-           "run_on_rank_zero"]
+__all__ = ["ReduceOp", "Work", "all_gather", "all_reduce", "broadcast", "combine_found_inf",
+           "reduce_scatter", "run_on_rank_zero"]
 
 
 class ReduceOp(enum.Enum):
@@ -126,6 +126,26 @@ def reduce_scatter(output: Tensor, input_list: list, op: ReduceOp = ReduceOp.SUM
                              f"{t.dtype}")
     pg.reduce_scatter(out, inputs, _op(op))
     return Work() if async_op else None
+
+
+def combine_found_inf(found_inf: Tensor) -> Tensor:
+    """The hook point of mixed precision under data parallel: a gradient scaler's "found an
+    inf or NaN" flag made the maximum over the ranks, in place, so that every rank skips the
+    same steps and shrinks its scale alike. Every rank must call it (a GradScaler's
+    ``unscale_`` would, when a process group exists). Without one it returns the flag as is.
+
+    Gradients averaged by `DistributedDataParallel` are already the same on every rank (an
+    inf on one rank is an inf in the sum), so this matters for gradients not averaged by it.
+
+    Example:
+        >>> import minigrad as mg
+        >>> combine_found_inf(mg.tensor([0.0])).tolist()
+        [0.0]
+    """
+    group = world()
+    if group is not None and group.size > 1:
+        group.all_reduce(found_inf.data, "max")
+    return found_inf
 
 
 _on_rank_zero_depth = 0

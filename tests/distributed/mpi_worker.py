@@ -121,6 +121,7 @@ def scenario_collectives() -> None:
     work.wait()
     arrays["all_reduce/async"] = numpy_of(t)
     dist.barrier()
+    arrays["found_inf"] = numpy_of(dist.combine_found_inf(mg.tensor([float(r == n - 1)])))
     errors = {}
     for name, call in {
         "bad_src": lambda: dist.broadcast(mg.zeros(1), src=n),

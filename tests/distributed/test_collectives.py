@@ -71,6 +71,7 @@ def test_special_tensors(run):
         assert arrays["all_reduce/scalar"] == np.prod(np.arange(1, n + 1))
         assert arrays["all_reduce/empty"].shape == (0,)
         np.testing.assert_array_equal(arrays["all_reduce/async"], _inputs(n, "float64").sum(0))
+        assert arrays["found_inf"].tolist() == [1.0]  # found on the last rank only
 
 
 def test_group_and_errors(run):
