@@ -35,6 +35,7 @@ TOP_LEVEL = {
     "nn": "nn", "distributed": "nn",
     "optim": "library", "data": "library", "train": "library", "keras": "library",
     "finetune": "library", "models": "library", "utils": "library", "plot": "library",
+    "audio": "library",
     "cli": "cli", "__main__": "cli",
 }
 
