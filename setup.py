@@ -1,7 +1,10 @@
 """Packaging for minigrad.
 
-The top-level ``kernels/`` folder installs as ``minigrad.kernels`` (never as a top-level
-``kernels`` package: that name belongs to another project on PyPI).
+The distribution is ``minigrad-dl`` (``pip install minigrad-dl``; the name ``minigrad`` on PyPI
+belongs to an unrelated 2020 project); the import name stays ``minigrad``. The top-level
+``kernels/`` folder installs as ``minigrad.kernels`` (never as a top-level ``kernels`` package:
+that name belongs to another project on PyPI). ``.ci/check_dist.py`` builds the wheel and the
+sdist and checks what they hold.
 """
 
 import re
@@ -18,7 +21,7 @@ packages = find_packages(include=["minigrad", "minigrad.*"])
 packages.append("minigrad.kernels")
 
 setup(
-    name="minigrad",
+    name="minigrad-dl",
     version=VERSION,
     description="A deep learning framework written from scratch on NumPy (CPU) and CuPy (GPU)",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),

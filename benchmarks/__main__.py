@@ -4,6 +4,10 @@ given; write markdown, JSON and a PNG chart per device under ``benchmarks/result
 
     python -m benchmarks [--quick] [--device all|cpu|cuda] [--only lstm,gru,W2]
 
+The benchmarks live in the checkout, not in the installed package (``pip install .`` installs
+`minigrad` only): run ``python -m benchmarks`` from the checkout's root folder, or
+``python PATH/TO/CHECKOUT/benchmarks`` from any folder.
+
 Kernels are validated against their composite reference before they are timed (a mismatch
 stops the run). CPU timings follow ``OMP_NUM_THREADS`` (PyTorch gets the same thread count).
 """
@@ -13,12 +17,17 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import sys
 import traceback
+from pathlib import Path
 
-import minigrad as mg
-from benchmarks import workloads
-from benchmarks.common import RESULTS, machine, markdown_table, threads
-from benchmarks.kernel_bench import HEADERS, device_peaks, format_row, run_case
+if not __package__:  # run as ``python PATH/TO/CHECKOUT/benchmarks``: import it as a package
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import minigrad as mg  # noqa: E402
+from benchmarks import workloads  # noqa: E402
+from benchmarks.common import RESULTS, machine, markdown_table, threads  # noqa: E402
+from benchmarks.kernel_bench import HEADERS, device_peaks, format_row, run_case  # noqa: E402
 
 KERNELS = ["softmax_cross_entropy", "adam", "dropout", "layer_norm", "gelu", "attention",
            "lstm", "gru"]
