@@ -1,4 +1,5 @@
-"""Optimizers (SGD, Adam, AdamW) and learning-rate schedulers, with PyTorch's numbers.
+"""Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad, Adamax, NAdam) and LR schedulers,
+with PyTorch's numbers.
 
 Example:
     >>> import minigrad as mg
@@ -18,8 +19,14 @@ Example:
 """
 
 from minigrad.optim import lr_scheduler  # noqa: F401
+from minigrad.optim.adagrad import Adagrad  # noqa: F401
 from minigrad.optim.adam import Adam, AdamW  # noqa: F401
+from minigrad.optim.adamax import Adamax  # noqa: F401
+from minigrad.optim.nadam import NAdam  # noqa: F401
 from minigrad.optim.optimizer import Optimizer  # noqa: F401
+from minigrad.optim.rmsprop import RMSprop  # noqa: F401
 from minigrad.optim.sgd import SGD  # noqa: F401
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "lr_scheduler"]
+__all__ = [
+    "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adamax", "NAdam", "lr_scheduler",
+]
