@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dist_cases import DTYPES, OPS, rank_input  # noqa: F401  (re-exported for the tests)
+
 from minigrad.cli.launch import find_mpiexec
 
 HERE = Path(__file__).resolve().parent
@@ -28,21 +30,6 @@ MPIEXEC = find_mpiexec()
 HAVE_MPI = MPIEXEC is not None and importlib.util.find_spec("mpi4py") is not None
 needs_mpi = pytest.mark.skipif(not HAVE_MPI, reason="needs mpi4py and mpiexec "
                                '(pip install "minigrad[mpi]")')
-
-DTYPES = ["float16", "float32", "float64", "int8", "uint8", "int32", "int64", "bool"]
-OPS = ["SUM", "AVG", "PRODUCT", "MIN", "MAX"]
-
-
-def rank_input(rank: int, dtype: str) -> np.ndarray:
-    """Rank `rank`'s (2, 3) input of the collective tests: small values (products of three
-    stay in int8), negative ones on odd ranks where the dtype is signed."""
-    base = (np.arange(6).reshape(2, 3) * (rank + 2)) % 4 + 1  # 1..4
-    if dtype == "bool":
-        return ((np.arange(6).reshape(2, 3) + rank) % 3 == 0)
-    if rank % 2 and np.dtype(dtype).kind in "fi":
-        base = -base
-    return base.astype(dtype)
-
 
 class Run:
     """A finished MPI run: its exit status, output, duration and per-rank results."""

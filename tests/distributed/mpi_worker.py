@@ -44,7 +44,7 @@ from minigrad import nn, optim  # noqa: E402
 from minigrad.nn import functional as F  # noqa: E402
 from minigrad.nn.parallel import DistributedDataParallel as DDP  # noqa: E402
 
-from dist_helpers import DTYPES, OPS, rank_input  # noqa: E402
+from dist_cases import DTYPES, OPS, rank_input  # noqa: E402
 
 
 def save(rank: int, arrays: dict, values: dict) -> None:
