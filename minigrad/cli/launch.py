@@ -136,13 +136,13 @@ def run(args: argparse.Namespace) -> int:
         where = f" ({args.mpiexec or os.environ.get(MPIEXEC_ENV)} not found)" if (
             args.mpiexec or os.environ.get(MPIEXEC_ENV)) else ""
         return error(NAME, f"no MPI launcher (mpiexec) found{where}: {INSTALL_HINT}", 1)
-    if importlib.util.find_spec("mpi4py") is None:
-        return error(NAME, f"mpi4py is not installed, so the processes could not talk: "
-                           f"{INSTALL_HINT}", 1)
     cmd, env = build_command(args, mpiexec)
     if args.dry_run:
         print(" ".join(cmd))
         return 0
+    if importlib.util.find_spec("mpi4py") is None:
+        return error(NAME, f"mpi4py is not installed, so the processes could not talk: "
+                           f"{INSTALL_HINT}", 1)
     try:
         return subprocess.call(cmd, env=env)
     except KeyboardInterrupt:

@@ -50,6 +50,17 @@ def test_without_mpiexec_it_says_what_to_install(tmp_path, capsys, monkeypatch):
     assert 'pip install "minigrad[mpi]"' in err and "mpiexec" in err
 
 
+def test_without_mpi4py_it_says_what_to_install(tmp_path, capsys, monkeypatch):
+    script = tmp_path / "train.py"
+    script.write_text("")
+    monkeypatch.setenv(launch.MPIEXEC_ENV, sys.executable)
+    real = launch.importlib.util.find_spec
+    monkeypatch.setattr(launch.importlib.util, "find_spec",
+                        lambda name, *a: None if name == "mpi4py" else real(name, *a))
+    assert main(["launch", "-n", "2", str(script)]) == 1
+    assert "mpi4py is not installed" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["-n", "0", "x.py"], "-n must be positive"),
     (["-n", "2"], "give the script"),
