@@ -193,7 +193,7 @@ def _launch(ranks: int, worker_args: list, timeout: float) -> dict:
         if ranks > 1:
             mpiexec = find_mpiexec()
             if mpiexec is None:
-                raise RuntimeError('no mpiexec: pip install "minigrad[mpi]"')
+                raise RuntimeError('no mpiexec: pip install ".[mpi]" (or mpi4py mpich)')
             cmd = [mpiexec, "-n", str(ranks), *cmd]
         subprocess.run(cmd, env=env, cwd=ROOT, check=True, timeout=timeout)
         return json.loads(Path(out).read_text())

@@ -5,7 +5,7 @@ and returns the job's exit status. The script calls ``minigrad.distributed.init_
 (`minigrad.keras` fits call it themselves), and each process learns its rank from MPI.
 
 Which ``mpiexec``: ``--mpiexec PATH``, else ``$MINIGRAD_MPIEXEC``, else the one next to this
-Python (what ``pip install "minigrad[mpi]"`` puts there: the mpich wheel's), else ``mpiexec`` or
+Python (what ``pip install ".[mpi]"`` puts there: the mpich wheel's), else ``mpiexec`` or
 ``mpirun`` on the PATH. Without one it says what to install.
 
 Threads: N processes that each use every core slow each other down, so unless you set
@@ -52,9 +52,9 @@ DESCRIPTION = (
 MPIEXEC_ENV = "MINIGRAD_MPIEXEC"
 THREAD_VARS = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
 INSTALL_HINT = (
-    'install an MPI launcher: pip install "minigrad[mpi]" (mpi4py and the mpich wheel, which '
-    "brings mpiexec), or your system's MPI (e.g. apt install mpich, or openmpi-bin) and "
-    "pip install mpi4py"
+    'install an MPI launcher: pip install ".[mpi]" from the minigrad checkout, or pip install '
+    "mpi4py mpich (the mpich wheel brings mpiexec), or your system's MPI (e.g. apt install "
+    "mpich, or openmpi-bin) and pip install mpi4py"
 )
 
 

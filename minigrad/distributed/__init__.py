@@ -1,7 +1,7 @@
 """Data-parallel training across processes and machines, on MPI and NCCL.
 
 minigrad does not move bytes between processes itself: CPU arrays go through MPI (`mpi4py`,
-over any MPI library; ``pip install "minigrad[mpi]"`` brings mpi4py and the `mpich` wheel, whose
+over any MPI library; ``pip install ".[mpi]"`` brings mpi4py and the `mpich` wheel, whose
 ``mpiexec`` runs as root with no setup), GPU arrays through NCCL (``cupy.cuda.nccl``), one GPU
 per rank. The API is torch.distributed's::
 

@@ -23,8 +23,9 @@ def import_mpi():
     except ImportError as exc:
         raise ImportError(
             "minigrad.distributed needs mpi4py and an MPI library for more than one process: "
-            'pip install "minigrad[mpi]" (mpi4py and the mpich wheel, which brings mpiexec), '
-            "or mpi4py on top of your system's MPI (e.g. apt install libopenmpi-dev)"
+            'pip install ".[mpi]" from the minigrad checkout, or pip install mpi4py mpich (the '
+            "mpich wheel brings mpiexec), or mpi4py on top of your system's MPI (e.g. apt "
+            "install libopenmpi-dev)"
         ) from exc
     return MPI
 

@@ -621,7 +621,7 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
         raise RuntimeError(
             f"rank {my_rank}: started without an MPI launcher and without a GPU, so there is "
             'no way to talk to the other ranks: launch with mpiexec -n N (pip install '
-            '"minigrad[mpi]") or give every rank a GPU for NCCL')
+            '".[mpi]") or give every rank a GPU for NCCL')
     make_nccl = _nccl_factory(my_rank, size, local, mpi, seconds) if use_nccl else None
     name = "nccl" if use_nccl or backend == "nccl" else "mpi"
     group = ProcessGroup(my_rank, size, local, name, mpi, make_nccl, seconds)

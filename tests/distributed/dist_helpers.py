@@ -29,7 +29,7 @@ WORKER = HERE / "mpi_worker.py"
 MPIEXEC = find_mpiexec()
 HAVE_MPI = MPIEXEC is not None and importlib.util.find_spec("mpi4py") is not None
 needs_mpi = pytest.mark.skipif(not HAVE_MPI, reason="needs mpi4py and mpiexec "
-                               '(pip install "minigrad[mpi]")')
+                               '(pip install ".[mpi]")')
 
 class Run:
     """A finished MPI run: its exit status, output, duration and per-rank results."""
