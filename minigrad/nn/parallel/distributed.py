@@ -24,8 +24,9 @@ A parameter that gets no gradient in a step on some rank (a branch not taken) co
 gradient there; one that gets none on any rank keeps ``.grad`` None everywhere, as it would in
 one process. A count of the ranks that had a gradient for each parameter travels in the last
 bucket, so this costs no extra call. Frozen parameters (``requires_grad=False``) have no place
-in the buckets; freezing or unfreezing between steps rebuilds the buckets (every rank must do
-the same, which is checked).
+in the buckets; freezing or unfreezing between steps rebuilds the buckets. Every rank must make
+the same change: different changes are an error naming the parameter; a change made on some
+ranks only leaves the others in a different collective, which ends in the timeout's abort.
 
 Mixed precision: a gradient scaler's "found inf" flag is the same on every rank, since it is
 computed from the averaged gradients (an inf on one rank is an inf in the sum); a scaler that
