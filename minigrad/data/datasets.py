@@ -287,6 +287,9 @@ FASHION_MNIST_MIRRORS = [
     "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     "https://github.com/zalandoresearch/fashion-mnist/raw/master/data/fashion/",
 ]
+# Where Debian's package dataset-fashion-mnist installs the official files.
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",
     "Trouser",
@@ -397,6 +400,7 @@ def _load_idx_dataset(
     root: str | os.PathLike | None,
     download: bool,
     verbose: bool,
+    hint: str = "",
 ) -> tuple[Split, Split]:
     folder = data_root(name, root)
     stems = list(hashes)
@@ -406,11 +410,11 @@ def _load_idx_dataset(
         raise DatasetError(
             f"{title} not found: {folder} lacks "
             + ", ".join(f"{stem}.gz" for stem in missing)
-            + ".\nTwo ways to fix it:\n"
+            + f".\n{'Three' if hint else 'Two'} ways to fix it:\n"
             f"  - put the official files (gzip-compressed or not) in a folder named {name}/ and "
             f"set MINIGRAD_DATA to the folder holding {name}/ (the files are then read from "
             f"$MINIGRAD_DATA/{name}/), or pass root= the {name}/ folder itself;\n"
-            f"  - or call {name}(download=True) to download them into {folder}."
+            f"  - or call {name}(download=True) to download them into {folder}.{hint}"
         )
     if missing:
         folder.mkdir(parents=True, exist_ok=True)
@@ -502,8 +506,11 @@ def fashion_mnist(
     decompressed content.
 
     Args:
-        root: the folder that holds the files. Defaults to ``$MINIGRAD_DATA/fashion_mnist``,
-            else ``~/.cache/minigrad/fashion_mnist``.
+        root: the folder that holds the files. Defaults to ``$MINIGRAD_DATA/fashion_mnist``;
+            without MINIGRAD_DATA, ``/usr/share/datasets/fashion-mnist`` (where Debian's
+            package ``dataset-fashion-mnist`` installs them: ``apt-get install
+            dataset-fashion-mnist``) when it holds the four files, else
+            ``~/.cache/minigrad/fashion_mnist``.
         download: fetch missing (or damaged) files from the official mirror (about 30 MB),
             verify them, and keep them in that folder. Nothing is downloaded otherwise.
         verbose: print what is downloaded, where, and a progress bar (to standard error).
@@ -518,6 +525,10 @@ def fashion_mnist(
 
     Fashion-MNIST is by Zalando SE (Han Xiao, Kashif Rasul, Roland Vollgraf), MIT license.
     """
+    system = FASHION_MNIST_SYSTEM_DIR
+    if root is None and not os.environ.get("MINIGRAD_DATA"):
+        if all(_find_file(system, stem) for stem in FASHION_MNIST_SHA256):
+            root = system
     return _load_idx_dataset(
         "fashion_mnist",
         "Fashion-MNIST",
@@ -526,6 +537,8 @@ def fashion_mnist(
         root,
         download,
         verbose,
+        hint=f"\n  - or, on Debian or Ubuntu, `apt-get install {FASHION_MNIST_PACKAGE}`: it "
+        f"installs them in {system}, where fashion_mnist() finds them.",
     )
 
 
