@@ -48,10 +48,11 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 import sys
 import time
 import warnings
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Callable, TextIO
 
 import numpy as np
@@ -262,7 +263,8 @@ class LRSchedulerCallback(Callback):
         self.interval = interval
 
     def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
-        if self.interval == "step":
+        # (under gradient accumulation only the batches that end with an optimizer step count)
+        if self.interval == "step" and (logs is None or logs.get("stepped", True)):
             self.scheduler.step()
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
@@ -379,6 +381,7 @@ def train_epoch(
     callbacks: Sequence[Callback] = (),
     forward: Callable[[Any], Tensor] | None = None,
     average_over_ranks: bool = False,
+    gradient_accumulation_steps: int = 1,
 ) -> dict:
     """Trains `model` for one pass over `loader`; returns the epoch's mean loss and metrics.
 
@@ -398,10 +401,19 @@ def train_epoch(
             one argument (e.g. ``lambda inputs: model(*inputs)``); default ``model``.
         average_over_ranks: under data parallel (every rank calling), average the results
             over the examples of every rank.
+        gradient_accumulation_steps: batches whose gradients are summed into one optimizer
+            step (k). Each batch's loss is weighted by its share of the k batches' examples,
+            so the step equals the step on one batch of all of them (for losses that are
+            means over examples); the last group of an epoch may be shorter. Batch hooks run
+            for every batch, ``on_before_optimizer_step`` only before a step; the batch-end
+            logs say ``'stepped'``.
 
     Returns:
         ``{'loss': mean loss, name: mean score, ...}`` over the epoch's examples.
     """
+    if gradient_accumulation_steps < 1:
+        raise ValueError("gradient_accumulation_steps must be a positive integer, got "
+                         f"{gradient_accumulation_steps}")
     metrics = _as_metric_dict(metrics)
     meters = {name: RunningMean() for name in ["loss", *metrics]}
     forward = model if forward is None else forward
@@ -411,18 +423,24 @@ def train_epoch(
     total_steps = len(loader) if hasattr(loader, "__len__") else None
     last_shown = time.monotonic()
     model.train()
-    for batch, (x, y) in enumerate(loader):
+    batches = _accumulation_groups(loader, gradient_accumulation_steps)
+    for batch, (x, y), weight, last in batches:
         _call(batch_begin, batch)
-        optimizer.zero_grad()
+        if weight is None or weight[0]:  # the first batch of a step
+            optimizer.zero_grad()
         out = forward(x)
         loss = loss_fn(out, y)
-        loss.backward()
-        _call(before_step, batch)  # e.g. gradient clipping
-        optimizer.step()
+        (loss if weight is None else loss * weight[1]).backward()
+        if last:
+            _call(before_step, batch)  # e.g. gradient clipping
+            optimizer.step()
 
         _record(meters, loss, out, y, metrics)
         if batch_end:
-            _call(batch_end, batch, {"loss": loss.detach()})
+            logs = {"loss": loss.detach()}
+            if weight is not None:
+                logs["stepped"] = last
+            _call(batch_end, batch, logs)
         step = batch + 1
         if progbar is not None and refresh is not None and step != total_steps:
             now = time.monotonic()
@@ -431,6 +449,29 @@ def train_epoch(
                 values = [(name, m.result()) for name, m in meters.items()]
                 progbar.update(step, values=values, finalize=False)
     return _results(meters, average_over_ranks)
+
+
+def _accumulation_groups(loader: Iterable, steps: int) -> Iterator:
+    """``(index, batch, weight, last)`` for every batch of `loader`: `weight` is None without
+    accumulation, else ``(first in its group, its share of the group's examples)``; `last`
+    says an optimizer step follows it. A group's batches are read before the first runs."""
+    if steps == 1:
+        for index, batch in enumerate(loader):
+            yield index, batch, None, True
+        return
+    index, group = 0, []
+    for batch in itertools.chain(loader, [None]):
+        if batch is not None:
+            group.append(batch)
+            if len(group) < steps:
+                continue
+        if not group:
+            break
+        total = sum(_batch_size(y) for _, y in group)
+        for i, (x, y) in enumerate(group):
+            yield index, (x, y), (i == 0, _batch_size(y) / total), i == len(group) - 1
+            index += 1
+        group = []
 
 
 def evaluate(
@@ -492,6 +533,7 @@ def fit(
     file: TextIO | None = None,
     forward: Callable[[Any], Tensor] | None = None,
     initial_epoch: int = 0,
+    gradient_accumulation_steps: int = 1,
 ) -> History:
     """Trains `model` for `epochs` epochs with a Keras-style progress bar.
 
@@ -521,6 +563,8 @@ def fit(
         initial_epoch: the epoch to start from (Keras's name), to resume a run: epochs
             ``initial_epoch .. epochs - 1`` run, and a `DistributedSampler` gets the same
             epoch numbers as in the uninterrupted run.
+        gradient_accumulation_steps: batches per optimizer step, as in `train_epoch` (the
+            step equals the step on one batch of all their examples).
 
     Returns:
         A `History` whose ``.history`` maps ``'loss'``, the metric names and their
@@ -564,7 +608,8 @@ def fit(
         bar = Progbar(params["steps"], verbose=verbose, file=file, stateful_metrics=names)
         refresh = REFRESH_SECONDS if verbose == 1 and _isatty(file) else None
         logs = train_epoch(model, loss_fn, optimizer, loader, metrics, bar, refresh,
-                           callbacks, forward, average_over_ranks=parallel)
+                           callbacks, forward, average_over_ranks=parallel,
+                           gradient_accumulation_steps=gradient_accumulation_steps)
         if val_loader is not None:
             val_logs = evaluate(model, loss_fn, val_loader, metrics,
                                 average_over_ranks=parallel)

@@ -320,6 +320,7 @@ class Model(nn.Module):
         validation_split: float = 0.0,
         validation_data: tuple | None = None,
         shuffle: bool = True,
+        gradient_accumulation_steps: int | None = None,
     ) -> train.History:
         """Trains the model on NumPy arrays (or Tensors) for `epochs` epochs.
 
@@ -335,6 +336,9 @@ class Model(nn.Module):
                 validate on instead of training.
             validation_data: ``(x_val, y_val)`` to validate on after every epoch.
             shuffle: reshuffle the training data every epoch.
+            gradient_accumulation_steps: batches whose gradients make one optimizer step
+                (Keras 3 takes it on the optimizer, whose setting of that name is used when
+                this is None); the step equals one on a batch of all their examples.
 
         Returns:
             A `History`; ``history.history`` maps ``'loss'``, the metrics, and their
@@ -377,6 +381,10 @@ class Model(nn.Module):
                                                        shuffle)
 
         self._build_optimizer()
+        if gradient_accumulation_steps is None:
+            gradient_accumulation_steps = getattr(self.optimizer, "gradient_accumulation_steps",
+                                                  None)
+        accumulation = int(gradient_accumulation_steps or 1)
         loss_fn, metric_fns, fused = self._training_setup()
         callbacks = list(callbacks or [])
         for cb in callbacks:
@@ -387,7 +395,8 @@ class Model(nn.Module):
             with self._logits_output(fused):
                 history = train.fit(trained, loss_fn, self.optimizer, loader, epochs=epochs,
                                     val_loader=val_loader, metrics=metric_fns,
-                                    callbacks=callbacks, verbose=_verbosity(verbose))
+                                    callbacks=callbacks, verbose=_verbosity(verbose),
+                                    gradient_accumulation_steps=accumulation)
         finally:
             if trained is not self:
                 trained.remove_hooks()
