@@ -334,3 +334,15 @@ def test_amplitude_to_db_top_db_over_the_last_three_dims():
     # three dims: one floor for the whole array (the first dim counts as channels)
     np.testing.assert_allclose(audio.amplitude_to_db(x[:, 0], top_db=20.0),
                                [[[0.0, -20.0]], [[-20.0, -20.0]]], atol=1e-12)
+
+
+def test_tensor_path_on_every_device(device):
+    # the Tensor path is made of ops, so it runs wherever they do (CuPy, or its stand-in)
+    x = np.random.default_rng(7).standard_normal((2, 600))
+    expected = audio.mfcc(x, 8000, n_mfcc=8, n_fft=128, hop_length=64, n_mels=16)
+    xt = mg.tensor(x, device=device, requires_grad=True)
+    out = audio.mfcc(xt, 8000, n_mfcc=8, n_fft=128, hop_length=64, n_mels=16)
+    assert out.device == xt.device
+    np.testing.assert_allclose(out.detach().to("cpu").numpy(), expected, rtol=1e-9, atol=1e-9)
+    out.sum().backward()
+    assert xt.grad.shape == (2, 600) and xt.grad.device == xt.device
