@@ -9,6 +9,7 @@ Random numbers come from one generator per device, all seeded by :func:`manual_s
 
 from __future__ import annotations
 
+import copy
 import os
 from typing import Any, Callable, Optional, Union
 
@@ -129,6 +130,82 @@ class cuda:  # noqa: N801  (namespace, mirrors torch.cuda)
         with _cupy.cuda.Device(dev.index):
             _cupy.cuda.get_current_stream().synchronize()
         check_deferred()
+
+    # memory: CuPy's default memory pool holds every tensor's device buffer
+    @staticmethod
+    def memory_allocated(device: Union[int, str, Device, None] = None) -> int:
+        """Bytes of the device buffers held now on a CUDA device (the used bytes of CuPy's
+        memory pool); 0 before CuPy is first used."""
+        if cupy_if_loaded() is None:
+            return 0
+        with _cupy.cuda.Device(_cuda_index(device)):
+            return int(_cupy.get_default_memory_pool().used_bytes())
+
+    @staticmethod
+    def max_memory_allocated(device: Union[int, str, Device, None] = None) -> int:
+        """The most bytes held at once on a CUDA device since :meth:`reset_peak_memory_stats`.
+
+        Peaks are tracked from the first call of either (a hook on each allocation, so that
+        programs that never ask pay nothing); before that this is the current use.
+        """
+        if cupy_if_loaded() is None:
+            return 0
+        _track_peaks()
+        index = _cuda_index(device)
+        return max(_peaks.get(index, 0), cuda.memory_allocated(index))
+
+    @staticmethod
+    def reset_peak_memory_stats(device: Union[int, str, Device, None] = None) -> None:
+        """Start a new peak for :meth:`max_memory_allocated` from the current use."""
+        if cupy_if_loaded() is None:
+            return
+        _track_peaks()
+        index = _cuda_index(device)
+        _peaks[index] = cuda.memory_allocated(index)
+
+    @staticmethod
+    def memory_reserved(device: Union[int, str, Device, None] = None) -> int:
+        """Bytes CuPy's memory pool holds from the driver (used plus cached for reuse)."""
+        if cupy_if_loaded() is None:
+            return 0
+        with _cupy.cuda.Device(_cuda_index(device)):
+            return int(_cupy.get_default_memory_pool().total_bytes())
+
+    @staticmethod
+    def empty_cache() -> None:
+        """Give the pool's cached, unused blocks back to the driver."""
+        if cupy_if_loaded() is not None:
+            _cupy.get_default_memory_pool().free_all_blocks()
+
+
+_peaks: dict = {}  # CUDA device index -> the most bytes used at once, once tracking
+_peak_hook = []  # the allocator that tracks peaks, once installed
+
+
+def _cuda_index(device: Union[int, str, Device, None]) -> int:
+    if device is None:
+        return int(_cupy.cuda.runtime.getDevice())
+    if isinstance(device, int):
+        return device
+    dev = Device(device)
+    return 0 if dev.index is None else dev.index
+
+
+def _track_peaks() -> None:
+    """Route CuPy's allocations through the pool with a peak check after each (once)."""
+    if _peak_hook:
+        return
+    pool = _cupy.get_default_memory_pool()
+
+    def malloc(size):
+        memory = pool.malloc(size)
+        used, index = pool.used_bytes(), memory.device_id
+        if used > _peaks.get(index, 0):
+            _peaks[index] = used
+        return memory
+
+    _cupy.cuda.set_allocator(malloc)
+    _peak_hook.append(malloc)
 
 
 # ---------------------------------------------------------------------------- deferred checks
@@ -306,6 +383,35 @@ def set_rng_state(state: dict) -> None:
             gen = np.random.Generator(np.random.PCG64())
             gen.bit_generator.state = bit_state
             _generators[dev] = gen
+
+
+def fork_rng_states() -> dict:
+    """Snapshots of every generator used so far, by device, for :func:`restore_rng_states`
+    (activation checkpointing replays a forward pass with the random numbers it drew)."""
+    states = {}
+    for dev, gen in _generators.items():
+        if dev.type == "cpu":
+            states[dev] = gen.bit_generator.state
+        else:
+            try:
+                states[dev] = copy.deepcopy(gen)
+            except Exception:  # a RandomState that cannot be copied: not replayed
+                continue
+    return states
+
+
+def restore_rng_states(states: dict) -> None:
+    """Put the generators back where :func:`fork_rng_states` saw them; generators first used
+    after the snapshot are dropped, so they start again from the seed."""
+    for dev in [d for d in _generators if d not in states]:
+        del _generators[dev]
+    for dev, state in states.items():
+        if dev.type == "cpu":
+            gen = _generators.get(dev) or np.random.Generator(np.random.PCG64())
+            gen.bit_generator.state = state
+            _generators[dev] = gen
+        else:
+            _generators[dev] = copy.deepcopy(state)
 
 
 # ---------------------------------------------------------------------------- random draws

@@ -1,7 +1,9 @@
 """dtypes: minigrad's dtype objects are NumPy dtypes (``mg.float32 is np.dtype('float32')``).
 
 NumPy dtypes, their names as strings (``'float32'``) and the Python types ``float``/``int``/``bool``
-are accepted wherever a dtype is expected.
+are accepted wherever a dtype is expected. ``bfloat16`` comes from the optional package
+``ml_dtypes`` (``pip install ml_dtypes``, or the ``bf16`` extra): ``dtypes.bfloat16`` loads it
+on first use and raises an error naming the package when it is missing.
 """
 
 from __future__ import annotations
@@ -22,10 +24,38 @@ bool = np.dtype("bool")  # noqa: A001
 
 DEFAULT_FLOAT = float32
 _SUPPORTED = {float16, float32, float64, int8, int16, int32, int64, uint8, bool}
+HALF_CHARS = "eE"  # dtype.char of float16 and of ml_dtypes' bfloat16: the 2-byte floats
+
+
+def load_bfloat16() -> np.dtype:
+    """The bfloat16 dtype of ``ml_dtypes`` (imported on first use; an error names the package).
+
+    Raises:
+        ImportError: ml_dtypes is not installed.
+    """
+    try:
+        import ml_dtypes  # noqa: PLC0415  (optional: only bfloat16 needs it)
+    except ImportError as exc:
+        raise ImportError(
+            "bfloat16 needs the package ml_dtypes (NumPy has no bfloat16): "
+            'pip install ml_dtypes, or pip install "minigrad[bf16]"'
+        ) from exc
+    dt = np.dtype(ml_dtypes.bfloat16)
+    _SUPPORTED.add(dt)
+    return dt
+
+
+def __getattr__(name: str):
+    """``dtypes.bfloat16``: loaded from ml_dtypes on first access (PEP 562)."""
+    if name == "bfloat16":
+        return load_bfloat16()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def to_dtype(spec: Any) -> np.dtype:
     """Normalise a dtype spec (``mg.float32``, ``'float32'``, ``np.float32``) to a NumPy dtype."""
+    if isinstance(spec, str) and spec == "bfloat16":
+        return load_bfloat16()
     try:
         dt = np.dtype(spec)
     except TypeError as exc:
@@ -33,14 +63,14 @@ def to_dtype(spec: Any) -> np.dtype:
     if dt not in _SUPPORTED:
         raise TypeError(
             f"dtype {dt} is not supported; use one of "
-            "float16, float32, float64, int8, int16, int32, int64, uint8, bool"
+            "float16, bfloat16, float32, float64, int8, int16, int32, int64, uint8, bool"
         )
     return dt
 
 
 def is_floating(dt: np.dtype) -> "bool":
-    """True for float16/32/64."""
-    return dt.kind == "f"
+    """True for float16/32/64 and bfloat16."""
+    return dt.kind == "f" or dt.char == "E"
 
 
 def result_type(a: np.dtype, b: np.dtype) -> np.dtype:
@@ -51,8 +81,9 @@ def result_type(a: np.dtype, b: np.dtype) -> np.dtype:
     """
     if a == b:
         return a
-    if a.kind == "f" and b.kind != "f":
+    fa, fb = is_floating(a), is_floating(b)
+    if fa and not fb:
         return a
-    if b.kind == "f" and a.kind != "f":
+    if fb and not fa:
         return b
-    return np.promote_types(a, b)
+    return np.promote_types(a, b)  # (bfloat16 with float16 gives float32, as in PyTorch)

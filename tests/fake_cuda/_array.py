@@ -92,6 +92,21 @@ def _root(a: np.ndarray):
     return a if a.base is None else a.base
 
 
+# The memory pool's bookkeeping: the NumPy buffer behind every live device array, by address
+# (its bytes are the pool's used bytes), and the allocator set by cupy.cuda.set_allocator,
+# called once per new buffer with its size, as CuPy calls its allocator.
+BUFFERS: "weakref.WeakValueDictionary[int, np.ndarray]" = weakref.WeakValueDictionary()
+ALLOCATOR = [None]
+
+
+def _track(a: np.ndarray) -> None:
+    root = _root(a)
+    if isinstance(root, np.ndarray) and id(root) not in BUFFERS:
+        BUFFERS[id(root)] = root
+        if ALLOCATOR[0] is not None:
+            ALLOCATOR[0](root.nbytes)
+
+
 def wrap(result, *sources):
     """Wrap a NumPy result as device arrays (recursively in tuples and lists).
 
@@ -236,11 +251,13 @@ class ndarray:  # noqa: N801  (CuPy's name)
             raise NotImplementedError("the fake cupy.ndarray takes no memptr/strides")
         self._a = np.empty(shape, dtype=dtype, order=order)
         self._base = None
+        _track(self._a)
 
     @classmethod
     def _from_numpy(cls, a: np.ndarray) -> "ndarray":
         out = object.__new__(cls)
         out._a, out._base = a, None
+        _track(a)
         return out
 
     # ------------------------------------------------------------------ no implicit NumPy

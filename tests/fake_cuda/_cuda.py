@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import types
 
+from fake_cuda._array import ALLOCATOR, BUFFERS
+
 DEVICE_COUNT = 1
 # NOTE: one SM, so that the grid-stride loops of the kernels (at most 32 blocks per SM) wrap
 # around at test sizes, and the simulator runs few blocks
@@ -95,15 +97,39 @@ class Event:
         pass
 
 
+class MemoryPointer:
+    """What the pool's ``malloc`` returns (bookkeeping only: the memory is NumPy's)."""
+
+    def __init__(self, size):
+        self.size, self.device_id, self.ptr = size, 0, 0
+
+
 class MemoryPool:
+    """The bytes of the live device arrays' buffers (no cache: freed is returned at once)."""
+
     def used_bytes(self):
-        return 0
+        return sum(a.nbytes for a in list(BUFFERS.values()))
 
     def total_bytes(self):
-        return 0
+        return self.used_bytes()
 
     def free_all_blocks(self):
         pass
+
+    def malloc(self, size):
+        return MemoryPointer(size)
+
+
+DEFAULT_POOL = MemoryPool()
+
+
+def set_allocator(allocator=None):
+    """``cupy.cuda.set_allocator``: the fake calls it with each new buffer's size."""
+    ALLOCATOR[0] = allocator
+
+
+def get_allocator():
+    return ALLOCATOR[0] or DEFAULT_POOL.malloc
 
 
 def _runtime():
@@ -137,6 +163,8 @@ def module():
     cuda.Stream = Stream
     cuda.Event = Event
     cuda.MemoryPool = MemoryPool
+    cuda.set_allocator = set_allocator
+    cuda.get_allocator = get_allocator
     cuda.runtime = _runtime()
     cuda.CUDARuntimeError = CUDARuntimeError
     cuda.get_current_stream = lambda device=None: Stream()

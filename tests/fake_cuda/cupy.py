@@ -300,7 +300,7 @@ def RawModule(code=None, path=None, options=(), backend="nvrtc", translate_cucom
 
 
 def get_default_memory_pool():
-    return _cuda.MemoryPool()
+    return _cuda.DEFAULT_POOL
 
 
 def get_default_pinned_memory_pool():
