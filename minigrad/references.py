@@ -95,6 +95,17 @@ def layer_norm(input: Tensor, dims: tuple, weight: Optional[Tensor], bias: Optio
     return out
 
 
+def rms_norm(input: Tensor, dims: tuple, weight: Optional[Tensor], eps: float) -> Tensor:
+    """x / sqrt(mean(x**2) + eps) * weight, over the trailing ``dims`` (no centring)."""
+    out = input * ops.rsqrt((input * input).mean(dim=dims, keepdim=True) + eps)
+    return out * weight if weight is not None else out
+
+
+def swiglu(gate: Tensor, up: Tensor) -> Tensor:
+    """silu(gate) * up: Llama's gated feed-forward activation."""
+    return gate * ops.sigmoid(gate) * up
+
+
 # ---------------------------------------------------------------------------- cross-entropy
 
 

@@ -14,5 +14,7 @@ from minigrad.nn.rnn import GRU, LSTM, GRUCell, LSTMCell  # noqa: F401,E402
 from minigrad.nn.attention import (  # noqa: F401,E402
     MultiheadAttention, TransformerEncoder, TransformerEncoderLayer,
 )
+from minigrad.nn.llm import RMSNorm, SiLU  # noqa: F401,E402
+from minigrad.nn import rotary  # noqa: F401,E402
 from minigrad.nn import utils  # noqa: F401,E402
 from minigrad.nn import parallel  # noqa: F401,E402

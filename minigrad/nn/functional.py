@@ -28,6 +28,7 @@ from minigrad import backend, kernels, ops, references
 from minigrad.fused import fused_enabled
 from minigrad.ops import linalg
 from minigrad.tensor import Tensor
+from minigrad.nn.llm import rms_norm, silu  # noqa: F401,E402  (nn/llm.py)
 
 _Shape = Union[int, Sequence[int]]
 
@@ -36,6 +37,7 @@ __all__ = [
     "softmax", "log_softmax", "layer_norm", "embedding", "one_hot", "cross_entropy", "nll_loss",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss", "l1_loss",
     "smooth_l1_loss", "huber_loss", "scaled_dot_product_attention",
+    "rms_norm", "silu",
 ]
 
 
