@@ -15,6 +15,8 @@ from minigrad.tensor import Tensor
 
 
 def _norm_dim(dim: int, ndim: int, name: str = "dim") -> int:
+    if 0 <= dim < ndim:  # the common case, first
+        return dim
     if not -ndim - (ndim == 0) <= dim < builtins.max(ndim, 1):
         raise IndexError(
             f"Dimension out of range (expected to be in range of [{-builtins.max(ndim, 1)}, "
@@ -43,7 +45,7 @@ class ReshapeFn(Function):
 
 
 def _infer_shape(shape, size: int) -> tuple:
-    shape = tuple(builtins.int(s) for s in shape)
+    shape = tuple(map(builtins.int, shape))
     if shape.count(-1) > 1:
         raise RuntimeError("only one dimension can be inferred (-1)")
     if -1 in shape:
@@ -121,19 +123,23 @@ def permute(x: Tensor, *dims) -> Tensor:
 
 def transpose(x: Tensor, dim0: int, dim1: int) -> Tensor:
     """Swap two dimensions."""
-    if x.ndim < 2 and x.ndim == 0:
+    n = x.data.ndim
+    if n == 0:
         return x
-    dims = list(range(x.ndim))
-    a, b = _norm_dim(dim0, x.ndim), _norm_dim(dim1, x.ndim)
+    a, b = _norm_dim(dim0, n), _norm_dim(dim1, n)
+    if a == b:
+        return x
+    dims = list(range(n))
     dims[a], dims[b] = dims[b], dims[a]
-    return permute(x, tuple(dims))
+    return PermuteFn.apply(x, dims=tuple(dims))  # a permutation by construction
 
 
 def t(x: Tensor) -> Tensor:
     """Transpose a matrix (a 0-d or 1-d tensor is returned as is)."""
-    if x.ndim > 2:
-        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
-    return x if x.ndim < 2 else transpose(x, 0, 1)
+    n = x.data.ndim
+    if n > 2:
+        raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {n}D")
+    return x if n < 2 else PermuteFn.apply(x, dims=(1, 0))
 
 
 def squeeze(x: Tensor, dim=None) -> Tensor:
