@@ -32,6 +32,9 @@ from minigrad.tensor import (
 )
 from minigrad.ops import *
 from minigrad import viz
+from minigrad import linalg, threads
+from minigrad.autograd import inference_mode
+from minigrad.threads import get_num_threads, set_num_threads
 from minigrad.io.serialization import load, save
 
 

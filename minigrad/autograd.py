@@ -81,6 +81,40 @@ class enable_grad(_GradModeContext):  # noqa: N801
     mode = True
 
 
+class inference_mode(_GradModeContext):  # noqa: N801
+    """``with mg.inference_mode():`` ops record no graph, as under ``no_grad``; also a
+    decorator (``@mg.inference_mode()``). ``inference_mode(False)`` changes nothing.
+
+    PyTorch's version also marks the tensors made inside as inference tensors, which may
+    never enter a graph later; minigrad has no such tensors, so here it is ``no_grad``.
+
+    Example:
+        >>> import minigrad as mg
+        >>> w = mg.ones(2, requires_grad=True)
+        >>> with mg.inference_mode():
+        ...     (w * 2).requires_grad
+        False
+    """
+
+    def __init__(self, mode: bool = True):
+        self.enabled = bool(mode)
+
+    def __enter__(self):
+        self.prev = _GradMode.enabled
+        if self.enabled:
+            _GradMode.enabled = False
+
+    def __call__(self, fn):
+        enabled = self.enabled
+
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with inference_mode(enabled):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+
 # ---------------------------------------------------------------------------- Function
 
 

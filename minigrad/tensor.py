@@ -835,6 +835,150 @@ class Tensor:
         """This tensor with the shape of ``other``."""
         return ops.reshape(self, other.shape)
 
+    # ------------------------------------------------------------------ PyTorch names (issue 19)
+    def addmm(self, mat1: "Tensor", mat2: "Tensor", *, beta=1, alpha=1) -> "Tensor":
+        """``beta * self + alpha * (mat1 @ mat2)``. See :func:`minigrad.addmm`."""
+        return ops.addmm(self, mat1, mat2, beta=beta, alpha=alpha)
+
+    def allclose(self, other, rtol: float = 1e-05, atol: float = 1e-08,
+                 equal_nan: bool = False) -> builtins.bool:
+        """True when every element is close to ``other``. See :func:`minigrad.allclose`."""
+        return ops.allclose(self, other, rtol, atol, equal_nan)
+
+    def argsort(self, dim: builtins.int = -1, descending: builtins.bool = False,
+                stable: builtins.bool = False) -> "Tensor":
+        """Indices that sort along ``dim``. See :func:`minigrad.argsort`."""
+        return ops.argsort(self, dim, descending, stable)
+
+    def baddbmm(self, batch1: "Tensor", batch2: "Tensor", *, beta=1, alpha=1) -> "Tensor":
+        """``beta * self + alpha * (batch1 @ batch2)``. See :func:`minigrad.baddbmm`."""
+        return ops.baddbmm(self, batch1, batch2, beta=beta, alpha=alpha)
+
+    def bernoulli(self, p=None, *, generator=None) -> "Tensor":
+        """0/1 draws with these probabilities. See :func:`minigrad.bernoulli`."""
+        return ops.bernoulli(self, p, generator=generator)
+
+    def ceil(self) -> "Tensor":
+        """Round up, elementwise (zero gradient). See :func:`minigrad.ceil`."""
+        return ops.ceil(self)
+
+    def count_nonzero(self, dim=None) -> "Tensor":
+        """How many elements are non-zero. See :func:`minigrad.count_nonzero`."""
+        return ops.count_nonzero(self, dim)
+
+    def cumprod(self, dim: builtins.int, dtype=None) -> "Tensor":
+        """Running product along ``dim``. See :func:`minigrad.cumprod`."""
+        return ops.cumprod(self, dim, dtype=dtype)
+
+    def cumsum(self, dim: builtins.int, dtype=None) -> "Tensor":
+        """Running sum along ``dim``. See :func:`minigrad.cumsum`."""
+        return ops.cumsum(self, dim, dtype=dtype)
+
+    def diag(self, diagonal: builtins.int = 0) -> "Tensor":
+        """A diagonal matrix from a vector, or a matrix's diagonal. See :func:`minigrad.diag`.
+        """
+        return ops.diag(self, diagonal)
+
+    def flip(self, *dims) -> "Tensor":
+        """Reversed along ``dims`` (``x.flip(0)`` or ``x.flip([0, 1])``). See
+        :func:`minigrad.flip`."""
+        return ops.flip(self, dims[0] if len(dims) == 1 else dims)
+
+    def floor(self) -> "Tensor":
+        """Round down, elementwise (zero gradient). See :func:`minigrad.floor`."""
+        return ops.floor(self)
+
+    def fmod(self, other) -> "Tensor":
+        """Remainder with the sign of ``self``. See :func:`minigrad.fmod`."""
+        return ops.fmod(self, other)
+
+    def is_contiguous(self) -> builtins.bool:
+        """True when the elements are laid out row-major without gaps (C order)."""
+        return builtins.bool(self.data.flags.c_contiguous)
+
+    def isclose(self, other, rtol: float = 1e-05, atol: float = 1e-08,
+                equal_nan: builtins.bool = False) -> "Tensor":
+        """Elementwise closeness to ``other``. See :func:`minigrad.isclose`."""
+        return ops.isclose(self, other, rtol, atol, equal_nan)
+
+    def lerp(self, end: "Tensor", weight) -> "Tensor":
+        """``self + weight * (end - self)``. See :func:`minigrad.lerp`."""
+        return ops.lerp(self, end, weight)
+
+    def multinomial(self, num_samples: builtins.int, replacement: builtins.bool = False, *,
+                    generator=None) -> "Tensor":
+        """Category indices drawn with these weights. See :func:`minigrad.multinomial`."""
+        return ops.multinomial(self, num_samples, replacement, generator=generator)
+
+    def nonzero(self, *, as_tuple: builtins.bool = False):
+        """Indices of the non-zero elements. See :func:`minigrad.nonzero`."""
+        return ops.nonzero(self, as_tuple=as_tuple)
+
+    def norm(self, p="fro", dim=None, keepdim: builtins.bool = False, dtype=None) -> "Tensor":
+        """The ``p``-norm over ``dim`` (all elements by default). See :func:`minigrad.norm`."""
+        return ops.norm(self, p, dim, keepdim, dtype)
+
+    def outer(self, vec2: "Tensor") -> "Tensor":
+        """Outer product with ``vec2``. See :func:`minigrad.outer`."""
+        return ops.outer(self, vec2)
+
+    def remainder(self, other) -> "Tensor":
+        """Remainder with the sign of ``other`` (``%``). See :func:`minigrad.remainder`."""
+        return ops.remainder(self, other)
+
+    def repeat(self, *sizes) -> "Tensor":
+        """Tiled ``sizes[i]`` times along each dimension (NumPy's ``tile``)."""
+        return ops.repeat(self, *sizes)
+
+    def repeat_interleave(self, repeats, dim=None, *, output_size=None) -> "Tensor":
+        """Each element repeated in place. See :func:`minigrad.repeat_interleave`."""
+        return ops.repeat_interleave(self, repeats, dim, output_size=output_size)
+
+    def roll(self, shifts, dims=None) -> "Tensor":
+        """Shifted along ``dims``, wrapping around. See :func:`minigrad.roll`."""
+        return ops.roll(self, shifts, dims)
+
+    def round(self, *, decimals: builtins.int = 0) -> "Tensor":
+        """Round half to even (zero gradient). See :func:`minigrad.round`."""
+        return ops.round(self, decimals=decimals)
+
+    def sort(self, dim: builtins.int = -1, descending: builtins.bool = False,
+             stable: builtins.bool = False):
+        """``(values, indices)`` sorted along ``dim``. See :func:`minigrad.sort`."""
+        return ops.sort(self, dim, descending, stable)
+
+    def topk(self, k: builtins.int, dim: builtins.int = -1, largest: builtins.bool = True,
+             sorted: builtins.bool = True):  # noqa: A002
+        """The ``k`` largest (or smallest) values and their indices. See :func:`minigrad.topk`.
+        """
+        return ops.topk(self, k, dim, largest, sorted)
+
+    def type(self, dtype=None, non_blocking: builtins.bool = False):
+        """Without ``dtype``, the type name (``'minigrad.FloatTensor'``,
+        ``'minigrad.cuda.FloatTensor'``); with one (a dtype or a name like
+        ``'torch.LongTensor'``), this tensor cast to it."""
+        if dtype is None:
+            name = _TYPE_NAMES.get(self.data.dtype.name, self.data.dtype.name)
+            return f"minigrad.{'cuda.' if self.is_cuda else ''}{name}"
+        if isinstance(dtype, str) and dtype.endswith("Tensor"):
+            by_name = {v: k for k, v in _TYPE_NAMES.items()}
+            short = dtype.rsplit(".", 1)[-1]
+            if short not in by_name:
+                raise ValueError(f"invalid type: {dtype!r}")
+            dtype = by_name[short]
+        return self.to(dtypes.to_dtype(dtype))
+
+    def unique(self, sorted: builtins.bool = True, return_inverse: builtins.bool = False,  # noqa: A002
+               return_counts: builtins.bool = False, dim=None):
+        """The distinct values (sorted). See :func:`minigrad.unique`."""
+        return ops.unique(self, sorted, return_inverse, return_counts, dim)
+
+    def __mod__(self, other):
+        return ops.remainder(self, other)
+
+    def __rmod__(self, other):
+        return ops.remainder(other, self)
+
     multiply = mul
     subtract = sub
     divide = div
@@ -959,6 +1103,14 @@ class _HookHandle:
 
     def remove(self):
         self.hooks.pop(self.key, None)
+
+
+# Tensor.type()'s names, as PyTorch's legacy tensor types
+_TYPE_NAMES = {
+    "float32": "FloatTensor", "float64": "DoubleTensor", "float16": "HalfTensor",
+    "bfloat16": "BFloat16Tensor", "int64": "LongTensor", "int32": "IntTensor",
+    "int16": "ShortTensor", "int8": "CharTensor", "uint8": "ByteTensor", "bool": "BoolTensor",
+}
 
 
 def _raw(value):

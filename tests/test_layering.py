@@ -29,7 +29,8 @@ LAYERS = ["core", "references", "kernels", "nn", "library", "cli"]
 # the first name after "minigrad." -> its layer
 TOP_LEVEL = {
     "_version": "core", "backend": "core", "dtypes": "core", "autograd": "core",
-    "tensor": "core", "ops": "core", "viz": "core", "io": "core",
+    "tensor": "core", "ops": "core", "viz": "core", "io": "core", "autocast_state": "core",
+    "linalg": "core", "threads": "core",
     "references": "references",
     "fused": "kernels", "kernels": "kernels",
     "nn": "nn", "distributed": "nn",

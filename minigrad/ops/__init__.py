@@ -24,6 +24,18 @@ from minigrad.ops.shape import (  # noqa: F401  (the namespace ops.*)
     broadcast_to, cat, chunk, concatenate, expand, expand_as, flatten, permute, reshape, split,
     squeeze, stack, sum_to, t, transpose, unbind, unflatten, unsqueeze, view,
 )
+from minigrad.ops.layout import (  # noqa: F401  (the namespace ops.*)
+    cumprod, cumsum, diag, flip, repeat, repeat_interleave, roll,
+)
+from minigrad.ops.linalg import addmm, baddbmm, outer  # noqa: F401
+from minigrad.ops.norms import norm  # noqa: F401
+from minigrad.ops.pointwise import (  # noqa: F401  (the namespace ops.*)
+    allclose, ceil, floor, fmod, isclose, lerp, remainder, round,
+)
+from minigrad.ops.random import bernoulli, multinomial  # noqa: F401
+from minigrad.ops.sorting import (  # noqa: F401  (the namespace ops.*)
+    all, any, argsort, count_nonzero, nonzero, sort, topk, unique,
+)
 
 __all__ = [
     "abs", "add", "amax", "amin", "argmax", "argmin", "bmm", "broadcast_to", "cat", "chunk",
@@ -35,4 +47,9 @@ __all__ = [
     "sigmoid", "sign", "sin", "softmax", "split", "sqrt", "square", "squeeze", "stack", "std",
     "sub", "sum", "t", "tanh", "transpose", "tril", "triu", "unbind", "unflatten", "unsqueeze",
     "var", "where",
+    # PyTorch names added for issue 19 (sorting, tiling, rounding, norms, sampling)
+    "addmm", "all", "allclose", "any", "argsort", "baddbmm", "bernoulli", "ceil",
+    "count_nonzero", "cumprod", "cumsum", "diag", "flip", "floor", "fmod", "isclose", "lerp",
+    "multinomial", "nonzero", "norm", "outer", "remainder", "repeat_interleave", "roll", "round",
+    "sort", "topk", "unique",
 ]

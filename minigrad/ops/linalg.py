@@ -180,7 +180,8 @@ class EinsumFn(Function):
 
     Each operand's gradient is the same contraction with gy in its place. Letters that appear
     only in operand i (summed away) come back by broadcasting. A letter repeated inside one
-    operand (a diagonal, 'ii->i') has no gradient here.
+    operand ('ii->i' reads a diagonal) gets the gradient of its distinct letters, scattered
+    onto that diagonal by a contraction with identity matrices (:func:`_onto_diagonal`).
     """
 
     def forward(self, *xs, equation=""):
@@ -194,21 +195,39 @@ class EinsumFn(Function):
             if not self.needs_input_grad[i]:
                 grads.append(None)
                 continue
-            if len(set(sub)) != len(sub):
-                raise RuntimeError(
-                    f"einsum backward: operand {i} repeats a subscript ('{sub}', a diagonal); "
-                    "its gradient is not supported. Use an explicit mask instead."
-                )
+            distinct = "".join(dict.fromkeys(sub))  # 'bii' -> 'bi'
+            size = {c: x.shape[k] for k, c in enumerate(sub)}
             others = [(s, t) for j, (s, t) in enumerate(zip(self.subs, self.inputs)) if j != i]
             have = set(self.out).union(*[set(s) for s, _ in others])
-            kept = "".join(c for c in sub if c in have)
+            kept = "".join(c for c in distinct if c in have)
             eq = ",".join([self.out] + [s for s, _ in others]) + "->" + kept
             g = einsum(eq, gy, *[t for _, t in others])
-            if kept != sub:  # letters summed only inside x_i: broadcast back
-                g = reshape(g, tuple(x.shape[k] if c in have else 1 for k, c in enumerate(sub)))
-                g = expand(g, x.shape)
+            if kept != distinct:  # letters summed only inside x_i: broadcast back
+                g = reshape(g, tuple(size[c] if c in have else 1 for c in distinct))
+                g = expand(g, tuple(size[c] for c in distinct))
+            if distinct != sub:
+                g = _onto_diagonal(g, distinct, sub, size, self.subs + [self.out])
             grads.append(g)
         return tuple(grads)
+
+
+def _onto_diagonal(g: Tensor, distinct: str, sub: str, size: dict, used) -> Tensor:
+    """The gradient ``g`` (subscripts ``distinct``) placed on the diagonals of an operand whose
+    subscripts ``sub`` repeat letters, zero elsewhere: each repeat gets a fresh letter tied to
+    the first by an identity matrix, e.g. 'ii' <- einsum('i,ij->ij', g, eye)."""
+    taken = set("".join(used))
+    fresh = iter(c for c in string.ascii_letters if c not in taken)
+    seen, renamed, eyes, ties = set(), [], [], []
+    for c in sub:
+        if c in seen:
+            f = next(fresh)
+            renamed.append(f)
+            ties.append(c + f)
+            eyes.append(Tensor._make(g.xp.eye(size[c], dtype=g.dtype)))
+        else:
+            seen.add(c)
+            renamed.append(c)
+    return einsum(",".join([distinct] + ties) + "->" + "".join(renamed), g, *eyes)
 
 
 def einsum(equation: str, *operands) -> Tensor:
@@ -216,3 +235,49 @@ def einsum(equation: str, *operands) -> Tensor:
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
     return EinsumFn.apply(*operands, equation=equation)
+
+
+def outer(a: Tensor, b: Tensor) -> Tensor:
+    """The outer product of two vectors: ``out[i, j] = a[i] * b[j]``.
+
+    Example:
+        >>> import minigrad as mg
+        >>> mg.outer(mg.tensor([1.0, 2.0]), mg.tensor([1.0, 10.0]))
+        tensor([[ 1., 10.],
+                [ 2., 20.]])
+    """
+    if a.ndim != 1 or b.ndim != 1:
+        raise RuntimeError(f"outer: expected two 1-D tensors, got {a.ndim}-D and {b.ndim}-D")
+    return reshape(a, (-1, 1)) * reshape(b, (1, -1))
+
+
+def _scaled_sum(input: Tensor, product: Tensor, beta, alpha) -> Tensor:  # noqa: A002
+    """beta * input + alpha * product; ``beta == 0`` ignores input (NaN included), as PyTorch."""
+    if alpha != 1:
+        product = product * alpha
+    if beta == 0:
+        return product
+    return (input if beta == 1 else input * beta) + product
+
+
+def addmm(input: Tensor, mat1: Tensor, mat2: Tensor, *, beta=1, alpha=1) -> Tensor:  # noqa: A002
+    """beta * input + alpha * (mat1 @ mat2), ``input`` broadcast to the product's shape.
+
+    Example:
+        >>> import minigrad as mg
+        >>> mg.addmm(mg.ones(2, 2), mg.eye(2), mg.eye(2), beta=2)
+        tensor([[3., 2.],
+                [2., 3.]])
+    """
+    return _scaled_sum(input, mm(mat1, mat2), beta, alpha)
+
+
+def baddbmm(input: Tensor, batch1: Tensor, batch2: Tensor, *, beta=1, alpha=1) -> Tensor:  # noqa: A002
+    """beta * input + alpha * (batch1 @ batch2) for 3-D batches (``torch.baddbmm``).
+
+    Example:
+        >>> import minigrad as mg
+        >>> mg.baddbmm(mg.zeros(1, 2, 2), mg.ones(1, 2, 3), mg.ones(1, 3, 2)).shape
+        (1, 2, 2)
+    """
+    return _scaled_sum(input, bmm(batch1, batch2), beta, alpha)
