@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigrad import dtypes
+from minigrad import backend, dtypes
 from minigrad.autograd import Function
 from minigrad.ops.elementwise import cast, mul
 from minigrad.ops.indexing import getitem, index_select, scatter_add
@@ -124,7 +124,9 @@ def repeat_interleave(x: Tensor, repeats, dim=None, *, output_size=None) -> Tens
         # (.., n, ..) -> (.., n, r, ..) by broadcasting -> (.., n * r, ..)
         y = expand(unsqueeze(x, d + 1), x.shape[:d + 1] + (repeats,) + x.shape[d + 1:])
         return reshape(y, x.shape[:d] + (x.shape[d] * repeats,) + x.shape[d + 1:])
-    counts = repeats.data if isinstance(repeats, Tensor) else x.xp.asarray(repeats)
+    # NOTE: the output length depends on the counts, so they are read on the host (a sync
+    # on a GPU, as in PyTorch without output_size)
+    counts = repeats.numpy() if isinstance(repeats, Tensor) else np.asarray(repeats)
     if counts.ndim != 1 or counts.shape[0] != x.shape[d]:
         raise RuntimeError(
             f"repeats must have the same size as input along dim, but got repeats.size(0) = "
@@ -132,8 +134,8 @@ def repeat_interleave(x: Tensor, repeats, dim=None, *, output_size=None) -> Tens
         )
     if counts.size and int(counts.min()) < 0:
         raise RuntimeError("repeats can not be negative")
-    index = x.xp.repeat(x.xp.arange(x.shape[d]), counts)
-    return index_select(x, d, Tensor._make(index.astype(np.int64)))
+    index = np.repeat(np.arange(x.shape[d], dtype=np.int64), counts)
+    return index_select(x, d, Tensor._make(backend.to_device(index, x.device)))
 
 
 def diag(x: Tensor, diagonal: int = 0) -> Tensor:

@@ -86,7 +86,7 @@ def topk(x: Tensor, k: int, dim: int = -1, largest: bool = True, sorted: bool = 
     if x.ndim == 0:
         return TopKResult(x * 1, Tensor._make(x.xp.zeros((), dtype=np.int64)))
     order = _order(x, axis, descending=largest, stable=True)
-    idx = Tensor._make(x.xp.ascontiguousarray(order.take(np.arange(k), axis=axis)))
+    idx = Tensor._make(x.xp.ascontiguousarray(order[(slice(None),) * axis + (slice(0, k),)]))
     return TopKResult(gather(x, axis, idx), idx)
 
 
