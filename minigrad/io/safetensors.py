@@ -51,7 +51,10 @@ from typing import IO, Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["SafetensorsError", "load", "load_file", "read_metadata", "save", "save_file"]
+__all__ = [
+    "SafetensorsError", "load", "load_file", "load_with_metadata", "read_metadata", "save",
+    "save_file",
+]
 
 # The reference library refuses headers above 100 MB; so do we, before reading them.
 MAX_HEADER_SIZE = 100_000_000
@@ -347,6 +350,28 @@ def load_file(path: str | os.PathLike[str]) -> dict[str, np.ndarray]:
         return _read(f, os.fstat(f.fileno()).st_size, os.fsdecode(path))
 
 
+def load_with_metadata(
+    source: bytes | str | os.PathLike[str],
+) -> tuple[dict[str, np.ndarray], dict[str, str] | None]:
+    """Read the tensors and the ``__metadata__`` of a file (a path) or of bytes, in one pass.
+
+    Args:
+        source: a path, or the whole file's content as ``bytes``.
+
+    Returns:
+        name -> array (as for `load`), and the metadata (None when the file has none).
+
+    Raises:
+        SafetensorsError: not a valid safetensors file.
+    """
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        data = bytes(source)
+        with io.BytesIO(data) as f:
+            return _read_all(f, len(data), "<bytes>")
+    with open(source, "rb") as f:
+        return _read_all(f, os.fstat(f.fileno()).st_size, os.fsdecode(source))
+
+
 def read_metadata(path: str | os.PathLike[str]) -> dict[str, str] | None:
     """Read a file's ``__metadata__`` without loading its tensors.
 
@@ -372,6 +397,14 @@ def _read(f: IO[bytes], file_size: int, source: str) -> dict[str, np.ndarray]:
     # Entries are sorted by offset and tile the buffer, which starts right after the header:
     # reading them in order is one sequential pass over the file.
     return {entry.name: _read_tensor(f, entry, source) for entry in entries}
+
+
+def _read_all(
+    f: IO[bytes], file_size: int, source: str
+) -> tuple[dict[str, np.ndarray], dict[str, str] | None]:
+    """`_read`, also returning the metadata."""
+    entries, metadata = _read_header(f, file_size, source)
+    return {entry.name: _read_tensor(f, entry, source) for entry in entries}, metadata
 
 
 def _read_header(
