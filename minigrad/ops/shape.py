@@ -68,6 +68,8 @@ def reshape(x: Tensor, *shape) -> Tensor:
     """``x`` with a new shape of the same number of elements (-1 infers one dimension)."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
+    if shape == x.data.shape:  # already so: nothing to check or record
+        return x
     shape = _infer_shape(shape, x.data.size)
     if shape == x.data.shape:
         return x
