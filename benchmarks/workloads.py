@@ -8,7 +8,9 @@ batch 16, causal, cross-entropy over a 1000-token vocabulary, Adam).
 One step = zero_grad + forward + loss + backward + Adam update. Both frameworks get the same
 weights and data and the same thread count; the minigrad loss after one step is checked
 against PyTorch's before timing. minigrad is timed twice: with its fused kernels (the default)
-and on the composite path (``mg.use_fused(False)``). Run:
+and on the composite path (``mg.use_fused(False)``). The peak memory of one more step, beyond
+what was held before it (activations, gradients, temporaries), is measured untimed beside
+PyTorch's (:func:`peak_step_bytes`). Run:
 
     OMP_NUM_THREADS=2 python -m benchmarks.workloads [--only W1,W2] [--quick] [--device cpu]
         [--scale 8]   (8x the batch sizes)
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import tracemalloc
 
 import numpy as np
 
@@ -192,6 +195,45 @@ def phase_ms(step, sync, repeats: int, device: str = "cpu", fused: bool = True) 
     return {name: statistics.median(t) for name, t in times.items()}
 
 
+def peak_step_bytes(step, sync, device: str = "cpu") -> int:
+    """The most bytes one minigrad step holds at once beyond what was held before it: NumPy's
+    buffers (and Python's objects) through tracemalloc on the CPU, CuPy's pool on a GPU."""
+    sync()
+    if device == "cpu":
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            step()
+            return tracemalloc.get_traced_memory()[1] - before
+        finally:
+            tracemalloc.stop()
+    mg.cuda.reset_peak_memory_stats(device)
+    before = mg.cuda.memory_allocated(device)
+    step()
+    sync()
+    return mg.cuda.max_memory_allocated(device) - before
+
+
+def torch_peak_step_bytes(torch, step, sync, device: str = "cpu") -> int:
+    """PyTorch's :func:`peak_step_bytes`: its CUDA allocator's peak; on the CPU (which keeps
+    no peak) the running sum of each op's own allocations in the profiler, in time order."""
+    sync()
+    if device != "cpu":
+        torch.cuda.reset_peak_memory_stats()
+        before = torch.cuda.memory_allocated()
+        step()
+        sync()
+        return torch.cuda.max_memory_allocated() - before
+    activity = torch.profiler.ProfilerActivity.CPU
+    with torch.profiler.profile(activities=[activity], profile_memory=True) as prof:
+        step()
+    held = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        held += event.self_cpu_memory_usage
+        peak = max(peak, held)
+    return peak
+
+
 def _torch_cuda(torch):
     """'cuda' when PyTorch is installed with a usable GPU, else None (no comparison)."""
     try:
@@ -238,6 +280,14 @@ def run(names, device="cpu", quick=False, scale=1):
         entry["phases"] = {"minigrad": phase_ms(step, sync, phase_repeats, device)}
         if "torch_ms" in variants:
             entry["phases"]["torch"] = phase_ms(tstep, tsync, phase_repeats, device)
+        # memory: one more step each, untimed
+        entry["peak_mib"] = {"minigrad": peak_step_bytes(step, sync, device) / 2 ** 20}
+        if "torch_ms" in variants:
+            try:
+                entry["peak_mib"]["torch"] = torch_peak_step_bytes(
+                    torch, tstep, tsync, torch_device) / 2 ** 20
+            except Exception as exc:  # the profiler is optional machinery: report, go on
+                entry["peak_mib"]["torch_error"] = f"{type(exc).__name__}: {exc}"
         entry["fused_speedup"] = entry["composite_ms"] / entry["minigrad_ms"]
         if "torch_ms" in entry:
             entry["ratio"] = entry["minigrad_ms"] / entry["torch_ms"]
@@ -248,12 +298,13 @@ def run(names, device="cpu", quick=False, scale=1):
 
 def table_headers(device):
     return ["workload", "spec", f"minigrad fused ms/step ({device})", "composite ms/step",
-            "PyTorch ms/step", "fused / PyTorch", "composite / PyTorch"]
+            "PyTorch ms/step", "fused / PyTorch", "composite / PyTorch",
+            "peak MiB/step minigrad / PyTorch"]
 
 
 def table_row(name, r):
     if "error" in r:
-        return [name, SPECS[name], "-", "-", "-", r["error"], "-"]
+        return [name, SPECS[name], "-", "-", "-", r["error"], "-", "-"]
 
     def ms(key):
         return f"{r[key]:.2f}" if key in r else "n/a"
@@ -261,8 +312,10 @@ def table_row(name, r):
     def ratio(key):
         return f"{r[key]:.2f}x" if key in r else "n/a"
 
+    peak = r.get("peak_mib", {})
+    memory = " / ".join(f"{peak[k]:.1f}" if k in peak else "n/a" for k in ("minigrad", "torch"))
     return [name, SPECS[name], ms("minigrad_ms"), ms("composite_ms"), ms("torch_ms"),
-            ratio("ratio"), ratio("composite_ratio")]
+            ratio("ratio"), ratio("composite_ratio"), memory if peak else "n/a"]
 
 
 PHASE_HEADERS = ["workload", "phase", "minigrad fused ms", "PyTorch ms", "minigrad / PyTorch"]

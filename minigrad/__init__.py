@@ -71,4 +71,14 @@ def _import_kernels():
 
 kernels = _import_kernels()  # the layer below nn: nn dispatches to these kernels
 from minigrad import nn, optim  # noqa: E402
+from minigrad import data  # noqa: E402  (mg.data, as PyTorch users reach for it)
 from minigrad.fused import use_fused  # noqa: E402
+from minigrad import amp  # noqa: E402
+from minigrad.amp import autocast  # noqa: E402
+
+
+def __getattr__(name):
+    """``mg.bfloat16``: from the optional package ml_dtypes, loaded on first use."""
+    if name == "bfloat16":
+        return dtypes.load_bfloat16()
+    raise AttributeError(f"module 'minigrad' has no attribute {name!r}")

@@ -174,7 +174,7 @@ class Function:
         if cls.save_outputs:
             fn.saved_outputs = tuple([o.data for o in out_list])
         for i, o in enumerate(out_list):
-            if o.data.dtype.kind == "f":
+            if o.data.dtype.kind in "fV":  # (V: ml_dtypes' bfloat16)
                 o.requires_grad = True
                 o.grad_fn = fn
                 o._out_index = i

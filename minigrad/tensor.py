@@ -276,7 +276,7 @@ class Tensor:
             raise RuntimeError(
                 "you can only change requires_grad flags of leaf variables. Use .detach()."
             )
-        if requires_grad and self.dtype.kind != "f":
+        if requires_grad and not dtypes.is_floating(self.dtype):
             raise RuntimeError(
                 f"only Tensors of floating point dtype can require gradients (got {self.dtype})"
             )

@@ -37,6 +37,7 @@ TOP_LEVEL = {
     "optim": "library", "data": "library", "train": "library", "keras": "library",
     "finetune": "library", "models": "library", "utils": "library", "plot": "library",
     "audio": "library",
+    "amp": "library",
     "cli": "cli", "__main__": "cli",
 }
 

@@ -45,6 +45,7 @@ from minigrad import backend
 from minigrad.autograd import no_grad
 from minigrad.nn import init
 from minigrad.nn.attention import scaled_dot_product_attention
+from minigrad.nn.checkpoint import GradientCheckpointing
 from minigrad.nn.layers import GELU, Dropout, Embedding, LayerNorm, Linear
 from minigrad.nn.module import Module, ModuleDict, ModuleList
 from minigrad.nn.rnn import GRU, LSTM
@@ -213,12 +214,14 @@ class Block(Module):
         return x
 
 
-class TransformerLM(Module):
+class TransformerLM(GradientCheckpointing, Module):
     """A GPT-style decoder-only transformer language model (nanoGPT's ``GPT``).
 
     Token and learned position embeddings, `n_layer` pre-norm causal self-attention blocks,
     a final LayerNorm and a linear head. Initialisation is nanoGPT's: weights N(0, 0.02),
     biases zero, and the residual projections (``c_proj``) N(0, 0.02 / sqrt(2 n_layer)).
+    ``gradient_checkpointing_enable()`` recomputes each block's activations in backward while
+    training instead of keeping them (:mod:`minigrad.utils.checkpoint`).
 
     Args:
         vocab_size: number of distinct tokens.
@@ -312,7 +315,7 @@ class TransformerLM(Module):
         pos_emb = self.transformer.wpe(pos)  # (T, C), broadcast over the batch
         x = self.transformer.drop(tok_emb + pos_emb)
         for block in self.transformer.h:
-            x = block(x)
+            x = self.run_block(block, x)  # checkpointed after gradient_checkpointing_enable()
         x = self.transformer.ln_f(x)
         return self.lm_head(x)  # (B, T, vocab_size)
 

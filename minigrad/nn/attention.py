@@ -29,6 +29,7 @@ from minigrad import kernels, ops, references
 from minigrad.fused import fused_enabled
 from minigrad.nn import functional as F
 from minigrad.nn import init
+from minigrad.nn.checkpoint import GradientCheckpointing
 from minigrad.nn.functional import _check_mask_dtype, _shape
 from minigrad.nn.functional import scaled_dot_product_attention  # noqa: F401  (re-exported)
 from minigrad.nn.layers import Dropout, LayerNorm, Linear
@@ -474,10 +475,12 @@ class TransformerEncoderLayer(Module):
         return self.dropout2(x)
 
 
-class TransformerEncoder(Module):
+class TransformerEncoder(GradientCheckpointing, Module):
     """A stack of ``num_layers`` copies of ``encoder_layer`` (``layers.{i}``), then ``norm``.
 
-    Each layer is a deep copy, so the copies start equal and train apart (as PyTorch).
+    Each layer is a deep copy, so the copies start equal and train apart (as PyTorch). After
+    ``gradient_checkpointing_enable()`` each layer's activations are recomputed in backward
+    while training (:mod:`minigrad.utils.checkpoint`).
 
     Example:
         >>> import minigrad as mg
@@ -510,8 +513,9 @@ class TransformerEncoder(Module):
     ) -> Tensor:
         """Run every layer with the same masks; returns a tensor shaped like ``src``."""
         x = src
-        for layer in self.layers:
-            x = layer(
+        for layer in self.layers:  # checkpointed after gradient_checkpointing_enable()
+            x = self.run_block(
+                layer,
                 x,
                 src_mask=mask,
                 src_key_padding_mask=src_key_padding_mask,

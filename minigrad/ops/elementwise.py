@@ -36,7 +36,7 @@ def lift(value, like: Tensor) -> Tensor:
     elif isinstance(value, (int, np.integer)):
         out_dt = dt if dt.kind != "b" else dtypes.int64
     elif isinstance(value, (float, np.floating)):
-        out_dt = dt if dt.kind == "f" else dtypes.float32
+        out_dt = dt if dt.kind in "fV" else dtypes.float32  # (V: bfloat16)
     else:
         arr = xp.asarray(value)
         return Tensor._make(arr if arr.dtype.kind != "f" or dt.kind != "f" else arr.astype(dt))
@@ -176,7 +176,7 @@ def mul(a, b) -> Tensor:
 def div(a, b) -> Tensor:
     """a / b, broadcasting (true division: integers give float32)."""
     a, b = binary_operands(a, b)
-    if a.dtype.kind != "f":
+    if a.dtype.kind not in "fV":  # (V: bfloat16)
         a, b = cast(a, dtypes.float32), cast(b, dtypes.float32)
     return DivFn.apply(a, b)
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 import math
 import string
 
+import numpy as np
+
+from minigrad import autocast_state
+from minigrad.autocast_state import state as _autocast
 from minigrad.autograd import Function
 from minigrad.ops.elementwise import binary_operands
 from minigrad.ops.shape import expand, reshape, transpose
@@ -19,6 +23,8 @@ class MatmulFn(Function):
     """
 
     def forward(self, a, b):
+        if a.dtype.char in "eE" and self.xp is np:  # NumPy: no fast 2-byte-float GEMM
+            return np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(a.dtype)
         return self.xp.matmul(a, b)
 
     def backward(self, gy):
@@ -47,6 +53,8 @@ def _transposed_matrix(t: Tensor) -> bool:
 
 def matmul(a: Tensor, b: Tensor) -> Tensor:
     """Matrix product with NumPy/PyTorch semantics: vectors are promoted, batches broadcast."""
+    if _autocast.on:
+        a, b = autocast_state.lower(a, b)
     a, b = binary_operands(a, b)
     if a.ndim == 0 or b.ndim == 0:
         raise RuntimeError("both arguments to matmul need to be at least 1D")
@@ -101,6 +109,11 @@ class LinearFn(Function):
     def forward(self, x, w, b=None):
         self.rows = n = math.prod(x.shape[:-1])  # (not -1: not inferable for 0 features)
         rows = x.reshape(n, x.shape[-1])  # a view when x is contiguous
+        if x.dtype.char in "eE" and self.xp is np:  # NumPy: no fast 2-byte-float GEMM
+            y = np.matmul(rows.astype(np.float32), w.T.astype(np.float32))
+            if b is not None:
+                y += b
+            return y.astype(x.dtype).reshape(x.shape[:-1] + (w.shape[0],))
         y = self.xp.matmul(rows, w.T)  # BLAS reads W^T through its strides: no copy
         if b is not None:
             y += b  # y is fresh: in place
@@ -121,6 +134,8 @@ def linear(x: Tensor, w: Tensor, b=None) -> Tensor:
     """y = x W^T + b: one :class:`LinearFn` node when the operands are plain (x at least 2-D,
     W 2-D, b None or 1-D, all one dtype, matching sizes); otherwise ``x @ W.t() + b`` with
     matmul's broadcasting, promotion and error messages."""
+    if _autocast.on:
+        x, w, b = autocast_state.lower(x, w, b)
     if (x.ndim >= 2 and w.ndim == 2 and x.shape[-1] == w.shape[1]
             and x.data.dtype == w.data.dtype
             and (b is None or (isinstance(b, Tensor) and b.shape == (w.shape[0],)

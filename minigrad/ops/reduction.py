@@ -31,7 +31,7 @@ class SumFn(Function):
 
     def forward(self, x, axes=(), keepdim=False):
         self.axes, self.keepdim = axes, keepdim
-        out_dtype = x.dtype if x.dtype.kind == "f" else np.int64
+        out_dtype = x.dtype if x.dtype.kind in "fV" else np.int64  # (V: bfloat16)
         return x.sum(axis=axes, keepdims=keepdim, dtype=out_dtype)
 
     def backward(self, gy):
@@ -59,7 +59,7 @@ def mean(x: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:
     """Arithmetic mean over ``dim`` (a float tensor is required, as in PyTorch)."""
     if dtype is not None:
         x = cast(x, dtypes.to_dtype(dtype))
-    if x.dtype.kind != "f":
+    if x.dtype.kind not in "fV":  # (V: bfloat16)
         raise RuntimeError(
             f"mean(): could not infer output dtype. Input dtype must be floating point, got "
             f"{x.dtype}. Use x.float().mean()."
