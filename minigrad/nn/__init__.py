@@ -16,5 +16,12 @@ from minigrad.nn.attention import (  # noqa: F401,E402
 )
 from minigrad.nn.llm import RMSNorm, SiLU  # noqa: F401,E402
 from minigrad.nn import rotary  # noqa: F401,E402
+from minigrad.nn.activation import (  # noqa: F401,E402
+    ELU, Dropout1d, Dropout2d, Hardtanh, LeakyReLU, Mish, PReLU, Softplus,
+)
+from minigrad.nn.containers import ParameterDict, ParameterList  # noqa: F401,E402
+from minigrad.nn.transformer import (  # noqa: F401,E402
+    Transformer, TransformerDecoder, TransformerDecoderLayer,
+)
 from minigrad.nn import utils  # noqa: F401,E402
 from minigrad.nn import parallel  # noqa: F401,E402

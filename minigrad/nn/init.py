@@ -295,3 +295,35 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
     z = xp.clip(z, lo, hi)
     dt = z.dtype.type
     return _fill(tensor, xp.clip(z * dt(std) + dt(mean), a, b))
+
+
+def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
+    """Fill with a (semi-)orthogonal matrix times ``gain`` (Saxe et al. 2013), PyTorch's way:
+    the tensor viewed as ``(size(0), rest)``, the Q of a Gaussian matrix's QR decomposition,
+    its columns' signs fixed by R's diagonal so the result is uniformly distributed.
+
+    Example:
+        >>> import minigrad as mg
+        >>> w = mg.nn.init.orthogonal_(mg.empty(3, 5))
+        >>> bool(abs((w @ w.t()).numpy() - mg.eye(3).numpy()).max() < 1e-5)
+        True
+    """
+    _check_float(tensor, "orthogonal_")
+    if tensor.ndim < 2:
+        raise ValueError("Only tensors with 2 or more dimensions are supported")
+    if tensor.numel() == 0:
+        return tensor
+    xp = tensor.xp
+    rows = tensor.shape[0]
+    cols = tensor.numel() // rows
+    work = np.float64 if tensor.dtype == np.float64 else np.float32
+    flat = random_normal_array(tensor.device, (rows, cols), work)
+    if rows < cols:
+        flat = flat.T
+    q, r = xp.linalg.qr(flat)
+    # NOTE: QR is unique only up to column signs; making R's diagonal positive removes that
+    # freedom, so Q is distributed uniformly over the orthogonal matrices (Mezzadri 2007)
+    q = q * xp.sign(xp.diagonal(r))
+    if rows < cols:
+        q = q.T
+    return _fill(tensor, (q * gain).reshape(tensor.shape).astype(tensor.dtype))
