@@ -431,10 +431,10 @@ def random_normal(device: Device, shape, dtype, mean: float = 0.0, std: float = 
 
 def _draw(device: Device, shape, dtype, methods, scale: float, shift: float) -> Array:
     """``scale * u + shift`` for standard draws ``u`` of the generator method ``methods[0]``
-    (NumPy) or ``methods[1]`` (CuPy), made in ``dtype`` (float32 for float16) and scaled in
+    (NumPy) or ``methods[1]`` (CuPy), made in ``dtype`` (float32 for 2-byte floats) and scaled in
     place."""
     gen = generator(device)
-    work = np.float32 if np.dtype(dtype) == np.float16 else dtype
+    work = np.float32 if np.dtype(dtype).char in "eE" else dtype  # float16, bfloat16
     if device.type == "cpu":
         out = getattr(gen, methods[0])(shape, dtype=work)
     else:
