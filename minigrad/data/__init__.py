@@ -12,5 +12,10 @@ from minigrad.data.loader import (  # noqa: F401,E402
     DataLoader, Dataset, Subset, TensorDataset, default_collate, random_split,
 )
 from minigrad.data.sampler import DistributedSampler, randperm  # noqa: F401,E402
+from minigrad.data.samplers import (  # noqa: F401,E402
+    BatchSampler, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
+    WeightedRandomSampler,
+)
+from minigrad.data.worker import WorkerInfo, get_worker_info  # noqa: F401,E402
 from minigrad.data.safe_pickle import SafeUnpickler, load_array_pickle, mnist1d  # noqa: F401,E402
 from minigrad.data.spoken_digits import fsdd, read_fsdd, recordings_sha256  # noqa: F401,E402

@@ -30,6 +30,7 @@ from typing import Any, Callable
 import numpy as np
 
 from minigrad import backend
+from minigrad.data.worker import _MultiProcessIter, _WorkerPool
 from minigrad.tensor import Tensor
 
 __all__ = ["DataLoader", "Dataset", "Subset", "TensorDataset", "default_collate", "random_split"]
@@ -234,22 +235,36 @@ def _array_source(dataset: Dataset) -> tuple[list, Array | None] | None:
 
 
 class DataLoader:
-    """Iterates over a data set in mini-batches of tensors.
+    """Iterates over a data set in mini-batches of tensors (PyTorch's arguments, in order).
 
     Args:
         dataset: a `Dataset` (a `TensorDataset` or a `Subset` of one takes the fast path).
         batch_size: examples per batch.
         shuffle: draw a new random order every epoch (every ``iter(loader)``).
-        drop_last: drop the last batch when it is smaller than `batch_size`.
+        sampler: yields the indices of the examples, in order, instead of `shuffle` (e.g. a
+            `RandomSampler`, or a `DistributedSampler`, each rank its shard).
+        batch_sampler: yields one list of indices per batch (excludes `batch_size`,
+            `shuffle`, `sampler` and `drop_last`).
+        num_workers: worker processes that load batches ahead, in parallel with training
+            (0: load in the main process). See `minigrad.data.worker`.
         collate_fn: turns a list of examples into a batch (default: `default_collate`);
             giving one makes the loader read examples one at a time.
-        seed: seeds the loader's own generator; None uses the CPU generator that
-            `mg.manual_seed` seeds.
+        pin_memory: accepted for PyTorch compatibility; batches go to `device` directly.
+        drop_last: drop the last batch when it is smaller than `batch_size`.
+        timeout: with workers, the seconds to wait for a batch before raising (0: forever).
+        worker_init_fn: called as ``worker_init_fn(worker_id)`` in each worker, after seeding.
+        multiprocessing_context: ``"fork"``, ``"spawn"``, ``"forkserver"`` or a context
+            (default: the platform's).
+        generator: a ``numpy.random.Generator`` for the shuffle and the workers' base seed.
+        prefetch_factor: batches loaded ahead per worker (default 2; only with workers).
+        persistent_workers: keep the workers alive between epochs.
+        pin_memory_device, in_order: accepted for PyTorch compatibility (batches always come
+            in order).
+        seed: seeds the loader's own generator; None (and no `generator`) uses the CPU
+            generator that `mg.manual_seed` seeds.
         device: the device batches are put on; None leaves them where the data is (the CPU
             for NumPy arrays). Moving a whole `TensorDataset` to the device once, before
             training, is faster than moving every batch.
-        sampler: yields the indices of the examples, in order, instead of `shuffle` (e.g. a
-            `DistributedSampler`, each rank its shard); its ``len`` is the number of examples.
 
     Example:
         >>> import minigrad as mg
@@ -267,32 +282,97 @@ class DataLoader:
     def __init__(
         self,
         dataset: Dataset,
-        batch_size: int = 1,
-        shuffle: bool = False,
-        drop_last: bool = False,
+        batch_size: int | None = 1,
+        shuffle: bool | None = None,
+        sampler: Any = None,
+        batch_sampler: Any = None,
+        num_workers: int = 0,
         collate_fn: Callable[[list], Any] | None = None,
+        pin_memory: bool = False,
+        drop_last: bool = False,
+        timeout: float = 0,
+        worker_init_fn: Callable[[int], None] | None = None,
+        multiprocessing_context: Any = None,
+        generator: np.random.Generator | None = None,
+        *,
+        prefetch_factor: int | None = None,
+        persistent_workers: bool = False,
+        pin_memory_device: str = "",
+        in_order: bool = True,
         seed: int | None = None,
         device: str | backend.Device | None = None,
-        sampler: Any = None,
     ) -> None:
-        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
+        shuffle = bool(shuffle)
+        if batch_sampler is not None:
+            if batch_size != 1 or shuffle or sampler is not None or drop_last:
+                raise ValueError(
+                    "batch_sampler option is mutually exclusive with batch_size, shuffle, "
+                    "sampler, and drop_last"
+                )
+            batch_size = None
+        elif batch_size is None:
+            raise ValueError("batch_size=None (no automatic batching) is not supported")
+        elif isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or (
             batch_size <= 0
         ):
             raise ValueError(f"batch_size should be a positive integer, got {batch_size!r}")
         if sampler is not None and shuffle:
             raise ValueError("sampler option is mutually exclusive with shuffle")
+        if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+            raise ValueError(
+                "num_workers option should be non-negative; use num_workers=0 to disable "
+                "multiprocessing."
+            )
+        if timeout < 0:
+            raise ValueError("timeout option should be non-negative")
+        if num_workers == 0 and prefetch_factor is not None:
+            raise ValueError(
+                "prefetch_factor option could only be specified in multiprocessing. let "
+                "num_workers > 0 to enable multiprocessing, otherwise set prefetch_factor to None."
+            )
+        if num_workers > 0 and prefetch_factor is None:
+            prefetch_factor = 2
+        if prefetch_factor is not None and prefetch_factor < 1:
+            raise ValueError("prefetch_factor option should be a positive integer")
+        if persistent_workers and num_workers == 0:
+            raise ValueError("persistent_workers option needs num_workers > 0")
+        if generator is not None and seed is not None:
+            raise ValueError("give a generator or a seed, not both")
         self.dataset = dataset
         self.sampler = sampler
-        self.batch_size = int(batch_size)
+        self.batch_sampler = batch_sampler
+        self.batch_size = None if batch_size is None else int(batch_size)
         self.shuffle = shuffle
         self.drop_last = drop_last
         self.collate_fn = collate_fn
+        self.num_workers = num_workers
+        self.pin_memory = pin_memory
+        self.pin_memory_device = pin_memory_device
+        self.timeout = timeout
+        self.worker_init_fn = worker_init_fn
+        self.multiprocessing_context = multiprocessing_context
+        self.prefetch_factor = prefetch_factor
+        self.persistent_workers = persistent_workers
+        self.in_order = in_order
         self.seed = seed
+        self.generator = generator
         self.device = backend.get_device(device) if device is not None else None
-        self._rng = np.random.default_rng(seed) if seed is not None else None
+        self._rng = np.random.default_rng(seed) if seed is not None else generator
         self._source = None if collate_fn is not None else _array_source(dataset)
+        if num_workers > 0 and self._source is not None and (
+            backend.array_module(self._source[0][0]) is not np
+        ):
+            raise ValueError(
+                "DataLoader workers cannot read a data set held on the GPU; use num_workers=0 "
+                "(the GPU fast path needs no workers), or keep the data on the CPU and pass "
+                "device="
+            )
+        self._pool = None  # the worker processes, when persistent
+        self._epoch = 0
 
     def __len__(self) -> int:
+        if self.batch_sampler is not None:
+            return len(self.batch_sampler)
         n = len(self.dataset) if self.sampler is None else len(self.sampler)
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
@@ -306,6 +386,55 @@ class DataLoader:
         return rng.permutation(len(self.dataset))
 
     def __iter__(self) -> Iterator:
+        if self.num_workers > 0:
+            return self._iter_workers()
+        if self.batch_sampler is not None:
+            return self._iter_batches(list(self.batch_sampler))
+        return self._iter_main()
+
+    def _iter_batches(self, batches: list) -> Iterator:
+        """In the main process, batches given as lists of indices."""
+        fetch = self._fetcher()
+        for indices in batches:
+            yield self._deliver(fetch(indices))
+
+    def _batch_indices(self) -> list:
+        """This epoch's batches, as arrays of example indices (for the workers)."""
+        if self.batch_sampler is not None:
+            return [np.asarray(b, dtype=np.int64) for b in self.batch_sampler]
+        order = self._order()
+        n = len(self.dataset) if order is None else len(order)
+        if order is None:
+            order = np.arange(n, dtype=np.int64)
+        stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
+        return [order[i : min(i + self.batch_size, stop)] for i in range(0, stop, self.batch_size)]
+
+    def _iter_workers(self) -> Iterator:
+        """With worker processes: the same batches as in the main process, loaded ahead."""
+        batches = self._batch_indices()  # NOTE: the order first, as with num_workers=0
+        pool = self._pool
+        if pool is None or not pool.alive:
+            rng = self._rng if self._rng is not None else backend.generator(backend.CPU)
+            base_seed = int(rng.integers(0, 2**63 - 1))
+            pool = _WorkerPool(self, base_seed)
+            if self.persistent_workers:
+                self._pool = pool
+        self._epoch += 1
+        return _MultiProcessIter(self, pool, self._epoch, batches)
+
+    def _fetcher(self) -> "_Fetcher":
+        return _Fetcher(self.dataset, self.collate_fn, self._source)
+
+    def _deliver(self, batch: Any) -> Any:
+        return _batch_to(batch, self.device)
+
+    def __del__(self):
+        pool = self.__dict__.get("_pool")
+        if pool is not None:
+            pool.shutdown()
+
+    def _iter_main(self) -> Iterator:
+        """In the main process (``num_workers=0``)."""
         order = self._order()
         n = len(self.dataset) if order is None else len(order)
         stop = (n // self.batch_size) * self.batch_size if self.drop_last else n
@@ -339,3 +468,21 @@ class DataLoader:
                 ids = order[start : start + len(ids)]
             batch = collate([self.dataset[int(i)] for i in ids])
             yield _batch_to(batch, self.device)
+
+
+class _Fetcher:
+    """Reads one batch given its example indices (picklable: workers get one)."""
+
+    def __init__(self, dataset: Dataset, collate_fn: Callable | None, source) -> None:
+        self.dataset = dataset
+        self.collate_fn = collate_fn or default_collate
+        self.source = source
+
+    def __call__(self, indices) -> Any:
+        if self.source is not None:  # the fast path: one fancy-index per array
+            arrays, index = self.source
+            rows = np.asarray(indices, dtype=np.int64)
+            if index is not None:
+                rows = index[rows]
+            return tuple(Tensor._make(a[rows]) for a in arrays)
+        return self.collate_fn([self.dataset[int(i)] for i in indices])
