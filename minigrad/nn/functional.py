@@ -24,7 +24,8 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from minigrad import backend, kernels, ops, references
+from minigrad import autocast_state, backend, kernels, ops, references
+from minigrad.autocast_state import state as _autocast
 from minigrad.fused import fused_enabled
 from minigrad.ops import linalg
 from minigrad.tensor import Tensor
@@ -210,6 +211,8 @@ def softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3,
         >>> F.softmax(mg.tensor([0.0, 0.0]), dim=0)
         tensor([0.5000, 0.5000])
     """
+    if _autocast.on and dtype is None:
+        input, = autocast_state.fp32(input)
     return ops.softmax(input, dim=dim, dtype=dtype)
 
 
@@ -223,6 +226,8 @@ def log_softmax(input: Tensor, dim: Optional[int] = None, _stacklevel: int = 3,
         >>> F.log_softmax(mg.tensor([1e4, 0.0]), dim=0)
         tensor([     0., -10000.])
     """
+    if _autocast.on and dtype is None:
+        input, = autocast_state.fp32(input)
     return ops.log_softmax(input, dim=dim, dtype=dtype)
 
 
@@ -258,6 +263,8 @@ def layer_norm(input: Tensor, normalized_shape: _Shape, weight: Optional[Tensor]
         >>> F.layer_norm(mg.tensor([[1.0, 3.0]]), (2,))
         tensor([[-1.0000,  1.0000]])
     """
+    if _autocast.on:
+        input, weight, bias = autocast_state.fp32(input, weight, bias)
     shape, dims = _normalized_dims(input, normalized_shape)
     for name, p in (("weight", weight), ("bias", bias)):
         if p is not None and tuple(p.shape) != shape:
@@ -466,6 +473,8 @@ def nll_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         tensor(1.)
     """
     reduction = _reduction(reduction, size_average, reduce)
+    if _autocast.on:
+        input, weight = autocast_state.loss(input, weight)
     class_dim = _class_dim(input, "nll_loss")
     valid = _check_class_indices(input, target, class_dim, ignore_index, "nll_loss")
     weight = _class_weight(weight, input, input.shape[class_dim], "nll_loss")
@@ -515,6 +524,8 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0. Got: {label_smoothing}")
     class_dim = _class_dim(input, "cross_entropy")
     _check_tensor(target, "cross_entropy", "target")
+    if _autocast.on:
+        input, target, weight = autocast_state.loss(input, target, weight)
     weight = _class_weight(weight, input, input.shape[class_dim], "cross_entropy")
     fused = fused_enabled("softmax_cross_entropy", input)
     if tuple(target.shape) == tuple(input.shape):
@@ -553,6 +564,8 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor]
     """
     reduction = _reduction(reduction, size_average, reduce)
     _check_tensor(input, "binary_cross_entropy", "input")
+    if _autocast.on:
+        input, target, weight = autocast_state.loss(input, target, weight)
     _check_tensor(target, "binary_cross_entropy", "target")
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(
@@ -604,6 +617,9 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
     """
     reduction = _reduction(reduction, size_average, reduce)
     _check_tensor(target, "binary_cross_entropy_with_logits", "target")
+    if _autocast.on:
+        input, target, weight, pos_weight = autocast_state.loss(input, target, weight,
+                                                                 pos_weight)
     if tuple(target.shape) != tuple(input.shape):
         raise ValueError(
             f"Target size ({tuple(target.shape)}) must be the same as input size "
@@ -644,6 +660,8 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
         tensor(2.)
     """
     reduction = _reduction(reduction, size_average, reduce)
+    if _autocast.on:
+        input, target = autocast_state.loss(input, target)
     d = input - _pointwise_target(input, target, "mse_loss")
     return _reduce(d * d, reduction)
 
@@ -659,6 +677,8 @@ def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
         tensor(1.)
     """
     reduction = _reduction(reduction, size_average, reduce)
+    if _autocast.on:
+        input, target = autocast_state.loss(input, target)
     d = input - _pointwise_target(input, target, "l1_loss")
     return _reduce(ops.abs(d), reduction)
 
@@ -676,6 +696,8 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     reduction = _reduction(reduction, size_average, reduce)
     if beta < 0:
         raise ValueError(f"smooth_l1_loss does not support negative values for beta, got {beta}")
+    if _autocast.on:
+        input, target = autocast_state.loss(input, target)
     d = input - _pointwise_target(input, target, "smooth_l1_loss")
     ad = ops.abs(d)
     if beta == 0:
@@ -697,6 +719,8 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",
     reduction = _reduction(reduction)
     if delta <= 0:
         raise ValueError(f"huber_loss does not support non-positive values for delta, got {delta}")
+    if _autocast.on:
+        input, target = autocast_state.loss(input, target)
     d = input - _pointwise_target(input, target, "huber_loss")
     ad = ops.abs(d)
     loss = ops.where(ad.detach() < delta, d * d * 0.5, (ad - 0.5 * delta) * delta)
@@ -760,6 +784,8 @@ def scaled_dot_product_attention(
         >>> F.scaled_dot_product_attention(q, k, v, is_causal=True).shape
         (2, 4, 5, 8)
     """
+    if _autocast.on:
+        query, key, value = autocast_state.lower(query, key, value)
     for name, t in (("query", query), ("key", key), ("value", value)):
         if not isinstance(t, Tensor) or t.ndim < 2:
             raise ValueError(
