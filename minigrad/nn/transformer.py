@@ -17,6 +17,7 @@ from minigrad.nn import init
 from minigrad.nn.attention import (
     _ACTIVATIONS, MultiheadAttention, TransformerEncoder, TransformerEncoderLayer,
 )
+from minigrad.nn.checkpoint import GradientCheckpointing
 from minigrad.nn.layers import Dropout, LayerNorm, Linear
 from minigrad.nn.module import Module, ModuleList
 from minigrad.tensor import Tensor, tensor
@@ -131,8 +132,11 @@ class TransformerDecoderLayer(Module):
         return self.dropout3(x)
 
 
-class TransformerDecoder(Module):
+class TransformerDecoder(GradientCheckpointing, Module):
     """A stack of ``num_layers`` copies of ``decoder_layer`` (``layers.{i}``), then ``norm``.
+
+    As :class:`~minigrad.nn.TransformerEncoder`: deep copies, and after
+    ``gradient_checkpointing_enable()`` each layer is recomputed in backward while training.
 
     Example:
         >>> import minigrad as mg
@@ -163,9 +167,9 @@ class TransformerDecoder(Module):
     ) -> Tensor:
         """Run every layer with the same memory and masks; returns a tensor like ``tgt``."""
         x = tgt
-        for layer in self.layers:
-            x = layer(
-                x, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
+        for layer in self.layers:  # checkpointed after gradient_checkpointing_enable()
+            x = self.run_block(
+                layer, x, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
                 tgt_key_padding_mask=tgt_key_padding_mask,
                 memory_key_padding_mask=memory_key_padding_mask,
                 tgt_is_causal=bool(tgt_is_causal), memory_is_causal=memory_is_causal,

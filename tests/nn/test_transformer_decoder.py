@@ -136,3 +136,18 @@ def test_decoder_dropout_train_vs_eval():
     assert not np.allclose(to_numpy(dec(tgt, mem)), to_numpy(dec(tgt, mem)))
     dec.eval()
     np.testing.assert_array_equal(to_numpy(dec(tgt, mem)), to_numpy(dec(tgt, mem)))
+
+
+def test_decoder_gradient_checkpointing_gives_the_same_gradients():
+    mg.manual_seed(0)
+    dec = nn.TransformerDecoder(nn.TransformerDecoderLayer(E, H, FF, dropout=0.0), 2)
+    tgt, mem = mg.randn(4, 2, E), mg.randn(5, 2, E, requires_grad=True)
+    dec(tgt, mem).sum().backward()
+    plain = [to_numpy(p.grad).copy() for p in dec.parameters()] + [to_numpy(mem.grad).copy()]
+    dec.zero_grad()
+    mem.grad = None
+    dec.gradient_checkpointing_enable()
+    dec(tgt, mem).sum().backward()
+    again = [to_numpy(p.grad) for p in dec.parameters()] + [to_numpy(mem.grad)]
+    for a, b in zip(plain, again):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
