@@ -10,5 +10,5 @@ when the kernels run.
 """
 
 from . import (  # noqa: F401
-    adam, attention, dropout, gelu, gru, layer_norm, lstm, softmax_cross_entropy,
+    adam, attention, conv, dropout, gelu, gru, layer_norm, lstm, softmax_cross_entropy,
 )

@@ -21,6 +21,8 @@ reference                              kernel
 :func:`cross_entropy`                  ``kernels/softmax_cross_entropy.py``
 :func:`lstm_layer`, :func:`gru_layer`  ``kernels/lstm.py``, ``kernels/gru.py``
 :func:`scaled_dot_product_attention`   ``kernels/attention.py``
+:func:`conv2d`                         ``kernels/conv.py`` (:func:`pad`: composite only)
+:func:`conv_transpose2d`               ``kernels/conv.py``
 :func:`adam_update`                    ``kernels/adam.py`` (on arrays: an optimizer step)
 =====================================  =====================================================
 
@@ -46,6 +48,7 @@ from minigrad.tensor import Tensor
 Array = Any
 
 __all__ = [
+    "conv2d", "conv_output_size", "conv_transpose2d", "pad",
     "adam_effective_grad", "adam_update", "attention_probs", "causal_mask", "class_index_error",
     "cross_entropy", "dropout", "gelu", "gru_layer", "gru_step", "layer_norm", "lstm_layer",
     "lstm_step", "picked_nll", "scaled_dot_product_attention", "weighted_mean",
@@ -443,3 +446,105 @@ def adam_update(
     xp.divide(exp_avg, denom, out=denom)
     denom *= -step_size
     param += denom
+
+
+# ---------------------------------------------------------------------------- convolution
+
+
+def _full_like(input: Tensor, shape: tuple, value: float) -> Tensor:
+    return _const(input.xp.full(shape, value, dtype=input.dtype))
+
+
+def _pad_dim(x: Tensor, dim: int, lo: int, hi: int, mode: str, value: float) -> Tensor:
+    """``x`` padded along one dimension by ``lo`` before and ``hi`` after (slices and ``cat``)."""
+    n = x.shape[dim]
+
+    def part(start, stop, step=1):
+        return x[(slice(None),) * dim + (slice(start, stop, step),)]
+
+    if lo < 0 or hi < 0:  # negative padding crops (constant mode, as PyTorch)
+        x = part(max(-lo, 0), n - max(-hi, 0))
+        lo, hi, n = max(lo, 0), max(hi, 0), x.shape[dim]
+    if lo == 0 and hi == 0:
+        return x
+    size = list(x.shape)
+    if mode == "constant":
+        before = _full_like(x, tuple(size[:dim] + [lo] + size[dim + 1:]), value)
+        after = _full_like(x, tuple(size[:dim] + [hi] + size[dim + 1:]), value)
+    elif mode == "reflect":  # mirror without repeating the edge: x[lo], ..., x[1]
+        before, after = part(lo, 0, -1), part(n - 2, n - 2 - hi if n - 2 - hi >= 0 else None, -1)
+    elif mode == "replicate":
+        before = part(0, 1).expand(*size[:dim], lo, *size[dim + 1:])
+        after = part(n - 1, n).expand(*size[:dim], hi, *size[dim + 1:])
+    else:  # circular: wrap around
+        before, after = part(n - lo, n), part(0, hi)
+    pieces = [p for p, k in ((before, lo), (x, n), (after, hi)) if k > 0]
+    return ops.cat(pieces, dim=dim)
+
+
+def pad(input: Tensor, pad: Sequence[int], mode: str = "constant", value: float = 0.0) -> Tensor:
+    """``F.pad``: ``pad = (before_last, after_last, before_second_last, ...)``, padded with
+    ``value`` (constant; negative values crop), the mirror image without the edge (reflect),
+    the edge repeated (replicate) or the other end (circular)."""
+    out = input
+    for i in range(len(pad) // 2):
+        out = _pad_dim(out, input.ndim - 1 - i, pad[2 * i], pad[2 * i + 1], mode, value)
+    return out
+
+
+def conv_output_size(size: int, kernel: int, stride: int, dilation: int) -> int:
+    """Positions of a dilated kernel in a (padded) length: ``(size - d (k - 1) - 1) // s + 1``."""
+    return (size - dilation * (kernel - 1) - 1) // stride + 1
+
+
+def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: tuple,
+           padding: tuple, dilation: tuple, groups: int) -> Tensor:
+    """2-d convolution (cross-correlation, as PyTorch) of a batch ``(N, C, H, W)`` with
+    ``weight (O, C // groups, kh, kw)``: zero padding, then im2col, then one matrix product.
+
+    ``padding`` is ``((top, bottom), (left, right))``. im2col gathers, for each kernel offset
+    (i, j), the strided slice ``x[:, :, i*dh :: sh, j*dw :: sw]`` that the offset sees (the
+    ``as_strided`` view of the fused kernel, as slices); the products are per group::
+
+        cols (N, g, C/g * kh * kw, Ho * Wo);  y = weight (g, O/g, C/g * kh * kw) @ cols
+    """
+    (top, bottom), (left, right) = padding
+    x = pad(input, (left, right, top, bottom)) if any((top, bottom, left, right)) else input
+    N, C, H, W = x.shape
+    c_out, _, kh, kw = weight.shape
+    (sh, sw), (dh, dw) = stride, dilation
+    Ho, Wo = conv_output_size(H, kh, sh, dh), conv_output_size(W, kw, sw, dw)
+    views = [x[:, :, i * dh:i * dh + sh * (Ho - 1) + 1:sh, j * dw:j * dw + sw * (Wo - 1) + 1:sw]
+             for i in range(kh) for j in range(kw)]
+    cols = ops.stack(views, dim=2).reshape(N, groups, -1, Ho * Wo)  # (N, g, C/g kh kw, L)
+    y = ops.matmul(weight.reshape(groups, c_out // groups, -1), cols).reshape(N, c_out, Ho, Wo)
+    return y if bias is None else y + bias.reshape(1, c_out, 1, 1)
+
+
+def _dilate(x: Tensor, dim: int, stride: int) -> Tensor:
+    """``stride - 1`` zeros between neighbours along ``dim`` (a transposed conv's input)."""
+    if stride == 1 or x.shape[dim] == 0:
+        return x
+    zeros = _full_like(x, x.shape, 0.0)
+    n = x.shape[dim]
+    woven = ops.stack([x] + [zeros] * (stride - 1), dim=dim + 1)  # (..., n, s, ...)
+    shape = x.shape[:dim] + (n * stride,) + x.shape[dim + 1:]
+    return woven.reshape(shape)[(slice(None),) * dim + (slice(0, (n - 1) * stride + 1),)]
+
+
+def conv_transpose2d(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: tuple,
+                     padding: tuple, output_padding: tuple, dilation: tuple,
+                     groups: int) -> Tensor:
+    """2-d transposed convolution of ``(N, C_in, H, W)`` with ``weight (C_in, C_out / g, kh,
+    kw)``: the gradient of :func:`conv2d` with respect to its input, written as a convolution
+    with stride 1 of the input with ``s - 1`` zeros between its entries, padded by
+    ``d (k - 1) - p`` (plus ``output_padding`` at the end; negative pads crop), with the kernel
+    flipped and its two channel axes swapped per group."""
+    (sh, sw), (ph, pw), (oph, opw), (dh, dw) = stride, padding, output_padding, dilation
+    c_in, c_out_g, kh, kw = weight.shape
+    x = _dilate(_dilate(input, 2, sh), 3, sw)
+    eh, ew = dh * (kh - 1) - ph, dw * (kw - 1) - pw
+    x = pad(x, (ew, ew + opw, eh, eh + oph))
+    w = weight.reshape(groups, c_in // groups, c_out_g, kh, kw).transpose(1, 2)
+    w = w.reshape(groups * c_out_g, c_in // groups, kh, kw)[:, :, ::-1, ::-1]
+    return conv2d(x, w, bias, (1, 1), ((0, 0), (0, 0)), dilation, groups)

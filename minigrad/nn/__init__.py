@@ -10,6 +10,7 @@ from minigrad.nn.loss import (  # noqa: F401,E402
     BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss, NLLLoss,
     SmoothL1Loss,
 )
+from minigrad.nn.conv import Conv1d, Conv2d, ConvTranspose1d, ConvTranspose2d  # noqa: F401,E402
 from minigrad.nn.rnn import GRU, LSTM, GRUCell, LSTMCell  # noqa: F401,E402
 from minigrad.nn.attention import (  # noqa: F401,E402
     MultiheadAttention, TransformerEncoder, TransformerEncoderLayer,

@@ -29,6 +29,9 @@ from minigrad.autocast_state import state as _autocast
 from minigrad.fused import fused_enabled
 from minigrad.ops import linalg
 from minigrad.tensor import Tensor
+from minigrad.nn.functional_conv import (  # noqa: F401  (F.conv2d, F.pad, ...)
+    conv1d, conv2d, conv_transpose1d, conv_transpose2d, pad,
+)
 from minigrad.nn.llm import rms_norm, silu  # noqa: F401,E402  (nn/llm.py)
 from minigrad.nn.functional_activation import (  # noqa: F401,E402  (issue 19's F.*)
     cosine_similarity, dropout1d, dropout2d, elu, hardtanh, kl_div, leaky_relu, mish, normalize,
@@ -42,6 +45,7 @@ __all__ = [
     "softmax", "log_softmax", "layer_norm", "embedding", "one_hot", "cross_entropy", "nll_loss",
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss", "l1_loss",
     "smooth_l1_loss", "huber_loss", "scaled_dot_product_attention",
+    "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "pad",
     "rms_norm", "silu",
     "cosine_similarity", "dropout1d", "dropout2d", "elu", "hardtanh", "kl_div", "leaky_relu",
     "mish", "normalize", "prelu",

@@ -16,7 +16,7 @@ from minigrad.kernels import _cuda
 
 KERNEL_DIR = Path(K.__file__).resolve().parent
 SOURCES = sorted(p.stem for p in KERNEL_DIR.glob("*.cu"))
-EXPECTED = ["adam", "attention", "dropout", "gelu", "gru", "layer_norm", "lstm",
+EXPECTED = ["adam", "attention", "conv", "dropout", "gelu", "gru", "layer_norm", "lstm",
             "softmax_cross_entropy"]
 
 

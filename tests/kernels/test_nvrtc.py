@@ -104,7 +104,7 @@ def _expressions(name, dtype):
 
 
 def test_sources_are_found():
-    assert len(SOURCES) == 8, SOURCES
+    assert len(SOURCES) == 9, SOURCES
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -1,0 +1,270 @@
+"""Fused 2-d convolution and transposed convolution: im2col, one matrix product per group, col2im.
+
+What is fused: :func:`minigrad.references.conv2d` and :func:`minigrad.references.conv_transpose2d`
+(the references pad, take one strided slice per kernel offset, stack them and multiply: a graph
+of ``kh * kw + 4`` nodes whose backward builds ``kh * kw`` full-size gradients). Here each is one
+node whose forward and backward are built from two array routines and GEMMs:
+
+- ``im2col(x, pad)``: ``cols[c, i, j, n, oh, ow] = x[n, c, oh*sh + i*dh - ph, ow*sw + j*dw - pw]``
+  (0 outside ``x``), a ``(C kh kw, N Ho Wo)`` matrix;
+- ``col2im(cols, pad)``: its adjoint, ``x[n, c, h, w] = sum of cols[c, i, j, n, oh, ow]`` over
+  ``h + ph = oh*sh + i*dh``, ``w + pw = ow*sw + j*dw``.
+
+With ``W_g`` the weight of group g as a matrix::
+
+    conv:        y_g = W_g (O/g, C/g kh kw) @ cols_g;   gW_g = gy_g @ cols_g^T;
+                 gx = col2im(W_g^T @ gy_g);             gb = sum of gy over (N, H, W)
+    transposed:  y = col2im(W_g^T (C_out/g kh kw, C_in/g) @ x_g);   gcols = im2col(gy);
+                 gx_g = W_g @ gcols_g;                  gW_g = x_g @ gcols_g^T
+
+The channel-major layout ``(C, kh, kw, N, Ho, Wo)`` makes every product one GEMM per group over
+the whole batch (``np.matmul`` on ``(g, ., .)`` stacks), and its copies read rows of ``x``.
+
+NumPy: im2col is one copy of an ``as_strided`` view of the zero-padded input (no Python loop
+over pixels); col2im is ``kh * kw`` strided slice adds into a zeroed frame (no ``np.add.at``:
+within one kernel offset no two entries land on the same pixel). CUDA (``conv.cu``): one
+grid-stride kernel each for im2col (padding by bounds checks, no padded copy) and col2im (one
+thread per output pixel gathers its sum: no atomics); the GEMMs are CuPy's ``matmul`` (cuBLAS).
+
+Backward with ``create_graph=True`` differentiates the references (``FusedFunction``), so
+double backward is exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad import references
+from minigrad.autograd import is_grad_enabled
+from minigrad.fused import FusedFunction
+from minigrad.tensor import Tensor
+
+from . import _cuda
+
+CUDA_KERNELS = ("im2col", "col2im")
+
+
+class _ConvGeometry:
+    """The sizes of one convolution, in the conv's own terms (for a transposed conv, its input
+    is the conv's output): ``x (N, C, H, W)`` <-> ``cols (C, kh, kw, N, Ho, Wo)``."""
+
+    def __init__(self, N, C, H, W, kh, kw, Ho, Wo, stride, dilation, pad):
+        self.N, self.C, self.H, self.W = N, C, H, W
+        self.kh, self.kw, self.Ho, self.Wo = kh, kw, Ho, Wo
+        (self.sh, self.sw), (self.dh, self.dw), (self.ph, self.pw) = stride, dilation, pad
+
+    def frame(self):
+        """Rows and columns of the padded input the kernel windows reach (and past ``x``)."""
+        return (max((self.Ho - 1) * self.sh + (self.kh - 1) * self.dh + 1, self.ph + self.H),
+                max((self.Wo - 1) * self.sw + (self.kw - 1) * self.dw + 1, self.pw + self.W))
+
+    def offset_slices(self, i, j):
+        """The frame rows and columns that kernel offset (i, j) reads, as slices."""
+        h0, w0 = i * self.dh, j * self.dw
+        return (slice(h0, h0 + self.sh * (self.Ho - 1) + 1, self.sh),
+                slice(w0, w0 + self.sw * (self.Wo - 1) + 1, self.sw))
+
+
+# ---------------------------------------------------------------------------- NumPy
+
+
+def _im2col_numpy(xp, x, g: _ConvGeometry):
+    """``(C, kh, kw, N, Ho, Wo)`` windows of ``x (N, C, H, W)``: one copy of a strided view."""
+    Hf, Wf = g.frame()
+    if g.ph or g.pw or Hf > g.H or Wf > g.W:
+        framed = np.zeros((g.N, g.C, Hf, Wf), dtype=x.dtype)
+        framed[:, :, g.ph:g.ph + g.H, g.pw:g.pw + g.W] = x
+        x = framed
+    sN, sC, sH, sW = x.strides
+    view = np.lib.stride_tricks.as_strided(
+        x, shape=(g.C, g.kh, g.kw, g.N, g.Ho, g.Wo),
+        strides=(sC, g.dh * sH, g.dw * sW, sN, g.sh * sH, g.sw * sW), writeable=False)
+    return np.ascontiguousarray(view)
+
+
+def _col2im_numpy(xp, cols, g: _ConvGeometry):
+    """The adjoint of :func:`_im2col_numpy`: ``kh * kw`` strided slice adds into a frame laid
+    out ``(C, N, Hf, Wf)`` (so every add reads ``cols`` in order), cropped to ``(N, C, H, W)``."""
+    Hf, Wf = g.frame()
+    frame = np.zeros((g.C, g.N, Hf, Wf), dtype=cols.dtype)
+    for i in range(g.kh):
+        for j in range(g.kw):
+            rows, columns = g.offset_slices(i, j)
+            frame[:, :, rows, columns] += cols[:, i, j]
+    x = frame[:, :, g.ph:g.ph + g.H, g.pw:g.pw + g.W].transpose(1, 0, 2, 3)
+    return np.ascontiguousarray(x)
+
+
+# ---------------------------------------------------------------------------- CUDA
+
+
+def _geometry_args(g: _ConvGeometry) -> tuple:
+    return tuple(np.int32(v) for v in (g.N, g.C, g.H, g.W, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw,
+                                       g.ph, g.pw, g.Ho, g.Wo))
+
+
+def _im2col_cuda(xp, x, g: _ConvGeometry):
+    """``conv.cu`` im2col: one thread per entry of ``cols``; padding by bounds checks."""
+    x = xp.ascontiguousarray(x)
+    cols = xp.empty((g.C, g.kh, g.kw, g.N, g.Ho, g.Wo), dtype=x.dtype)
+    dev = x.device.id
+    fn = _cuda.kernel("conv", CUDA_KERNELS, "im2col", x.dtype, dev)
+    grid, block = _cuda.grid_1d(cols.size, sm_count=_cuda.sm_count(dev))
+    fn(grid, block, (x, cols, np.int64(cols.size)) + _geometry_args(g))
+    return cols
+
+
+def _col2im_cuda(xp, cols, g: _ConvGeometry):
+    """``conv.cu`` col2im: one thread per pixel of ``x``, summing the windows that cover it."""
+    cols = xp.ascontiguousarray(cols)
+    x = xp.empty((g.N, g.C, g.H, g.W), dtype=cols.dtype)
+    dev = cols.device.id
+    fn = _cuda.kernel("conv", CUDA_KERNELS, "col2im", cols.dtype, dev)
+    grid, block = _cuda.grid_1d(x.size, sm_count=_cuda.sm_count(dev))
+    fn(grid, block, (cols, x, np.int64(x.size)) + _geometry_args(g))
+    return x
+
+
+# ---------------------------------------------------------------------------- the Functions
+
+
+def _channel_major(xp, a, groups: int):
+    """``(N, C, H, W)`` -> ``(g, C/g, N H W)``: channels first, one matrix per group."""
+    N, C, H, W = a.shape
+    return xp.ascontiguousarray(a.transpose(1, 0, 2, 3)).reshape(groups, C // groups, N * H * W)
+
+
+def _batch_major(xp, a, N: int, H: int, W: int):
+    """``(g, C/g, N H W)`` -> ``(N, C, H, W)``, contiguous."""
+    return xp.ascontiguousarray(a.reshape(a.shape[0] * a.shape[1], N, H, W).transpose(1, 0, 2, 3))
+
+
+class _ConvBase(FusedFunction):
+    """Shared by the two Functions: the device's im2col/col2im and the bias gradient."""
+
+    stride = dilation = padding = (1, 1)  # forward parameters
+    groups = 1
+
+    def _routines(self):
+        if self.xp is np:
+            return _im2col_numpy, _col2im_numpy
+        return _im2col_cuda, _col2im_cuda
+
+    def _forward_numpy(self, *arrays):
+        return self._forward(*arrays)
+
+    def _forward_cuda(self, *arrays):
+        return self._forward(*arrays)
+
+    def _backward_numpy(self, gy):
+        return self._backward(gy)
+
+    def _backward_cuda(self, gy):
+        return self._backward(gy)
+
+    def _bias_grad(self, gy):
+        if len(self.inputs) < 3 or not self.needs_input_grad[2]:
+            return None
+        return gy.sum(axis=(0, 2, 3))
+
+
+class FusedConv2dFn(_ConvBase, kernel="conv"):
+    """y = conv2d(x, w) + b;  gx = col2im(W^T gy), gW = gy cols^T, gb = sum gy."""
+
+    padding = ((0, 0), (0, 0))  # ((top, bottom), (left, right)), a forward parameter
+
+    def reference(self, x, w, b=None):
+        return references.conv2d(x, w, b, self.stride, self.padding, self.dilation, self.groups)
+
+    def _forward(self, x, w, b=None):
+        xp, groups = self.xp, self.groups
+        N, C, H, W = x.shape
+        c_out, _, kh, kw = w.shape
+        (top, bottom), (left, right) = self.padding
+        (sh, sw), (dh, dw) = self.stride, self.dilation
+        Ho = references.conv_output_size(H + top + bottom, kh, sh, dh)
+        Wo = references.conv_output_size(W + left + right, kw, sw, dw)
+        self.geometry = g = _ConvGeometry(N, C, H, W, kh, kw, Ho, Wo, self.stride,
+                                          self.dilation, (top, left))
+        im2col, _ = self._routines()
+        cols = im2col(xp, x, g).reshape(groups, C // groups * kh * kw, N * Ho * Wo)
+        # the weight gradient needs the columns; keep them only when it will be asked for
+        self.cols = cols if is_grad_enabled() and self.inputs[1].requires_grad else None
+        self.w_mat = w.reshape(groups, c_out // groups, -1)
+        y = xp.matmul(self.w_mat, cols).reshape(c_out, N, Ho, Wo)
+        if b is not None:
+            y += b.reshape(c_out, 1, 1, 1)
+        return xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
+
+    def _backward(self, gy):
+        xp, g = self.xp, self.geometry
+        gy_mat = _channel_major(xp, gy, self.groups)  # (g, O/g, N Ho Wo)
+        gx = gw = None
+        if self.needs_input_grad[0]:
+            _, col2im = self._routines()
+            gcols = xp.matmul(self.w_mat.transpose(0, 2, 1), gy_mat)
+            gx = col2im(xp, gcols.reshape(g.C, g.kh, g.kw, g.N, g.Ho, g.Wo), g)
+        if self.needs_input_grad[1]:
+            gw = xp.matmul(gy_mat, self.cols.transpose(0, 2, 1)).reshape(self.inputs[1].shape)
+        grads = (gx, gw)
+        return grads + (self._bias_grad(gy),) if len(self.inputs) == 3 else grads
+
+
+class FusedConvTranspose2dFn(_ConvBase):
+    """y = conv_transpose2d(x, w) + b = col2im(W^T x) + b;  gcols = im2col(gy),
+    gx = W gcols, gW = x gcols^T, gb = sum gy."""
+
+    output_padding = (0, 0)  # a forward parameter; padding is (ph, pw) here
+
+    def reference(self, x, w, b=None):
+        return references.conv_transpose2d(x, w, b, self.stride, self.padding,
+                                           self.output_padding, self.dilation, self.groups)
+
+    def _forward(self, x, w, b=None):
+        xp, groups = self.xp, self.groups
+        N, c_in, H, W = x.shape
+        _, c_out_g, kh, kw = w.shape
+        (sh, sw), (dh, dw), (ph, pw) = self.stride, self.dilation, self.padding
+        Hout = (H - 1) * sh - 2 * ph + dh * (kh - 1) + self.output_padding[0] + 1
+        Wout = (W - 1) * sw - 2 * pw + dw * (kw - 1) + self.output_padding[1] + 1
+        # the conv whose input gradient this is: input (N, C_out, Hout, Wout), output (H, W)
+        self.geometry = g = _ConvGeometry(N, c_out_g * groups, Hout, Wout, kh, kw, H, W,
+                                          self.stride, self.dilation, (ph, pw))
+        self.x_mat = _channel_major(xp, x, groups)  # (g, C_in/g, N H W)
+        self.w_mat = w.reshape(groups, c_in // groups, -1)  # (g, C_in/g, C_out/g kh kw)
+        cols = xp.matmul(self.w_mat.transpose(0, 2, 1), self.x_mat)
+        _, col2im = self._routines()
+        y = col2im(xp, cols.reshape(g.C, kh, kw, N, H, W), g)
+        if b is not None:
+            y += b.reshape(1, -1, 1, 1)
+        return y
+
+    def _backward(self, gy):
+        xp, g = self.xp, self.geometry
+        im2col, _ = self._routines()
+        gcols = im2col(xp, gy, g).reshape(self.groups, g.C // self.groups * g.kh * g.kw,
+                                           g.N * g.Ho * g.Wo)
+        gx = gw = None
+        if self.needs_input_grad[0]:
+            gx = _batch_major(xp, xp.matmul(self.w_mat, gcols), g.N, g.Ho, g.Wo)
+        if self.needs_input_grad[1]:
+            gw = xp.matmul(self.x_mat, gcols.transpose(0, 2, 1)).reshape(self.inputs[1].shape)
+        grads = (gx, gw)
+        return grads + (self._bias_grad(gy),) if len(self.inputs) == 3 else grads
+
+
+def apply(input: Tensor, weight: Tensor, bias, stride: tuple, padding: tuple,
+          dilation: tuple, groups: int) -> Tensor:
+    """conv2d with the arguments of ``references.conv2d`` (checked by F.conv2d)."""
+    tensors = (input, weight) if bias is None else (input, weight, bias)
+    return FusedConv2dFn.apply(*tensors, stride=stride, padding=padding, dilation=dilation,
+                               groups=groups)
+
+
+def apply_transpose(input: Tensor, weight: Tensor, bias, stride: tuple, padding: tuple,
+                    output_padding: tuple, dilation: tuple, groups: int) -> Tensor:
+    """conv_transpose2d with the arguments of ``references.conv_transpose2d``."""
+    tensors = (input, weight) if bias is None else (input, weight, bias)
+    return FusedConvTranspose2dFn.apply(*tensors, stride=stride, padding=padding,
+                                        output_padding=output_padding, dilation=dilation,
+                                        groups=groups)

@@ -1,0 +1,122 @@
+"""The fused convolutions (kernels/conv.py) against their composite references
+(``references.conv2d``, ``references.conv_transpose2d``), on every device; the ``cuda`` cases run
+the im2col/col2im CUDA C of kernels/conv.cu (on the CuPy stand-in without a GPU)."""
+
+import numpy as np
+import pytest
+from kernel_utils import assert_same, assert_same_second_order, cpu, grad_fn_names, tensor
+from kernel_utils import fused_on  # noqa: F401  (autouse: kernels on, whatever the env)
+
+import minigrad as mg
+import minigrad.nn.functional as F
+from kernels import conv as conv_kernel
+from minigrad import kernels, nn
+
+
+def _x(shape, device, dtype="float64", seed=0):
+    return tensor(np.random.default_rng(seed).standard_normal(shape), device, dtype, True)
+
+
+CONV_CASES = [
+    ((2, 3, 6, 5), (4, 3, 3, 3), dict(padding=1)),
+    ((2, 4, 7, 6), (6, 2, 2, 3), dict(stride=(2, 1), padding=(0, 2), dilation=(1, 2),
+                                      groups=2)),
+    ((1, 4, 5, 5), (4, 1, 3, 3), dict(padding="same", groups=4)),  # depthwise
+    ((3, 2, 6, 9), (2, 2, 3, 2), dict(stride=3, dilation=2)),  # rows and columns left over
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("x_shape,w_shape,options", CONV_CASES)
+def test_conv2d_matches_reference(device, dtype, x_shape, w_shape, options):
+    x, w = _x(x_shape, device, dtype), _x(w_shape, device, dtype, 1)
+    b = _x((w_shape[0],), device, dtype, 2)
+    out, _ = assert_same(lambda x, w, b: F.conv2d(x, w, b, **options), [x, w, b], dtype=dtype)
+    assert out[0].dtype == np.dtype(dtype)
+    assert_same(lambda x, w: F.conv2d(x, w, **options), [x, w], dtype=dtype)
+
+
+TRANSPOSED_CASES = [
+    ((2, 3, 4, 3), (3, 2, 3, 3), dict()),
+    ((2, 4, 3, 4), (4, 3, 3, 2), dict(stride=(2, 3), padding=(1, 0), output_padding=(1, 2),
+                                      groups=2)),
+    ((1, 2, 3, 3), (2, 2, 2, 3), dict(stride=2, padding=1, dilation=2, output_padding=1)),
+]
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("x_shape,w_shape,options", TRANSPOSED_CASES)
+def test_conv_transpose2d_matches_reference(device, dtype, x_shape, w_shape, options):
+    x, w = _x(x_shape, device, dtype), _x(w_shape, device, dtype, 1)
+    b = _x((w_shape[1] * options.get("groups", 1),), device, dtype, 2)
+    assert_same(lambda x, w, b: F.conv_transpose2d(x, w, b, **options), [x, w, b], dtype=dtype)
+
+
+def test_conv1d_and_transpose1d_run_fused(device):
+    x, w = _x((2, 4, 9), device), _x((6, 2, 3), device, seed=1)
+    fn = lambda x, w: F.conv1d(x, w, stride=2, padding=1, groups=2)  # noqa: E731
+    assert "FusedConv2dFn" in grad_fn_names(fn(x, w))
+    assert_same(fn, [x, w])
+    wt = _x((4, 3, 3), device, seed=2)
+    fn = lambda x, w: F.conv_transpose1d(x, w, stride=2, output_padding=1)  # noqa: E731
+    assert "FusedConvTranspose2dFn" in grad_fn_names(fn(x, wt))
+    assert_same(fn, [x, wt])
+
+
+def test_gradcheck_fused_functions(device):
+    x, w, b = _x((2, 2, 5, 4), device), _x((4, 1, 2, 3), device, seed=1), _x((4,), device,
+                                                                              seed=2)
+    fn = lambda x, w, b: kernels.conv.apply(x, w, b, (2, 1), ((1, 0), (2, 1)), (1, 2), 2)  # noqa
+    assert "FusedConv2dFn" in grad_fn_names(fn(x, w, b))
+    assert mg.autograd.gradcheck(fn, [x, w, b])
+    wt = _x((2, 3, 2, 2), device, seed=3)
+    fn = lambda x, w: kernels.conv.apply_transpose(x, w, None, (2, 2), (1, 0), (1, 0),  # noqa
+                                                   (1, 1), 1)
+    assert mg.autograd.gradcheck(fn, [x, wt])
+
+
+def test_create_graph_differentiates_the_reference(device):
+    x, w, b = _x((1, 2, 4, 4), device), _x((2, 2, 2, 2), device, seed=1), _x((2,), device,
+                                                                              seed=2)
+    assert_same_second_order(lambda x, w, b: F.conv2d(x, w, b, stride=2, padding=1), [x, w, b])
+    assert_same_second_order(lambda x, w: F.conv_transpose2d(x, w, stride=2), [x, w])
+
+
+def test_noncontiguous_and_odd_inputs(device):
+    x = _x((5, 4, 3, 2), device, "float32")
+    w = _x((3, 3, 2, 2), device, "float32", 1)
+    assert_same(lambda x, w: F.conv2d(x.permute(3, 2, 0, 1), w[:, :, ::-1]), [x, w],
+                dtype="float32")
+    empty = tensor(np.zeros((0, 2, 4, 4)), device, "float32", True)
+    assert F.conv2d(empty, _x((3, 2, 2, 2), device, "float32")).shape == (0, 3, 3, 3)
+
+
+def test_only_asked_gradients_are_computed(device):
+    x = tensor(np.ones((1, 1, 3, 3)), device)  # no grad: the columns are not kept for gW only
+    w = _x((1, 1, 2, 2), device)
+    y = F.conv2d(x, w)
+    y.sum().backward()
+    np.testing.assert_allclose(cpu(w.grad), np.full((1, 1, 2, 2), 4.0))
+    with mg.no_grad():
+        assert F.conv2d(x, w).grad_fn is None
+
+
+def test_module_and_switch(device):
+    conv = nn.Conv2d(2, 3, 3).to(device)
+    x = _x((1, 2, 5, 5), device, "float32")
+    assert "FusedConv2dFn" in grad_fn_names(conv(x))
+    with mg.use_fused(False):
+        names = grad_fn_names(conv(x))
+        assert "FusedConv2dFn" not in names and "MatmulFn" in names
+
+
+def test_im2col_col2im_are_adjoint():
+    """<im2col(x), c> = <x, col2im(c)> for the NumPy routines (the CUDA ones are checked
+    against them through the Functions above)."""
+    rng = np.random.default_rng(0)
+    g = conv_kernel._ConvGeometry(2, 3, 5, 6, 2, 3, 3, 2, (2, 2), (1, 2), (1, 1))
+    x = rng.standard_normal((2, 3, 5, 6))
+    c = rng.standard_normal((3, 2, 3, 2, 3, 2))
+    lhs = np.sum(conv_kernel._im2col_numpy(np, x, g) * c)
+    rhs = np.sum(x * conv_kernel._col2im_numpy(np, c, g))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
