@@ -17,4 +17,4 @@ from minigrad.models.bert import (  # noqa: F401
 )
 from minigrad.models.charlm import CharRNN, TransformerLM, generate, lm_from_config  # noqa: F401,E402
 from minigrad.models.bpe import BPETokenizer  # noqa: F401,E402
-from minigrad.models.llama import smollm2_path  # noqa: F401,E402
+from minigrad.models.llama import LlamaConfig, LlamaForCausalLM, smollm2_path  # noqa: F401,E402

