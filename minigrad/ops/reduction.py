@@ -11,7 +11,8 @@ from collections import namedtuple
 
 import numpy as np
 
-from minigrad import dtypes
+from minigrad import autocast_state, dtypes
+from minigrad.autocast_state import state as _autocast
 from minigrad.autograd import Function
 from minigrad.ops.elementwise import _output, cast, exp, log, maximum, minimum, sqrt, where
 from minigrad.ops.indexing import scatter_add
@@ -45,6 +46,8 @@ def sum(x: Tensor, dim=None, keepdim: bool = False, dtype=None) -> Tensor:  # no
     """Sum over ``dim`` (all dimensions by default). Integer and bool tensors sum to int64."""
     if dtype is not None:
         x = cast(x, dtypes.to_dtype(dtype))
+    elif _autocast.on:  # CUDA autocast sums in float32
+        x, = autocast_state.fp32(x)
     return SumFn.apply(x, axes=_norm_dims(dim, x.ndim), keepdim=keepdim)
 
 
@@ -124,6 +127,8 @@ class ProdFn(Function):
 
 def prod(x: Tensor, dim=None, keepdim: bool = False) -> Tensor:
     """Product over one dimension (or all)."""
+    if _autocast.on:  # float32 under autocast (on the CPU's float32 list too, as the losses)
+        x, = autocast_state.loss(x)
     axis = None if dim is None else _norm_dim(dim, x.ndim)
     return ProdFn.apply(x, axis=axis, keepdim=keepdim)
 
@@ -238,6 +243,8 @@ def logsumexp(x: Tensor, dim, keepdim: bool = False) -> Tensor:
     NOTE: with m = max(x) held constant, log(sum(exp(x - m))) + m equals the exact value for
     any m and its gradient is softmax(x), so no overflow even at |x| ~ 1e4.
     """
+    if _autocast.on:  # CUDA autocast: float32
+        x, = autocast_state.fp32(x)
     axes = _norm_dims(dim, x.ndim)
     m = x.data.max(axis=axes, keepdims=True) if x.data.size else x.xp.zeros(
         _keep_shape(x.shape, axes), x.dtype)
@@ -293,6 +300,8 @@ def softmax(x: Tensor, dim=None, dtype=None) -> Tensor:
     """exp(x) normalised to sum to 1 along ``dim`` (stable for large logits)."""
     if dtype is not None:
         x = cast(x, dtypes.to_dtype(dtype))
+    elif _autocast.on:  # CUDA autocast: float32
+        x, = autocast_state.fp32(x)
     if x.ndim == 0:
         return reshape(SoftmaxFn.apply(reshape(x, (1,)), axis=0), ())
     return SoftmaxFn.apply(x, axis=_softmax_dim(x, dim))
@@ -302,6 +311,8 @@ def log_softmax(x: Tensor, dim=None, dtype=None) -> Tensor:
     """log(softmax(x)) along ``dim``, computed without forming softmax."""
     if dtype is not None:
         x = cast(x, dtypes.to_dtype(dtype))
+    elif _autocast.on:  # CUDA autocast: float32
+        x, = autocast_state.fp32(x)
     if x.ndim == 0:
         return reshape(LogSoftmaxFn.apply(reshape(x, (1,)), axis=0), ())
     return LogSoftmaxFn.apply(x, axis=_softmax_dim(x, dim))

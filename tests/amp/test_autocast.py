@@ -32,6 +32,11 @@ def _cases(lib, fn):
             t["logits"], t["logits2"].sigmoid()),
         "bce": lambda t: fn.binary_cross_entropy(t["logits"].sigmoid(), t["logits2"].sigmoid()),
         "add": lambda t: t["logits"] + t["logits2"],
+        "sum": lambda t: t["logits"].sum(),
+        "sum_dim": lambda t: lib.sum(t["logits"], dim=1),
+        "prod": lambda t: lib.prod(t["logits"], dim=1),
+        "logsumexp": lambda t: lib.logsumexp(t["logits"], dim=1),
+        "softmax_method": lambda t: t["logits"].softmax(dim=-1),
     }
 
 
@@ -165,6 +170,8 @@ def test_bfloat16_missing_package_error(monkeypatch):
     ("matmul", "float16"), ("linear", "float16"), ("sdpa", "float16"), ("softmax", "float32"),
     ("log_softmax", "float32"), ("layer_norm", "float32"), ("cross_entropy", "float32"),
     ("mse_loss", "float32"), ("softmax_dtype", "float64"), ("add", "float16"),
+    ("sum", "float32"), ("sum_dim", "float32"), ("prod", "float32"), ("logsumexp", "float32"),
+    ("softmax_method", "float32"),
 ])
 def test_cuda_policy(op, want):
     if not mg.cuda.is_available():
