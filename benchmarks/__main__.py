@@ -1,5 +1,5 @@
 """Run every benchmark: each fused kernel (fused vs composite vs PyTorch) and the standard
-workloads W1-W4, on each available device (the CPU, and the GPU when CuPy has one) or the one
+workloads W1-W5, on each available device (the CPU, and the GPU when CuPy has one) or the one
 given; write markdown, JSON and a PNG chart per device under ``benchmarks/results/``.
 
     python -m benchmarks [--quick] [--device all|cpu|cuda] [--only lstm,gru,W2]
@@ -30,7 +30,7 @@ from benchmarks.common import RESULTS, machine, markdown_table, threads  # noqa:
 from benchmarks.kernel_bench import HEADERS, device_peaks, format_row, run_case  # noqa: E402
 
 KERNELS = ["softmax_cross_entropy", "adam", "dropout", "layer_norm", "gelu", "attention",
-           "lstm", "gru"]
+           "lstm", "gru", "conv"]
 
 
 def kernel_cases(device: str):
@@ -40,6 +40,9 @@ def kernel_cases(device: str):
         yield name, module.case
         if name == "adam":
             yield "adam_many", module.many_case
+        if name == "conv":
+            yield "conv_first", module.first_case
+            yield "conv_transpose", module.transpose_case
         if name == "attention":
             yield "attention_T1024", module.mid_case
             if device.startswith("cuda"):
@@ -125,7 +128,7 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="all",
                         help="cpu, cuda[:N], or all (the default: the CPU and a usable GPU)")
     parser.add_argument("--quick", action="store_true", help="short timings (one GPU run)")
-    parser.add_argument("--only", default="", help="comma-separated kernels and/or W1..W4")
+    parser.add_argument("--only", default="", help="comma-separated kernels and/or W1..W5")
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     for device in devices_for(args.device):
@@ -137,7 +140,7 @@ def run_device(device: str, quick: bool, only: set) -> None:
     print(f"device {device}, threads {threads()}, quick {quick}", flush=True)
 
     kernel_rows = run_kernels(device, quick, only)
-    names = [w for w in ("W1", "W2", "W3", "W4") if not only or w in only]
+    names = [w for w in ("W1", "W2", "W3", "W4", "W5") if not only or w in only]
     workload_rows = workloads.run(names, device, quick) if names else {}
 
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -3,7 +3,9 @@
 W1 the Keras MNIST MLP (784 -> 128 relu -> dropout 0.5 -> 10, batch 128, Adam);
 W2 LSTM (input 128, hidden 256, T 64, batch 32, cross-entropy on the last state, Adam);
 W3 the same with a GRU; W4 a transformer encoder block (d_model 256, 4 heads, FFN 1024, T 128,
-batch 16, causal, cross-entropy over a 1000-token vocabulary, Adam).
+batch 16, causal, cross-entropy over a 1000-token vocabulary, Adam); W5 a CNN on MNIST-shaped
+input (conv 32 3x3 relu, maxpool 2, conv 64 3x3 relu, maxpool 2, linear 128 relu, dropout 0.5,
+linear 10; batch 128, Adam).
 
 One step = zero_grad + forward + loss + backward + Adam update. Both frameworks get the same
 weights and data and the same thread count; the minigrad loss after one step is checked
@@ -34,6 +36,7 @@ SPECS = {
     "W2": "LSTM 128->256, T64, batch 32",
     "W3": "GRU 128->256, T64, batch 32",
     "W4": "transformer block d256 h4 T128 B16, vocab 1000",
+    "W5": "CNN conv32-pool-conv64-pool-128-10, batch 128",
 }
 
 
@@ -73,7 +76,33 @@ def _build(nn, name):
                 return self.head(self.block(self.emb(x), src_mask=mask, is_causal=True))
 
         return Block()
+    if name == "W5":
+        return _cnn(nn)
     raise ValueError(name)
+
+
+def _cnn(nn):
+    """W5: the Keras MNIST CNN; its pooling is ``F.max_pool2d`` (W5 is reported as not
+    available where the functional module has none)."""
+    pool = getattr(nn.functional, "max_pool2d", None)
+    if pool is None:
+        raise NotImplementedError("W5 needs F.max_pool2d")
+
+    class CNN(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv1 = nn.Conv2d(1, 32, 3)
+            self.conv2 = nn.Conv2d(32, 64, 3)
+            self.fc1 = nn.Linear(64 * 5 * 5, 128)  # 28 -> 26 -> 13 -> 11 -> 5
+            self.drop = nn.Dropout(0.5)
+            self.fc2 = nn.Linear(128, 10)
+
+        def forward(self, x):
+            x = pool(self.conv1(x).relu(), 2)
+            x = pool(self.conv2(x).relu(), 2)
+            return self.fc2(self.drop(self.fc1(x.flatten(1)).relu()))
+
+    return CNN()
 
 
 def _data(name, rng, scale=1):
@@ -84,6 +113,9 @@ def _data(name, rng, scale=1):
     if name in ("W2", "W3"):
         b = 32 * scale
         return rng.standard_normal((64, b, 128), dtype=np.float32), rng.integers(0, 10, b)
+    if name == "W5":
+        b = 128 * scale
+        return rng.standard_normal((b, 1, 28, 28), dtype=np.float32), rng.integers(0, 10, b)
     b = 16 * scale
     return rng.integers(0, 1000, (b, 128)), rng.integers(0, 1000, (b, 128))
 
@@ -266,7 +298,7 @@ def run(names, device="cpu", quick=False, scale=1):
         if torch is not None and torch_device is not None:
             # validate: identical weights and data give the same first loss (dropout aside)
             tmodel, tstep = torch_step(name, model.state_dict(), torch_device, scale)
-            if name != "W1":
+            if name not in ("W1", "W5"):  # (their dropout masks differ)
                 ours, theirs = float(step().item()), float(tstep().item())
                 entry["first_loss"] = {"minigrad": ours, "torch": theirs}
                 if abs(ours - theirs) > 1e-3 * max(1.0, abs(theirs)):
@@ -337,7 +369,7 @@ def phase_rows(results: dict) -> list:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="minigrad standard workloads vs PyTorch")
-    parser.add_argument("--only", default="W1,W2,W3,W4")
+    parser.add_argument("--only", default="W1,W2,W3,W4,W5")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--scale", type=int, default=1, help="multiply every batch size")
