@@ -238,6 +238,18 @@ def _call(hooks: list, *args: Any) -> None:
         hook(*args)
 
 
+def _stop_requested(callbacks: Sequence[Any]) -> bool:
+    """Whether a callback set ``model.stop_training`` (Keras's way to stop training)."""
+    return any(getattr(cb.model, "stop_training", False) for cb in callbacks)
+
+
+def _should_validate(epoch: int, validation_freq: int | Sequence[int]) -> bool:
+    """Keras's rule: every `validation_freq` epochs, or the epochs (from 1) it lists."""
+    if isinstance(validation_freq, int):
+        return (epoch + 1) % validation_freq == 0
+    return epoch + 1 in validation_freq
+
+
 class LRSchedulerCallback(Callback):
     """Steps a learning-rate scheduler after every batch or after every epoch.
 
@@ -441,6 +453,8 @@ def train_epoch(
             if weight is not None:
                 logs["stepped"] = last
             _call(batch_end, batch, logs)
+            if _stop_requested(callbacks):  # e.g. TerminateOnNaN: stop within the epoch
+                break
         step = batch + 1
         if progbar is not None and refresh is not None and step != total_steps:
             now = time.monotonic()
@@ -534,6 +548,7 @@ def fit(
     forward: Callable[[Any], Tensor] | None = None,
     initial_epoch: int = 0,
     gradient_accumulation_steps: int = 1,
+    validation_freq: int | Sequence[int] = 1,
 ) -> History:
     """Trains `model` for `epochs` epochs with a Keras-style progress bar.
 
@@ -565,6 +580,8 @@ def fit(
             epoch numbers as in the uninterrupted run.
         gradient_accumulation_steps: batches per optimizer step, as in `train_epoch` (the
             step equals the step on one batch of all their examples).
+        validation_freq: validate every N epochs (an int), or after the epochs (counted
+            from 1) of a list, as Keras; the other epochs' logs have no ``val_`` entries.
 
     Returns:
         A `History` whose ``.history`` maps ``'loss'``, the metric names and their
@@ -610,7 +627,7 @@ def fit(
         logs = train_epoch(model, loss_fn, optimizer, loader, metrics, bar, refresh,
                            callbacks, forward, average_over_ranks=parallel,
                            gradient_accumulation_steps=gradient_accumulation_steps)
-        if val_loader is not None:
+        if val_loader is not None and _should_validate(epoch, validation_freq):
             val_logs = evaluate(model, loss_fn, val_loader, metrics,
                                 average_over_ranks=parallel)
             logs.update({f"val_{name}": value for name, value in val_logs.items()})
@@ -618,7 +635,7 @@ def fit(
             bar.update(params["steps"] or 0, values=list(logs.items()), finalize=True)
         for cb in callbacks:
             cb.on_epoch_end(epoch, logs)
-        if any(getattr(cb.model, "stop_training", False) for cb in callbacks):
+        if _stop_requested(callbacks):
             break
     for cb in callbacks:
         cb.on_train_end()

@@ -23,10 +23,16 @@ Example:
 """
 
 from minigrad.keras import (  # noqa: F401
-    callbacks, datasets, layers, losses, metrics, models, optimizers, utils,
+    callbacks, datasets, functional, layers, losses, metrics, models, optimizers, saving, utils,
 )
-from minigrad.keras.layers import Input  # noqa: F401
+from minigrad.keras.functional import Input  # noqa: F401
 from minigrad.keras.models import Model, Sequential, load_model  # noqa: F401
+
+# keras.layers.Input and the merging layers (Add, Concatenate, ...) live in keras.functional,
+# which builds on keras.layers; Keras programs reach them as keras.layers.<Name>
+for _name in ("Input", *functional.MERGING_LAYERS):
+    setattr(layers, _name, getattr(functional, _name))
+del _name
 
 __all__ = [
     "Input",

@@ -30,6 +30,7 @@ import numpy as np
 from minigrad import nn
 from minigrad.nn import functional as F
 from minigrad.nn import init
+from minigrad.keras.weights import get_layer_weights, set_layer_weights
 from minigrad.tensor import Tensor, tensor
 
 __all__ = [
@@ -182,6 +183,14 @@ class Layer(nn.Module):
     def call(self, inputs: Tensor, *args: Any, **kwargs: Any) -> Tensor:
         return inputs
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        first = args[0] if args else None
+        if isinstance(first, (list, tuple)) and first:
+            first = first[0]
+        if getattr(first, "_keras_symbolic", False):  # the functional API (keras.functional)
+            return first._call_layer(self, args, kwargs)
+        return super().__call__(*args, **kwargs)
+
     def forward(self, inputs: Any, *args: Any, **kwargs: Any) -> Tensor:
         out = self.call_without_activation(inputs, *args, **kwargs)
         fn = get_activation(self.activation)
@@ -206,6 +215,15 @@ class Layer(nn.Module):
     @property
     def weights(self) -> list:
         return list(self.parameters())
+
+    def get_weights(self) -> list:
+        """The weights as NumPy arrays in Keras's order and layout (a Dense kernel is
+        ``(in, out)``; see `keras.weights`)."""
+        return get_layer_weights(self)
+
+    def set_weights(self, weights: Sequence[Any]) -> None:
+        """Sets the weights from arrays in Keras's order and layout (as `get_weights`)."""
+        set_layer_weights(self, weights)
 
     def count_params(self) -> int:
         """The number of scalars in the layer's parameters."""
