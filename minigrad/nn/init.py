@@ -301,6 +301,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     """Fill with a (semi-)orthogonal matrix times ``gain`` (Saxe et al. 2013), PyTorch's way:
     the tensor viewed as ``(size(0), rest)``, the Q of a Gaussian matrix's QR decomposition,
     its columns' signs fixed by R's diagonal so the result is uniformly distributed.
+    ``generator`` is accepted and ignored (the device's generator draws, as everywhere).
 
     Example:
         >>> import minigrad as mg

@@ -1,5 +1,7 @@
 """Sampling ops: ``bernoulli`` and ``multinomial``, drawn from the input's device generator
 (``mg.manual_seed`` makes them reproducible). Samples have no gradient, as in PyTorch.
+``generator=`` is accepted for PyTorch's signatures and ignored: minigrad has one generator
+per device.
 
 The draws are made from uniform numbers with array maths, the same way on NumPy and CuPy:
 a Bernoulli draw is ``u < p``; a categorical draw inverts the running sum of the weights;
