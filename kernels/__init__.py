@@ -10,5 +10,6 @@ when the kernels run.
 """
 
 from . import (  # noqa: F401
-    adam, attention, conv, dropout, gelu, gru, layer_norm, lstm, softmax_cross_entropy,
+    adam, attention, batch_norm, conv, dropout, gelu, gru, layer_norm, lstm, maxpool,
+    softmax_cross_entropy,
 )

@@ -23,6 +23,8 @@ reference                              kernel
 :func:`scaled_dot_product_attention`   ``kernels/attention.py``
 :func:`conv2d`                         ``kernels/conv.py`` (:func:`pad`: composite only)
 :func:`conv_transpose2d`               ``kernels/conv.py``
+:func:`max_pool2d`                     ``kernels/maxpool.py``
+:func:`batch_norm`                     ``kernels/batch_norm.py``
 :func:`adam_update`                    ``kernels/adam.py`` (on arrays: an optimizer step)
 =====================================  =====================================================
 
@@ -52,6 +54,7 @@ __all__ = [
     "adam_effective_grad", "adam_update", "attention_probs", "causal_mask", "class_index_error",
     "cross_entropy", "dropout", "gelu", "gru_layer", "gru_step", "layer_norm", "lstm_layer",
     "lstm_step", "picked_nll", "scaled_dot_product_attention", "weighted_mean",
+ "batch_norm", "max_pool2d", "pool_windows",
 ]
 
 
@@ -367,6 +370,65 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     """The composite attention, softmax(q k^T * scale + mask) @ v (what ``kernels/attention.py``
     fuses; dropout on the weights is ``F.scaled_dot_product_attention``'s, around this)."""
     return attention_probs(query, key, attn_mask, is_causal, scale) @ value  # (..., L, Ev)
+
+
+# ---------------------------------------------------------------------------- pooling, batch norm
+
+
+def pool_windows(size: int, out: int, kernel: int, stride: int, padding: int,
+                 dilation: int) -> tuple:
+    """``(index, valid)``, both ``(out, kernel)`` NumPy arrays: the input position each window
+    tap reads along one spatial dimension, clipped into ``[0, size)``, and whether it falls
+    inside the input (not in the padding)."""
+    pos = (np.arange(out) * stride - padding)[:, None] + (np.arange(kernel) * dilation)[None, :]
+    valid = (pos >= 0) & (pos < size)
+    return np.clip(pos, 0, size - 1), valid
+
+
+def max_pool2d(input: Tensor, kernel_size: tuple, stride: tuple, padding: tuple,
+               dilation: tuple, out_size: tuple) -> tuple[Tensor, Tensor]:
+    """``(values, indices)`` of 2-D max pooling over ``(N, C, H, W)`` (arguments checked and the
+    output size computed by ``F.max_pool2d``): every window gathered, padding read as -inf,
+    and the maximum taken; ``indices`` are flat positions ``h * W + w`` in the unpadded input,
+    as PyTorch's ``return_indices`` (the first maximum of a window wins)."""
+    xp = input.xp
+    N, C, H, W = input.shape
+    (kh, kw), (OH, OW) = kernel_size, out_size
+    ih, vh = pool_windows(H, OH, kh, stride[0], padding[0], dilation[0])  # (OH, kh)
+    iw, vw = pool_windows(W, OW, kw, stride[1], padding[1], dilation[1])  # (OW, kw)
+    rows = ih[:, None, :, None]  # (OH, 1, kh, 1)
+    cols = iw[None, :, None, :]  # (1, OW, 1, kw)
+    windows = ops.getitem(input, (slice(None), slice(None), xp.asarray(rows), xp.asarray(cols)))
+    windows = windows.reshape(N, C, OH, OW, kh * kw)
+    pad = ~(vh[:, None, :, None] & vw[None, :, None, :]).reshape(OH, OW, kh * kw)
+    # the winning tap, padding read as -inf (argmax: the first maximum, a NaN first of all);
+    # its value is then picked from the clipped gather, so a window whose real values are all
+    # -inf still takes its value and gradient from a real element, as the kernel does
+    scores = xp.where(xp.asarray(pad), -math.inf, windows.data) if pad.any() else windows.data
+    arg = xp.argmax(scores, axis=-1)[..., None]  # (N, C, OH, OW, 1)
+    values = ops.gather(windows, -1, _const(arg)).squeeze(-1)
+    flat = xp.asarray(rows * W + cols).reshape(OH, OW, kh * kw)  # each tap's flat position
+    oh, ow = xp.arange(OH)[:, None], xp.arange(OW)[None, :]
+    indices = flat[oh, ow, arg[..., 0]]  # (N, C, OH, OW)
+    return values, _const(indices.astype(np.int64))
+
+
+def batch_norm(input: Tensor, weight: Optional[Tensor], bias: Optional[Tensor],
+               eps: float) -> tuple[Tensor, Tensor, Tensor]:
+    """Batch normalisation with the batch's statistics, over ``(N, C, L)``: returns
+    ``(y, mean, var)`` with ``y = (x - mean) / sqrt(var + eps) * weight + bias`` and the
+    per-channel ``mean`` and biased ``var`` over the batch and length dims (what the running
+    statistics are updated from)."""
+    mean = input.mean(dim=(0, 2), keepdim=True)  # (1, C, 1)
+    centered = input - mean
+    var = (centered * centered).mean(dim=(0, 2), keepdim=True)  # NOTE: biased, as PyTorch
+    out = centered / ops.sqrt(var + eps)
+    if weight is not None:
+        out = out * weight.reshape(1, -1, 1)
+    if bias is not None:
+        out = out + bias.reshape(1, -1, 1)
+    C = input.shape[1]
+    return out, mean.reshape(C), var.reshape(C)
 
 
 # ---------------------------------------------------------------------------- Adam

@@ -24,5 +24,9 @@ from minigrad.nn.containers import ParameterDict, ParameterList  # noqa: F401,E4
 from minigrad.nn.transformer import (  # noqa: F401,E402
     Transformer, TransformerDecoder, TransformerDecoderLayer,
 )
+from minigrad.nn.pooling import (  # noqa: F401,E402
+    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d,
+)
+from minigrad.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm  # noqa: F401,E402
 from minigrad.nn import utils  # noqa: F401,E402
 from minigrad.nn import parallel  # noqa: F401,E402

@@ -38,6 +38,11 @@ from minigrad.nn.functional_activation import (  # noqa: F401,E402  (issue 19's 
     prelu,
 )
 
+from minigrad.nn.pooling import (  # noqa: F401,E402  (F.max_pool2d, ...: nn/pooling.py)
+    adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d,
+)
+from minigrad.nn.normalization import batch_norm, group_norm  # noqa: F401,E402
+
 _Shape = Union[int, Sequence[int]]
 
 __all__ = [
@@ -49,6 +54,8 @@ __all__ = [
     "rms_norm", "silu",
     "cosine_similarity", "dropout1d", "dropout2d", "elu", "hardtanh", "kl_div", "leaky_relu",
     "mish", "normalize", "prelu",
+ "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
+ "adaptive_avg_pool2d", "batch_norm", "group_norm",
 ]
 
 

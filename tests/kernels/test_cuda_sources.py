@@ -16,8 +16,8 @@ from minigrad.kernels import _cuda
 
 KERNEL_DIR = Path(K.__file__).resolve().parent
 SOURCES = sorted(p.stem for p in KERNEL_DIR.glob("*.cu"))
-EXPECTED = ["adam", "attention", "conv", "dropout", "gelu", "gru", "layer_norm", "lstm",
-            "softmax_cross_entropy"]
+EXPECTED = ["adam", "attention", "batch_norm", "conv", "dropout", "gelu", "gru", "layer_norm",
+            "lstm", "maxpool", "softmax_cross_entropy"]
 
 
 def _module(name):

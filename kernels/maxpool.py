@@ -1,0 +1,147 @@
+"""Fused 2-D max pooling, forward (values and argmax indices) and backward.
+
+What is fused: :func:`minigrad.references.max_pool2d` (the reference: every window gathered
+into a ``(N, C, OH, OW, kh * kw)`` tensor, padding masked to -inf, ``max`` over the last dim).
+``F.max_pool1d`` runs the same kernel with a height of 1::
+
+    y[n, c, i, j] = max over taps (a, b) of x[n, c, i sh - ph + a dh, j sw - pw + b dw]
+    idx[n, c, i, j] = the flat position h * W + w of that maximum (the first one of a tie)
+    dx[n, c, h, w] = sum of dy[n, c, i, j] over the windows whose idx is h * W + w
+
+Padding reads as -inf, a NaN wins (it propagates, as in PyTorch). An index is clipped into the
+input, so a window whose real values are all -inf still points at a real element.
+
+NumPy: the input padded once with -inf, then one pass per kernel tap over a strided view of the
+padded input (``kh * kw`` passes of whole-tensor maximum and select, no per-pixel Python); the
+backward puts dy at the indices (``put_along_axis`` when the windows cannot overlap, else one
+``bincount`` that sums the overlaps).
+
+CUDA (``maxpool.cu``): the forward one thread per output (grid-stride), the backward one thread
+per input element, which sums the dy of the few windows that can reach it and chose it (a
+gather: no atomics, the same sum order every run).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from minigrad import references
+from minigrad.fused import FusedFunction
+from minigrad.tensor import Tensor
+
+from . import _cuda
+
+CUDA_KERNELS = ("max_pool2d_fwd", "max_pool2d_bwd")
+
+
+class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
+    """x (N, C, H, W) -> (y, indices), both (N, C, OH, OW); indices int64, not differentiable.
+
+    Parameters (keywords of :meth:`apply`, pairs for (height, width)): ``kernel_size``,
+    ``stride``, ``padding``, ``dilation`` and ``out_size`` (computed by ``F.max_pool2d``).
+    """
+
+    kernel_size: tuple
+    stride: tuple
+    padding: tuple
+    dilation: tuple
+    out_size: tuple
+
+    def reference(self, x):
+        return references.max_pool2d(x, self.kernel_size, self.stride, self.padding,
+                                     self.dilation, self.out_size)
+
+    def _overlapping(self) -> bool:
+        """True when an input element can fall in more than one window."""
+        return any(s < d * (k - 1) + 1 for k, s, d in
+                   zip(self.kernel_size, self.stride, self.dilation))
+
+    # ---------------------------------------------------------------- NumPy
+    def _forward_numpy(self, x):
+        N, C, H, W = x.shape
+        (kh, kw), (sh, sw) = self.kernel_size, self.stride
+        (ph, pw), (dh, dw) = self.padding, self.dilation
+        OH, OW = self.out_size
+        # the padded extent the last window reaches (ceil_mode may reach past the padding)
+        Hp = max(H + ph, (OH - 1) * sh + dh * (kh - 1) + 1)
+        Wp = max(W + pw, (OW - 1) * sw + dw * (kw - 1) + 1)
+        if (Hp, Wp) != (H, W) or ph or pw:
+            padded = np.full((N, C, Hp, Wp), -np.inf, dtype=x.dtype)
+            padded[:, :, ph:ph + H, pw:pw + W] = x
+        else:
+            padded = x
+        y = None
+        tap = np.zeros((N, C, OH, OW), dtype=np.int32)
+        for a in range(kh):
+            for b in range(kw):
+                v = padded[:, :, a * dh:a * dh + (OH - 1) * sh + 1:sh,
+                           b * dw:b * dw + (OW - 1) * sw + 1:sw]
+                if y is None:
+                    y = v.copy()
+                    continue
+                # strictly greater keeps the first maximum; a NaN replaces a number once
+                better = v > y
+                better |= np.isnan(v) & ~np.isnan(y)
+                np.copyto(y, v, where=better)
+                tap[better] = a * kw + b
+        rows = np.clip(np.arange(OH)[:, None] * sh - ph + (tap // kw) * dh, 0, H - 1)
+        cols = np.clip(np.arange(OW)[None, :] * sw - pw + (tap % kw) * dw, 0, W - 1)
+        indices = rows.astype(np.int64) * W + cols
+        self.indices, self.in_shape = indices, x.shape
+        return y, indices
+
+    def _backward_numpy(self, gy, _g_indices):
+        N, C, H, W = self.in_shape
+        NC = N * C
+        idx = self.indices.reshape(NC, -1)
+        g = gy.reshape(NC, -1)
+        if not self._overlapping():  # each input element in one window at most: a scatter
+            gx = np.zeros((NC, H * W), dtype=gy.dtype)
+            np.put_along_axis(gx, idx, g, axis=1)
+        else:  # overlapping windows add up: one bincount over (row, index) pairs
+            flat = idx + (np.arange(NC, dtype=np.int64) * (H * W))[:, None]
+            gx = np.bincount(flat.ravel(), weights=g.ravel(), minlength=NC * H * W)
+            gx = gx.astype(gy.dtype, copy=False)
+        return gx.reshape(self.in_shape)
+
+    # ---------------------------------------------------------------- CUDA
+    def _geometry(self):
+        return [np.int32(v) for v in (*self.kernel_size, *self.stride, *self.padding,
+                                      *self.dilation)]
+
+    def _forward_cuda(self, x):
+        xp = self.xp
+        x = xp.ascontiguousarray(x)
+        N, C, H, W = x.shape
+        OH, OW = self.out_size
+        y = xp.empty((N, C, OH, OW), dtype=x.dtype)
+        indices = xp.empty((N, C, OH, OW), dtype=np.int64)
+        dev = x.device.id
+        fn = _cuda.kernel("maxpool", CUDA_KERNELS, "max_pool2d_fwd", x.dtype, dev)
+        grid, block = _cuda.grid_1d(y.size, sm_count=_cuda.sm_count(dev))
+        fn(grid, block, (x, y, indices, np.int64(y.size), np.int32(H), np.int32(W),
+                         np.int32(OH), np.int32(OW), *self._geometry()))
+        self.indices, self.in_shape = indices, x.shape
+        return y, indices
+
+    def _backward_cuda(self, gy, _g_indices):
+        xp = self.xp
+        gy = xp.ascontiguousarray(gy)
+        N, C, H, W = self.in_shape
+        OH, OW = self.out_size
+        gx = xp.empty(self.in_shape, dtype=gy.dtype)
+        dev = gy.device.id
+        fn = _cuda.kernel("maxpool", CUDA_KERNELS, "max_pool2d_bwd", gy.dtype, dev)
+        grid, block = _cuda.grid_1d(gx.size, sm_count=_cuda.sm_count(dev))
+        fn(grid, block, (gy, self.indices, gx, np.int64(gx.size), np.int32(H), np.int32(W),
+                         np.int32(OH), np.int32(OW), *self._geometry()))
+        return gx
+
+
+def apply(x: Tensor, kernel_size: tuple, stride: tuple, padding: tuple, dilation: tuple,
+          out_size: tuple) -> tuple[Tensor, Tensor]:
+    """``(values, indices)`` of max pooling with the arguments of
+    :func:`minigrad.references.max_pool2d` (checked by ``F.max_pool2d``)."""
+    return MaxPool2dFn.apply(x, kernel_size=tuple(kernel_size), stride=tuple(stride),
+                             padding=tuple(padding), dilation=tuple(dilation),
+                             out_size=tuple(out_size))

@@ -1,0 +1,84 @@
+"""The fused max pooling (kernels/maxpool.py) against its composite reference
+(``references.max_pool2d``): values, indices, gradients, create_graph, the switch; the
+``cuda`` cases run the CUDA C (on a GPU, or simulated by the CuPy stand-in)."""
+
+import numpy as np
+import pytest
+from kernel_utils import assert_same, assert_same_second_order, cpu, grad_fn_names, tensor
+from kernel_utils import fused_on  # noqa: F401  (autouse: kernels on, whatever the env)
+
+import minigrad as mg
+import minigrad.nn.functional as F
+from minigrad import kernels, nn
+
+CASES = [
+    ((2, 3, 8, 8), dict(kernel_size=2)),                                   # disjoint windows
+    ((1, 2, 7, 9), dict(kernel_size=3, stride=2, padding=1)),              # overlapping
+    ((2, 1, 6, 5), dict(kernel_size=(2, 3), stride=(1, 2), padding=(1, 1), dilation=(2, 1),
+                        ceil_mode=True)),
+    ((1, 2, 5, 5), dict(kernel_size=3, stride=2, ceil_mode=True)),
+    ((3, 2, 1, 11), dict(kernel_size=(1, 4), stride=(1, 3), padding=(0, 2), ceil_mode=True)),
+]
+
+
+def _x(device, dtype, shape, seed=0, ties=False):
+    a = np.random.default_rng(seed).standard_normal(shape)
+    if ties:
+        a = np.round(a)
+    return tensor(a, device, dtype, True)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("shape, args", CASES, ids=[str(a) for _, a in CASES])
+@pytest.mark.parametrize("ties", [False, True], ids=["distinct", "ties"])
+def test_matches_reference(device, dtype, shape, args, ties):
+    x = _x(device, dtype, shape, ties=ties)
+    out, _ = assert_same(lambda t: F.max_pool2d(t, return_indices=True, **args), [x],
+                         dtype=dtype)
+    with mg.use_fused(False):
+        _, ref_idx = F.max_pool2d(x, return_indices=True, **args)
+    np.testing.assert_array_equal(out[1], cpu(ref_idx))
+    assert out[0].dtype == np.dtype(dtype) and out[1].dtype == np.int64
+
+
+def test_gradcheck_fused_function(device):
+    x = _x(device, "float64", (2, 2, 6, 7))
+    fn = lambda t: kernels.maxpool.apply(t, (3, 2), (2, 1), (1, 1), (1, 2), (3, 5))[0]  # noqa
+    assert "MaxPool2dFn" in grad_fn_names(fn(x))
+    assert mg.autograd.gradcheck(fn, [x])
+
+
+def test_create_graph_differentiates_the_reference(device):
+    x = _x(device, "float64", (1, 2, 6, 6))
+    assert_same_second_order(lambda t: F.max_pool2d(t, 3, 1, 1) ** 2, [x])
+
+
+def test_noncontiguous_and_1d(device):
+    x = _x(device, "float32", (2, 9, 3, 7))
+    assert_same(lambda t: F.max_pool2d(t.transpose(1, 3), 2, ceil_mode=True), [x],
+                dtype="float32")
+    x1 = _x(device, "float32", (2, 3, 13))
+    assert_same(lambda t: F.max_pool1d(t, 3, 2, 1, return_indices=True), [x1], dtype="float32")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_extreme_values(device, dtype):
+    """Infinities, NaN and windows that are all -inf (indices stay inside the input)."""
+    a = np.random.default_rng(3).standard_normal((1, 2, 5, 5)) * 1e4
+    a[0, 0, :2, :2] = -np.inf
+    a[0, 0, 4, 4] = np.inf
+    a[0, 1, 2, 3] = np.nan
+    x = tensor(a, device, dtype, True)
+    out, grads = assert_same(lambda t: F.max_pool2d(t, 2, 1, 1, return_indices=True), [x],
+                             dtype=dtype)
+    assert ((out[1] >= 0) & (out[1] < 25)).all()
+
+
+def test_module_and_switch(device):
+    pool = nn.MaxPool2d(2)
+    x = _x(device, "float32", (2, 3, 4, 4))
+    assert "MaxPool2dFn" in grad_fn_names(pool(x))
+    with mg.use_fused(False):
+        assert "MaxPool2dFn" not in grad_fn_names(pool(x))
+    x16 = tensor(cpu(x), device, "float16", True)
+    assert "MaxPool2dFn" not in grad_fn_names(F.max_pool2d(x16, 2))  # no float16 kernel

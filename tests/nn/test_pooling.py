@@ -1,0 +1,301 @@
+"""Pooling (minigrad/nn/pooling.py): gradcheck of every layer and option, PyTorch parity over a
+hypothesis grid (values, indices, gradients), modules, errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import minigrad as mg
+import minigrad.nn.functional as F
+from minigrad import nn
+from minigrad.autograd import gradcheck, gradgradcheck
+
+
+def npy(t):
+    return mg.backend.to_device(t.detach().data, mg.backend.CPU)
+
+
+def _x(shape, seed=0, ties=False):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal(shape)
+    if ties:  # few distinct values: maxima tie inside windows
+        a = np.round(a)
+    return mg.tensor(a, requires_grad=True)
+
+
+FUSED = pytest.mark.parametrize("fused", [True, False], ids=["fused", "composite"])
+
+
+# ---------------------------------------------------------------------------- gradcheck
+
+
+MAX2D = [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+         dict(kernel_size=(2, 3), stride=(1, 2), padding=(1, 1), dilation=(2, 1)),
+         dict(kernel_size=3, stride=2, ceil_mode=True),
+         dict(kernel_size=2, stride=1, padding=1, ceil_mode=True, dilation=2)]
+
+
+@FUSED
+@pytest.mark.parametrize("args", MAX2D, ids=str)
+def test_max_pool2d_gradcheck(fused, args):
+    x = _x((2, 2, 7, 6))
+    with mg.use_fused(fused):
+        assert gradcheck(lambda t: F.max_pool2d(t, **args), [x])
+
+
+@FUSED
+@pytest.mark.parametrize("args", [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1,
+                                   dilation=2, ceil_mode=True), dict(kernel_size=4, stride=1)])
+def test_max_pool1d_gradcheck(fused, args):
+    x = _x((2, 3, 11))
+    with mg.use_fused(fused):
+        assert gradcheck(lambda t: F.max_pool1d(t, **args), [x])
+
+
+@FUSED
+def test_max_pool_double_backward(fused):
+    """The second derivative of max pooling is zero, but the graph must be differentiable."""
+    x = _x((1, 2, 5, 5))
+    with mg.use_fused(fused):
+        assert gradgradcheck(lambda t: F.max_pool2d(t, 3, 1, 1) ** 2, [x])
+
+
+AVG2D = [dict(kernel_size=2), dict(kernel_size=3, stride=2, padding=1),
+         dict(kernel_size=3, stride=2, padding=1, count_include_pad=False),
+         dict(kernel_size=(2, 3), stride=(2, 1), padding=(1, 0), ceil_mode=True),
+         dict(kernel_size=3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
+         dict(kernel_size=2, divisor_override=3)]
+
+
+@pytest.mark.parametrize("args", AVG2D, ids=str)
+def test_avg_pool2d_gradcheck_and_double_backward(args):
+    x = _x((2, 2, 7, 6))
+    assert gradcheck(lambda t: F.avg_pool2d(t, **args), [x])
+    assert gradgradcheck(lambda t: F.avg_pool2d(t, **args) ** 2, [x])
+
+
+@pytest.mark.parametrize("args", [dict(kernel_size=3), dict(kernel_size=3, stride=2, padding=1,
+                                   ceil_mode=True, count_include_pad=False)])
+def test_avg_pool1d_gradcheck(args):
+    x = _x((2, 3, 10))
+    assert gradcheck(lambda t: F.avg_pool1d(t, **args), [x])
+
+
+@pytest.mark.parametrize("size", [1, 3, (2, 4), (None, 2), (5, 7)])
+def test_adaptive_avg_pool2d_gradcheck(size):
+    x = _x((2, 2, 5, 7))
+    assert gradcheck(lambda t: F.adaptive_avg_pool2d(t, size), [x])
+    assert gradgradcheck(lambda t: F.adaptive_avg_pool2d(t, size) ** 2, [x])
+
+
+def test_adaptive_avg_pool1d_gradcheck():
+    x = _x((2, 3, 10))
+    assert gradcheck(lambda t: F.adaptive_avg_pool1d(t, 4), [x])
+
+
+# ---------------------------------------------------------------------------- forward by hand
+
+
+def test_max_pool2d_by_hand_and_indices():
+    x = mg.arange(16.0).reshape(1, 1, 4, 4)
+    y, i = F.max_pool2d(x, 2, return_indices=True)
+    np.testing.assert_array_equal(npy(y)[0, 0], [[5, 7], [13, 15]])
+    np.testing.assert_array_equal(npy(i)[0, 0], [[5, 7], [13, 15]])
+    assert i.dtype == np.int64
+
+
+def test_avg_pool_ceil_mode_divisor_is_the_window_clipped_to_the_padded_input():
+    """PyTorch's rule: the last, partial window divides by its part inside input + padding."""
+    x = mg.ones(1, 1, 5)
+    y = F.avg_pool1d(x, 2, 2, ceil_mode=True)  # windows [0, 2), [2, 4), [4, 5)
+    np.testing.assert_allclose(npy(y)[0, 0], [1.0, 1.0, 1.0])
+    y = F.avg_pool1d(x, 3, 2, padding=1, ceil_mode=True)  # 3 windows, last one [3, 6) -> [3, 6)
+    np.testing.assert_allclose(npy(y)[0, 0], [2 / 3, 1.0, 2 / 3])
+
+
+@FUSED
+def test_unbatched_and_float32(fused):
+    with mg.use_fused(fused):
+        x = mg.randn(3, 8, 8)
+        assert F.max_pool2d(x, 2).shape == (3, 4, 4)
+        assert F.max_pool2d(x, 2).dtype == np.float32
+        assert F.avg_pool2d(x, 2).dtype == np.float32
+        assert F.adaptive_avg_pool2d(x, 1).shape == (3, 1, 1)
+        assert F.max_pool1d(mg.randn(3, 8), 2).shape == (3, 4)
+        assert F.avg_pool1d(mg.randn(3, 8), 2).shape == (3, 4)
+
+
+@FUSED
+def test_nan_propagates(fused):
+    a = np.zeros((1, 1, 2, 2))
+    a[0, 0, 1, 0] = np.nan
+    with mg.use_fused(fused):
+        y = F.max_pool2d(mg.tensor(a), 2)
+    assert np.isnan(npy(y)).all()
+
+
+# ---------------------------------------------------------------------------- errors
+
+
+def test_errors_name_the_shapes():
+    with pytest.raises(ValueError, match=r"too small"):
+        F.max_pool2d(mg.zeros(1, 1, 2, 2), 3)
+    with pytest.raises(ValueError, match=r"at most half"):
+        F.max_pool2d(mg.zeros(1, 1, 8, 8), 2, padding=2)
+    with pytest.raises(ValueError, match=r"at most half"):
+        F.avg_pool2d(mg.zeros(1, 1, 8, 8), 3, padding=2)
+    with pytest.raises(ValueError, match=r"\(2, 3\)"):
+        F.max_pool2d(mg.zeros(2, 3), 2)
+    with pytest.raises(ValueError, match=r"greater than zero"):
+        F.max_pool1d(mg.zeros(1, 1, 8), 2, stride=0)
+    with pytest.raises(ValueError, match=r"kernel_size"):
+        F.avg_pool2d(mg.zeros(1, 1, 8, 8), (2, 2, 2))
+
+
+# ---------------------------------------------------------------------------- modules
+
+
+@pytest.mark.torch
+def test_module_reprs_match_torch():
+    torch = pytest.importorskip("torch")
+    pairs = [(nn.MaxPool2d(2), torch.nn.MaxPool2d(2)),
+             (nn.MaxPool2d(3, 2, 1, ceil_mode=True), torch.nn.MaxPool2d(3, 2, 1, ceil_mode=True)),
+             (nn.MaxPool1d(3), torch.nn.MaxPool1d(3)),
+             (nn.AvgPool2d(2), torch.nn.AvgPool2d(2)), (nn.AvgPool1d(3), torch.nn.AvgPool1d(3)),
+             (nn.AdaptiveAvgPool2d((1, 1)), torch.nn.AdaptiveAvgPool2d((1, 1))),
+             (nn.AdaptiveAvgPool1d(4), torch.nn.AdaptiveAvgPool1d(4))]
+    for ours, theirs in pairs:
+        assert repr(ours) == repr(theirs)
+        assert ours.state_dict() == {} and not list(theirs.state_dict())
+
+
+def test_modules_run():
+    x = mg.randn(2, 3, 8, 8)
+    y, i = nn.MaxPool2d(2, return_indices=True)(x)
+    assert y.shape == i.shape == (2, 3, 4, 4)
+    assert nn.AvgPool2d(3, 1, 1, count_include_pad=False)(x).shape == (2, 3, 8, 8)
+    assert nn.AdaptiveAvgPool2d(1)(x).shape == (2, 3, 1, 1)
+    x1 = mg.randn(2, 3, 9)
+    assert nn.MaxPool1d(3)(x1).shape == (2, 3, 3)
+    assert nn.AvgPool1d(3, ceil_mode=True)(x1).shape == (2, 3, 3)
+    assert nn.AdaptiveAvgPool1d(2)(x1).shape == (2, 3, 2)
+
+
+# ---------------------------------------------------------------------------- PyTorch parity
+
+
+@st.composite
+def pool_case(draw, dims):
+    k = tuple(draw(st.integers(1, 4)) for _ in range(dims))
+    s = tuple(draw(st.integers(1, 3)) for _ in range(dims))
+    d = tuple(draw(st.integers(1, 2)) for _ in range(dims))
+    p = tuple(draw(st.integers(0, (di * (ki - 1) + 1) // 2)) for ki, di in zip(k, d))
+    size = tuple(draw(st.integers(di * (ki - 1) + 1, 9)) for ki, di in zip(k, d))
+    return dict(k=k, s=s, d=d, p=p, size=size, ceil=draw(st.booleans()),
+                n=draw(st.integers(1, 2)), c=draw(st.integers(1, 3)),
+                seed=draw(st.integers(0, 1000)), ties=draw(st.booleans()))
+
+
+def _compare(torch, ours, theirs, case, dims):
+    shape = (case["n"], case["c"]) + case["size"]
+    x = _x(shape, case["seed"], case["ties"])
+    xt = torch.tensor(npy(x), requires_grad=True)
+    ym, yt = ours(x), theirs(xt)
+    if isinstance(yt, tuple):
+        np.testing.assert_array_equal(npy(ym[1]), yt[1].numpy())
+        ym, yt = ym[0], yt[0]
+    np.testing.assert_allclose(npy(ym), yt.detach().numpy(), rtol=1e-12, atol=1e-12)
+    g = np.random.default_rng(case["seed"] + 1).standard_normal(yt.shape)
+    ym.backward(mg.tensor(g))
+    yt.backward(torch.tensor(g))
+    np.testing.assert_allclose(npy(x.grad), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.torch
+@FUSED
+@settings(max_examples=60, deadline=None)
+@given(case=pool_case(2))
+def test_max_pool2d_matches_torch(fused, case):
+    torch = pytest.importorskip("torch")
+    args = dict(kernel_size=case["k"], stride=case["s"], padding=case["p"],
+                dilation=case["d"], ceil_mode=case["ceil"], return_indices=True)
+    with mg.use_fused(fused):
+        try:
+            torch.nn.functional.max_pool2d(torch.zeros((1, 1) + case["size"]), **args)
+        except RuntimeError:
+            with pytest.raises(ValueError):
+                F.max_pool2d(mg.zeros((1, 1) + case["size"]), **args)
+            return
+        _compare(torch, lambda t: F.max_pool2d(t, **args),
+                 lambda t: torch.nn.functional.max_pool2d(t, **args), case, 2)
+
+
+@pytest.mark.torch
+@FUSED
+@settings(max_examples=30, deadline=None)
+@given(case=pool_case(1))
+def test_max_pool1d_matches_torch(fused, case):
+    torch = pytest.importorskip("torch")
+    args = dict(kernel_size=case["k"][0], stride=case["s"][0], padding=case["p"][0],
+                dilation=case["d"][0], ceil_mode=case["ceil"], return_indices=True)
+    with mg.use_fused(fused):
+        try:
+            torch.nn.functional.max_pool1d(torch.zeros((1, 1) + case["size"]), **args)
+        except RuntimeError:
+            with pytest.raises(ValueError):
+                F.max_pool1d(mg.zeros((1, 1) + case["size"]), **args)
+            return
+        _compare(torch, lambda t: F.max_pool1d(t, **args),
+                 lambda t: torch.nn.functional.max_pool1d(t, **args), case, 1)
+
+
+@pytest.mark.torch
+@settings(max_examples=60, deadline=None)
+@given(case=pool_case(2), count_include_pad=st.booleans())
+def test_avg_pool2d_matches_torch(case, count_include_pad):
+    torch = pytest.importorskip("torch")
+    k = case["k"]
+    p = tuple(min(pi, ki // 2) for pi, ki in zip(case["p"], k))
+    args = dict(kernel_size=k, stride=case["s"], padding=p, ceil_mode=case["ceil"],
+                count_include_pad=count_include_pad)
+    try:
+        torch.nn.functional.avg_pool2d(torch.zeros((1, 1) + case["size"]), **args)
+    except RuntimeError:
+        with pytest.raises(ValueError):
+            F.avg_pool2d(mg.zeros((1, 1) + case["size"]), **args)
+        return
+    _compare(torch, lambda t: F.avg_pool2d(t, **args),
+             lambda t: torch.nn.functional.avg_pool2d(t, **args), case, 2)
+
+
+@pytest.mark.torch
+@settings(max_examples=30, deadline=None)
+@given(case=pool_case(1), count_include_pad=st.booleans())
+def test_avg_pool1d_matches_torch(case, count_include_pad):
+    torch = pytest.importorskip("torch")
+    k = case["k"][0]
+    args = dict(kernel_size=k, stride=case["s"][0], padding=min(case["p"][0], k // 2),
+                ceil_mode=case["ceil"], count_include_pad=count_include_pad)
+    try:
+        torch.nn.functional.avg_pool1d(torch.zeros((1, 1) + case["size"]), **args)
+    except RuntimeError:
+        with pytest.raises(ValueError):
+            F.avg_pool1d(mg.zeros((1, 1) + case["size"]), **args)
+        return
+    _compare(torch, lambda t: F.avg_pool1d(t, **args),
+             lambda t: torch.nn.functional.avg_pool1d(t, **args), case, 1)
+
+
+@pytest.mark.torch
+@settings(max_examples=40, deadline=None)
+@given(h=st.integers(1, 12), w=st.integers(1, 12), oh=st.integers(1, 12), ow=st.integers(1, 12),
+       seed=st.integers(0, 100))
+def test_adaptive_avg_pool_matches_torch(h, w, oh, ow, seed):
+    torch = pytest.importorskip("torch")
+    case = dict(n=2, c=2, size=(h, w), seed=seed, ties=False)
+    _compare(torch, lambda t: F.adaptive_avg_pool2d(t, (oh, ow)),
+             lambda t: torch.nn.functional.adaptive_avg_pool2d(t, (oh, ow)), case, 2)
+    case = dict(n=2, c=2, size=(w,), seed=seed, ties=False)
+    _compare(torch, lambda t: F.adaptive_avg_pool1d(t, ow),
+             lambda t: torch.nn.functional.adaptive_avg_pool1d(t, ow), case, 1)
