@@ -21,10 +21,10 @@ reference                              kernel
 :func:`cross_entropy`                  ``kernels/softmax_cross_entropy.py``
 :func:`lstm_layer`, :func:`gru_layer`  ``kernels/lstm.py``, ``kernels/gru.py``
 :func:`scaled_dot_product_attention`   ``kernels/attention.py``
-:func:`conv2d`                         ``kernels/conv.py`` (:func:`pad`: composite only)
-:func:`conv_transpose2d`               ``kernels/conv.py``
 :func:`max_pool2d`                     ``kernels/maxpool.py``
 :func:`batch_norm`                     ``kernels/batch_norm.py``
+:func:`conv2d`                         ``kernels/conv.py`` (:func:`pad`: composite only)
+:func:`conv_transpose2d`               ``kernels/conv.py``
 :func:`adam_update`                    ``kernels/adam.py`` (on arrays: an optimizer step)
 =====================================  =====================================================
 
@@ -51,10 +51,10 @@ Array = Any
 
 __all__ = [
     "conv2d", "conv_output_size", "conv_transpose2d", "pad",
-    "adam_effective_grad", "adam_update", "attention_probs", "causal_mask", "class_index_error",
-    "cross_entropy", "dropout", "gelu", "gru_layer", "gru_step", "layer_norm", "lstm_layer",
-    "lstm_step", "picked_nll", "scaled_dot_product_attention", "weighted_mean",
- "batch_norm", "max_pool2d", "pool_windows",
+    "adam_effective_grad", "adam_update", "attention_probs", "batch_norm", "causal_mask",
+    "class_index_error", "cross_entropy", "dropout", "gelu", "gru_layer", "gru_step", "layer_norm",
+    "lstm_layer", "lstm_step", "max_pool2d", "picked_nll", "pool_windows",
+    "scaled_dot_product_attention", "weighted_mean",
 ]
 
 

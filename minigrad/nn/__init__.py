@@ -15,6 +15,10 @@ from minigrad.nn.rnn import GRU, LSTM, GRUCell, LSTMCell  # noqa: F401,E402
 from minigrad.nn.attention import (  # noqa: F401,E402
     MultiheadAttention, TransformerEncoder, TransformerEncoderLayer,
 )
+from minigrad.nn.pooling import (  # noqa: F401,E402
+    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d,
+)
+from minigrad.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm  # noqa: F401,E402
 from minigrad.nn.llm import RMSNorm, SiLU  # noqa: F401,E402
 from minigrad.nn import rotary  # noqa: F401,E402
 from minigrad.nn.activation import (  # noqa: F401,E402
@@ -24,9 +28,5 @@ from minigrad.nn.containers import ParameterDict, ParameterList  # noqa: F401,E4
 from minigrad.nn.transformer import (  # noqa: F401,E402
     Transformer, TransformerDecoder, TransformerDecoderLayer,
 )
-from minigrad.nn.pooling import (  # noqa: F401,E402
-    AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d,
-)
-from minigrad.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm  # noqa: F401,E402
 from minigrad.nn import utils  # noqa: F401,E402
 from minigrad.nn import parallel  # noqa: F401,E402

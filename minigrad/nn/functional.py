@@ -32,16 +32,15 @@ from minigrad.tensor import Tensor
 from minigrad.nn.functional_conv import (  # noqa: F401  (F.conv2d, F.pad, ...)
     conv1d, conv2d, conv_transpose1d, conv_transpose2d, pad,
 )
+from minigrad.nn.pooling import (  # noqa: F401,E402  (F.max_pool2d, ...: nn/pooling.py)
+    adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d,
+)
+from minigrad.nn.normalization import batch_norm, group_norm  # noqa: F401,E402
 from minigrad.nn.llm import rms_norm, silu  # noqa: F401,E402  (nn/llm.py)
 from minigrad.nn.functional_activation import (  # noqa: F401,E402  (issue 19's F.*)
     cosine_similarity, dropout1d, dropout2d, elu, hardtanh, kl_div, leaky_relu, mish, normalize,
     prelu,
 )
-
-from minigrad.nn.pooling import (  # noqa: F401,E402  (F.max_pool2d, ...: nn/pooling.py)
-    adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d,
-)
-from minigrad.nn.normalization import batch_norm, group_norm  # noqa: F401,E402
 
 _Shape = Union[int, Sequence[int]]
 
@@ -51,11 +50,11 @@ __all__ = [
     "binary_cross_entropy", "binary_cross_entropy_with_logits", "mse_loss", "l1_loss",
     "smooth_l1_loss", "huber_loss", "scaled_dot_product_attention",
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "pad",
+    "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
+    "adaptive_avg_pool2d", "batch_norm", "group_norm",
     "rms_norm", "silu",
     "cosine_similarity", "dropout1d", "dropout2d", "elu", "hardtanh", "kl_div", "leaky_relu",
     "mish", "normalize", "prelu",
- "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
- "adaptive_avg_pool2d", "batch_norm", "group_norm",
 ]
 
 
