@@ -207,10 +207,13 @@ def test_einsum_repeated_subscript_gradient_matches_torch(equation, shapes):
     assert mg.autograd.gradgradcheck(lambda *z: mg.einsum(equation, *z), fresh)
 
 
-def test_floor_ceil_round_have_zero_gradient_and_round_decimals():
+def test_floor_ceil_round_sign_have_zero_gradient_and_round_decimals():
     x = mg.tensor([0.26, -1.5, 2.5], requires_grad=True)
-    (x.floor() + x.ceil() + x.round() + x * 1).sum().backward()
+    (x.floor() + x.ceil() + x.round() + x.sign() + x * 1).sum().backward()
     np.testing.assert_array_equal(x.grad.numpy(), [1.0, 1.0, 1.0])
+    y = mg.tensor([0.3, -2.0], requires_grad=True)
+    y.sign().sum().backward()  # PyTorch: sign's output requires grad, the gradient is 0
+    np.testing.assert_array_equal(y.grad.numpy(), [0.0, 0.0])
     np.testing.assert_allclose(x.detach().round(decimals=1).numpy(), [0.3, -1.5, 2.5])
 
 

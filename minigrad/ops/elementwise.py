@@ -320,12 +320,14 @@ class AbsFn(Function):
 
 
 class SignFn(Function):
-    """y = sign(x); no gradient (zero almost everywhere)."""
-
-    differentiable = False
+    """y = sign(x);  gx = 0 (flat almost everywhere; a zero gradient, as PyTorch's, so a graph
+    through sign still reaches the other inputs)."""
 
     def forward(self, x):
         return self.xp.sign(x)
+
+    def backward(self, gy):
+        return gy * 0
 
 
 class ClampFn(Function):
