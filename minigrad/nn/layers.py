@@ -93,6 +93,12 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input: Tensor) -> Tensor:
+        if input.shape[-1:] != (self.in_features,):
+            raise RuntimeError(
+                f"{self!r}: the input's last dimension must be in_features={self.in_features}, "
+                f"got an input of shape {tuple(input.shape)} (PyTorch: mat1 and mat2 shapes "
+                f"cannot be multiplied)"
+            )
         return F.linear(input, self.weight, self.bias)
 
     def extra_repr(self) -> str:

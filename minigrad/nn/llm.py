@@ -110,6 +110,8 @@ class RMSNorm(Module):
         (2, 8)
     """
 
+    _mixed_dtypes_ok = True  # PyTorch's rms_norm promotes a float64 input; so does this
+
     def __init__(self, normalized_shape: _Shape, eps: Optional[float] = None,
                  elementwise_affine: bool = True, device=None, dtype=None):
         super().__init__()

@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Iterator, Optional, Tuple
 import numpy as np
 
 from minigrad import backend, dtypes
+from minigrad.autocast_state import state as _autocast
 from minigrad.autograd import no_grad
 from minigrad.tensor import Tensor
 
@@ -142,7 +143,21 @@ class Module:
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
         raise NotImplementedError(f"Module [{type(self).__name__}] is missing forward()")
 
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        # NOTE: only minigrad's own layers refuse what PyTorch's refuse; a user's Module may
+        # well take NumPy arrays, and containers/wrappers pass their inputs on untouched
+        if "_checks_inputs" not in cls.__dict__:
+            cls._checks_inputs = cls.__module__.startswith("minigrad.nn.") and not (
+                cls.__module__.startswith("minigrad.nn.parallel")
+            )
+
+    _checks_inputs = False
+    _mixed_dtypes_ok = False  # a built-in layer that takes inputs of another float dtype
+
     def __call__(self, *args, **kwargs):
+        if self._checks_inputs and args:
+            _check_layer_inputs(self, args)
         return self.forward(*args, **kwargs)
 
     # ------------------------------------------------------------------ traversal
@@ -372,6 +387,46 @@ class _IncompatibleKeys(tuple):
         if not self[0] and not self[1]:
             return "<All keys matched successfully>"
         return f"_IncompatibleKeys(missing_keys={self[0]}, unexpected_keys={self[1]})"
+
+
+def _check_layer_inputs(module: Module, args: tuple) -> None:
+    """Refuse, with PyTorch's meaning and a clear message, the inputs a built-in layer's
+    PyTorch counterpart refuses: NumPy/CuPy arrays, and a floating input whose dtype differs
+    from the layer's floating parameters (PyTorch: "mat1 and mat2 must have the same dtype")."""
+    param_dtype = None
+    for arg in args:
+        if isinstance(arg, Tensor):
+            if arg.dtype.kind != "f" or _autocast.on or module._mixed_dtypes_ok:
+                continue
+            if param_dtype is None:
+                param_dtype = next(
+                    (p.dtype for p in module._parameters.values()
+                     if p is not None and p.dtype.kind == "f"),
+                    False,
+                )
+            if param_dtype is not False and arg.dtype != param_dtype:
+                name = type(module).__name__
+                raise RuntimeError(
+                    f"{name}: the input has dtype {arg.dtype} but the layer's parameters are "
+                    f"{param_dtype} (PyTorch: mat1 and mat2 must have the same dtype); convert "
+                    f"the input (x.to(mg.{param_dtype})) or the layer "
+                    f"(layer.to(mg.{arg.dtype}))"
+                )
+        elif _is_raw_array(arg):
+            name = type(module).__name__
+            raise TypeError(
+                f"{name}(): argument 'input' must be a Tensor, not "
+                f"{type(arg).__module__.split('.')[0]}.{type(arg).__name__}; wrap it first: "
+                "mg.tensor(x) (a copy) or mg.from_numpy(x) (shares memory)"
+            )
+
+
+def _is_raw_array(value) -> bool:
+    """Whether ``value`` is a NumPy array or scalar, or a CuPy array (not a Tensor)."""
+    if isinstance(value, (np.ndarray, np.generic)):
+        return True
+    cp = backend.cupy_if_loaded()
+    return cp is not None and isinstance(value, cp.ndarray)
 
 
 def _as_array(value):
