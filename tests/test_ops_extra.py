@@ -60,6 +60,19 @@ def test_sort_argsort_topk_indices_match_torch():
         x.topk(5, dim=1)
 
 
+@pytest.mark.torch
+def test_nan_sorts_as_the_largest_value_as_in_torch():
+    torch = _torch()
+    a = np.array([[1.0, np.nan, -np.inf, 3.0, np.inf, np.nan, 0.0]])
+    x, t = mg.tensor(a), torch.tensor(a)
+    for desc in (False, True):
+        np.testing.assert_array_equal(x.sort(descending=desc, stable=True).indices.numpy(),
+                                      t.sort(descending=desc, stable=True).indices.numpy())
+    np.testing.assert_array_equal(x.topk(3).indices.numpy(), t.topk(3).indices.numpy())
+    np.testing.assert_array_equal(x.topk(3, largest=False).indices.numpy(),
+                                  t.topk(3, largest=False).indices.numpy())
+
+
 def test_stable_sort_keeps_ties_in_order_both_ways():
     x = mg.tensor([2.0, 1.0, 2.0, 1.0])
     np.testing.assert_array_equal(x.sort(stable=True).indices.numpy(), [1, 3, 0, 2])

@@ -35,7 +35,14 @@ def _order(x: Tensor, axis: int, descending: bool, stable: bool):
             keys = data.max() - data if data.size else data
         else:
             keys = -data
-        return xp.argsort(keys, axis=axis, kind="stable").astype(np.int64)
+        order = xp.argsort(keys, axis=axis, kind="stable")
+        if data.dtype.kind == "f":
+            # NOTE: NaN counts as the largest value (PyTorch): a second stable pass moves the
+            # NaNs, last after negation, to the front and keeps every other order
+            is_num = xp.take_along_axis(~xp.isnan(data), order, axis=axis).astype(np.int8)
+            order = xp.take_along_axis(order, xp.argsort(is_num, axis=axis, kind="stable"),
+                                       axis=axis)
+        return order.astype(np.int64)
     return xp.argsort(data, axis=axis, kind="stable" if stable else None).astype(np.int64)
 
 
