@@ -14,6 +14,8 @@
 // Dtypes: T = float or double; indices long long (int64).
 // Numerics: a maximum is exact; the backward sums in T, in output order.
 
+#include "_math.cuh"  // inf_: float and double overloads
+
 template <typename T>
 __device__ __forceinline__ bool is_nan_(T v) {
   return v != v;
@@ -40,7 +42,7 @@ __global__ void max_pool2d_fwd(const T* __restrict__ x, T* __restrict__ y,
         const int w = j * sw - pw + b * dw;
         const int wc = w < 0 ? 0 : (w >= W ? W - 1 : w);
         const bool inside = h >= 0 && h < H && w >= 0 && w < W;
-        const T v = inside ? xs[(long long)h * W + w] : T(-INFINITY);
+        const T v = inside ? xs[(long long)h * W + w] : -inf_(T(0));
         if (first || v > best || (is_nan_(v) && !is_nan_(best))) {
           best = v;
           best_at = (long long)hc * W + wc;

@@ -82,7 +82,7 @@ def test_noncontiguous_input(device):
 def test_large_mean_and_constant_channel(device, dtype):
     """Channels with a large mean (1e4; 1e2 in float32, whose spacing at 1e4 is 1e-3) keep
     their variance (two passes); a constant channel gives 0."""
-    rng = np.random.default_rng(1)
+    rng = np.random.default_rng(7)  # NOTE: not assert_same's seed (dy would equal xhat)
     a = rng.standard_normal((6, 3, 4)) + (1e4 if dtype == "float64" else 1e2)
     a[:, 1] = 7.0
     x = tensor(a, device, dtype, True)
