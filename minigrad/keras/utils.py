@@ -1,4 +1,4 @@
-"""Keras utilities: `to_categorical`.
+"""Keras utilities: `to_categorical`, `set_random_seed`.
 
 Example:
     >>> to_categorical([0, 2], num_classes=3).tolist()
@@ -9,9 +9,31 @@ from __future__ import annotations
 
 from typing import Any
 
+import random
+
 import numpy as np
 
-__all__ = ["to_categorical"]
+from minigrad import backend
+
+__all__ = ["set_random_seed", "to_categorical"]
+
+
+def set_random_seed(seed: int) -> None:
+    """Seeds every random generator a Keras program draws from, as Keras does: Python's
+    `random`, NumPy's global generator and minigrad's (weight initialisation, dropout,
+    shuffling; every device).
+
+    Example:
+        >>> import minigrad as mg
+        >>> set_random_seed(1); a = (np.random.rand(), random.random(), mg.rand(1).item())
+        >>> set_random_seed(1); a == (np.random.rand(), random.random(), mg.rand(1).item())
+        True
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise ValueError(f"Expected `seed` argument to be an integer. Received: seed={seed!r}")
+    random.seed(int(seed))
+    np.random.seed(int(seed))
+    backend.manual_seed(int(seed))
 
 
 def to_categorical(y: Any, num_classes: int | None = None, dtype: str = "float32") -> np.ndarray:
