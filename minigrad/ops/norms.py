@@ -113,8 +113,8 @@ def linalg_norm(x: Tensor, ord=None, dim=None, keepdim: bool = False, *,  # noqa
                 dtype=None) -> Tensor:
     """``torch.linalg.norm``: with ``ord=None`` the 2-norm of the flattened input (or over
     ``dim``); a 2-tuple ``dim`` or a 2-D input with an ``ord`` gives a matrix norm."""
-    if dim is not None and not isinstance(dim, int) and len(dim) == 2 or \
-            dim is None and ord is not None and x.ndim == 2:
+    two_dims = dim is not None and not isinstance(dim, int) and len(dim) == 2
+    if two_dims or (dim is None and ord is not None and x.ndim == 2):
         return matrix_norm(x, "fro" if ord is None else ord, dim or (-2, -1), keepdim,
                            dtype=dtype)
     if dim is None and ord is not None and x.ndim != 1:
