@@ -69,9 +69,10 @@ def multinomial(input: Tensor, num_samples: int, replacement: bool = False, *,  
     if replacement:
         cdf = xp.cumsum(rows / totals, axis=1)
         cdf[:, -1] = 1.0  # the last bin closes at exactly 1 despite rounding
-        idx = xp.stack([xp.searchsorted(cdf[r], u[r], side="right")
-                        for r in range(rows.shape[0])]) if rows.shape[0] else \
-            xp.zeros((0, num_samples), dtype=np.int64)
+        # every row searched at once: row r's bins are shifted to [r, r + 1]
+        shift = xp.arange(rows.shape[0], dtype=np.float64)[:, None]
+        flat = xp.searchsorted((cdf + shift).ravel(), (u + shift).ravel(), side="right")
+        idx = flat.reshape(u.shape) - (shift * n_cat).astype(np.int64)
         idx = xp.minimum(idx, n_cat - 1)
     else:
         # NOTE: zero weights get key -inf, so they are never picked while others remain
