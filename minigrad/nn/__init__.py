@@ -19,6 +19,7 @@ from minigrad.nn.pooling import (  # noqa: F401,E402
     AdaptiveAvgPool1d, AdaptiveAvgPool2d, AvgPool1d, AvgPool2d, MaxPool1d, MaxPool2d,
 )
 from minigrad.nn.normalization import BatchNorm1d, BatchNorm2d, GroupNorm  # noqa: F401,E402
+from minigrad.nn.upsampling import Unflatten, Upsample  # noqa: F401,E402
 from minigrad.nn.llm import RMSNorm, SiLU  # noqa: F401,E402
 from minigrad.nn import rotary  # noqa: F401,E402
 from minigrad.nn.activation import (  # noqa: F401,E402

@@ -36,6 +36,7 @@ from minigrad.nn.pooling import (  # noqa: F401,E402  (F.max_pool2d, ...: nn/poo
     adaptive_avg_pool1d, adaptive_avg_pool2d, avg_pool1d, avg_pool2d, max_pool1d, max_pool2d,
 )
 from minigrad.nn.normalization import batch_norm, group_norm  # noqa: F401,E402
+from minigrad.nn.upsampling import interpolate  # noqa: F401,E402
 from minigrad.nn.llm import rms_norm, silu  # noqa: F401,E402  (nn/llm.py)
 from minigrad.nn.functional_activation import (  # noqa: F401,E402  (issue 19's F.*)
     cosine_similarity, dropout1d, dropout2d, elu, hardtanh, kl_div, leaky_relu, mish, normalize,
@@ -51,7 +52,7 @@ __all__ = [
     "smooth_l1_loss", "huber_loss", "scaled_dot_product_attention",
     "conv1d", "conv2d", "conv_transpose1d", "conv_transpose2d", "pad",
     "max_pool1d", "max_pool2d", "avg_pool1d", "avg_pool2d", "adaptive_avg_pool1d",
-    "adaptive_avg_pool2d", "batch_norm", "group_norm",
+    "adaptive_avg_pool2d", "batch_norm", "group_norm", "interpolate",
     "rms_norm", "silu",
     "cosine_similarity", "dropout1d", "dropout2d", "elu", "hardtanh", "kl_div", "leaky_relu",
     "mish", "normalize", "prelu",
