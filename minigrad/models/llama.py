@@ -44,6 +44,7 @@ from minigrad.nn import functional as F
 from minigrad.nn import init
 from minigrad.nn.layers import Embedding, Linear
 from minigrad.nn.llm import RMSNorm, swiglu
+from minigrad.nn.checkpoint import GradientCheckpointing
 from minigrad.nn.module import Module, ModuleList
 from minigrad.nn.rotary import RotaryEmbedding, apply_rotary_pos_emb
 from minigrad.tensor import Tensor
@@ -364,8 +365,12 @@ def _positions_and_mask(xp, B: int, T: int, past: int, attention_mask: Optional[
     return positions, Tensor._make(allowed[:, None]), False
 
 
-class LlamaModel(Module):
-    """The decoder stack: token embeddings, ``num_hidden_layers`` layers, the final norm."""
+class LlamaModel(GradientCheckpointing, Module):
+    """The decoder stack: token embeddings, ``num_hidden_layers`` layers, the final norm.
+
+    After ``gradient_checkpointing_enable()`` each layer's activations are recomputed in
+    backward while training without a KV cache (:mod:`minigrad.utils.checkpoint`).
+    """
 
     def __init__(self, config: LlamaConfig):
         super().__init__()
@@ -392,7 +397,10 @@ class LlamaModel(Module):
         if x.dtype != cos.dtype:
             cos, sin = cos.to(x.dtype), sin.to(x.dtype)
         for layer in self.layers:
-            x = layer(x, cos, sin, mask, is_causal, cache)
+            if cache is None:  # (a recomputation would append to a cache again)
+                x = self.run_block(layer, x, cos, sin, mask, is_causal, None)
+            else:
+                x = layer(x, cos, sin, mask, is_causal, cache)
         if cache is not None:
             cache.advance(T)
         return self.norm(x)
@@ -429,6 +437,20 @@ class LlamaForCausalLM(GenerationMixin, Module):
                 if getattr(module, "bias", None) is not None:
                     init.zeros_(module.bias)
         self.tie_weights()
+
+    def gradient_checkpointing_enable(self, preserve_rng_state: bool = True) -> None:
+        """Recompute each decoder layer's activations in backward instead of keeping them
+        (training without a KV cache), as Hugging Face's switch of that name."""
+        self.model.gradient_checkpointing_enable(preserve_rng_state)
+
+    def gradient_checkpointing_disable(self) -> None:
+        """Keep every activation again (the default)."""
+        self.model.gradient_checkpointing_disable()
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        """Whether the decoder layers are checkpointed."""
+        return self.model.is_gradient_checkpointing
 
     def tie_weights(self) -> None:
         """Share the embedding matrix with the head when ``config.tie_word_embeddings``."""

@@ -190,3 +190,22 @@ def test_transformer_encoder_switch_bitwise():
         return [x.grad] + [p.grad for p in enc.parameters()]
 
     assert all(_same(a, b) for a, b in zip(run(False), run(True)))
+
+
+def test_llama_switch_bitwise_and_cache_untouched():
+    from minigrad.models.llama import LlamaConfig, LlamaForCausalLM
+
+    def run(enable):
+        mg.manual_seed(0)
+        config = LlamaConfig(vocab_size=40, hidden_size=16, intermediate_size=32,
+                             num_hidden_layers=3, num_attention_heads=4, num_key_value_heads=2)
+        model = LlamaForCausalLM(config)
+        if enable:
+            model.gradient_checkpointing_enable()
+            assert model.is_gradient_checkpointing
+        ids = mg.randint(0, 40, (2, 7))
+        out = model(ids, labels=ids)
+        out.loss.backward()
+        return [out.loss] + [p.grad for p in model.parameters()]
+
+    assert all(_same(a, b) for a, b in zip(run(False), run(True)))
