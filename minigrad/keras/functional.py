@@ -31,7 +31,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from minigrad import ops
+from minigrad import backend, ops
 from minigrad.autograd import no_grad
 from minigrad.keras.layers import InputLayer, Layer, _to_tensor
 from minigrad.tensor import Tensor, tensor
@@ -215,7 +215,8 @@ def _run_on_zeros(layer: Layer, args: tuple, kwargs: dict, size: int) -> Any:
         if not isinstance(value, KerasTensor):
             return value
         shape = [_TRIAL_BATCH] + [size if d is None else d for d in value.shape[1:]]
-        return tensor(np.zeros(shape, dtype=value.dtype))
+        # on the default device, where Sequential builds its layers too
+        return tensor(np.zeros(shape, dtype=value.dtype), device=backend.default_device())
 
     was_training = layer.training
     layer.eval()  # NOTE: no dropout draw, no BatchNorm statistics: the random state is untouched

@@ -420,3 +420,35 @@ def test_set_random_seed_makes_runs_repeat(data):
     assert runs[0] == runs[1]
     with pytest.raises(ValueError, match="integer"):
         keras.utils.set_random_seed(1.5)
+
+
+def test_conv_and_batch_norm_layouts():
+    from minigrad import nn
+    from minigrad.keras import weights as keras_weights
+
+    conv = nn.Conv2d(3, 5, (2, 4))
+    kernel, bias = keras_weights.module_weights(conv)
+    assert kernel.shape == (2, 4, 3, 5) and bias.shape == (5,)  # Keras's (kh, kw, in, out)
+    np.testing.assert_array_equal(kernel[1, 2], conv.weight.detach().numpy()[:, :, 1, 2].T)
+    new = np.random.default_rng(0).normal(size=kernel.shape).astype("float32")
+    keras_weights.set_module_weights(conv, [new, bias])
+    np.testing.assert_array_equal(keras_weights.module_weights(conv)[0], new)
+    norm = nn.BatchNorm2d(4)
+    assert [w.shape for w in keras_weights.module_weights(norm)] == [(4,)] * 4  # no counter
+    with pytest.raises(ValueError, match="has 2 weights"):
+        keras_weights.set_module_weights(conv, [new])
+
+
+def test_functional_weighted_fit_on_device(device, data):
+    x, y = data
+    mg.set_default_device(device)
+    try:
+        model = compiled(functional_mlp())
+        history = model.fit(x, y, epochs=2, verbose=0, sample_weight=np.full(len(x), 2.0),
+                            validation_data=(x, y, np.ones(len(x))))
+        batch = model.train_on_batch(x[:16], y[:16], class_weight={1: 3.0})
+    finally:
+        mg.set_default_device("cpu")
+    assert all(p.device == mg.device(device) for p in model.parameters())
+    assert history.history["loss"][-1] < history.history["loss"][0] and len(batch) == 2
+    assert isinstance(model.predict(x[:3], verbose=0), np.ndarray)
