@@ -294,7 +294,8 @@ def test_melspectrogram_and_mfcc_match_torch_and_gradients_agree():
 
     xm = mg.tensor(x, requires_grad=True)
     out = audio.mfcc(xm, rate, n_mfcc=n_mfcc, **kwargs)
-    np.testing.assert_allclose(out.detach().numpy(), mfcc_ref.detach().numpy(), rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(out.detach().numpy(), mfcc_ref.detach().numpy(), rtol=1e-8,
+                               atol=1e-8)
     weights = np.random.default_rng(4).standard_normal(out.shape)
     (out * mg.tensor(weights)).sum().backward()
     (mfcc_ref * torch.from_numpy(weights)).sum().backward()
