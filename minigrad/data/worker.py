@@ -28,7 +28,6 @@ import multiprocessing
 import os
 import queue
 import random
-import secrets
 import sys
 import tempfile
 import traceback
@@ -284,7 +283,7 @@ class _WorkerPool:
         if ctx is None or isinstance(ctx, str):
             ctx = multiprocessing.get_context(ctx)
         self.num_workers = loader.num_workers
-        self.prefix = os.path.join(_shm_folder(), f"minigrad-{os.getpid()}-{secrets.token_hex(4)}-")
+        self.prefix = os.path.join(_shm_folder(), f"minigrad-{os.getpid()}-{os.urandom(4).hex()}-")
         self.result_queue = ctx.Queue()
         self.index_queues = []
         self.workers = []
