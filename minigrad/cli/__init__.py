@@ -16,11 +16,13 @@ from __future__ import annotations
 import argparse
 from typing import List, Optional
 
-from minigrad.cli import chat, demo, finetune, generate, info, launch, sample, train_lm
+from minigrad.cli import (
+    chat, demo, finetune, finetune_lm, generate, info, launch, sample, train_lm,
+)
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS = (info, demo, train_lm, sample, finetune, launch, generate, chat)
+COMMANDS = (info, demo, train_lm, sample, finetune, launch, generate, chat, finetune_lm)
 
 
 def build_parser() -> argparse.ArgumentParser:
