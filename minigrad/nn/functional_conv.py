@@ -335,9 +335,10 @@ def pad(input: Tensor, pad: Sequence[int], mode: str = "constant",
         raise RuntimeError(f'Padding mode "{mode}" doesn\'t take in value argument')
     dims = len(pad) // 2
     if dims > 3 or input.ndim not in (dims + 1, dims + 2):
-        raise NotImplementedError(f"Only 2D, 3D, 4D, 5D padding with non-constant padding are "
-                                  f"supported for now (pad {pad} on input of size "
-                                  f"{_size(input.shape)})")
+        raise NotImplementedError(f"Padding size {len(pad)} is not supported for {input.ndim}D "
+                                  "input tensor. Supported combinations for non-constant "
+                                  "padding: 2 for 2D or 3D input, 4 for 3D or 4D input, 6 for "
+                                  "4D or 5D input")
     for i in range(dims):
         dim = input.ndim - 1 - i
         lo, hi, size = pad[2 * i], pad[2 * i + 1], input.shape[dim]

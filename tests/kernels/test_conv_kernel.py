@@ -120,3 +120,20 @@ def test_im2col_col2im_are_adjoint():
     lhs = np.sum(conv_kernel._im2col_numpy(np, x, g) * c)
     rhs = np.sum(x * conv_kernel._col2im_numpy(np, c, g))
     np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
+
+
+@pytest.mark.parametrize("mode,numpy_mode", [("constant", "constant"), ("reflect", "reflect"),
+                                             ("replicate", "edge"), ("circular", "wrap")])
+def test_pad_modes_on_device(device, mode, numpy_mode):
+    """F.pad (composite only) on every device: values as np.pad's, gradients summed back."""
+    a = np.random.default_rng(0).standard_normal((2, 3, 4, 5))
+    x = tensor(a, device, "float64", True)
+    y = F.pad(x, (2, 1, 3, 0), mode=mode)
+    np.testing.assert_array_equal(cpu(y), np.pad(a, ((0, 0), (0, 0), (3, 0), (2, 1)),
+                                                 mode=numpy_mode))
+    y.sum().backward()
+    # every output read one input (constant padding: none)
+    expected = a.size if mode == "constant" else np.prod(y.shape)
+    np.testing.assert_allclose(cpu(x.grad).sum(), expected)
+    small = tensor(a[0, :1], device, "float64", True)  # (C, H, W): 1-d pad
+    assert mg.autograd.gradcheck(lambda x: F.pad(x, (1, 2), mode=mode), [small])

@@ -194,8 +194,8 @@ def test_conv1d_and_transpose1d_match_torch(fused):
     with mg.use_fused(fused):
         for kwargs in (dict(stride=2, padding=1, groups=2), dict(padding="same", dilation=3,
                                                                    groups=2)):
-            _assert_parity(torch, lambda *a: F.conv1d(*a, **kwargs),
-                           lambda *a: torch.nn.functional.conv1d(*a, **kwargs), [x, w, b])
+            _assert_parity(torch, lambda *a, k=kwargs: F.conv1d(*a, **k),
+                           lambda *a, k=kwargs: torch.nn.functional.conv1d(*a, **k), [x, w, b])
         _assert_parity(torch, lambda *a: F.conv1d(*a), lambda *a: torch.nn.functional.conv1d(*a),
                        [x[0], w[:, :1].repeat(4, axis=1), b])  # unbatched
         kwargs = dict(stride=3, padding=1, output_padding=2, groups=2, dilation=1)
@@ -376,6 +376,9 @@ def test_pad_errors():
         F.pad(x, (3, 3), mode="reflect")
     with pytest.raises(RuntimeError, match="wrapping around more than once"):
         F.pad(x, (4, 0), mode="circular")
+    with pytest.raises(NotImplementedError, match="Padding size 2 is not supported for 4D "
+                       "input tensor"):
+        F.pad(mg.randn(1, 1, 4, 5), (1, 2), mode="circular")
     with pytest.raises(NotImplementedError, match="Unrecognised padding mode"):
         F.pad(x, (1, 1), mode="mirror")
     with pytest.raises(RuntimeError, match="doesn't take in value"):
