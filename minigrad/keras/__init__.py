@@ -30,9 +30,14 @@ from minigrad.keras.models import Model, Sequential, load_model  # noqa: F401
 
 # keras.layers.Input and the merging layers (Add, Concatenate, ...) live in keras.functional,
 # which builds on keras.layers; Keras programs reach them as keras.layers.<Name>
-for _name in ("Input", *functional.MERGING_LAYERS):
+for _name in ("Input", *functional.MERGING_LAYERS, *functional.MERGING_FUNCTIONS):
     setattr(layers, _name, getattr(functional, _name))
 del _name
+from minigrad.keras import convolutional  # noqa: E402  (Conv2D, MaxPooling2D, ...)
+
+for _name, _cls in convolutional.CNN_LAYERS.items():  # keras.layers.Conv2D, ...
+    setattr(layers, _name, _cls)
+del _name, _cls
 
 __all__ = [
     "Input",

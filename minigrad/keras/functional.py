@@ -12,7 +12,8 @@ eval mode and without gradients (so no dropout draw and no BatchNorm statistics 
 layer, custom ones included, works without a shape function.
 
 The merging layers `Add`, `Subtract`, `Multiply`, `Average`, `Maximum`, `Minimum` and
-`Concatenate` combine several tensors, as in Keras.
+`Concatenate` (and their functional forms `add`, ..., `concatenate`) combine several tensors, as
+in Keras.
 
 Example:
     >>> from minigrad import keras
@@ -47,8 +48,15 @@ __all__ = [
     "Multiply",
     "Node",
     "Subtract",
+    "add",
+    "average",
+    "concatenate",
     "flatten",
     "map_structure",
+    "maximum",
+    "minimum",
+    "multiply",
+    "subtract",
 ]
 
 # The sizes a None axis (other than the batch) takes in the trial runs that find output shapes:
@@ -387,3 +395,43 @@ class Concatenate(_Merge):
 
 MERGING_LAYERS = {cls.__name__: cls for cls in (Add, Subtract, Multiply, Average, Maximum,
                                                 Minimum, Concatenate)}
+
+
+# Keras's functional forms: ``keras.layers.concatenate([a, b])`` is ``Concatenate()([a, b])``
+def add(inputs: Sequence[Any], **kwargs: Any) -> Any:
+    """``Add(**kwargs)(inputs)``."""
+    return Add(**kwargs)(inputs)
+
+
+def subtract(inputs: Sequence[Any], **kwargs: Any) -> Any:
+    """``Subtract(**kwargs)(inputs)``."""
+    return Subtract(**kwargs)(inputs)
+
+
+def multiply(inputs: Sequence[Any], **kwargs: Any) -> Any:
+    """``Multiply(**kwargs)(inputs)``."""
+    return Multiply(**kwargs)(inputs)
+
+
+def average(inputs: Sequence[Any], **kwargs: Any) -> Any:
+    """``Average(**kwargs)(inputs)``."""
+    return Average(**kwargs)(inputs)
+
+
+def maximum(inputs: Sequence[Any], **kwargs: Any) -> Any:
+    """``Maximum(**kwargs)(inputs)``."""
+    return Maximum(**kwargs)(inputs)
+
+
+def minimum(inputs: Sequence[Any], **kwargs: Any) -> Any:
+    """``Minimum(**kwargs)(inputs)``."""
+    return Minimum(**kwargs)(inputs)
+
+
+def concatenate(inputs: Sequence[Any], axis: int = -1, **kwargs: Any) -> Any:
+    """``Concatenate(axis, **kwargs)(inputs)``."""
+    return Concatenate(axis=axis, **kwargs)(inputs)
+
+
+MERGING_FUNCTIONS = {fn.__name__: fn for fn in (add, subtract, multiply, average, maximum,
+                                                minimum, concatenate)}

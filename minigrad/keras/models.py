@@ -55,6 +55,7 @@ from minigrad.data.sampler import DistributedSampler
 from minigrad.io.serialization import load, save
 from minigrad.keras import layers as layers_module
 from minigrad.keras import losses, optimizers, saving
+from minigrad.keras.convolutional import CNN_LAYERS
 from minigrad.keras.functional import MERGING_LAYERS, Input, KerasTensor, flatten, map_structure
 from minigrad.keras.layers import Embedding, InputLayer, Layer, _to_tensor, get_activation
 from minigrad.keras.metrics import get as get_metric  # `compile` has an argument `metrics`
@@ -79,7 +80,8 @@ _ACCURACIES = {"accuracy", "acc", "sparse_categorical_accuracy", "categorical_ac
 
 def _snake_case(name: str) -> str:
     """``'LayerNormalization'`` -> ``'layer_normalization'``, ``'LSTM'`` -> ``'lstm'``."""
-    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).lower()
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", name)  # Keras's rule: Conv2D is conv2d
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()
 
 
 def _verbosity(verbose: Any) -> int:
@@ -404,7 +406,7 @@ class Model(nn.Module):
         factors = self._output_loss_weights()
 
         def loss_fn(output: Any, target: _Targets) -> Tensor:
-            outputs = output if multi else [output]
+            outputs = _output_list(output) if multi else [output]
             total = None
             for loss, factor, out, y in zip(losses_, factors, outputs, target.ys):
                 if target.weights is None:
@@ -607,13 +609,20 @@ class Model(nn.Module):
             with no_grad(), self._logits_output(False):
                 for step, batch in enumerate(loader, start=1):
                     out = self(tuple(batch) if several else batch[0])
-                    outputs.append([o.data for o in out] if isinstance(out, list) else out.data)
+                    if isinstance(out, dict):
+                        outputs.append({name: o.data for name, o in out.items()})
+                    else:
+                        outputs.append([o.data for o in out] if isinstance(out, list)
+                                       else out.data)
                     if bar is not None:
                         bar.update(step)
         finally:
             self.train(was_training)
         if not outputs:
             return np.zeros((0,), dtype=np.float32)
+        if isinstance(outputs[0], dict):
+            return {name: _concatenate([batch[name] for batch in outputs])
+                    for name in outputs[0]}
         if isinstance(outputs[0], list):
             return [_concatenate([batch[i] for batch in outputs])
                     for i in range(len(outputs[0]))]
@@ -650,7 +659,9 @@ class Model(nn.Module):
 
     # ---------------------------------------------------------------- weights
     def count_params(self) -> int:
-        return sum(int(np.prod(p.shape)) for p in self.parameters())
+        """Every weight, the moving statistics of batch normalisation included."""
+        weights = list(self.parameters()) + _moving_statistics(self)
+        return sum(int(np.prod(p.shape)) for p in weights)
 
     def _weight_holders(self) -> list:
         """The layers (and plain `nn` modules) holding the weights, in Keras's order."""
@@ -821,6 +832,18 @@ class _Outputs(list):
         return _Outputs(out.detach() for out in self)
 
 
+class _OutputDict(dict):
+    """The outputs of a model whose outputs are a dict, that can be detached."""
+
+    def detach(self) -> "_OutputDict":
+        return _OutputDict({name: out.detach() for name, out in self.items()})
+
+
+def _output_list(output: Any) -> list:
+    """A model's several outputs in `flatten` order (a dict's by sorted key)."""
+    return [output[k] for k in sorted(output)] if isinstance(output, dict) else list(output)
+
+
 class _StructuredBatches:
     """Batches ``(x, _Targets)`` from a loader over `_flat_arrays` (x a tuple of Tensors for
     several inputs). Keeps the loader's length and sampler (for ``set_epoch``)."""
@@ -848,7 +871,7 @@ def _on_output(fn: Callable, index: int, several: bool) -> Callable:
     """A metric ``fn(output, target)`` of output `index`, called with the structured batch."""
 
     def metric(output: Any, target: _Targets) -> Tensor:
-        return fn(output[index] if several else output, target.ys[index])
+        return fn(_output_list(output)[index] if several else output, target.ys[index])
 
     return metric
 
@@ -1020,7 +1043,7 @@ class Sequential(Model):
 
     @classmethod
     def from_config(cls, config: dict, custom_objects: dict | None = None) -> "Sequential":
-        classes = {**layers_module.LAYERS, **(custom_objects or {})}
+        classes = {**layers_module.LAYERS, **CNN_LAYERS, **(custom_objects or {})}
         model = cls(name=config.get("name"))
         for entry in config["layers"]:
             name = entry["class_name"]
@@ -1040,7 +1063,8 @@ class Functional(Model):
     """A model defined by a graph of layers: ``keras.Model(inputs, outputs)``.
 
     `inputs` are `keras.Input` tensors (one, a list, or a dict by name) and `outputs` the
-    symbolic tensors the layers returned (one or a list). Calling the model runs the recorded
+    symbolic tensors the layers returned (one, a list, or a dict by name: the model then
+    returns a dict). Calling the model runs the recorded
     layer calls in order; a layer called several times (a shared layer) has one set of weights.
     Several outputs each get a loss (``compile(loss=[...] or {name: ...})``, weighted by
     ``loss_weights``), and targets are given as a list (or a dict by output layer name).
@@ -1066,9 +1090,6 @@ class Functional(Model):
         if kwargs:
             raise TypeError(f"keras.Model: unexpected keyword argument(s) {sorted(kwargs)}")
         super().__init__(name=name or "functional")
-        if isinstance(outputs, dict):
-            raise NotImplementedError("keras.Model(outputs={...}): give the outputs as a list "
-                                      "(they are named by their layers)")
         self._input_structure = inputs
         self._output_structure = outputs
         self.inputs = flatten(inputs)
@@ -1167,6 +1188,9 @@ class Functional(Model):
 
     @property
     def output_names(self) -> list:
+        """The outputs' names: their dict keys (sorted, as `flatten`), else their layers'."""
+        if isinstance(self._output_structure, dict):
+            return sorted(self._output_structure)
         return [t.node.layer.name for t in self.outputs]
 
     @property
@@ -1236,10 +1260,12 @@ class Functional(Model):
                 out = node.layer(*args, **kwargs)
             for t, value in zip(node.outputs, flatten(out)):
                 values[id(t)] = value
-        outputs = [values[id(t)] for t in self.outputs]
         if isinstance(self._output_structure, KerasTensor):
-            return outputs[0]
-        return _Outputs(outputs)
+            return values[id(self.outputs[0])]
+        if isinstance(self._output_structure, dict):
+            return _OutputDict({name: values[id(t)]
+                                for name, t in zip(self.output_names, self.outputs)})
+        return _Outputs(values[id(t)] for t in self.outputs)
 
     # ---------------------------------------------------------------- data
     def _inputs(self, x: Any) -> Any:
@@ -1288,11 +1314,12 @@ class Functional(Model):
             return x, self._targets(y_array)
         ys = self._per_output(y, "y")
         targets = []
-        for value, loss, t in zip(ys, self._output_losses(), self.outputs):
-            array = _array(value, f"y ({t.node.layer.name})")
+        for value, loss, t, name in zip(ys, self._output_losses(), self.outputs,
+                                        self.output_names):
+            array = _array(value, f"y ({name})")
             if len(array) != n:
                 raise ValueError(f"Data cardinality is ambiguous: 'x' has {n} examples, the "
-                                 f"targets of {t.node.layer.name!r} {len(array)}")
+                                 f"targets of {name!r} {len(array)}")
             if isinstance(loss, losses.Loss):
                 array = loss.prepare_targets(_to_numpy(array), t.shape)
             elif array.dtype.kind == "f":
@@ -1433,7 +1460,8 @@ class Functional(Model):
 
     @classmethod
     def from_config(cls, config: dict, custom_objects: dict | None = None) -> "Functional":
-        classes = {**layers_module.LAYERS, **MERGING_LAYERS, **(custom_objects or {})}
+        classes = {**layers_module.LAYERS, **MERGING_LAYERS, **CNN_LAYERS,
+                   **(custom_objects or {})}
         layers = {}
         for entry in config["layers"]:
             layer = _layer_from_config(entry, classes)
@@ -1494,13 +1522,20 @@ def _print_summary(model: Model, rows: list, line_length: int,
     print_fn("=" * line_length)
     params = list(model.parameters())
     trainable = [p for p in params if p.requires_grad]
-    frozen = [p for p in params if not p.requires_grad]
+    frozen = [p for p in params if not p.requires_grad] + _moving_statistics(model)
+    params = trainable + frozen
     for label, group in (("Total", params), ("Trainable", trainable),
                          ("Non-trainable", frozen)):
         count = sum(int(np.prod(p.shape)) for p in group)
         size = sum(int(np.prod(p.shape)) * p.dtype.itemsize for p in group)
         print_fn(f"{label} params: {count:,} ({_format_bytes(size)})")
     print_fn("_" * line_length)
+
+
+def _moving_statistics(model: nn.Module) -> list:
+    """BatchNormalization's moving mean and variance: non-trainable weights in Keras's counts."""
+    return [b for name, b in model.named_buffers()
+            if name.endswith(("running_mean", "running_var"))]
 
 
 def _format_bytes(size: int) -> str:

@@ -452,3 +452,33 @@ def test_functional_weighted_fit_on_device(device, data):
     assert all(p.device == mg.device(device) for p in model.parameters())
     assert history.history["loss"][-1] < history.history["loss"][0] and len(batch) == 2
     assert isinstance(model.predict(x[:3], verbose=0), np.ndarray)
+
+
+def test_dict_outputs_and_functional_merging(tmp_path):
+    """The Keras guide's ticket model: variable-length int sequences, dict in and out."""
+    title = keras.Input(shape=(None,), name="title")
+    tags = keras.Input(shape=(3,), name="tags")
+    features = keras.layers.LSTM(8)(keras.layers.Embedding(50, 4)(title))
+    joined = keras.layers.concatenate([features, tags])
+    model = keras.Model(inputs=[title, tags],
+                        outputs={"priority": keras.layers.Dense(1, name="p")(joined),
+                                 "department": keras.layers.Dense(4, name="d")(joined)})
+    assert model.output_names == ["department", "priority"]
+    model.compile(optimizer="adam",
+                  loss={"priority": keras.losses.BinaryCrossentropy(from_logits=True),
+                        "department": keras.losses.CategoricalCrossentropy(from_logits=True)},
+                  loss_weights={"priority": 1.0, "department": 0.2})
+    rng = np.random.default_rng(0)
+    x = {"title": rng.integers(50, size=(16, 7)), "tags": rng.random((16, 3))}
+    y = {"priority": rng.random((16, 1)), "department": np.eye(4)[rng.integers(4, size=16)]}
+    history = model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    last = {k: v[-1] for k, v in history.history.items()}
+    assert set(last) == {"loss", "priority_loss", "department_loss"}
+    predicted = model.predict(x, verbose=0)
+    assert {k: v.shape for k, v in predicted.items()} == {"department": (16, 4),
+                                                         "priority": (16, 1)}
+    model.save(tmp_path / "ticket.keras")
+    loaded = keras.models.load_model(tmp_path / "ticket.keras")
+    again = loaded.predict(x, verbose=0)
+    assert all(np.array_equal(again[k], predicted[k]) for k in predicted)
+    assert keras.layers.add is not None and keras.layers.Input is keras.Input
