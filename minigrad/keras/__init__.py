@@ -12,6 +12,12 @@ The classic Keras MNIST program::
                   metrics=['accuracy'])
     history = model.fit(x_train, y_train, epochs=10, validation_data=(x_test, y_test))
 
+The functional API works as in Keras: ``inputs = keras.Input(shape=(784,))``, layers called on
+symbolic tensors, ``keras.Model(inputs, outputs)`` with several inputs and outputs and shared
+layers (`minigrad.keras.functional`). ``model.save("m.keras")`` writes one zip (config.json and
+safetensors weights) that ``keras.models.load_model`` reads; ``get_weights`` uses Keras's
+layouts; ``fit`` takes ``sample_weight``, ``class_weight`` and ``validation_freq``.
+
 The facade is thin: layers build `minigrad.nn` modules (`Dense` is an `nn.Linear`), the model is
 an `nn.Module`, and `fit` runs `minigrad.train.fit`, the same loop a PyTorch-style program uses.
 

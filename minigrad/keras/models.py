@@ -1,4 +1,5 @@
-"""Keras models: `Sequential` (and the `Model` base), trained by `minigrad.train`.
+"""Keras models: `Sequential`, `Functional` (``keras.Model(inputs, outputs)``) and the `Model`
+base, trained by `minigrad.train`.
 
 A model is an `nn.Module` whose children are Keras layers. `compile` picks the optimizer,
 loss and metrics; `fit` turns NumPy arrays into a `DataLoader` on the model's device and hands
