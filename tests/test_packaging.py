@@ -80,7 +80,9 @@ def test_built_wheel_and_sdist_hold_what_they_should(tmp_path):
     pytest.importorskip("build", reason="needs the build package (pip install build)")
     result = subprocess.run([sys.executable, str(REPO / ".ci" / "check_dist.py"), "--outdir",
                              str(tmp_path)], capture_output=True, text=True, timeout=600)
-    if result.returncode and "Could not find a version" in result.stderr:
-        pytest.skip("no package index to build in an isolated environment")
+    unavailable = ("Could not find a version", "No matching distribution",
+                   "Failed to establish a new connection")
+    if result.returncode and any(text in result.stderr for text in unavailable):
+        pytest.skip("no package index to install the build requirements from")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "minigrad_dl-" in result.stdout and result.stdout.count(": ok") == 2
