@@ -233,6 +233,8 @@ class FusedConvTranspose2dFn(_ConvBase):
         self.x_mat = _channel_major(xp, x, groups)  # (g, C_in/g, N H W)
         self.w_mat = w.reshape(groups, c_in // groups, -1)  # (g, C_in/g, C_out/g kh kw)
         cols = xp.matmul(self.w_mat.transpose(0, 2, 1), self.x_mat)
+        if not (is_grad_enabled() and self.inputs[1].requires_grad):
+            self.x_mat = None  # only the weight gradient reads it again
         _, col2im = self._routines()
         y = col2im(xp, cols.reshape(g.C, kh, kw, N, H, W), g)
         if b is not None:
