@@ -30,7 +30,7 @@ from benchmarks.common import RESULTS, machine, markdown_table, threads  # noqa:
 from benchmarks.kernel_bench import HEADERS, device_peaks, format_row, run_case  # noqa: E402
 
 KERNELS = ["softmax_cross_entropy", "adam", "dropout", "layer_norm", "gelu", "attention",
-           "lstm", "gru", "conv"]
+           "lstm", "gru", "conv", "maxpool", "batch_norm"]
 
 
 def kernel_cases(device: str):
