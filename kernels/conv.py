@@ -199,13 +199,19 @@ class FusedConv2dFn(_ConvBase, kernel="conv"):
     def _backward(self, gy):
         xp, g = self.xp, self.geometry
         gy_mat = _channel_major(xp, gy, self.groups)  # (g, O/g, N Ho Wo)
+        im2col, col2im = self._routines()
         gx = gw = None
+        if self.needs_input_grad[1]:
+            cols = self.cols
+            if cols is None:  # a second backward (retain_graph): the columns again
+                cols = im2col(xp, self.inputs[0].data, g).reshape(
+                    self.groups, g.C // self.groups * g.kh * g.kw, g.N * g.Ho * g.Wo)
+            gw = xp.matmul(gy_mat, cols.transpose(0, 2, 1)).reshape(self.inputs[1].shape)
+            # NOTE: freed before the column gradient exists: the two never coexist
+            self.cols = cols = None
         if self.needs_input_grad[0]:
-            _, col2im = self._routines()
             gcols = xp.matmul(self.w_mat.transpose(0, 2, 1), gy_mat)
             gx = col2im(xp, gcols.reshape(g.C, g.kh, g.kw, g.N, g.Ho, g.Wo), g)
-        if self.needs_input_grad[1]:
-            gw = xp.matmul(gy_mat, self.cols.transpose(0, 2, 1)).reshape(self.inputs[1].shape)
         grads = (gx, gw)
         return grads + (self._bias_grad(gy),) if len(self.inputs) == 3 else grads
 

@@ -137,3 +137,14 @@ def test_pad_modes_on_device(device, mode, numpy_mode):
     np.testing.assert_allclose(cpu(x.grad).sum(), expected)
     small = tensor(a[0, :1], device, "float64", True)  # (C, H, W): 1-d pad
     assert mg.autograd.gradcheck(lambda x: F.pad(x, (1, 2), mode=mode), [small])
+
+
+def test_retain_graph_second_backward(device):
+    """The columns are freed in the first backward and made again for a second one."""
+    x, w = _x((2, 2, 5, 4), device), _x((3, 2, 3, 2), device, seed=1)
+    y = F.conv2d(x, w, stride=(1, 2), padding=1)
+    assert "FusedConv2dFn" in grad_fn_names(y)
+    first = mg.grad(y.sum(), [x, w], retain_graph=True)
+    second = mg.grad(y.sum(), [x, w])
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(cpu(a), cpu(b))
