@@ -72,6 +72,10 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
             padded = x
         y = None
         tap = np.zeros((N, C, OH, OW), dtype=np.int32)
+        better = np.empty((N, C, OH, OW), dtype=bool)
+        # the NaN test costs two passes per tap: made only when the input has a NaN (an inf
+        # sum, from large finite values, takes the careful path too)
+        nan_possible = not np.isfinite(x.sum())
         for a in range(kh):
             for b in range(kw):
                 v = padded[:, :, a * dh:a * dh + (OH - 1) * sh + 1:sh,
@@ -80,10 +84,11 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
                     y = v.copy()
                     continue
                 # strictly greater keeps the first maximum; a NaN replaces a number once
-                better = v > y
-                better |= np.isnan(v) & ~np.isnan(y)
+                np.greater(v, y, out=better)
+                if nan_possible:
+                    better |= np.isnan(v) & ~np.isnan(y)
                 np.copyto(y, v, where=better)
-                tap[better] = a * kw + b
+                np.copyto(tap, a * kw + b, where=better)
         rows = np.clip(np.arange(OH)[:, None] * sh - ph + (tap // kw) * dh, 0, H - 1)
         cols = np.clip(np.arange(OW)[None, :] * sw - pw + (tap % kw) * dw, 0, W - 1)
         indices = rows.astype(np.int64) * W + cols
