@@ -70,7 +70,7 @@ from minigrad.nn.parallel import DistributedDataParallel
 from minigrad.tensor import Tensor
 from minigrad.utils.progress import Progbar
 
-__all__ = ["Functional", "Model", "Sequential", "load_model"]
+__all__ = ["Functional", "Model", "Sequential", "load_model", "save_model"]
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -1547,6 +1547,11 @@ def _format_bytes(size: int) -> str:
             return f"{value:.2f} {unit}"
         value /= 1024
     raise AssertionError("unreachable")
+
+
+def save_model(model: Model, filepath: str | os.PathLike, overwrite: bool = True) -> None:
+    """``keras.models.save_model(model, "m.keras")``: the same as ``model.save(...)``."""
+    model.save(filepath, overwrite=overwrite)
 
 
 def load_model(filepath: str | os.PathLike, custom_objects: dict | None = None,

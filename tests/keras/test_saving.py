@@ -29,7 +29,7 @@ def test_sequential_to_one_keras_file(tmp_path, data):
                   metrics=["accuracy"])
     model.fit(x, y, epochs=2, verbose=0)
     path = tmp_path / "m.keras"
-    model.save(path)
+    keras.models.save_model(model, path)
     with zipfile.ZipFile(path) as archive:
         assert sorted(archive.namelist()) == ["config.json", "metadata.json",
                                               "model.weights.safetensors"]
