@@ -249,3 +249,27 @@ def test_group_norm_matches_torch(fused, groups, affine, rank, seed):
     np.testing.assert_allclose(npy(y), yt.detach().numpy(), rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(npy(x.grad), xt.grad.numpy(), rtol=1e-9, atol=1e-10)
     assert repr(ours) == repr(theirs)
+
+
+# ---------------------------------------------------------------------------- devices
+
+
+@FUSED
+def test_batch_and_group_norm_on_the_device_match_the_cpu(device, fused):
+    """Training and evaluation batch norm (running statistics too) and group norm give the same
+    values and gradients on ``cuda`` (a GPU, or the CuPy stand-in) as on the CPU."""
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((4, 3, 5, 2)) * 2 + 1
+    results = []
+    with mg.use_fused(fused):
+        for dev in ("cpu", device):
+            bn = nn.BatchNorm2d(3).double().to(dev)
+            gn = nn.GroupNorm(3, 3).double().to(dev)
+            x = mg.tensor(a, device=dev, requires_grad=True)
+            y = bn(x) + gn(x)
+            bn.eval()
+            y = y + bn(x)
+            y.backward(mg.ones(*y.shape, dtype=y.dtype, device=dev) * 0.5)
+            results.append([npy(y), npy(x.grad), npy(bn.running_mean), npy(bn.running_var)])
+    for got, want in zip(results[1], results[0]):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -299,3 +299,28 @@ def test_adaptive_avg_pool_matches_torch(h, w, oh, ow, seed):
     case = dict(n=2, c=2, size=(w,), seed=seed, ties=False)
     _compare(torch, lambda t: F.adaptive_avg_pool1d(t, ow),
              lambda t: torch.nn.functional.adaptive_avg_pool1d(t, ow), case, 1)
+
+
+# ---------------------------------------------------------------------------- devices
+
+
+@FUSED
+def test_every_pooling_on_the_device_matches_the_cpu(device, fused):
+    """The same values and gradients on ``cuda`` (a GPU, or the CuPy stand-in) as on the CPU."""
+    a = np.random.default_rng(5).standard_normal((2, 3, 7, 6))
+    fns = [lambda t: F.max_pool2d(t, 3, 2, 1, ceil_mode=True),
+           lambda t: F.max_pool1d(t.flatten(2), 4, 3, 2, dilation=2),
+           lambda t: F.avg_pool2d(t, 3, 2, 1, ceil_mode=True, count_include_pad=False),
+           lambda t: F.avg_pool1d(t.flatten(2), 3, 2, 1),
+           lambda t: F.adaptive_avg_pool2d(t, (3, 4)),
+           lambda t: F.adaptive_avg_pool1d(t.flatten(2), 5)]
+    with mg.use_fused(fused):
+        for fn in fns:
+            results = []
+            for dev in ("cpu", device):
+                x = mg.tensor(a, device=dev, requires_grad=True)
+                y = fn(x)
+                y.backward(mg.ones(*y.shape, dtype=y.dtype, device=dev))
+                results.append((npy(y), npy(x.grad)))
+            for got, want in zip(results[1], results[0]):
+                np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)

@@ -114,3 +114,17 @@ def test_interpolate_matches_torch(mode, align, by_size, h, w, oh, ow, fh, fw, r
     y.backward(mg.tensor(g))
     yt.backward(torch.tensor(g))
     np.testing.assert_allclose(npy(x.grad), xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_interpolate_on_the_device_matches_the_cpu(device):
+    a = np.random.default_rng(7).standard_normal((2, 3, 4, 5))
+    for kw in (dict(scale_factor=1.5), dict(size=(7, 3), mode="bilinear"),
+               dict(size=(6, 6), mode="bilinear", align_corners=True)):
+        results = []
+        for dev in ("cpu", device):
+            x = mg.tensor(a, device=dev, requires_grad=True)
+            y = F.interpolate(x, **kw)
+            y.backward(mg.ones(*y.shape, dtype=y.dtype, device=dev))
+            results.append((npy(y), npy(x.grad)))
+        for got, want in zip(results[1], results[0]):
+            np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
