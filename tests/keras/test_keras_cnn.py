@@ -258,3 +258,31 @@ def test_conv_matches_nn_conv_in_channels_last():
     y = layer(x)
     ref = F.conv2d(x.permute(0, 3, 1, 2), layer.conv.weight, layer.conv.bias, stride=(2, 1))
     np.testing.assert_allclose(npy(y), npy(ref.permute(0, 2, 3, 1)), rtol=1e-5, atol=1e-6)
+
+
+def test_layers_on_the_device_match_the_cpu(device):
+    """Conv, pooling ('same' averages too), batch norm and global pooling on ``cuda`` (a GPU or
+    the CuPy stand-in) give the CPU's outputs with the same weights."""
+    a = np.random.default_rng(4).standard_normal((2, 7, 7, 3)).astype("float32")
+
+    def build():
+        return [keras.layers.Conv2D(4, 3, strides=2, padding="same"),
+                keras.layers.AveragePooling2D(3, strides=1, padding="same"),
+                keras.layers.MaxPooling2D(2, padding="same"),
+                keras.layers.BatchNormalization(),
+                keras.layers.GlobalAveragePooling2D()]
+
+    outs = []
+    weights = None
+    for dev in ("cpu", device):
+        x = mg.tensor(a, device=dev)
+        for i, layer in enumerate(build()):
+            layer.build((None, *x.shape[1:]))
+            layer.to(dev)
+            if weights is None or len(weights) <= i:
+                weights = (weights or []) + [layer.get_weights()]
+            else:
+                layer.set_weights(weights[i])
+            x = layer(x)
+        outs.append(npy(x))
+    np.testing.assert_allclose(outs[1], outs[0], rtol=1e-5, atol=1e-6)
