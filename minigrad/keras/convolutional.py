@@ -30,7 +30,6 @@ from typing import Any, Callable
 import numpy as np
 
 from minigrad import nn, ops
-from minigrad.autograd import no_grad
 from minigrad.nn import functional as F
 from minigrad.keras.layers import Layer, Shape, _activation_name, _initializer, get_activation
 from minigrad.tensor import Tensor
@@ -442,7 +441,8 @@ class BatchNormalization(Layer):
         axis: the normalised axis (only -1, the last, is supported).
         momentum: the moving averages' decay (Keras's default 0.99).
         epsilon: added to the variance (Keras's default 1e-3).
-        center, scale: learn beta and gamma.
+        center, scale: learn beta and gamma (``scale=False`` with ``center=True`` keeps a
+            gamma frozen at 1, listed in the weights).
 
     Example:
         >>> import minigrad as mg
@@ -470,12 +470,10 @@ class BatchNormalization(Layer):
         channels = int(input_shape[-1])
         self.batch_norm = nn.BatchNorm1d(channels, eps=self.epsilon,
                                          momentum=round(1.0 - self.momentum, 12),
-                                         affine=self.center or self.scale)
-        with no_grad():
-            if not self.scale and self.batch_norm.weight is not None:
-                self.batch_norm.weight.requires_grad_(False)
-            if not self.center and self.batch_norm.bias is not None:
-                self.batch_norm.bias.requires_grad_(False)
+                                         affine=self.center or self.scale, bias=self.center)
+        if not self.scale and self.batch_norm.weight is not None:
+            # NOTE: PyTorch has no bias-only batch norm: gamma stays, frozen at 1
+            self.batch_norm.weight.requires_grad_(False)
         super().build(input_shape)
 
     def call(self, inputs: Tensor) -> Tensor:
