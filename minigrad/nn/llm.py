@@ -21,7 +21,8 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from minigrad import references
+from minigrad import kernels, references
+from minigrad.fused import fused_enabled
 from minigrad.nn import init
 from minigrad.nn.module import Module, Parameter
 from minigrad.tensor import Tensor, empty
@@ -91,6 +92,8 @@ def swiglu(gate: Tensor, up: Tensor) -> Tensor:
         >>> swiglu(mg.tensor([1.0]), mg.tensor([2.0]))
         tensor([1.4621])
     """
+    if gate.shape == up.shape and fused_enabled("swiglu", gate, up):
+        return kernels.swiglu.apply(gate, up)
     return references.swiglu(gate, up)
 
 
