@@ -19,7 +19,8 @@ from __future__ import annotations
 
 from typing import Optional, Sequence, Union
 
-from minigrad import kernels, references
+from minigrad import autocast_state, kernels, references
+from minigrad.autocast_state import state as _autocast
 from minigrad.fused import fused_enabled
 from minigrad.tensor import Tensor
 
@@ -116,6 +117,8 @@ def _from_2d(out: Tensor, n: int, batched: bool) -> Tensor:
 
 def _conv(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride, padding, dilation,
           groups: int, n: int, fn: str) -> Tensor:
+    if _autocast.on:  # on autocast's lower-precision list, as in PyTorch
+        input, weight, bias = autocast_state.lower(input, weight, bias)
     stride, dilation = _tuple(stride, n, "stride"), _tuple(dilation, n, "dilation")
     batched = _check_common(input, weight, bias, n, fn, stride, dilation, groups)
     kernel = tuple(weight.shape[2:])
@@ -204,6 +207,8 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor] = None,
 
 def _conv_transpose(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride, padding,
                     output_padding, groups: int, dilation, n: int, fn: str) -> Tensor:
+    if _autocast.on:
+        input, weight, bias = autocast_state.lower(input, weight, bias)
     stride, dilation = _tuple(stride, n, "stride"), _tuple(dilation, n, "dilation")
     if isinstance(padding, str):
         raise ValueError(f"{fn}: padding must be an int or a tuple of ints, got '{padding}'")

@@ -383,3 +383,33 @@ def test_pad_errors():
         F.pad(x, (1, 1), mode="mirror")
     with pytest.raises(RuntimeError, match="doesn't take in value"):
         F.pad(x, (1, 1), mode="replicate", value=2.0)
+
+
+@pytest.mark.parametrize("fused", PATHS)
+def test_autocast_runs_convolutions_in_the_low_dtype(fused):
+    """Convolutions are on autocast's lower-precision list (PyTorch's CPU default: bfloat16);
+    the gradients reach the float32 leaves as float32."""
+    x = mg.randn(2, 3, 6, 6, requires_grad=True)
+    w, wt = mg.randn(4, 3, 3, 3, requires_grad=True), mg.randn(3, 2, 2, 2)
+    with mg.use_fused(fused), mg.autocast("cpu"):
+        y = F.conv2d(x, w, padding=1)
+        yt = F.conv_transpose2d(x, wt, stride=2)
+        y1 = F.conv1d(x[:, :, 0], w[:, :, 0])
+    assert y.dtype == yt.dtype == y1.dtype == mg.bfloat16
+    with mg.use_fused(fused):
+        y.float().sum().backward()
+    assert x.grad.dtype == w.grad.dtype == mg.float32
+
+
+@pytest.mark.torch
+def test_autocast_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 6, 6)).astype(np.float32)
+    w = rng.standard_normal((4, 3, 3, 3)).astype(np.float32)
+    with mg.autocast("cpu"):
+        ours = F.conv2d(mg.tensor(x), mg.tensor(w), padding=1)
+    with torch.autocast("cpu"):
+        theirs = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), padding=1)
+    assert str(theirs.dtype) == "torch.bfloat16"
+    np.testing.assert_array_equal(ours.float().numpy(), theirs.float().numpy())
