@@ -3,8 +3,11 @@
 Everything here is a *composite*: it is built from the primitives in ``minigrad.ops`` and has no
 backward of its own, so autograd differentiates it (twice, if asked). The ops that have a fused
 kernel (``dropout``, ``gelu``, ``layer_norm``, ``cross_entropy``,
-``scaled_dot_product_attention``) check their arguments here and then run either the kernel
-(``minigrad.kernels``) or their composite reference (``minigrad.references``), side by side.
+``scaled_dot_product_attention``; ``max_pool1d/2d`` and ``batch_norm``, written in
+``nn/pooling.py`` and ``nn/normalization.py``) check their arguments here and then run either the
+kernel (``minigrad.kernels``) or their composite reference (``minigrad.references``), side by
+side. Average pooling (``nn/pooling.py``) is a primitive of its own: a window sum has no op, so
+it has a hand-written backward (the adjoint window scatter).
 
 Losses work from logits (``log_softmax``, log-sigmoid), so logits of magnitude 1e4 give finite
 losses and gradients. Float32 inputs stay float32: constants take the input's dtype.
