@@ -413,3 +413,17 @@ def test_autocast_matches_torch():
         theirs = torch.nn.functional.conv2d(torch.tensor(x), torch.tensor(w), padding=1)
     assert str(theirs.dtype) == "torch.bfloat16"
     np.testing.assert_array_equal(ours.float().numpy(), theirs.float().numpy())
+
+
+@pytest.mark.parametrize("fused", PATHS)
+@pytest.mark.parametrize("padding_mode", ["zeros", "reflect", "replicate", "circular"])
+def test_layer_gradcheck_every_padding_mode(fused, padding_mode):
+    conv = nn.Conv2d(2, 3, (3, 2), padding=(1, 2), stride=(2, 1), padding_mode=padding_mode,
+                     dtype=mg.float64)
+    x = _t((2, 2, 5, 4))
+    with mg.use_fused(fused):
+        assert gradcheck(lambda x, w, b: F.conv2d(
+            F.pad(x, conv._reversed_padding_repeated_twice,
+                  mode="constant" if padding_mode == "zeros" else padding_mode),
+            w, b, conv.stride), [x, conv.weight, conv.bias])
+        assert gradcheck(lambda x: conv(x), [x])
