@@ -69,6 +69,8 @@ def rms_norm(input: Tensor, normalized_shape: _Shape, weight: Optional[Tensor] =
         )
     if eps is None:
         eps = float(np.finfo(input.dtype).eps)
+    if fused_enabled("rms_norm", input, weight):  # use_fused on + a kernel for device/dtype
+        return kernels.rms_norm.apply(input, shape, weight, eps)
     return references.rms_norm(input, dims, weight, eps)
 
 
