@@ -56,19 +56,20 @@ def matmul(a: Tensor, b: Tensor) -> Tensor:
     if _autocast.on:
         a, b = autocast_state.lower(a, b)
     a, b = binary_operands(a, b)
-    if a.ndim == 0 or b.ndim == 0:
+    sa, sb = a.data.shape, b.data.shape
+    if not sa or not sb:
         raise RuntimeError("both arguments to matmul need to be at least 1D")
-    if a.shape[-1] != b.shape[-2 if b.ndim > 1 else 0]:
+    if sa[-1] != sb[-2 if len(sb) > 1 else 0]:
         raise RuntimeError(
-            f"matmul: shapes {tuple(a.shape)} and {tuple(b.shape)} cannot be multiplied "
-            f"({a.shape[-1]} != {b.shape[-2 if b.ndim > 1 else 0]})"
+            f"matmul: shapes {tuple(sa)} and {tuple(sb)} cannot be multiplied "
+            f"({sa[-1]} != {sb[-2 if len(sb) > 1 else 0]})"
         )
-    if a.ndim == 1 and b.ndim == 1:
+    if len(sa) == 1 and len(sb) == 1:
         return reshape(MatmulFn.apply(reshape(a, (1, -1)), reshape(b, (-1, 1))), ())
-    if a.ndim == 1:
+    if len(sa) == 1:
         out = MatmulFn.apply(reshape(a, (1, -1)), b)
         return reshape(out, out.shape[:-2] + out.shape[-1:])
-    if b.ndim == 1:
+    if len(sb) == 1:
         out = MatmulFn.apply(a, reshape(b, (-1, 1)))
         return reshape(out, out.shape[:-1])
     return MatmulFn.apply(a, b)
