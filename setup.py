@@ -37,6 +37,7 @@ setup(
         "cuda13": ["cupy-cuda13x>=13.6"],
         "test": ["pytest>=7", "hypothesis>=6"],
         "plot": ["matplotlib>=3.5"],
+        "bf16": ["ml_dtypes>=0.3"],
         "mpi": ["mpi4py>=3.1", "mpich"],  # data parallel on CPUs; mpich brings mpiexec
     },
     entry_points={"console_scripts": ["minigrad=minigrad.cli:main"]},
