@@ -176,8 +176,15 @@ class _Conv(Layer):
     def call(self, inputs: Tensor) -> Tensor:
         x = _channels_first(inputs)
         if self.padding == "same":
-            x = _pad_spatial(x, [same_pads(s, k, st, d) for s, k, st, d in zip(
-                x.shape[2:], self.kernel_size, self.strides, self.dilation_rate)])
+            pads = [same_pads(s, k, st, d) for s, k, st, d in zip(
+                x.shape[2:], self.kernel_size, self.strides, self.dilation_rate)]
+            if all(before == after for before, after in pads):
+                # symmetric (an odd kernel at stride 1): the convolution pads, no padded copy
+                conv = F.conv1d if self.rank == 1 else F.conv2d
+                out = conv(x, self.conv.weight, self.conv.bias, self.strides,
+                           tuple(before for before, _ in pads), self.dilation_rate, self.groups)
+                return _channels_last(out)
+            x = _pad_spatial(x, pads)
         elif self.padding == "causal":  # 1-D only: all the padding before
             x = _pad_spatial(x, [(self.dilation_rate[0] * (self.kernel_size[0] - 1), 0)])
         return _channels_last(self.conv(x))
