@@ -1,5 +1,5 @@
 """Run every benchmark: each fused kernel (fused vs composite vs PyTorch) and the standard
-workloads W1-W5, on each available device (the CPU, and the GPU when CuPy has one) or the one
+workloads W1-W6, on each available device (the CPU, and the GPU when CuPy has one) or the one
 given; write markdown, JSON and a PNG chart per device under ``benchmarks/results/``.
 
     python -m benchmarks [--quick] [--device all|cpu|cuda] [--only lstm,gru,W2]
@@ -25,7 +25,7 @@ if not __package__:  # run as ``python PATH/TO/CHECKOUT/benchmarks``: import it 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import minigrad as mg  # noqa: E402
-from benchmarks import workloads  # noqa: E402
+from benchmarks import bench_llm, workloads  # noqa: E402
 from benchmarks.common import RESULTS, machine, markdown_table, threads  # noqa: E402
 from benchmarks.kernel_bench import HEADERS, device_peaks, format_row, run_case  # noqa: E402
 
@@ -128,7 +128,7 @@ def main(argv=None) -> None:
     parser.add_argument("--device", default="all",
                         help="cpu, cuda[:N], or all (the default: the CPU and a usable GPU)")
     parser.add_argument("--quick", action="store_true", help="short timings (one GPU run)")
-    parser.add_argument("--only", default="", help="comma-separated kernels and/or W1..W5")
+    parser.add_argument("--only", default="", help="comma-separated kernels and/or W1..W6")
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     for device in devices_for(args.device):
@@ -158,6 +158,14 @@ def run_device(device: str, quick: bool, only: set) -> None:
         if phases:
             tables.append("## Where a step's time goes (ms per phase, fused)\n\n" +
                           markdown_table(workloads.PHASE_HEADERS, phases))
+    llm = None
+    if device == "cpu" and ("W6" in only or not only):  # W6: the Llama LLM (bench_llm.py)
+        try:
+            llm = bench_llm.run(device, quick)
+            tables.append("## W6: Llama LLM (SmolLM2-135M; tiny when --quick)\n\n" +
+                          markdown_table(bench_llm.HEADERS, bench_llm.rows(llm)))
+        except FileNotFoundError as exc:  # SmolLM2 not installed
+            tables.append(f"W6 skipped: {exc}")
     png = RESULTS / f"benchmarks_{device.split(':')[0]}.png"
     tables.append(chart(kernel_rows, workload_rows, device, png))
     info = machine()
@@ -169,7 +177,8 @@ def run_device(device: str, quick: bool, only: set) -> None:
     (RESULTS / f"{stem}.md").write_text(text)
     (RESULTS / f"{stem}.json").write_text(json.dumps(
         {"machine": info, "device": device, "peaks": peaks, "quick": quick,
-         "kernels": kernel_rows, "workloads": workload_rows}, indent=2, default=str) + "\n")
+         "kernels": kernel_rows, "workloads": workload_rows, "llm": llm}, indent=2,
+        default=str) + "\n")
     print(text)
 
 
