@@ -531,17 +531,27 @@ class LlamaForCausalLM(GenerationMixin, Module):
             tied = "output.weight" not in gguf.tensors
             config = LlamaConfig.from_gguf_metadata(gguf.metadata, tied=tied)
             model = cls(config)
-            weights = {}
-            for name in gguf.tensors:
+            own = model.state_dict(keep_vars=True)
+            missing = set(own) - ({"lm_head.weight"} if tied else set())
+            for name in gguf.tensors:  # one tensor at a time: never two copies of the model
                 hf = _hf_name(name)
+                if hf not in own:
+                    raise ValueError(f"{os.fspath(path)!r}: unexpected tensor {name!r}")
                 array = gguf.get_tensor(name)
                 if name.endswith("attn_q.weight"):
                     array = _unpermute(array, config.num_attention_heads)
                 elif name.endswith("attn_k.weight"):
                     array = _unpermute(array, config.num_key_value_heads)
-                weights[hf] = array
+                if tuple(array.shape) != tuple(own[hf].shape):
+                    raise ValueError(f"{os.fspath(path)!r}: {name!r} has shape "
+                                     f"{tuple(array.shape)}, the config gives "
+                                     f"{tuple(own[hf].shape)}")
+                own[hf].data[...] = array
+                missing.discard(hf)
+            if missing:
+                raise ValueError(f"{os.fspath(path)!r} lacks {sorted(missing)}")
             has_vocab = "tokenizer.ggml.tokens" in gguf.metadata
-        model.load_hf_state_dict(weights)
+        model.tie_weights()
         model.tokenizer = BPETokenizer.from_gguf(path) if has_vocab else None
         return model.eval()
 

@@ -238,17 +238,42 @@ def _llama_cpp_permute(w, heads):
             .reshape(w.shape))
 
 
-def test_from_gguf_undoes_the_qk_permutation(tiny, tmp_path):
+TINY_GGUF_METADATA = {
+    "general.architecture": "llama", "llama.block_count": 2, "llama.context_length": 64,
+    "llama.embedding_length": 32, "llama.feed_forward_length": 48,
+    "llama.attention.head_count": 4, "llama.attention.head_count_kv": 2,
+    "llama.rope.freq_base": 10000.0, "llama.attention.layer_norm_rms_epsilon": 1e-5,
+    "llama.vocab_size": 96, "tokenizer.ggml.bos_token_id": 1, "tokenizer.ggml.eos_token_id": 2,
+}
+
+
+def _tiny_gguf_writer():
     writer = GGUFWriter()
-    for key, value in {
-        "general.architecture": "llama", "llama.block_count": 2, "llama.context_length": 64,
-        "llama.embedding_length": 32, "llama.feed_forward_length": 48,
-        "llama.attention.head_count": 4, "llama.attention.head_count_kv": 2,
-        "llama.rope.freq_base": 10000.0, "llama.attention.layer_norm_rms_epsilon": 1e-5,
-        "llama.vocab_size": 96, "tokenizer.ggml.bos_token_id": 1,
-        "tokenizer.ggml.eos_token_id": 2,
-    }.items():
+    for key, value in TINY_GGUF_METADATA.items():
         writer.add_metadata(key, value)
+    return writer
+
+
+def test_from_gguf_names_missing_and_unexpected_tensors(tmp_path):
+    writer = _tiny_gguf_writer()
+    writer.add_tensor("token_embd.weight", np.zeros((96, 32), np.float32))
+    writer.write(tmp_path / "a.gguf")
+    with pytest.raises(ValueError, match="lacks .*model.norm.weight"):
+        LlamaForCausalLM.from_gguf(tmp_path / "a.gguf")
+    writer = _tiny_gguf_writer()
+    writer.add_tensor("blk.9.attn_q.weight", np.zeros((32, 32), np.float32))
+    writer.write(tmp_path / "b.gguf")
+    with pytest.raises(ValueError, match="unexpected tensor 'blk.9.attn_q.weight'"):
+        LlamaForCausalLM.from_gguf(tmp_path / "b.gguf")
+    writer = _tiny_gguf_writer()
+    writer.add_tensor("token_embd.weight", np.zeros((90, 32), np.float32))
+    writer.write(tmp_path / "c.gguf")
+    with pytest.raises(ValueError, match="shape"):
+        LlamaForCausalLM.from_gguf(tmp_path / "c.gguf")
+
+
+def test_from_gguf_undoes_the_qk_permutation(tiny, tmp_path):
+    writer = _tiny_gguf_writer()
     names = {"model.embed_tokens.weight": "token_embd.weight",
              "model.norm.weight": "output_norm.weight"}
     parts = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k",
