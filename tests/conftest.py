@@ -6,9 +6,19 @@ stand-in whose kernels are the CUDA C, simulated (tests/fake_cuda; the kernel te
 stand-in for one test at a time through ``fake_cuda.use``).
 """
 
+import os
+import sys
+
 import fake_cuda
 import numpy as np
 import pytest
+
+# The checkout's kernels/ folder is minigrad.kernels. With the repository root on sys.path (as
+# `python -m pytest` puts it) it would also pass for a top-level package named `kernels`, a
+# name that belongs to another PyPI project which libraries such as transformers probe for.
+sys.modules.setdefault("kernels", None)
+# transformers (the parity references) would fetch compiled layers from its hub: never here
+os.environ.setdefault("USE_HUB_KERNELS", "0")
 
 if fake_cuda.enabled():
     fake_cuda.install()  # before minigrad first imports cupy

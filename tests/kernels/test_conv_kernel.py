@@ -9,7 +9,7 @@ from kernel_utils import fused_on  # noqa: F401  (autouse: kernels on, whatever 
 
 import minigrad as mg
 import minigrad.nn.functional as F
-from kernels import conv as conv_kernel
+from minigrad.kernels import conv as conv_kernel
 from minigrad import kernels, nn
 
 

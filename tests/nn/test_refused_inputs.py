@@ -32,6 +32,8 @@ LAYERS = {
     "ELU": (lambda: nn.ELU(), (2, 3), 1),
     "Embedding": (lambda: nn.Embedding(10, 4), "index", 1),
     "Flatten": (lambda: nn.Flatten(), (2, 3, 4), 1),
+    "Unflatten": (lambda: nn.Unflatten(1, (2, 2)), (2, 4), 1),
+    "Upsample": (lambda: nn.Upsample(scale_factor=2), (1, 2, 4, 4), 1),
     "GELU": (lambda: nn.GELU(), (2, 3), 1),
     "GRU": (lambda: nn.GRU(4, 5), (3, 2, 4), 1),
     "GRUCell": (lambda: nn.GRUCell(4, 5), (2, 4), 1),
