@@ -11,5 +11,5 @@ when the kernels run.
 
 from . import (  # noqa: F401
     adam, attention, batch_norm, conv, dropout, gelu, gru, layer_norm, lstm, maxpool,
-    rms_norm, softmax_cross_entropy, swiglu,
+    rms_norm, rope, softmax_cross_entropy, swiglu,
 )

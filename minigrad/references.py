@@ -112,6 +112,14 @@ def swiglu(gate: Tensor, up: Tensor) -> Tensor:
     return gate * ops.sigmoid(gate) * up
 
 
+def rope(x: Tensor, cos: Tensor, sin: Tensor) -> Tensor:
+    """x cos + rotate_half(x) sin for x (B, H, T, D), cos/sin (B, T, D) shared by the heads;
+    rotate_half(x) = (-x2, x1), transformers' layout."""
+    half = x.shape[-1] // 2
+    rotated = ops.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return x * ops.unsqueeze(cos, 1) + rotated * ops.unsqueeze(sin, 1)
+
+
 # ---------------------------------------------------------------------------- cross-entropy
 
 

@@ -25,7 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigrad import ops
+from minigrad import kernels, ops
+from minigrad.fused import fused_enabled
 from minigrad.nn.module import Module
 from minigrad.tensor import Tensor
 
@@ -56,6 +57,11 @@ def apply_rotary_pos_emb(q: Tensor, k: Tensor, cos: Tensor, sin: Tensor,
     Returns:
         The rotated ``(q, k)``.
     """
+    if (unsqueeze_dim == 1 and q.ndim == 4 and k.ndim == 4 and cos.ndim == 3
+            and not cos.requires_grad and not sin.requires_grad
+            and fused_enabled("rope", q, k, cos, sin)
+            and q.dtype == k.dtype == cos.dtype == sin.dtype):
+        return kernels.rope.apply(q, cos, sin), kernels.rope.apply(k, cos, sin)
     cos, sin = cos.unsqueeze(unsqueeze_dim), sin.unsqueeze(unsqueeze_dim)
     return q * cos + rotate_half(q) * sin, k * cos + rotate_half(k) * sin
 

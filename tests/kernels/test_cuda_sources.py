@@ -17,7 +17,8 @@ from minigrad.kernels import _cuda
 KERNEL_DIR = Path(K.__file__).resolve().parent
 SOURCES = sorted(p.stem for p in KERNEL_DIR.glob("*.cu"))
 EXPECTED = ["adam", "attention", "batch_norm", "conv", "dropout", "gelu", "gru", "layer_norm",
-            "lstm", "maxpool", "rms_norm", "softmax_cross_entropy", "swiglu"]
+            "lstm", "maxpool", "rms_norm", "rope",
+            "softmax_cross_entropy", "swiglu"]
 
 
 def _module(name):
