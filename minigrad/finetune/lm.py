@@ -31,7 +31,7 @@ from typing import Any, Callable, Optional, Sequence, TextIO, Union
 
 import numpy as np
 
-from minigrad import optim
+from minigrad import backend, optim
 from minigrad.autograd import no_grad
 from minigrad.finetune.checkpoint import load_checkpoint, save_checkpoint
 from minigrad.finetune.freeze import count_parameters
@@ -204,7 +204,8 @@ def answer(model: LlamaForCausalLM, question: str, max_new_tokens: int = 48) -> 
     ids = tok.apply_chat_template([{"role": "user", "content": question}],
                                   add_generation_prompt=True, tokenize=True)
     out = model.generate(Tensor._make(np.array([ids])), max_new_tokens=max_new_tokens)
-    return tok.decode(out.numpy()[0, len(ids):].tolist(), skip_special_tokens=True).strip()
+    new = np.asarray(backend.to_device(out.data, backend.CPU))[0, len(ids):]
+    return tok.decode(new.tolist(), skip_special_tokens=True).strip()
 
 
 def split_examples(rows: list, eval_fraction: float, seed: int) -> tuple:

@@ -76,6 +76,13 @@ def sample(logits: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.minimum((cdf < draws).sum(axis=-1), logits.shape[-1] - 1)
 
 
+def _host(values: Any) -> np.ndarray:
+    """A Tensor (on any device), an array or nested lists as a NumPy array."""
+    if isinstance(values, Tensor):
+        return np.asarray(backend.to_device(values.detach().data, backend.CPU))
+    return np.asarray(values)
+
+
 def _eos_set(eos: Union[int, Sequence[int], None]) -> np.ndarray:
     if eos is None:
         return np.zeros(0, dtype=np.int64)
@@ -113,7 +120,7 @@ class GenerationMixin:
         Returns:
             ``(B, T + n)`` int64 ids: the prompt then the new tokens.
         """
-        ids = input_ids.numpy() if isinstance(input_ids, Tensor) else np.asarray(input_ids)
+        ids = _host(input_ids)
         ids = np.atleast_2d(ids).astype(np.int64)
         B, T = ids.shape
         config = self.config
@@ -124,8 +131,7 @@ class GenerationMixin:
             pad_token_id = int(eos[0]) if eos.size else 0
         mask = None
         if attention_mask is not None:
-            mask = (attention_mask.numpy() if isinstance(attention_mask, Tensor)
-                    else np.asarray(attention_mask)).astype(np.int64).reshape(B, T)
+            mask = _host(attention_mask).astype(np.int64).reshape(B, T)
             if mask.all():
                 mask = None  # no padding: the causal fast path
         rng = np.random.default_rng(seed) if seed is not None else backend.generator(backend.CPU)
@@ -148,7 +154,7 @@ class GenerationMixin:
                                         else Tensor._make(backend.to_device(mask, device))),
                         past_key_values=cache, use_cache=True, logits_to_keep=1,
                     )
-                    logits = out.logits.numpy()[:, -1].astype(np.float32)
+                    logits = _host(out.logits)[:, -1].astype(np.float32)
                     nxt = self._next_tokens(logits, np.concatenate(tokens, axis=1), do_sample,
                                             temperature, top_k, top_p, repetition_penalty, rng)
                     nxt = np.where(finished, pad_token_id, nxt).astype(np.int64)

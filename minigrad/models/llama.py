@@ -34,7 +34,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from minigrad import ops
+from minigrad import backend, ops
 from minigrad.autograd import is_grad_enabled
 from minigrad.io.gguf import read_gguf
 from minigrad.io.safetensors import load_file, save_file
@@ -575,7 +575,8 @@ class LlamaForCausalLM(GenerationMixin, Module):
         os.makedirs(folder, exist_ok=True)
         with open(os.path.join(folder, "config.json"), "w", encoding="utf-8") as f:
             json.dump(self.config.to_dict(), f, indent=2)
-        arrays = {k: v.numpy() for k, v in self.state_dict().items()}
+        arrays = {k: np.asarray(backend.to_device(v.data, backend.CPU))
+                  for k, v in self.state_dict().items()}
         if self.config.tie_word_embeddings:
             arrays.pop("lm_head.weight", None)
         save_file(arrays, os.path.join(folder, "model.safetensors"), metadata={"format": "pt"})

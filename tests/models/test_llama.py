@@ -8,6 +8,8 @@ import os
 import numpy as np
 import pytest
 
+from conftest import to_numpy
+
 import minigrad as mg
 from minigrad.io.gguf import GGUFWriter
 from minigrad.models.generation import (
@@ -68,6 +70,23 @@ def test_left_padded_row_equals_the_row_alone(tiny, expected):
         padded = tiny(mg.tensor(ids), attention_mask=mg.tensor(mask)).logits.numpy()
         alone = tiny(mg.tensor(ids[1:, 3:])).logits.numpy()
     np.testing.assert_allclose(padded[1, 3:], alone[0], rtol=1e-5, atol=1e-5)
+
+
+def test_forward_generate_and_backward_on_each_device(tiny, device, expected):
+    ids = expected["input_ids"][:1]
+    with mg.no_grad():
+        ref = tiny(mg.tensor(ids)).logits.numpy()
+    greedy = tiny.generate(mg.tensor(ids), max_new_tokens=3, eos_token_id=-1).numpy()
+    tiny.to(device)
+    with mg.no_grad():
+        out = tiny(mg.tensor(ids, device=device)).logits
+    np.testing.assert_allclose(to_numpy(out), ref, rtol=1e-5, atol=1e-5)
+    there = tiny.generate(mg.tensor(ids, device=device), max_new_tokens=3, eos_token_id=-1)
+    assert to_numpy(there).tolist() == greedy.tolist()
+    tiny.train()
+    loss = tiny(mg.tensor(ids, device=device), labels=mg.tensor(ids, device=device)).loss
+    loss.backward()
+    assert np.isfinite(to_numpy(tiny.model.norm.weight.grad)).all()
 
 
 def test_labels_ignore_minus_100_and_shift(tiny):
