@@ -45,6 +45,16 @@ def _current_lrs(optimizer: Optimizer) -> List[float]:
     return [group["lr"] for group in optimizer.param_groups]
 
 
+def _warn_epoch_deprecated() -> None:
+    # stacklevel 3: the warning names the line that called scheduler.step(epoch)
+    warnings.warn(
+        "The epoch parameter in `scheduler.step()` is deprecated; call `step()` once per "
+        "epoch instead",
+        UserWarning,
+        stacklevel=3,
+    )
+
+
 class LRScheduler:
     """Base class of the schedulers.
 
@@ -112,12 +122,7 @@ class LRScheduler:
         """
         self._step_count += 1
         if epoch is not None:
-            warnings.warn(
-                "The epoch parameter in `scheduler.step()` is deprecated; call `step()` once per "
-                "epoch instead",
-                UserWarning,
-                stacklevel=2,
-            )
+            _warn_epoch_deprecated()
         self._update_lr(epoch)
 
     def _update_lr(self, epoch: Union[int, None] = None) -> None:
@@ -940,12 +945,7 @@ class ReduceLROnPlateau(LRScheduler):
         if epoch is None:
             epoch = self.last_epoch + 1
         else:
-            warnings.warn(
-                "The epoch parameter in `scheduler.step()` is deprecated; call `step()` once per "
-                "epoch instead",
-                UserWarning,
-                stacklevel=2,
-            )
+            _warn_epoch_deprecated()
         self.last_epoch = epoch
         if self._is_better(current, self.best):
             self.best = current
