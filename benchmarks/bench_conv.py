@@ -6,7 +6,7 @@ import numpy as np
 
 import minigrad as mg
 import minigrad.nn.functional as F
-from benchmarks.kernel_bench import Case, cpu, main_for, torch_for
+from benchmarks.kernel_bench import Case, grad_case, main_for
 
 
 def _conv_case(name, x_shape, w_shape, options, device, transposed=False) -> Case:
@@ -15,40 +15,23 @@ def _conv_case(name, x_shape, w_shape, options, device, transposed=False) -> Cas
     w_np = rng.standard_normal(w_shape, dtype=np.float32) * 0.1
     c_out = w_shape[1] * options.get("groups", 1) if transposed else w_shape[0]
     b_np = rng.standard_normal(c_out, dtype=np.float32)
-    x, w, b = (mg.tensor(a, device=device, requires_grad=True) for a in (x_np, w_np, b_np))
     fn = F.conv_transpose2d if transposed else F.conv2d
     with mg.no_grad():
-        out_shape = fn(x, w, b, **options).shape
+        out_shape = fn(*(mg.tensor(a, device=device) for a in (x_np, w_np, b_np)),
+                       **options).shape
     gy_np = rng.standard_normal(out_shape, dtype=np.float32)
-    gy = mg.tensor(gy_np, device=device)
 
-    def run():
-        y = fn(x, w, b, **options)
-        return y, mg.grad(y, [x, w, b], gy)
-
-    def values():
-        y, grads = run()
-        return [cpu(y)] + [cpu(g) for g in grads]
-
-    torch, tdev = torch_for(device)
-    torch_step = None
-    if torch is not None:
-        tfn = (torch.nn.functional.conv_transpose2d if transposed
-               else torch.nn.functional.conv2d)
-        tx, tw, tb = (torch.tensor(a, device=tdev, requires_grad=True)
-                      for a in (x_np, w_np, b_np))
-        tgy = torch.tensor(gy_np, device=tdev)
-
-        def torch_step():
-            torch.autograd.grad(tfn(tx, tw, tb, **options), [tx, tw, tb], tgy)
+    def torch_fn(tF, x, w, b):
+        return (tF.conv_transpose2d if transposed else tF.conv2d)(x, w, b, **options)
 
     # forward, input gradient, weight gradient: one GEMM each of 2 * out * fan-in flops
     n, k = int(np.prod(out_shape)), int(np.prod(w_shape[1:]))
     if transposed:
         n, k = int(np.prod(x_shape)), int(np.prod(w_shape[1:]))
     shape = f"x {x_shape}, w {w_shape}" + (f", {options}" if options else "")
-    return Case(name, shape + " float32", run, values, torch_step, torch_device=tdev,
-                rtol=1e-3, atol=1e-3, flops=3 * 2 * n * k)
+    return grad_case(name, shape + " float32", lambda x, w, b: fn(x, w, b, **options),
+                     torch_fn,
+                     [x_np, w_np, b_np], gy_np, device, rtol=1e-3, atol=1e-3, flops=3 * 2 * n * k)
 
 
 def case(device="cpu", quick=False) -> Case:

@@ -3,9 +3,8 @@
 
 import numpy as np
 
-import minigrad as mg
 import minigrad.nn.functional as F
-from benchmarks.kernel_bench import Case, cpu, main_for, torch_for
+from benchmarks.kernel_bench import Case, grad_case, main_for
 
 
 def case(device="cpu", quick=False) -> Case:
@@ -15,30 +14,13 @@ def case(device="cpu", quick=False) -> Case:
     w_np = rng.standard_normal(D, dtype=np.float32)
     b_np = rng.standard_normal(D, dtype=np.float32)
     gy_np = rng.standard_normal((N, D), dtype=np.float32)
-    x, w, b = (mg.tensor(a, device=device, requires_grad=True) for a in (x_np, w_np, b_np))
-    gy = mg.tensor(gy_np, device=device)
-
-    def run():
-        y = F.layer_norm(x, (D,), w, b)
-        return y, mg.grad(y, [x, w, b], gy)
-
-    def values():
-        y, gs = run()
-        return [cpu(y)] + [cpu(g) for g in gs]
-
-    torch, tdev = torch_for(device)
-    torch_step = None
-    if torch is not None:
-        tx, tw, tb = (torch.tensor(a, device=tdev, requires_grad=True) for a in (x_np, w_np, b_np))
-        tgy = torch.tensor(gy_np, device=tdev)
-
-        def torch_step():
-            y = torch.nn.functional.layer_norm(tx, (D,), tw, tb)
-            torch.autograd.grad(y, [tx, tw, tb], tgy)
 
     # x, y, dy, dx once each, plus xhat written and read: the least traffic of fwd + bwd
-    return Case("layer_norm", f"({N}, {D}) float32", run, values, torch_step, torch_device=tdev,
-                bytes=6 * N * D * 4)
+    return grad_case(
+        "layer_norm", f"({N}, {D}) float32",
+        lambda x, w, b: F.layer_norm(x, (D,), w, b),
+        lambda tF, x, w, b: tF.layer_norm(x, (D,), w, b),
+        [x_np, w_np, b_np], gy_np, device, bytes=6 * N * D * 4)
 
 
 if __name__ == "__main__":

@@ -215,6 +215,41 @@ def roofline_ms(case: Case, peaks: dict) -> float:
     return 1e3 * max(times) if times else 0.0
 
 
+def grad_case(name: str, shape: str, fn: Callable, torch_fn: Callable, arrays: list,
+              gy_np: np.ndarray, device: str, **case_kw) -> Case:
+    """The usual kernel case: forward + backward of ``fn(*inputs)`` against a fixed upstream
+    gradient, every input differentiated, beside ``torch_fn`` on the same arrays.
+
+    Args:
+        fn: minigrad's function of the input tensors (fused or composite per ``use_fused``).
+        torch_fn: the same maths in PyTorch, ``torch_fn(torch.nn.functional, *inputs)``.
+        arrays: the inputs as NumPy arrays, each made a tensor that requires grad.
+        gy_np: the upstream gradient, shaped like the output.
+        case_kw: the rest of :class:`Case` (tolerances, ``flops``, ``bytes``).
+    """
+    inputs = [mg.tensor(a, device=device, requires_grad=True) for a in arrays]
+    gy = mg.tensor(gy_np, device=device)
+
+    def run():
+        y = fn(*inputs)
+        return y, mg.grad(y, inputs, gy)
+
+    def values():
+        y, gs = run()
+        return [cpu(y)] + [cpu(g) for g in gs]
+
+    torch, tdev = torch_for(device)
+    torch_step = None
+    if torch is not None:
+        t_inputs = [torch.tensor(a, device=tdev, requires_grad=True) for a in arrays]
+        tgy = torch.tensor(gy_np, device=tdev)
+
+        def torch_step():
+            torch.autograd.grad(torch_fn(torch.nn.functional, *t_inputs), t_inputs, tgy)
+
+    return Case(name, shape, run, values, torch_step, torch_device=tdev, **case_kw)
+
+
 def torch_for(device: str):
     """``(torch, torch_device)`` for a comparison with minigrad on ``device``: PyTorch on the
     CPU for a CPU run, on CUDA for a GPU run when PyTorch has CUDA, else ``(None, None)`` (no
