@@ -7,32 +7,13 @@ import warnings
 import numpy as np
 import pytest
 from conftest import to_numpy
+from helpers import (
+    assert_param_grads_match, copy_mg_to_torch, copy_torch_to_mg, graph_on_first_call, tensor64,
+)
 
 import minigrad as mg
 from minigrad import nn
 from minigrad.nn.attention import scaled_dot_product_attention as sdpa
-
-
-def _tensor(a, device, dtype="float64", requires_grad=False):
-    a = np.asarray(a)
-    if a.dtype == np.bool_:
-        return mg.tensor(a, device=device)
-    return mg.tensor(a, dtype=dtype, device=device, requires_grad=requires_grad)
-
-
-def _graph_on_first_call(fn):
-    """gradcheck differentiates the first call of ``fn`` and only evaluates the later ones
-    (finite differences): run those without recording a graph, which halves the test's time."""
-    calls = []
-
-    def wrapped(*args):
-        if calls:
-            with mg.no_grad():
-                return fn(*args)
-        calls.append(1)
-        return fn(*args)
-
-    return wrapped
 
 
 def _padding(B, S):
@@ -68,13 +49,13 @@ def _sdpa_mask(kind, L, S, rng):
 @pytest.mark.parametrize("kind", SDPA_MASKS)
 def test_sdpa_gradcheck(kind, device):
     rng = np.random.default_rng(0)
-    q = _tensor(rng.standard_normal((2, 2, 3, 4)), device, requires_grad=True)  # (B, h, L, E)
-    k = _tensor(rng.standard_normal((2, 2, 4, 4)), device, requires_grad=True)
-    v = _tensor(rng.standard_normal((2, 2, 4, 3)), device, requires_grad=True)
+    q = tensor64(rng.standard_normal((2, 2, 3, 4)), device, requires_grad=True)  # (B, h, L, E)
+    k = tensor64(rng.standard_normal((2, 2, 4, 4)), device, requires_grad=True)
+    v = tensor64(rng.standard_normal((2, 2, 4, 3)), device, requires_grad=True)
     mask, causal = _sdpa_mask(kind, 3, 4, rng)
     inputs = [q, k, v]
     if mask is not None:
-        mask = _tensor(mask, device, requires_grad=True)  # a float mask gets a gradient too
+        mask = tensor64(mask, device, requires_grad=True)  # a float mask gets a gradient too
         if mask.requires_grad:
             inputs.append(mask)
 
@@ -86,11 +67,11 @@ def test_sdpa_gradcheck(kind, device):
 
 def test_sdpa_fully_masked_row_gives_zeros_and_zero_gradients(device):
     rng = np.random.default_rng(1)
-    q, k, v = (_tensor(rng.standard_normal(s), device, requires_grad=True)
+    q, k, v = (tensor64(rng.standard_normal(s), device, requires_grad=True)
                for s in ((3, 4), (5, 4), (5, 2)))
     allowed = np.ones((3, 5), dtype=bool)
     allowed[1] = False
-    for mask in (_tensor(allowed, device), _tensor(np.where(allowed, 0.0, -np.inf), device)):
+    for mask in (tensor64(allowed, device), tensor64(np.where(allowed, 0.0, -np.inf), device)):
         out = sdpa(q, k, v, attn_mask=mask)
         assert np.all(to_numpy(out)[1] == 0)
         assert np.isfinite(to_numpy(out)).all()
@@ -174,32 +155,32 @@ def test_mha_parameters_and_init():
 def test_mha_gradcheck_self_attention(masks, device):
     rng = np.random.default_rng(4)
     mha = nn.MultiheadAttention(4, 2, batch_first=True).double().to(device)
-    x = _tensor(rng.standard_normal((2, 3, 4)), device, requires_grad=True)  # (B, L, E)
+    x = tensor64(rng.standard_normal((2, 3, 4)), device, requires_grad=True)  # (B, L, E)
     kw = {}
     if masks == "kpm+bool2d":
-        kw["key_padding_mask"] = _tensor(_padding(2, 3), device)
-        kw["attn_mask"] = _tensor(np.triu(np.ones((3, 3), dtype=bool), 1), device)  # causal
+        kw["key_padding_mask"] = tensor64(_padding(2, 3), device)
+        kw["attn_mask"] = tensor64(np.triu(np.ones((3, 3), dtype=bool), 1), device)  # causal
     elif masks == "float3d+float_kpm":
-        kw["attn_mask"] = _tensor(rng.standard_normal((4, 3, 3)), device)
-        kw["key_padding_mask"] = _tensor(rng.standard_normal((2, 3)), device)
+        kw["attn_mask"] = tensor64(rng.standard_normal((4, 3, 3)), device)
+        kw["key_padding_mask"] = tensor64(rng.standard_normal((2, 3)), device)
     params = list(mha.parameters())
 
     def fn(x, *p):
         return mha(x, x, x, average_attn_weights=False, **kw)
 
-    assert mg.autograd.gradcheck(_graph_on_first_call(fn), [x, *params])
+    assert mg.autograd.gradcheck(graph_on_first_call(fn), [x, *params])
 
 
 def test_mha_gradcheck_cross_attention_kdim_vdim(device):
     rng = np.random.default_rng(5)
     mha = nn.MultiheadAttention(4, 2, kdim=3, vdim=2).double().to(device)
-    q = _tensor(rng.standard_normal((2, 2, 4)), device, requires_grad=True)  # (L, B, E)
-    k = _tensor(rng.standard_normal((3, 2, 3)), device, requires_grad=True)  # (S, B, kdim)
-    v = _tensor(rng.standard_normal((3, 2, 2)), device, requires_grad=True)  # (S, B, vdim)
-    kpm = _tensor(_padding(2, 3), device)
+    q = tensor64(rng.standard_normal((2, 2, 4)), device, requires_grad=True)  # (L, B, E)
+    k = tensor64(rng.standard_normal((3, 2, 3)), device, requires_grad=True)  # (S, B, kdim)
+    v = tensor64(rng.standard_normal((3, 2, 2)), device, requires_grad=True)  # (S, B, vdim)
+    kpm = tensor64(_padding(2, 3), device)
     params = list(mha.parameters())
     assert mg.autograd.gradcheck(
-        _graph_on_first_call(lambda q, k, v, *p: mha(q, k, v, key_padding_mask=kpm)),
+        graph_on_first_call(lambda q, k, v, *p: mha(q, k, v, key_padding_mask=kpm)),
         [q, k, v, *params],
     )
 
@@ -290,12 +271,12 @@ def test_encoder_layer_gradcheck(norm_first, device):
     rng = np.random.default_rng(6)
     layer = nn.TransformerEncoderLayer(4, 2, dim_feedforward=6, dropout=0.0, activation="gelu",
                                        norm_first=norm_first).double().to(device)
-    x = _tensor(rng.standard_normal((3, 2, 4)), device, requires_grad=True)  # (T, B, E)
-    causal = _tensor(np.triu(np.full((3, 3), -np.inf), 1), device)
-    kpm = _tensor(_padding(2, 3), device)
+    x = tensor64(rng.standard_normal((3, 2, 4)), device, requires_grad=True)  # (T, B, E)
+    causal = tensor64(np.triu(np.full((3, 3), -np.inf), 1), device)
+    kpm = tensor64(_padding(2, 3), device)
     params = list(layer.parameters())
     assert mg.autograd.gradcheck(
-        _graph_on_first_call(lambda x, *p: layer(x, src_mask=causal, src_key_padding_mask=kpm)),
+        graph_on_first_call(lambda x, *p: layer(x, src_mask=causal, src_key_padding_mask=kpm)),
         [x, *params],
     )
 
@@ -311,15 +292,6 @@ def test_encoder_layer_dropout_train_vs_eval():
 # ---------------------------------------------------------------------------- PyTorch parity
 
 
-def _copy_torch_to_mg(tm, m):
-    m.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
-
-
-def _copy_mg_to_torch(torch, m, tm):
-    tm.load_state_dict({k: torch.from_numpy(to_numpy(v).copy()) for k, v in
-                        m.state_dict().items()})
-
-
 def _tols(dtype):
     return dict(rtol=1e-5, atol=1e-5) if dtype == "float64" else dict(rtol=1e-4, atol=1e-4)
 
@@ -328,11 +300,7 @@ def _check_grads(torch, tm, m, pairs, tol):
     """Compare input gradients (pairs of (torch, minigrad) tensors) and parameter gradients."""
     for t, o in pairs:
         np.testing.assert_allclose(to_numpy(o.grad), t.grad.numpy(), **tol)
-    tparams = dict(tm.named_parameters())
-    assert {n for n, _ in m.named_parameters()} == set(tparams)
-    for name, p in m.named_parameters():
-        np.testing.assert_allclose(to_numpy(p.grad), tparams[name].grad.numpy(), **tol,
-                                   err_msg=name)
+    assert_param_grads_match(tm, m, **tol)
 
 
 @pytest.mark.torch
@@ -347,16 +315,16 @@ def test_sdpa_matches_pytorch(kind, dtype, device):
     if mask is not None and mask.dtype != np.bool_:
         mask = mask.astype(dtype)
     t_in = [torch.tensor(a, requires_grad=True) for a in arrays]
-    m_in = [_tensor(a, device, dtype, requires_grad=True) for a in arrays]
+    m_in = [tensor64(a, device, dtype, requires_grad=True) for a in arrays]
     t_out = torch.nn.functional.scaled_dot_product_attention(
         *t_in, attn_mask=None if mask is None else torch.tensor(mask), is_causal=causal)
-    m_out = sdpa(*m_in, attn_mask=None if mask is None else _tensor(mask, device, dtype),
+    m_out = sdpa(*m_in, attn_mask=None if mask is None else tensor64(mask, device, dtype),
                  is_causal=causal)
     tol = _tols(dtype)
     np.testing.assert_allclose(to_numpy(m_out), t_out.detach().numpy(), **tol)
     w = rng.standard_normal(t_out.shape).astype(dtype)
     (t_out * torch.tensor(w)).sum().backward()
-    (m_out * _tensor(w, device, dtype)).sum().backward()
+    (m_out * tensor64(w, device, dtype)).sum().backward()
     for t, o in zip(t_in, m_in):
         np.testing.assert_allclose(to_numpy(o.grad), t.grad.numpy(), **tol)
 
@@ -397,21 +365,21 @@ def test_mha_matches_pytorch(kind, batch_first, dtype, device):
     tm = tm.double() if dtype == "float64" else tm
     m = nn.MultiheadAttention(E, h, batch_first=batch_first).to(device=device, dtype=dtype)
     if batch_first:
-        _copy_mg_to_torch(torch, m, tm)
+        copy_mg_to_torch(torch, m, tm)
     else:
-        _copy_torch_to_mg(tm, m)
+        copy_torch_to_mg(tm, m)
     x = rng.standard_normal((B, L, E) if batch_first else (L, B, E)).astype(dtype)
     masks = _mha_masks(kind, B, h, L, L, rng, dtype)
     tol = _tols(dtype)
     for need_weights, average in ((True, True), (True, False), (False, True)):
         tx = torch.tensor(x, requires_grad=True)
-        mx = _tensor(x, device, dtype, requires_grad=True)
+        mx = tensor64(x, device, dtype, requires_grad=True)
         tm.zero_grad()
         m.zero_grad()
         t_out, t_w = tm(tx, tx, tx, need_weights=need_weights, average_attn_weights=average,
                         **{k: torch.tensor(v) for k, v in masks.items()})
         m_out, m_w = m(mx, mx, mx, need_weights=need_weights, average_attn_weights=average,
-                       **{k: _tensor(v, device, dtype) for k, v in masks.items()})
+                       **{k: tensor64(v, device, dtype) for k, v in masks.items()})
         np.testing.assert_allclose(to_numpy(m_out), t_out.detach().numpy(), **tol)
         loss_t, loss_m = t_out.sum() * 1.0, m_out.sum() * 1.0
         if need_weights:
@@ -439,7 +407,7 @@ def test_mha_variants_match_pytorch(variant, device):
     m = nn.MultiheadAttention(E, h, **kw).double().to(device)
     assert {k: tuple(v.shape) for k, v in m.state_dict().items()} == {
         k: tuple(v.shape) for k, v in tm.state_dict().items()}
-    _copy_torch_to_mg(tm, m)
+    copy_torch_to_mg(tm, m)
     if variant == "unbatched":
         shapes, masks = [(3, E)] * 3, {"key_padding_mask": np.array([False, False, True]),
                                       "attn_mask": rng.standard_normal((h, 3, 3))}
@@ -450,14 +418,14 @@ def test_mha_variants_match_pytorch(variant, device):
     if variant == "key_is_value":
         arrays[2] = arrays[1]
     t_in = [torch.tensor(a, requires_grad=True) for a in arrays]
-    m_in = [_tensor(a, device, requires_grad=True) for a in arrays]
+    m_in = [tensor64(a, device, requires_grad=True) for a in arrays]
     if variant in ("unbatched", "key_is_value"):  # the same tensor object, as callers pass it
         t_in, m_in = [t_in[0], t_in[1], t_in[1 if variant == "key_is_value" else 2]], \
                      [m_in[0], m_in[1], m_in[1 if variant == "key_is_value" else 2]]
     t_out, t_w = tm(*t_in, average_attn_weights=False,
                     **{k: torch.tensor(v) for k, v in masks.items()})
     m_out, m_w = m(*m_in, average_attn_weights=False,
-                   **{k: _tensor(v, device) for k, v in masks.items()})
+                   **{k: tensor64(v, device) for k, v in masks.items()})
     tol = _tols("float64")
     np.testing.assert_allclose(to_numpy(m_out), t_out.detach().numpy(), **tol)
     np.testing.assert_allclose(to_numpy(m_w), t_w.detach().numpy(), **tol)
@@ -472,7 +440,7 @@ def test_mha_fully_padded_matches_pytorch_without_weights():
     torch = pytest.importorskip("torch")
     tm = torch.nn.MultiheadAttention(4, 2, batch_first=True)
     m = nn.MultiheadAttention(4, 2, batch_first=True)
-    _copy_torch_to_mg(tm, m)
+    copy_torch_to_mg(tm, m)
     x = np.random.default_rng(10).standard_normal((2, 3, 4)).astype("float32")
     kpm = np.array([[False, False, True], [True, True, True]])
     t_out, _ = tm(*[torch.tensor(x)] * 3, key_padding_mask=torch.tensor(kpm), need_weights=False)
@@ -498,28 +466,28 @@ def test_encoder_layer_matches_pytorch(norm_first, activation, masks, batch_firs
     m = nn.TransformerEncoderLayer(E, h, **kw).double().to(device).eval()
     assert list(m.state_dict()) == list(tm.state_dict())
     if norm_first:
-        _copy_mg_to_torch(torch, m, tm)
+        copy_mg_to_torch(torch, m, tm)
     else:
-        _copy_torch_to_mg(tm, m)
+        copy_torch_to_mg(tm, m)
     x = rng.standard_normal((B, T, E) if batch_first else (T, B, E))
     fw_t, fw_m = {}, {}
     if masks == "src_mask_bool":
         sm = rng.random((T, T)) > 0.6
         np.fill_diagonal(sm, False)
-        fw_t["src_mask"], fw_m["src_mask"] = torch.tensor(sm), _tensor(sm, device)
+        fw_t["src_mask"], fw_m["src_mask"] = torch.tensor(sm), tensor64(sm, device)
     elif masks == "src_mask_float":
         sm = rng.standard_normal((T, T))
-        fw_t["src_mask"], fw_m["src_mask"] = torch.tensor(sm), _tensor(sm, device)
+        fw_t["src_mask"], fw_m["src_mask"] = torch.tensor(sm), tensor64(sm, device)
     if "causal" in masks:
         sm = np.triu(np.full((T, T), -np.inf), 1)
         fw_t.update(src_mask=torch.tensor(sm), is_causal=True)
-        fw_m.update(src_mask=_tensor(sm, device), is_causal=True)
+        fw_m.update(src_mask=tensor64(sm, device), is_causal=True)
     if "kpm" in masks:
         kpm = _padding(B, T)
         fw_t["src_key_padding_mask"] = torch.tensor(kpm)
-        fw_m["src_key_padding_mask"] = _tensor(kpm, device)
+        fw_m["src_key_padding_mask"] = tensor64(kpm, device)
     tx = torch.tensor(x, requires_grad=True)
-    mx = _tensor(x, device, requires_grad=True)
+    mx = tensor64(x, device, requires_grad=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         t_out = tm(tx, **fw_t)
@@ -528,7 +496,7 @@ def test_encoder_layer_matches_pytorch(norm_first, activation, masks, batch_firs
     np.testing.assert_allclose(to_numpy(m_out), t_out.detach().numpy(), **tol)
     w = rng.standard_normal(x.shape)
     (t_out * torch.tensor(w)).sum().backward()
-    (m_out * _tensor(w, device)).sum().backward()
+    (m_out * tensor64(w, device)).sum().backward()
     _check_grads(torch, tm, m, [(tx, mx)], tol)
 
 
@@ -547,14 +515,14 @@ def test_encoder_stack_matches_pytorch_float32(device):
         nn.TransformerEncoderLayer(E, h, 16, dropout=0.0, activation="gelu", batch_first=True),
         num_layers=2, norm=nn.LayerNorm(E)).to(device)
     assert list(m.state_dict()) == list(tm.state_dict())
-    _copy_torch_to_mg(tm, m)
+    copy_torch_to_mg(tm, m)
     x = rng.standard_normal((B, T, E)).astype("float32")
     causal = np.triu(np.ones((T, T), dtype=bool), 1)
     kpm = _padding(B, T)
     tx = torch.tensor(x, requires_grad=True)
-    mx = _tensor(x, device, "float32", requires_grad=True)
+    mx = tensor64(x, device, "float32", requires_grad=True)
     t_out = tm(tx, mask=torch.tensor(causal), src_key_padding_mask=torch.tensor(kpm))
-    m_out = m(mx, mask=_tensor(causal, device), src_key_padding_mask=_tensor(kpm, device))
+    m_out = m(mx, mask=tensor64(causal, device), src_key_padding_mask=tensor64(kpm, device))
     tol = _tols("float32")
     np.testing.assert_allclose(to_numpy(m_out), t_out.detach().numpy(), **tol)
     t_out.pow(2).sum().backward()

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from helpers import check_module_parity
 
 import minigrad as mg
 import minigrad.nn.functional as F
@@ -222,33 +223,6 @@ def test_pad_matches_torch(mode, shape, pads):
 # ---------------------------------------------------------------------------- layers
 
 
-def _module_parity(torch, ours, theirs, x_np):
-    """Weights torch -> minigrad, compare; perturb, minigrad -> torch, compare again."""
-    theirs = theirs.double()
-    result = ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
-    assert not result.missing_keys and not result.unexpected_keys
-    for direction in ("torch->mg", "mg->torch"):
-        if direction == "mg->torch":
-            with mg.no_grad():
-                for p in ours.parameters():
-                    p.data[...] = p.data * 1.5 + 0.1
-            theirs.load_state_dict({k: torch.tensor(npy(v)) for k, v in ours.state_dict().items()})
-        ours.zero_grad()
-        theirs.zero_grad()
-        xm = mg.tensor(x_np, requires_grad=True)
-        xt = torch.tensor(x_np, requires_grad=True)
-        ym, yt = ours(xm), theirs(xt)
-        g = np.random.default_rng(1).standard_normal(yt.shape)
-        ym.backward(mg.tensor(g))
-        yt.backward(torch.tensor(g))
-        np.testing.assert_allclose(npy(ym), yt.detach().numpy(), rtol=1e-9, atol=1e-10)
-        np.testing.assert_allclose(npy(xm.grad), xt.grad.numpy(), rtol=1e-9, atol=1e-10)
-        tparams = dict(theirs.named_parameters())
-        for name, p in ours.named_parameters():
-            np.testing.assert_allclose(npy(p.grad), tparams[name].grad.numpy(), rtol=1e-9,
-                                       atol=1e-10, err_msg=f"{direction} {name}")
-
-
 LAYERS = [
     ("Conv2d", (3, 6, 3), dict(padding=1), (2, 3, 6, 5)),
     ("Conv2d", (4, 6, (3, 2)), dict(stride=2, groups=2, bias=False), (2, 4, 7, 6)),
@@ -275,7 +249,7 @@ def test_layers_match_torch_and_state_dicts_load_both_ways(fused, name, args, kw
         {k: tuple(v.shape) for k, v in theirs.state_dict().items()}
     x = np.random.default_rng(4).standard_normal(shape)
     with mg.use_fused(fused):
-        _module_parity(torch, ours, theirs, x)
+        check_module_parity(torch, ours, theirs, x, tol=dict(rtol=1e-9, atol=1e-10))
 
 
 @pytest.mark.torch

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+from helpers import check_module_parity
 
 import minigrad as mg
 from minigrad import nn
@@ -329,50 +330,6 @@ def test_train_eval_propagates_to_dropout():
 # ---------------------------------------------------------------------------- PyTorch parity
 
 
-def _tol(dtype):
-    return dict(rtol=1e-5, atol=1e-5) if dtype == mg.float64 else dict(rtol=1e-4, atol=1e-4)
-
-
-def _torch_dtype(torch, dtype):
-    return torch.float64 if dtype == mg.float64 else torch.float32
-
-
-def _check_module_parity(torch, ours, theirs, x_np, dtype, index_input=False):
-    """Copy weights torch -> minigrad, compare; then minigrad -> torch, compare again."""
-    tdt = _torch_dtype(torch, dtype)
-    theirs = theirs.to(tdt)
-    missing = ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
-    assert not missing.missing_keys and not missing.unexpected_keys
-    for direction in ("torch->mg", "mg->torch"):
-        if direction == "mg->torch":
-            with mg.no_grad():
-                for p in ours.parameters():
-                    p.data[...] = p.data * 1.5 + 0.1
-            theirs.load_state_dict({k: torch.tensor(npy(v)) for k, v in ours.state_dict().items()})
-        for p in ours.parameters():
-            p.grad = None
-        theirs.zero_grad()
-        if index_input:
-            xm, xt = mg.tensor(x_np), torch.tensor(x_np)
-        else:
-            xm = mg.tensor(x_np, dtype=dtype, requires_grad=True)
-            xt = torch.tensor(x_np, dtype=tdt, requires_grad=True)
-        ym, yt = ours(xm), theirs(xt)
-        g = np.random.default_rng(1).standard_normal(yt.shape)
-        ym.backward(mg.tensor(g, dtype=dtype))
-        yt.backward(torch.tensor(g, dtype=tdt))
-        np.testing.assert_allclose(npy(ym), yt.detach().numpy(), **_tol(dtype))
-        if not index_input:
-            np.testing.assert_allclose(npy(xm.grad), xt.grad.numpy(), **_tol(dtype))
-        tparams = dict(theirs.named_parameters())
-        for name, p in ours.named_parameters():
-            if tparams[name].grad is None:
-                assert p.grad is None or np.all(npy(p.grad) == 0)
-                continue
-            np.testing.assert_allclose(npy(p.grad), tparams[name].grad.numpy(), **_tol(dtype),
-                                       err_msg=f"{direction} {name}")
-
-
 @pytest.mark.torch
 @pytest.mark.parametrize("dtype", [mg.float64, mg.float32], ids=["f64", "f32"])
 @pytest.mark.parametrize("bias", [True, False])
@@ -380,7 +337,7 @@ def _check_module_parity(torch, ours, theirs, x_np, dtype, index_input=False):
 def test_linear_torch_parity(dtype, bias, shape):
     torch = pytest.importorskip("torch")
     x = np.random.default_rng(0).standard_normal(shape)
-    _check_module_parity(torch, nn.Linear(4, 3, bias=bias, dtype=dtype),
+    check_module_parity(torch, nn.Linear(4, 3, bias=bias, dtype=dtype),
                          torch.nn.Linear(4, 3, bias=bias), x, dtype)
 
 
@@ -390,7 +347,7 @@ def test_linear_torch_parity(dtype, bias, shape):
 def test_embedding_torch_parity(dtype, padding_idx):
     torch = pytest.importorskip("torch")
     idx = np.array([[0, 3, 5], [5, 5, 1], [4, 0, 2]])
-    _check_module_parity(torch, nn.Embedding(6, 4, padding_idx=padding_idx, dtype=dtype),
+    check_module_parity(torch, nn.Embedding(6, 4, padding_idx=padding_idx, dtype=dtype),
                          torch.nn.Embedding(6, 4, padding_idx=padding_idx), idx, dtype,
                          index_input=True)
     assert repr(nn.Embedding(6, 4, padding_idx=padding_idx)) == repr(
@@ -410,7 +367,7 @@ def test_layernorm_torch_parity(dtype, shape, kwargs):
     with torch.no_grad():  # non-trivial affine parameters
         for p in theirs.parameters():
             p.copy_(torch.randn(p.shape))
-    _check_module_parity(torch, nn.LayerNorm(shape, dtype=dtype, **kwargs), theirs, x, dtype)
+    check_module_parity(torch, nn.LayerNorm(shape, dtype=dtype, **kwargs), theirs, x, dtype)
     assert repr(nn.LayerNorm(shape, **kwargs)) == repr(torch.nn.LayerNorm(shape, **kwargs))
 
 
@@ -426,7 +383,7 @@ def test_activation_torch_parity(dtype, name, args):
     x = np.random.default_rng(0).standard_normal((3, 4, 2)) * 3
     ours, theirs = getattr(nn, name)(*args), getattr(torch.nn, name)(*args)
     assert repr(ours) == repr(theirs)
-    _check_module_parity(torch, ours, theirs, x, dtype)
+    check_module_parity(torch, ours, theirs, x, dtype)
 
 
 @pytest.mark.torch

@@ -3,16 +3,15 @@
 import numpy as np
 import pytest
 from conftest import to_numpy
+from helpers import (
+    assert_param_grads_match, copy_mg_to_torch, copy_torch_to_mg, graph_on_first_call, tensor64,
+)
 
 import minigrad as mg
 from minigrad import nn
 
 RNNS = {"LSTM": nn.LSTM, "GRU": nn.GRU}
 GATES = {"LSTM": 4, "GRU": 3}
-
-
-def _tensor(a, device, dtype="float64", requires_grad=False):
-    return mg.tensor(np.asarray(a), dtype=dtype, device=device, requires_grad=requires_grad)
 
 
 def _flat_run(m, kind, x, h0=None, c0=None, lengths=None):
@@ -62,29 +61,14 @@ def test_repr():
 # ---------------------------------------------------------------------------- gradcheck
 
 
-def _graph_on_first_call(fn):
-    """gradcheck differentiates the first call of ``fn`` and only evaluates the later ones
-    (finite differences): run those without recording a graph, which halves the test's time."""
-    calls = []
-
-    def wrapped(*args):
-        if calls:
-            with mg.no_grad():
-                return fn(*args)
-        calls.append(1)
-        return fn(*args)
-
-    return wrapped
-
-
 @pytest.mark.slow_in_simulator("30-45 s per case (gradcheck, a launch per time step)")
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
 def test_gradcheck_two_layers_bidirectional_lengths(kind, device):
     # every input: x, the initial states and all 16 parameters; one sequence padded
     m = RNNS[kind](2, 3, num_layers=2, bidirectional=True).double().to(device)
     rng = np.random.default_rng(0)
-    x = _tensor(rng.standard_normal((4, 2, 2)), device, requires_grad=True)  # (T, B, I)
-    states = [_tensor(rng.standard_normal((4, 2, 3)), device, requires_grad=True)
+    x = tensor64(rng.standard_normal((4, 2, 2)), device, requires_grad=True)  # (T, B, I)
+    states = [tensor64(rng.standard_normal((4, 2, 3)), device, requires_grad=True)
               for _ in range(2 if kind == "LSTM" else 1)]
     params = list(m.parameters())
     assert len(params) == 16
@@ -92,18 +76,18 @@ def test_gradcheck_two_layers_bidirectional_lengths(kind, device):
     def fn(x, *rest):
         return _flat_run(m, kind, x, *rest[: len(states)], lengths=[4, 2])
 
-    assert mg.autograd.gradcheck(_graph_on_first_call(fn), [x, *states, *params])
+    assert mg.autograd.gradcheck(graph_on_first_call(fn), [x, *states, *params])
 
 
 @pytest.mark.parametrize("kind", ["LSTM", "GRU"])
 def test_gradcheck_batch_first_unbatched_no_bias(kind, device):
     m = RNNS[kind](2, 3, bias=False, batch_first=True).double().to(device)
     rng = np.random.default_rng(1)
-    x = _tensor(rng.standard_normal((2, 3, 2)), device, requires_grad=True)  # (B, T, I)
+    x = tensor64(rng.standard_normal((2, 3, 2)), device, requires_grad=True)  # (B, T, I)
     params = list(m.parameters())
     assert mg.autograd.gradcheck(lambda x, *p: _flat_run(m, kind, x, lengths=[1, 3]),
                                  [x, *params])
-    xu = _tensor(rng.standard_normal((3, 2)), device, requires_grad=True)  # unbatched (T, I)
+    xu = tensor64(rng.standard_normal((3, 2)), device, requires_grad=True)  # unbatched (T, I)
     assert mg.autograd.gradcheck(lambda x, *p: _flat_run(m, kind, x), [xu, *params])
 
 
@@ -111,9 +95,9 @@ def test_gradcheck_batch_first_unbatched_no_bias(kind, device):
 def test_gradcheck_cells(kind, device):
     cell = getattr(nn, kind)(2, 3).double().to(device)
     rng = np.random.default_rng(2)
-    x = _tensor(rng.standard_normal((2, 2)), device, requires_grad=True)
-    h = _tensor(rng.standard_normal((2, 3)), device, requires_grad=True)
-    c = _tensor(rng.standard_normal((2, 3)), device, requires_grad=True)
+    x = tensor64(rng.standard_normal((2, 2)), device, requires_grad=True)
+    h = tensor64(rng.standard_normal((2, 3)), device, requires_grad=True)
+    c = tensor64(rng.standard_normal((2, 3)), device, requires_grad=True)
     params = list(cell.parameters())
     if kind == "LSTMCell":
         assert mg.autograd.gradcheck(lambda x, h, c, *p: cell(x, (h, c)), [x, h, c, *params])
@@ -132,10 +116,10 @@ def test_lengths_match_running_each_sequence_alone(kind, bidirectional, device):
     rng = np.random.default_rng(3)
     x = rng.standard_normal((3, 5, 2))
     lengths = [5, 2, 3]
-    out, *finals = _flat_run(m, kind, _tensor(x, device), lengths=np.array(lengths))
+    out, *finals = _flat_run(m, kind, tensor64(x, device), lengths=np.array(lengths))
     out = to_numpy(out)
     for b, n in enumerate(lengths):
-        alone, *alone_finals = _flat_run(m, kind, _tensor(x[b:b + 1, :n], device))
+        alone, *alone_finals = _flat_run(m, kind, tensor64(x[b:b + 1, :n], device))
         np.testing.assert_allclose(out[b, :n], to_numpy(alone)[0], atol=1e-12)
         assert np.all(out[b, n:] == 0)  # padded outputs are exactly zero
         for f, a in zip(finals, alone_finals):
@@ -240,15 +224,6 @@ def _torch_module(torch, kind, kwargs, dtype):
     return tm.double() if dtype == "float64" else tm
 
 
-def _copy_torch_to_mg(tm, m):
-    m.load_state_dict({k: v.detach().numpy() for k, v in tm.state_dict().items()})
-
-
-def _copy_mg_to_torch(torch, m, tm):
-    tm.load_state_dict({k: torch.from_numpy(to_numpy(v).copy()) for k, v in
-                        m.state_dict().items()})
-
-
 def _torch_run(torch, tm, kind, x, hx, lengths, batch_first):
     from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
@@ -289,9 +264,9 @@ def test_matches_pytorch(kind, case, dtype, device):
         k: tuple(v.shape) for k, v in tm.state_dict().items()}
     assert list(m.state_dict()) == list(tm.state_dict())
     if case % 2:  # weights copied both ways
-        _copy_mg_to_torch(torch, m, tm)
+        copy_mg_to_torch(torch, m, tm)
     else:
-        _copy_torch_to_mg(tm, m)
+        copy_torch_to_mg(tm, m)
 
     rng = np.random.default_rng(case)
     x = rng.standard_normal((*lead, 2)).astype(dtype)
@@ -305,22 +280,19 @@ def test_matches_pytorch(kind, case, dtype, device):
     thx = (tuple(ts) if kind == "LSTM" else ts[0]) if with_hx else None
     touts = _torch_run(torch, tm, kind, tx, thx, lengths, kwargs.get("batch_first", False))
 
-    mx = _tensor(x, device, dtype, requires_grad=True)
-    ms = [_tensor(s, device, dtype, requires_grad=True) for s in states]
+    mx = tensor64(x, device, dtype, requires_grad=True)
+    ms = [tensor64(s, device, dtype, requires_grad=True) for s in states]
     mouts = _flat_run(m, kind, mx, *ms, lengths=lengths)
 
     weights = [rng.standard_normal(o.shape).astype(dtype) for o in touts]
     for t, o in zip(touts, mouts):
         np.testing.assert_allclose(to_numpy(o), t.detach().numpy(), **tol)
     sum((t * torch.tensor(w)).sum() for t, w in zip(touts, weights)).backward()
-    sum((o * _tensor(w, device, dtype)).sum() for o, w in zip(mouts, weights)).backward()
+    sum((o * tensor64(w, device, dtype)).sum() for o, w in zip(mouts, weights)).backward()
     np.testing.assert_allclose(to_numpy(mx.grad), tx.grad.numpy(), **tol)
     for a, b in zip(ms, ts):
         np.testing.assert_allclose(to_numpy(a.grad), b.grad.numpy(), **tol)
-    tparams = dict(tm.named_parameters())
-    for name, p in m.named_parameters():
-        np.testing.assert_allclose(to_numpy(p.grad), tparams[name].grad.numpy(), **tol,
-                                   err_msg=name)
+    assert_param_grads_match(tm, m, **tol)
 
 
 @pytest.mark.torch
@@ -331,15 +303,15 @@ def test_cells_match_pytorch(kind, batched, device):
     tm = getattr(torch.nn, kind)(2, 3).double()
     m = getattr(nn, kind)(2, 3).double().to(device)
     assert list(m.state_dict()) == list(tm.state_dict())
-    _copy_torch_to_mg(tm, m)
+    copy_torch_to_mg(tm, m)
     rng = np.random.default_rng(4)
     lead = (4,) if batched else ()
     x = rng.standard_normal((*lead, 2))
     states = [rng.standard_normal((*lead, 3)) for _ in range(2 if kind == "LSTMCell" else 1)]
     tx = torch.tensor(x, requires_grad=True)
     ts = [torch.tensor(s, requires_grad=True) for s in states]
-    mx = _tensor(x, device, requires_grad=True)
-    ms = [_tensor(s, device, requires_grad=True) for s in states]
+    mx = tensor64(x, device, requires_grad=True)
+    ms = [tensor64(s, device, requires_grad=True) for s in states]
     if kind == "LSTMCell":
         touts, mouts = tm(tx, tuple(ts)), m(mx, tuple(ms))
     else:
@@ -351,10 +323,7 @@ def test_cells_match_pytorch(kind, batched, device):
     np.testing.assert_allclose(to_numpy(mx.grad), tx.grad.numpy(), rtol=1e-6, atol=1e-6)
     for a, b in zip(ms, ts):
         np.testing.assert_allclose(to_numpy(a.grad), b.grad.numpy(), rtol=1e-6, atol=1e-6)
-    tparams = dict(tm.named_parameters())
-    for name, p in m.named_parameters():
-        np.testing.assert_allclose(to_numpy(p.grad), tparams[name].grad.numpy(), rtol=1e-6,
-                                   atol=1e-6)
+    assert_param_grads_match(tm, m, rtol=1e-6, atol=1e-6)
     if kind == "LSTMCell":  # no state given: zeros
         torch_h, _ = tm(tx)
         np.testing.assert_allclose(to_numpy(m(mx)[0]), torch_h.detach().numpy(), atol=1e-12)

@@ -4,28 +4,12 @@
 import numpy as np
 import pytest
 from conftest import to_numpy
+from helpers import assert_param_grads_match, copy_mg_to_torch, copy_torch_to_mg
 
 import minigrad as mg
 from minigrad import nn
 
 E, H, FF = 8, 2, 16
-
-
-def _to_mg(tm, m):
-    m.load_state_dict({k: v.detach().numpy().copy() for k, v in tm.state_dict().items()})
-
-
-def _to_torch(torch, m, tm):
-    tm.load_state_dict({k: torch.from_numpy(to_numpy(v).copy()) for k, v in
-                        m.state_dict().items()})
-
-
-def _check_param_grads(tm, m, **tol):
-    tparams = dict(tm.named_parameters())
-    assert {n for n, _ in m.named_parameters()} == set(tparams)
-    for name, p in m.named_parameters():
-        np.testing.assert_allclose(to_numpy(p.grad), tparams[name].grad.numpy(), **tol,
-                                   err_msg=name)
 
 
 @pytest.mark.torch
@@ -44,10 +28,10 @@ def test_state_dict_keys_match_torch_both_ways():
         assert list(ours) == list(theirs)
         for k in ours:
             assert tuple(ours[k].shape) == tuple(theirs[k].shape), k
-        _to_mg(tm, m)
+        copy_torch_to_mg(tm, m)
         for k, v in m.state_dict().items():
             np.testing.assert_array_equal(to_numpy(v), theirs[k].numpy())
-        _to_torch(torch, m, tm)  # and back: torch accepts our state dict (strict)
+        copy_mg_to_torch(torch, m, tm)  # and back: torch accepts our state dict (strict)
 
 
 @pytest.mark.torch
@@ -60,7 +44,7 @@ def test_decoder_layer_matches_torch_with_masks(norm_first, batch_first):
                                           batch_first=batch_first, dtype=torch.float64)
     m = nn.TransformerDecoderLayer(E, H, FF, dropout=0.0, norm_first=norm_first,
                                    batch_first=batch_first, dtype=mg.float64)
-    _to_mg(tm, m)
+    copy_torch_to_mg(tm, m)
     rng = np.random.default_rng(0)
     T, S, B = 4, 5, 3
     tgt = rng.standard_normal((B, T, E) if batch_first else (T, B, E))
@@ -80,7 +64,7 @@ def test_decoder_layer_matches_torch_with_masks(norm_first, batch_first):
     (ref * torch.tensor(w)).sum().backward()
     np.testing.assert_allclose(to_numpy(x.grad), tx.grad.numpy(), rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(to_numpy(mx.grad), tmx.grad.numpy(), rtol=1e-8, atol=1e-10)
-    _check_param_grads(tm, m, rtol=1e-8, atol=1e-10)
+    assert_param_grads_match(tm, m, rtol=1e-8, atol=1e-10)
 
 
 @pytest.mark.torch
@@ -90,7 +74,7 @@ def test_transformer_matches_torch_forward_and_gradients():
     tm = torch.nn.Transformer(E, H, 2, 2, FF, dropout=0.0, batch_first=True,
                               dtype=torch.float64)
     m = nn.Transformer(E, H, 2, 2, FF, dropout=0.0, batch_first=True, dtype=mg.float64)
-    _to_mg(tm, m)
+    copy_torch_to_mg(tm, m)
     rng = np.random.default_rng(1)
     src, tgt = rng.standard_normal((2, 6, E)), rng.standard_normal((2, 4, E))
     tgt_mask = nn.Transformer.generate_square_subsequent_mask(4, dtype=mg.float64)
@@ -106,7 +90,7 @@ def test_transformer_matches_torch_forward_and_gradients():
     (ref * torch.tensor(w)).sum().backward()
     np.testing.assert_allclose(to_numpy(xs.grad), ts.grad.numpy(), rtol=1e-8, atol=1e-10)
     np.testing.assert_allclose(to_numpy(xt.grad), tt.grad.numpy(), rtol=1e-8, atol=1e-10)
-    _check_param_grads(tm, m, rtol=1e-7, atol=1e-10)
+    assert_param_grads_match(tm, m, rtol=1e-7, atol=1e-10)
 
 
 def test_transformer_xavier_init_shapes_and_errors():
