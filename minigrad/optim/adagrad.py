@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Dict, Optional
 
 from minigrad import backend
-from minigrad.optim.optimizer import Optimizer, ParamsT, _step_counter
-from minigrad.tensor import full_like
+from minigrad.optim.optimizer import Optimizer, ParamsT, _check_options, _step_counter
+from minigrad.tensor import Tensor, full_like
 
 Array = Any
 
@@ -64,18 +64,13 @@ class Adagrad(Optimizer):
         differentiable: bool = False,
         fused: Optional[bool] = None,
     ) -> None:
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= lr_decay:
-            raise ValueError(f"Invalid lr_decay value: {lr_decay}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= initial_accumulator_value:
-            raise ValueError(
-                f"Invalid initial_accumulator_value value: {initial_accumulator_value}"
-            )
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
+        _check_options(
+            lr=lr,
+            lr_decay=lr_decay,
+            weight_decay=weight_decay,
+            initial_accumulator_value=initial_accumulator_value,
+            eps=eps,
+        )
         defaults = dict(
             lr=lr,
             lr_decay=lr_decay,
@@ -91,59 +86,20 @@ class Adagrad(Optimizer):
         # NOTE: PyTorch builds Adagrad's state up front, so a fresh state_dict already has it
         for group in self.param_groups:
             for p in group["params"]:
-                state = self.state[p]
-                state["step"] = _step_counter()
-                state["sum"] = full_like(p, group["initial_accumulator_value"])
+                self._init_state(p, self.state[p], group)
 
-    def step(self, closure: Optional[Callable[[], Any]] = None):
-        """Perform one update of every parameter that has a gradient.
+    def _init_state(self, p: Tensor, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        # (also on a later step for a group added later, or a state dict without this parameter)
+        state["step"] = _step_counter()
+        state["sum"] = full_like(p, group["initial_accumulator_value"])
 
-        Args:
-            closure: optional; re-evaluates the model and returns the loss.
-        """
-        loss = self._run_closure(closure)
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:  # a group added later, or a state dict without this parameter
-                    state["step"] = _step_counter()
-                    state["sum"] = full_like(p, group["initial_accumulator_value"])
-                state["step"].data += 1
-                _adagrad_update(
-                    p.data,
-                    p.grad.data,
-                    state["sum"].data,
-                    step=float(state["step"].data),
-                    lr=group["lr"],
-                    lr_decay=group["lr_decay"],
-                    eps=group["eps"],
-                    weight_decay=group["weight_decay"],
-                    maximize=group["maximize"],
-                )
-        return loss
-
-
-def _adagrad_update(
-    param: Array,
-    grad: Array,
-    state_sum: Array,
-    *,
-    step: float,
-    lr: float,
-    lr_decay: float,
-    eps: float,
-    weight_decay: float,
-    maximize: bool,
-) -> None:
-    """One Adagrad step on backend arrays, in place; ``grad`` is never written."""
-    xp = backend.array_module(param)
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        g = g + param * weight_decay
-    clr = lr / (1 + (step - 1) * lr_decay)
-    state_sum += g * g
-    std = xp.sqrt(state_sum)
-    std += eps
-    param += g / std * -clr
+    def _update(self, param: Array, grad: Array, state, group: Dict[str, Any]) -> None:
+        xp = backend.array_module(param)
+        g = grad
+        step = float(state["step"].data)
+        clr = group["lr"] / (1 + (step - 1) * group["lr_decay"])
+        state_sum = state["sum"].data
+        state_sum += g * g
+        std = xp.sqrt(state_sum)
+        std += group["eps"]
+        param += g / std * -clr

@@ -2,16 +2,23 @@
 
 The per-parameter maths is :func:`minigrad.references.adam_update`, on backend arrays, so that
 the fused multi-tensor kernel (``kernels/adam.py``) can replace it without touching the
-bookkeeping in :meth:`Adam.step`.
+bookkeeping around it (:meth:`Adam._step_group`).
 """
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Dict, Tuple
 
 from minigrad import kernels, references
 from minigrad.fused import fused_enabled
-from minigrad.optim.optimizer import Optimizer, ParamsT, _state_zeros, _step_counter
+from minigrad.optim.optimizer import (
+    Optimizer,
+    ParamsT,
+    _check_options,
+    _state_zeros,
+    _step_counter,
+)
+from minigrad.tensor import Tensor
 
 
 class Adam(Optimizer):
@@ -72,16 +79,7 @@ class Adam(Optimizer):
         maximize: bool = False,
         decoupled_weight_decay: bool = False,
     ) -> None:
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        _check_options(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay)
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
@@ -93,39 +91,43 @@ class Adam(Optimizer):
         )
         super().__init__(params, defaults)
 
-    def step(self, closure: Optional[Callable[[], Any]] = None):
-        """Perform one update of every parameter that has a gradient.
+    def _init_state(self, p: Tensor, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        state["step"] = _step_counter()
+        state["exp_avg"] = _state_zeros(p)
+        state["exp_avg_sq"] = _state_zeros(p)  # (AMSGrad's max_exp_avg_sq: _step_group)
 
-        Args:
-            closure: optional; re-evaluates the model and returns the loss.
-        """
-        loss = self._run_closure(closure)
-        for group in self.param_groups:
-            amsgrad = group["amsgrad"]
-            params = [p for p in group["params"] if p.grad is not None]
-            steps = [_advance_state(self.state, p, amsgrad) for p in params]
-            if fused_enabled("adam", *group["params"][:1]):  # one multi-tensor update
-                kernels.adam.step_group(self, group, params, steps)
-                continue
-            beta1, beta2 = group["betas"]
-            for p, step in zip(params, steps):
+    def _step_group(self, group: Dict[str, Any]) -> None:
+        """The whole group at once: the fused multi-tensor kernel when it is on, else the
+        reference update parameter by parameter."""
+        amsgrad = group["amsgrad"]
+        params = [p for p in group["params"] if p.grad is not None]
+        steps = [float(self._advance_state(p, group)["step"].data) for p in params]
+        if amsgrad:  # also for a state saved without it (loaded, or amsgrad switched on later)
+            for p in params:
                 state = self.state[p]
-                references.adam_update(
-                    p.data,
-                    p.grad.data,
-                    state["exp_avg"].data,
-                    state["exp_avg_sq"].data,
-                    state["max_exp_avg_sq"].data if amsgrad else None,
-                    step=step,
-                    lr=group["lr"],
-                    beta1=beta1,
-                    beta2=beta2,
-                    eps=group["eps"],
-                    weight_decay=group["weight_decay"],
-                    maximize=group["maximize"],
-                    decoupled_weight_decay=group.get("decoupled_weight_decay", False),
-                )
-        return loss
+                if "max_exp_avg_sq" not in state:
+                    state["max_exp_avg_sq"] = _state_zeros(p)
+        if fused_enabled("adam", *group["params"][:1]):  # one multi-tensor update
+            kernels.adam.step_group(self, group, params, steps)
+            return
+        beta1, beta2 = group["betas"]
+        for p, step in zip(params, steps):
+            state = self.state[p]
+            references.adam_update(
+                p.data,
+                p.grad.data,
+                state["exp_avg"].data,
+                state["exp_avg_sq"].data,
+                state["max_exp_avg_sq"].data if amsgrad else None,
+                step=step,
+                lr=group["lr"],
+                beta1=beta1,
+                beta2=beta2,
+                eps=group["eps"],
+                weight_decay=group["weight_decay"],
+                maximize=group["maximize"],
+                decoupled_weight_decay=group.get("decoupled_weight_decay", False),
+            )
 
 
 class AdamW(Adam):
@@ -184,17 +186,3 @@ class AdamW(Adam):
             maximize=maximize,
             decoupled_weight_decay=True,
         )
-
-
-def _advance_state(states: dict, p, amsgrad: bool) -> float:
-    """Make the Adam state of ``p`` on its first step (a step counter and zero moments, plus
-    ``max_exp_avg_sq`` for AMSGrad) and count the step; returns the new step number."""
-    state = states[p]
-    if not state:
-        state["step"] = _step_counter()
-        state["exp_avg"] = _state_zeros(p)
-        state["exp_avg_sq"] = _state_zeros(p)
-    if amsgrad and "max_exp_avg_sq" not in state:
-        state["max_exp_avg_sq"] = _state_zeros(p)
-    state["step"].data += 1
-    return float(state["step"].data)

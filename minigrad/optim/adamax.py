@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 from minigrad import backend
-from minigrad.optim.optimizer import Optimizer, ParamsT, _state_zeros, _step_counter
-from minigrad.optim.rmsprop import _lerp_
+from minigrad.optim.optimizer import (
+    Optimizer,
+    ParamsT,
+    _check_options,
+    _lerp_,
+    _state_zeros,
+    _step_counter,
+)
+from minigrad.tensor import Tensor
 
 Array = Any
 
@@ -62,16 +69,7 @@ class Adamax(Optimizer):
         differentiable: bool = False,
         capturable: bool = False,
     ) -> None:
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
+        _check_options(lr=lr, eps=eps, betas=betas, weight_decay=weight_decay)
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
@@ -84,34 +82,19 @@ class Adamax(Optimizer):
         )
         super().__init__(params, defaults)
 
-    def step(self, closure: Optional[Callable[[], Any]] = None):
-        """Perform one update of every parameter that has a gradient.
+    def _init_state(self, p: Tensor, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        state["step"] = _step_counter()
+        state["exp_avg"] = _state_zeros(p)
+        state["exp_inf"] = _state_zeros(p)
 
-        Args:
-            closure: optional; re-evaluates the model and returns the loss.
-        """
-        loss = self._run_closure(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = _step_counter()
-                    state["exp_avg"] = _state_zeros(p)
-                    state["exp_inf"] = _state_zeros(p)
-                state["step"].data += 1
-                xp = backend.array_module(p.data)
-                param, exp_avg, exp_inf = p.data, state["exp_avg"].data, state["exp_inf"].data
-                g = -p.grad.data if group["maximize"] else p.grad.data
-                if group["weight_decay"] != 0:
-                    g = g + param * group["weight_decay"]
-                _lerp_(exp_avg, g, 1 - beta1)
-                exp_inf *= beta2
-                norm = xp.abs(g)
-                norm += group["eps"]
-                xp.maximum(exp_inf, norm, out=exp_inf)
-                clr = group["lr"] / (1 - beta1 ** float(state["step"].data))
-                param += exp_avg / exp_inf * -clr
-        return loss
+    def _update(self, param: Array, grad: Array, state, group: Dict[str, Any]) -> None:
+        xp = backend.array_module(param)
+        beta1, beta2 = group["betas"]
+        g, exp_avg, exp_inf = grad, state["exp_avg"].data, state["exp_inf"].data
+        _lerp_(exp_avg, g, 1 - beta1)
+        exp_inf *= beta2
+        norm = xp.abs(g)
+        norm += group["eps"]
+        xp.maximum(exp_inf, norm, out=exp_inf)
+        clr = group["lr"] / (1 - beta1 ** float(state["step"].data))
+        param += exp_avg / exp_inf * -clr

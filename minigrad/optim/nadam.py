@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Tuple
+from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
 
 from minigrad import backend
-from minigrad.optim.optimizer import Optimizer, ParamsT, _state_zeros, _step_counter
-from minigrad.optim.rmsprop import _lerp_
+from minigrad.optim.optimizer import (
+    Optimizer,
+    ParamsT,
+    _check_options,
+    _lerp_,
+    _state_zeros,
+    _step_counter,
+)
 from minigrad.tensor import Tensor
+
+Array = Any
 
 
 class NAdam(Optimizer):
@@ -72,18 +80,9 @@ class NAdam(Optimizer):
         capturable: bool = False,
         differentiable: bool = False,
     ) -> None:
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= betas[0] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 0: {betas[0]}")
-        if not 0.0 <= betas[1] < 1.0:
-            raise ValueError(f"Invalid beta parameter at index 1: {betas[1]}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= momentum_decay:
-            raise ValueError(f"Invalid momentum_decay value: {momentum_decay}")
+        _check_options(
+            lr=lr, eps=eps, betas=betas, weight_decay=weight_decay, momentum_decay=momentum_decay
+        )
         defaults = dict(
             lr=lr,
             betas=tuple(betas),
@@ -98,50 +97,31 @@ class NAdam(Optimizer):
         )
         super().__init__(params, defaults)
 
-    def step(self, closure: Optional[Callable[[], Any]] = None):
-        """Perform one update of every parameter that has a gradient.
+    def _init_state(self, p: Tensor, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        state["step"] = _step_counter()
+        state["mu_product"] = Tensor._make(np.ones((), dtype=np.float32))
+        state["exp_avg"] = _state_zeros(p)
+        state["exp_avg_sq"] = _state_zeros(p)
 
-        Args:
-            closure: optional; re-evaluates the model and returns the loss.
-        """
-        loss = self._run_closure(closure)
-        for group in self.param_groups:
-            beta1, beta2 = group["betas"]
-            lr, weight_decay = group["lr"], group["weight_decay"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = _step_counter()
-                    state["mu_product"] = Tensor._make(np.ones((), dtype=np.float32))
-                    state["exp_avg"] = _state_zeros(p)
-                    state["exp_avg_sq"] = _state_zeros(p)
-                state["step"].data += 1
-                step = float(state["step"].data)
-                xp = backend.array_module(p.data)
-                param, exp_avg = p.data, state["exp_avg"].data
-                exp_avg_sq = state["exp_avg_sq"].data
-                g = -p.grad.data if group["maximize"] else p.grad.data
-                if weight_decay != 0:
-                    if group["decoupled_weight_decay"]:
-                        param *= 1 - lr * weight_decay
-                    else:
-                        g = g + param * weight_decay
-                # NOTE: the schedule in Python floats, its running product in float32 (PyTorch's)
-                mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * group["momentum_decay"])))
-                mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * group["momentum_decay"])))
-                # NOTE: a loaded state holds mu_product in the parameter's dtype, as PyTorch's
-                mu_product_t = state["mu_product"].data
-                mu_product_t *= mu
-                mu_product = float(mu_product_t)
-                mu_product_next = mu_product * mu_next
-                _lerp_(exp_avg, g, 1 - beta1)
-                exp_avg_sq *= beta2
-                exp_avg_sq += g * (1 - beta2) * g
-                denom = exp_avg_sq / (1 - beta2**step)
-                xp.sqrt(denom, out=denom)
-                denom += group["eps"]
-                param += g / denom * (-lr * (1.0 - mu) / (1.0 - mu_product))
-                param += exp_avg / denom * ((-lr * mu_next) / (1.0 - mu_product_next))
-        return loss
+    def _update(self, param: Array, grad: Array, state, group: Dict[str, Any]) -> None:
+        xp = backend.array_module(param)
+        beta1, beta2 = group["betas"]
+        lr, momentum_decay = group["lr"], group["momentum_decay"]
+        g, exp_avg, exp_avg_sq = grad, state["exp_avg"].data, state["exp_avg_sq"].data
+        step = float(state["step"].data)
+        # NOTE: the schedule in Python floats, its running product in float32 (PyTorch's)
+        mu = beta1 * (1.0 - 0.5 * (0.96 ** (step * momentum_decay)))
+        mu_next = beta1 * (1.0 - 0.5 * (0.96 ** ((step + 1) * momentum_decay)))
+        # NOTE: a loaded state holds mu_product in the parameter's dtype, as PyTorch's
+        mu_product_t = state["mu_product"].data
+        mu_product_t *= mu
+        mu_product = float(mu_product_t)
+        mu_product_next = mu_product * mu_next
+        _lerp_(exp_avg, g, 1 - beta1)
+        exp_avg_sq *= beta2
+        exp_avg_sq += g * (1 - beta2) * g
+        denom = exp_avg_sq / (1 - beta2**step)
+        xp.sqrt(denom, out=denom)
+        denom += group["eps"]
+        param += g / denom * (-lr * (1.0 - mu) / (1.0 - mu_product))
+        param += exp_avg / denom * ((-lr * mu_next) / (1.0 - mu_product_next))

@@ -3,8 +3,12 @@
 An optimizer holds ``param_groups``, a list of dicts, each with its ``"params"`` (a list of
 Parameters) and its options (``"lr"``, ``"weight_decay"``, ...), and ``state``, a dict from
 Parameter to that parameter's running buffers (``"exp_avg"``, ``"momentum_buffer"``, ...).
-Subclasses write ``step()``; it updates ``p.data`` in place from ``p.grad.data``, so the update
-records no graph and allocates little.
+:meth:`Optimizer.step` is the one loop every optimizer shares: for each group, each parameter
+with a gradient gets its state (made by the subclass's ``_init_state`` on the first step, its
+``"step"`` counted), its gradient as the update sees it (``-grad`` under ``maximize``, plus the
+weight decay) and then the subclass's ``_update``, which changes ``p.data`` in place, so the
+update records no graph and allocates little. An optimizer whose update needs the whole group at
+once (the fused multi-tensor Adam) overrides ``_step_group`` instead.
 
 ``state_dict()`` has PyTorch's layout, so the two can be compared and exchanged::
 
@@ -25,7 +29,7 @@ from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
 import numpy as np
 
-from minigrad import backend, dtypes
+from minigrad import backend, dtypes, references
 from minigrad.autograd import enable_grad
 from minigrad.tensor import Tensor, tensor, zeros_like
 
@@ -165,7 +169,55 @@ class Optimizer:
                     p.grad.data.fill(0)
 
     def step(self, closure: Optional[Callable[[], Any]] = None):
-        """Update every parameter that has a gradient. Returns ``closure()`` when given."""
+        """Perform one update of every parameter that has a gradient.
+
+        Args:
+            closure: optional; re-evaluates the model and returns the loss.
+
+        Returns:
+            ``closure()``'s value, or None without a closure.
+        """
+        loss = self._run_closure(closure)
+        for group in self.param_groups:
+            self._step_group(group)
+        return loss
+
+    def _step_group(self, group: Dict[str, Any]) -> None:
+        """Update the parameters of ``group`` that have a gradient, one at a time.
+
+        A parameter whose ``.grad`` is None is skipped entirely: no state, no decay, no step.
+        """
+        for p in group["params"]:
+            if p.grad is None:
+                continue
+            state = self._advance_state(p, group)
+            param = p.data
+            self._update(param, _effective_grad(param, p.grad.data, group), state, group)
+
+    def _advance_state(self, p: Tensor, group: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """The state of ``p`` for this step: made by :meth:`_init_state` on the first, with its
+        ``"step"`` counter counted (a float32 CPU scalar, as PyTorch keeps it)."""
+        state = self.state[p]
+        if not state:
+            self._init_state(p, state, group)
+        state["step"].data += 1
+        return state
+
+    def _init_state(self, p: Tensor, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        """Fill the empty ``state`` of ``p`` before its first step (``"step"`` and buffers)."""
+        raise NotImplementedError
+
+    def _update(
+        self, param: Array, grad: Array, state: Optional[Dict[str, Any]], group: Dict[str, Any]
+    ) -> None:
+        """The optimizer's own maths: one step of one parameter on backend arrays, in place.
+
+        Args:
+            param: the parameter's array, updated in place.
+            grad: the gradient to follow (maximize and weight decay applied; never write it).
+            state: the parameter's state, step already counted (see :meth:`_advance_state`).
+            group: the parameter's group and its options.
+        """
         raise NotImplementedError
 
     def _run_closure(self, closure: Optional[Callable[[], Any]]):
@@ -262,6 +314,29 @@ class Optimizer:
 # ---------------------------------------------------------------------------- helpers
 
 
+def _effective_grad(param: Array, grad: Array, group: Dict[str, Any]) -> Array:
+    """The gradient an update follows: ``-grad`` under ``maximize``, plus ``weight_decay * param``
+    (the L2 penalty), or, with ``decoupled_weight_decay``, ``param`` shrunk in place by
+    ``1 - lr * weight_decay`` instead. ``grad`` is never written."""
+    weight_decay = group["weight_decay"]
+    decoupled = group.get("decoupled_weight_decay", False)
+    if weight_decay != 0 and decoupled:
+        param *= 1 - group["lr"] * weight_decay
+    return references.adam_effective_grad(param, grad, weight_decay, group["maximize"], decoupled)
+
+
+def _check_options(**options: Any) -> None:
+    """Raise PyTorch's ValueError for a negative option or a beta outside [0, 1), in order."""
+    for name, value in options.items():
+        if name == "betas":
+            for i, beta in enumerate(value):
+                if not 0.0 <= beta < 1.0:
+                    raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+        elif not 0.0 <= value:
+            label = {"lr": "learning rate", "eps": "epsilon value"}.get(name, f"{name} value")
+            raise ValueError(f"Invalid {label}: {value}")
+
+
 def _state_zeros(param: Tensor) -> Tensor:
     """A zero buffer shaped, typed and placed like ``param`` (for exp_avg, momentum, ...)."""
     return zeros_like(param)
@@ -270,6 +345,14 @@ def _state_zeros(param: Tensor) -> Tensor:
 def _step_counter() -> Tensor:
     """A fresh ``"step"`` entry: a float32 scalar on the CPU, as PyTorch keeps it."""
     return Tensor._make(np.zeros((), dtype=np.float32))
+
+
+def _lerp_(start: Array, end: Array, weight: float) -> None:
+    """``start.lerp_(end, weight)`` in place, with PyTorch's two formulas (exact at both ends)."""
+    if weight < 0.5:
+        start += (end - start) * weight
+    else:
+        start[...] = end - (end - start) * (1 - weight)
 
 
 def _is_array(value) -> bool:

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Dict, Optional
 
 from minigrad import backend
-from minigrad.optim.optimizer import Optimizer, ParamsT, _state_zeros, _step_counter
+from minigrad.optim.optimizer import (
+    Optimizer,
+    ParamsT,
+    _check_options,
+    _lerp_,
+    _state_zeros,
+    _step_counter,
+)
+from minigrad.tensor import Tensor
 
 Array = Any
 
@@ -72,16 +80,7 @@ class RMSprop(Optimizer):
         maximize: bool = False,
         differentiable: bool = False,
     ) -> None:
-        if not 0.0 <= lr:
-            raise ValueError(f"Invalid learning rate: {lr}")
-        if not 0.0 <= eps:
-            raise ValueError(f"Invalid epsilon value: {eps}")
-        if not 0.0 <= momentum:
-            raise ValueError(f"Invalid momentum value: {momentum}")
-        if not 0.0 <= weight_decay:
-            raise ValueError(f"Invalid weight_decay value: {weight_decay}")
-        if not 0.0 <= alpha:
-            raise ValueError(f"Invalid alpha value: {alpha}")
+        _check_options(lr=lr, eps=eps, momentum=momentum, weight_decay=weight_decay, alpha=alpha)
         defaults = dict(
             lr=lr,
             momentum=momentum,
@@ -96,83 +95,34 @@ class RMSprop(Optimizer):
         )
         super().__init__(params, defaults)
 
-    def step(self, closure: Optional[Callable[[], Any]] = None):
-        """Perform one update of every parameter that has a gradient.
+    def _init_state(self, p: Tensor, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        state["step"] = _step_counter()
+        state["square_avg"] = _state_zeros(p)
+        if group["momentum"] > 0:
+            state["momentum_buffer"] = _state_zeros(p)
+        if group["centered"]:
+            state["grad_avg"] = _state_zeros(p)
 
-        Args:
-            closure: optional; re-evaluates the model and returns the loss.
-        """
-        loss = self._run_closure(closure)
-        for group in self.param_groups:
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = _step_counter()
-                    state["square_avg"] = _state_zeros(p)
-                    if group["momentum"] > 0:
-                        state["momentum_buffer"] = _state_zeros(p)
-                    if group["centered"]:
-                        state["grad_avg"] = _state_zeros(p)
-                state["step"].data += 1
-                _rmsprop_update(
-                    p.data,
-                    p.grad.data,
-                    state["square_avg"].data,
-                    state["grad_avg"].data if group["centered"] else None,
-                    state["momentum_buffer"].data if group["momentum"] > 0 else None,
-                    lr=group["lr"],
-                    alpha=group["alpha"],
-                    eps=group["eps"],
-                    weight_decay=group["weight_decay"],
-                    momentum=group["momentum"],
-                    maximize=group["maximize"],
-                )
-        return loss
-
-
-def _rmsprop_update(
-    param: Array,
-    grad: Array,
-    square_avg: Array,
-    grad_avg: Optional[Array],
-    momentum_buffer: Optional[Array],
-    *,
-    lr: float,
-    alpha: float,
-    eps: float,
-    weight_decay: float,
-    momentum: float,
-    maximize: bool,
-) -> None:
-    """One RMSprop step on backend arrays, in place; ``grad`` is never written."""
-    xp = backend.array_module(param)
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        g = g + param * weight_decay
-    # v <- alpha v + (1 - alpha) g g   (PyTorch's mul_ then addcmul_)
-    square_avg *= alpha
-    square_avg += g * (1 - alpha) * g
-    if grad_avg is not None:
-        # m <- m + (1 - alpha) (g - m)   (PyTorch's lerp_)
-        _lerp_(grad_avg, g, 1 - alpha)
-        avg = square_avg - grad_avg * grad_avg
-        xp.sqrt(avg, out=avg)
-    else:
-        avg = xp.sqrt(square_avg)
-    avg += eps
-    if momentum_buffer is not None:
-        momentum_buffer *= momentum
-        momentum_buffer += g / avg
-        param -= momentum_buffer * lr
-    else:
-        param += g / avg * -lr
-
-
-def _lerp_(start: Array, end: Array, weight: float) -> None:
-    """``start.lerp_(end, weight)`` in place, with PyTorch's two formulas (exact at both ends)."""
-    if weight < 0.5:
-        start += (end - start) * weight
-    else:
-        start[...] = end - (end - start) * (1 - weight)
+    def _update(self, param: Array, grad: Array, state, group: Dict[str, Any]) -> None:
+        xp = backend.array_module(param)
+        alpha, g = group["alpha"], grad
+        # v <- alpha v + (1 - alpha) g g   (PyTorch's mul_ then addcmul_)
+        square_avg = state["square_avg"].data
+        square_avg *= alpha
+        square_avg += g * (1 - alpha) * g
+        if group["centered"]:
+            # m <- m + (1 - alpha) (g - m)   (PyTorch's lerp_)
+            grad_avg = state["grad_avg"].data
+            _lerp_(grad_avg, g, 1 - alpha)
+            avg = square_avg - grad_avg * grad_avg
+            xp.sqrt(avg, out=avg)
+        else:
+            avg = xp.sqrt(square_avg)
+        avg += group["eps"]
+        if group["momentum"] > 0:
+            momentum_buffer = state["momentum_buffer"].data
+            momentum_buffer *= group["momentum"]
+            momentum_buffer += g / avg
+            param -= momentum_buffer * group["lr"]
+        else:
+            param += g / avg * -group["lr"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+from typing import Any, Dict, Optional
 
 from minigrad.optim.optimizer import Optimizer, ParamsT, _state_zeros
+from minigrad.tensor import Tensor
 
 Array = Any
 
@@ -78,81 +79,28 @@ class SGD(Optimizer):
         )
         super().__init__(params, defaults)
 
-    def step(self, closure: Optional[Callable[[], Any]] = None):
-        """Perform one update of every parameter that has a gradient.
+    def _advance_state(self, p: Tensor, group: Dict[str, Any]) -> Optional[Dict[str, Any]]:
+        """PyTorch's SGD keeps a state only with momentum (its buffer), and counts no steps."""
+        return self.state[p] if group["momentum"] != 0 else None
 
-        Args:
-            closure: optional; re-evaluates the model and returns the loss.
-        """
-        loss = self._run_closure(closure)
-        for group in self.param_groups:
-            momentum = group["momentum"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                buf, first_step = None, False
-                if momentum != 0:
-                    state = self.state[p]
-                    buf = state.get("momentum_buffer")
-                    if buf is None:
-                        buf = state["momentum_buffer"] = _state_zeros(p)
-                        first_step = True
-                _sgd_update(
-                    p.data,
-                    p.grad.data,
-                    None if buf is None else buf.data,
-                    first_step=first_step,
-                    lr=group["lr"],
-                    momentum=momentum,
-                    dampening=group["dampening"],
-                    weight_decay=group["weight_decay"],
-                    nesterov=group["nesterov"],
-                    maximize=group["maximize"],
-                )
-        return loss
-
-
-def _sgd_update(
-    param: Array,
-    grad: Array,
-    momentum_buffer: Optional[Array],
-    *,
-    first_step: bool,
-    lr: float,
-    momentum: float,
-    dampening: float,
-    weight_decay: float,
-    nesterov: bool,
-    maximize: bool,
-) -> None:
-    """One SGD step on backend arrays, in place (``param`` and ``momentum_buffer``).
-
-    ``grad`` is never written: it may be read again (gradient accumulation, logging).
-    """
-    # g: the effective gradient; a fresh array as soon as it differs from grad
-    if weight_decay != 0:
-        g = param * weight_decay
-        if maximize:
-            g -= grad  # -grad + wd * param
-        else:
-            g += grad
-    elif maximize:
-        g = -grad
-    else:
+    def _update(self, param: Array, grad: Array, state, group: Dict[str, Any]) -> None:
         g = grad
-
-    if momentum != 0:
-        buf = momentum_buffer
-        if first_step:
-            buf[...] = g  # NOTE: PyTorch starts the buffer at g, not at (1 - dampening) * g
-        else:
-            buf *= momentum
-            buf += g if dampening == 0 else g * (1 - dampening)
-        if nesterov:
-            step = buf * momentum  # g + momentum * b, without touching g (it may be grad)
-            step += g
-            g = step
-        else:
-            g = buf
-
-    param -= g * lr  # theta <- theta - lr * g
+        momentum = group["momentum"]
+        if momentum != 0:
+            buf = state.get("momentum_buffer")
+            if buf is None:
+                buf = state["momentum_buffer"] = _state_zeros(Tensor._make(param))
+                buf = buf.data
+                buf[...] = g  # NOTE: PyTorch starts the buffer at g, not at (1 - dampening) * g
+            else:
+                buf = buf.data
+                buf *= momentum
+                dampening = group["dampening"]
+                buf += g if dampening == 0 else g * (1 - dampening)
+            if group["nesterov"]:
+                step = buf * momentum  # g + momentum * b, without touching g (it may be grad)
+                step += g
+                g = step
+            else:
+                g = buf
+        param -= g * group["lr"]  # theta <- theta - lr * g
