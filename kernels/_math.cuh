@@ -1,5 +1,6 @@
 // _math.cuh: float and double overloads of the math functions the kernels use, so that a
-// kernel templated on T calls exp_(x), tanh_(x), ... and gets expf or exp by T.
+// kernel templated on T calls exp_(x), tanh_(x), ... and gets expf or exp by T; and the block
+// sum (warp shuffles, then one shared slot per warp) of the kernels that give a block a row.
 //
 // A .cu that needs them opens with `#include "_math.cuh"`. nvcc resolves that line itself;
 // for NVRTC (CuPy) and the CUDA simulator, kernels/_cuda.py source() puts this file's text in
@@ -33,3 +34,29 @@ __device__ __forceinline__ double lowest_(double) { return -1.7976931348623157e3
 // sigmoid(x) = 1 / (1 + exp(-x)): exp overflow for x << 0 gives exactly 0, never nan.
 template <typename T>
 __device__ __forceinline__ T sigmoid_(T x) { return T(1) / (T(1) + exp_(-x)); }
+
+// The sum of v over the warp, returned to every lane.
+template <typename T>
+__device__ __forceinline__ T warp_sum_(T v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// The sum of v over the block, returned to every thread. `slots` holds one value per warp
+// (`__shared__ T slots[32]`); blockDim.x is a multiple of 32.
+template <typename T>
+__device__ T block_sum_(T v, T* slots) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int n_warps = (blockDim.x + 31) >> 5;
+  v = warp_sum_(v);
+  if (lane == 0) slots[warp] = v;
+  __syncthreads();
+  v = (threadIdx.x < n_warps) ? slots[threadIdx.x] : T(0);
+  if (warp == 0) v = warp_sum_(v);
+  if (threadIdx.x == 0) slots[0] = v;
+  __syncthreads();
+  const T total = slots[0];
+  __syncthreads();  // the slots may be reused by the next call
+  return total;
+}

@@ -15,31 +15,7 @@
 // Numerics: two passes (mean, then the centred sum of squares), never E[x^2] - E[x]^2, so
 // channels with a large mean keep their variance.
 
-#include "_math.cuh"  // rsqrt_: float and double overloads
-
-template <typename T>
-__device__ __forceinline__ T bn_warp_sum(T v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-// The sum of v over the block, returned to every thread. `slots` holds one value per warp.
-template <typename T>
-__device__ T bn_block_sum(T v, T* slots) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int n_warps = (blockDim.x + 31) >> 5;
-  v = bn_warp_sum(v);
-  if (lane == 0) slots[warp] = v;
-  __syncthreads();
-  v = (threadIdx.x < n_warps) ? slots[threadIdx.x] : T(0);
-  if (warp == 0) v = bn_warp_sum(v);
-  if (threadIdx.x == 0) slots[0] = v;
-  __syncthreads();
-  const T total = slots[0];
-  __syncthreads();  // the slots may be reused by the next call
-  return total;
-}
+#include "_math.cuh"  // rsqrt_ (float and double overloads), block_sum_
 
 // The offset of the m-th value of channel c (m = n * L + l).
 __device__ __forceinline__ long long bn_at(int m, int c, int C, int L) {
@@ -57,13 +33,13 @@ __global__ void batch_norm_fwd(const T* __restrict__ x, const T* __restrict__ w,
   const int M = N * L;
   T s = T(0);
   for (int m = threadIdx.x; m < M; m += blockDim.x) s += x[bn_at(m, c, C, L)];
-  const T mu = bn_block_sum(s, slots) / T(M);
+  const T mu = block_sum_(s, slots) / T(M);
   T ss = T(0);
   for (int m = threadIdx.x; m < M; m += blockDim.x) {
     const T d = x[bn_at(m, c, C, L)] - mu;
     ss += d * d;
   }
-  const T v = bn_block_sum(ss, slots) / T(M);
+  const T v = block_sum_(ss, slots) / T(M);
   const T r = rsqrt_(v + eps);
   const T scale = r * w[c];
   for (int m = threadIdx.x; m < M; m += blockDim.x) {
@@ -94,8 +70,8 @@ __global__ void batch_norm_bwd(const T* __restrict__ x, const T* __restrict__ gy
     sb += gy[i];
     sw += gy[i] * (x[i] - mu) * r;
   }
-  const T db = bn_block_sum(sb, slots);
-  const T dw = bn_block_sum(sw, slots);
+  const T db = block_sum_(sb, slots);
+  const T dw = block_sum_(sw, slots);
   const T inv_m = T(1) / T(M);
   const T scale = w[c] * r;
   const T add_mean = gmean[c] * inv_m;

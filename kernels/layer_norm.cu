@@ -16,31 +16,7 @@
 // Numerics: two passes over the row (mean, then the centred sum of squares), never
 // E[x^2] - E[x]^2, so rows with a large mean (1e4) keep their variance.
 
-#include "_math.cuh"  // rsqrt_: float and double overloads
-
-template <typename T>
-__device__ __forceinline__ T warp_sum(T v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-// The sum of v over the block, returned to every thread. `slots` holds one value per warp.
-template <typename T>
-__device__ T block_sum(T v, T* slots) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int n_warps = (blockDim.x + 31) >> 5;
-  v = warp_sum(v);
-  if (lane == 0) slots[warp] = v;
-  __syncthreads();
-  v = (threadIdx.x < n_warps) ? slots[threadIdx.x] : T(0);
-  if (warp == 0) v = warp_sum(v);
-  if (threadIdx.x == 0) slots[0] = v;
-  __syncthreads();
-  const T total = slots[0];
-  __syncthreads();  // the slots may be reused by the next call
-  return total;
-}
+#include "_math.cuh"  // rsqrt_ (float and double overloads), block_sum_
 
 template <typename T>
 __global__ void layer_norm_fwd(const T* __restrict__ x, const T* __restrict__ w,
@@ -52,13 +28,13 @@ __global__ void layer_norm_fwd(const T* __restrict__ x, const T* __restrict__ w,
   const T* row = x + (long long)n * D;
   T s = T(0);
   for (int d = threadIdx.x; d < D; d += blockDim.x) s += row[d];
-  const T mean = block_sum(s, slots) / T(D);
+  const T mean = block_sum_(s, slots) / T(D);
   T ss = T(0);
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
     const T c = row[d] - mean;
     ss += c * c;
   }
-  const T r = rsqrt_(block_sum(ss, slots) / T(D) + eps);
+  const T r = rsqrt_(block_sum_(ss, slots) / T(D) + eps);
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
     const T h = (row[d] - mean) * r;
     xhat[(long long)n * D + d] = h;
@@ -81,8 +57,8 @@ __global__ void layer_norm_bwd_dx(const T* __restrict__ gy, const T* __restrict_
     a += gw;
     c += gw * xhat[base + d];
   }
-  a = block_sum(a, slots) / T(D);
-  c = block_sum(c, slots) / T(D);
+  a = block_sum_(a, slots) / T(D);
+  c = block_sum_(c, slots) / T(D);
   const T r = rstd[n];
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
     gx[base + d] = r * (gy[base + d] * w[d] - a - xhat[base + d] * c);
