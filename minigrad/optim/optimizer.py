@@ -69,6 +69,25 @@ class Optimizer:
         >>> opt = optim.SGD([{"params": [w]}, {"params": [b], "lr": 0.5}], lr=0.1)
         >>> [g["lr"] for g in opt.param_groups]
         [0.1, 0.5]
+
+        A new optimizer writes only its maths: ``_init_state`` (the buffers of a parameter, made
+        on its first step, with a ``"step"`` counter) and ``_update`` (one step of one parameter
+        on backend arrays, in place); its groups need ``"lr"``, ``"weight_decay"`` and
+        ``"maximize"``, which :meth:`step` applies before ``_update``:
+
+        >>> class SignSGD(Optimizer):
+        ...     def __init__(self, params, lr=1e-3):
+        ...         super().__init__(params, dict(lr=lr, weight_decay=0, maximize=False))
+        ...     def _init_state(self, p, state, group):
+        ...         state["step"] = _step_counter()
+        ...     def _update(self, param, grad, state, group):
+        ...         param -= backend.array_module(param).sign(grad) * group["lr"]
+        >>> w = Parameter(mg.tensor([1.0, -2.0]))
+        >>> opt = SignSGD([w], lr=0.1)
+        >>> (w * w).sum().backward()
+        >>> opt.step()
+        >>> w.detach(), float(opt.state[w]["step"])
+        (tensor([ 0.9000, -1.9000]), 1.0)
     """
 
     def __init__(self, params: ParamsT, defaults: Dict[str, Any]) -> None:
