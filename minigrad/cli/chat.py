@@ -105,16 +105,14 @@ def run(args: argparse.Namespace) -> int:
             print("\n(Ctrl-D or /exit quits)", flush=True)
             continue
         line = line.strip()
-        if not line:
-            continue
         if line in ("/exit", "/quit"):
             return 0
-        if line == "/reset":
-            session.reset()
-            print("(conversation reset)", flush=True)
-            continue
-        try:
-            session.reply(line, write=_write)
-            print(flush=True)
+        try:  # a Ctrl-C anywhere in a turn (the reply, or between two prints) ends the turn
+            if line == "/reset":
+                session.reset()
+                print("(conversation reset)", flush=True)
+            elif line:
+                session.reply(line, write=_write)
+                print(flush=True)
         except KeyboardInterrupt:
             print("\n(interrupted)", flush=True)
