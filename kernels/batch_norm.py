@@ -29,35 +29,20 @@ from minigrad.fused import FusedFunction
 from minigrad.tensor import Tensor
 
 from . import _cuda
+from ._norm import AffineInputs
 
 CUDA_KERNELS = ("batch_norm_fwd", "batch_norm_bwd")
 
 
-class BatchNormFn(FusedFunction, kernel="batch_norm"):
+class BatchNormFn(AffineInputs, FusedFunction, kernel="batch_norm"):
     """(x[, weight][, bias]) -> (y, mean, var) for x of shape (N, C, L); mean and var (C,)."""
-
-    has_weight: bool  # which of weight and bias follow x in the inputs,
-    has_bias: bool
-    eps: float  # and the epsilon added to the variance
 
     def forward(self, x, *wb, **params):
         self.__dict__.update(params)
-        w = wb[0] if self.has_weight else None
-        b = wb[-1] if self.has_bias else None
-        return super().forward(x, w, b)
+        return super().forward(x, *self._weight_bias(wb))
 
     def reference(self, x, *wb):
-        w = wb[0] if self.has_weight else None
-        b = wb[-1] if self.has_bias else None
-        return references.batch_norm(x, w, b, self.eps)
-
-    def _input_grads(self, gx, gw, gb) -> tuple:
-        grads = [gx]
-        if self.has_weight:
-            grads.append(gw)
-        if self.has_bias:
-            grads.append(gb)
-        return tuple(grads)
+        return references.batch_norm(x, *self._weight_bias(wb), self.eps)
 
     # ---------------------------------------------------------------- NumPy
     def _forward_numpy(self, x, w, b):

@@ -28,27 +28,24 @@ from minigrad.fused import FusedFunction
 from minigrad.tensor import Tensor
 
 from . import _cuda
+from ._norm import AffineInputs
 from ._numpy import ROW_CHUNK, row_chunks, run_chunks
 
 CUDA_KERNELS = ("layer_norm_fwd", "layer_norm_bwd_dx", "layer_norm_bwd_dwdb")
 
 
-class LayerNormFn(FusedFunction, kernel="layer_norm"):
+class LayerNormFn(AffineInputs, FusedFunction, kernel="layer_norm"):
     """(x[, weight][, bias]) -> layer_norm(x) over the trailing ``n_dims`` dimensions.
 
     The maths works on rows: x as (N, D), weight and bias as (D,); :meth:`forward` reshapes
     them, and :meth:`_input_grads` gives the gradients the inputs' shapes back.
     """
 
-    n_dims: int  # forward parameters: how many trailing dims are normalised,
-    has_weight: bool  # which of weight and bias follow x in the inputs,
-    has_bias: bool
-    eps: float  # and the epsilon added to the variance
+    n_dims: int  # forward parameter: how many trailing dims are normalised
 
     def forward(self, x, *wb, **params):
         self.__dict__.update(params)
-        w = wb[0] if self.has_weight else None
-        b = wb[-1] if self.has_bias else None
+        w, b = self._weight_bias(wb)
         D = int(np.prod(x.shape[x.ndim - self.n_dims:]))
         rows = x.reshape(-1, D)  # (N, D); a copy only when x is not viewable so
         w = None if w is None else w.reshape(D)
@@ -56,20 +53,16 @@ class LayerNormFn(FusedFunction, kernel="layer_norm"):
         return super().forward(rows, w, b).reshape(x.shape)
 
     def reference(self, x, *wb):
-        w = wb[0] if self.has_weight else None
-        b = wb[-1] if self.has_bias else None
-        return references.layer_norm(x, tuple(range(-self.n_dims, 0)), w, b, self.eps)
+        dims = tuple(range(-self.n_dims, 0))
+        return references.layer_norm(x, dims, *self._weight_bias(wb), self.eps)
 
     def _input_grads(self, gx, gw, gb) -> tuple:
         """The row gradients in the inputs' shapes: (gx[, gw][, gb])."""
         x = self.inputs[0]
         shape = x.shape[x.ndim - self.n_dims:]
-        grads = [gx.reshape(x.shape)]
-        if self.has_weight:
-            grads.append(None if gw is None else gw.reshape(shape))
-        if self.has_bias:
-            grads.append(None if gb is None else gb.reshape(shape))
-        return tuple(grads)
+        gw = None if gw is None or not self.has_weight else gw.reshape(shape)
+        gb = None if gb is None or not self.has_bias else gb.reshape(shape)
+        return super()._input_grads(gx.reshape(x.shape), gw, gb)
 
     # ---------------------------------------------------------------- NumPy
     def _forward_numpy(self, x, w, b):
