@@ -103,26 +103,26 @@ def _geometry_args(g: _ConvGeometry) -> tuple:
                                        g.ph, g.pw, g.Ho, g.Wo))
 
 
+def _launch_cuda(xp, kernel: str, src, out_shape: tuple, g: _ConvGeometry):
+    """Run ``conv.cu``'s ``kernel`` with one thread per entry of a new ``out_shape`` array,
+    which it fills from ``src``."""
+    src = xp.ascontiguousarray(src)
+    out = xp.empty(out_shape, dtype=src.dtype)
+    dev = src.device.id
+    fn = _cuda.kernel("conv", CUDA_KERNELS, kernel, src.dtype, dev)
+    grid, block = _cuda.grid_1d(out.size, sm_count=_cuda.sm_count(dev))
+    fn(grid, block, (src, out, np.int64(out.size)) + _geometry_args(g))
+    return out
+
+
 def _im2col_cuda(xp, x, g: _ConvGeometry):
     """``conv.cu`` im2col: one thread per entry of ``cols``; padding by bounds checks."""
-    x = xp.ascontiguousarray(x)
-    cols = xp.empty((g.C, g.kh, g.kw, g.N, g.Ho, g.Wo), dtype=x.dtype)
-    dev = x.device.id
-    fn = _cuda.kernel("conv", CUDA_KERNELS, "im2col", x.dtype, dev)
-    grid, block = _cuda.grid_1d(cols.size, sm_count=_cuda.sm_count(dev))
-    fn(grid, block, (x, cols, np.int64(cols.size)) + _geometry_args(g))
-    return cols
+    return _launch_cuda(xp, "im2col", x, (g.C, g.kh, g.kw, g.N, g.Ho, g.Wo), g)
 
 
 def _col2im_cuda(xp, cols, g: _ConvGeometry):
     """``conv.cu`` col2im: one thread per pixel of ``x``, summing the windows that cover it."""
-    cols = xp.ascontiguousarray(cols)
-    x = xp.empty((g.N, g.C, g.H, g.W), dtype=cols.dtype)
-    dev = cols.device.id
-    fn = _cuda.kernel("conv", CUDA_KERNELS, "col2im", cols.dtype, dev)
-    grid, block = _cuda.grid_1d(x.size, sm_count=_cuda.sm_count(dev))
-    fn(grid, block, (cols, x, np.int64(x.size)) + _geometry_args(g))
-    return x
+    return _launch_cuda(xp, "col2im", cols, (g.N, g.C, g.H, g.W), g)
 
 
 # ---------------------------------------------------------------------------- the Functions
