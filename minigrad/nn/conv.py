@@ -124,7 +124,18 @@ class _ConvNd(Module):
                     self.groups)
 
 
-class Conv1d(_ConvNd):
+class _Conv(_ConvNd):
+    """Conv1d and Conv2d: PyTorch's arguments, which have no ``output_padding``."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: _IntOrTuple,
+                 stride: _IntOrTuple = 1, padding: Union[_IntOrTuple, str] = 0,
+                 dilation: _IntOrTuple = 1, groups: int = 1, bias: bool = True,
+                 padding_mode: str = "zeros", device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, device=device, dtype=dtype)
+
+
+class Conv1d(_Conv):
     """1-d convolution layer: ``F.conv1d`` with a learnt weight and bias.
 
     Args:
@@ -152,18 +163,11 @@ class Conv1d(_ConvNd):
 
     _n = 1
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: _IntOrTuple,
-                 stride: _IntOrTuple = 1, padding: Union[_IntOrTuple, str] = 0,
-                 dilation: _IntOrTuple = 1, groups: int = 1, bias: bool = True,
-                 padding_mode: str = "zeros", device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, device=device, dtype=dtype)
-
     def forward(self, input: Tensor) -> Tensor:
         return self._conv_forward(input, F.conv1d)
 
 
-class Conv2d(_ConvNd):
+class Conv2d(_Conv):
     """2-d convolution layer: ``F.conv2d`` with a learnt weight and bias.
 
     Args:
@@ -188,13 +192,6 @@ class Conv2d(_ConvNd):
         >>> nn.Conv2d(1, 4, 3, stride=2)(mg.randn(2, 1, 9, 9)).shape
         (2, 4, 4, 4)
     """
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: _IntOrTuple,
-                 stride: _IntOrTuple = 1, padding: Union[_IntOrTuple, str] = 0,
-                 dilation: _IntOrTuple = 1, groups: int = 1, bias: bool = True,
-                 padding_mode: str = "zeros", device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, device=device, dtype=dtype)
 
     def forward(self, input: Tensor) -> Tensor:
         return self._conv_forward(input, F.conv2d)
