@@ -115,6 +115,19 @@ def _from_2d(out: Tensor, n: int, batched: bool) -> Tensor:
     return out if batched else out.squeeze(0)
 
 
+def _check_weight_groups(weight: Tensor, groups: int) -> None:
+    """The weight's first dimension splits into ``groups``, or PyTorch's error."""
+    if weight.shape[0] % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} "
+                           f"at dimension 0, but got weight of size {_size(weight.shape)} "
+                           "instead")
+
+
+def _shown_shape(input: Tensor, batched: bool) -> str:
+    """The input's shape as PyTorch's errors show it (batched)."""
+    return _size(input.shape if batched else (1,) + tuple(input.shape))
+
+
 def _conv(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride, padding, dilation,
           groups: int, n: int, fn: str) -> Tensor:
     if _autocast.on:  # on autocast's lower-precision list, as in PyTorch
@@ -124,16 +137,13 @@ def _conv(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride, padding
     kernel = tuple(weight.shape[2:])
     pads = _padding(padding, n, stride, kernel, dilation)
     out_channels, in_per_group = weight.shape[:2]
-    if out_channels % groups:
-        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} "
-                           f"at dimension 0, but got weight of size {_size(weight.shape)} "
-                           "instead")
+    _check_weight_groups(weight, groups)
     channels = input.shape[1 if batched else 0]
     if channels != in_per_group * groups:
-        shown = input.shape if batched else (1,) + tuple(input.shape)
         raise RuntimeError(f"Given groups={groups}, weight of size {_size(weight.shape)}, "
-                           f"expected input{_size(shown)} to have {in_per_group * groups} "
-                           f"channels, but got {channels} channels instead")
+                           f"expected input{_shown_shape(input, batched)} to have "
+                           f"{in_per_group * groups} channels, but got {channels} channels "
+                           "instead")
     _check_bias(bias, out_channels, weight)
     spatial = tuple(input.shape[-n:])
     padded = tuple(s + lo + hi for s, (lo, hi) in zip(spatial, pads))
@@ -222,16 +232,12 @@ def _conv_transpose(input: Tensor, weight: Tensor, bias: Optional[Tensor], strid
                            f"but got output_padding={out_pads}, stride={stride}, "
                            f"dilation={dilation}")
     in_channels, out_per_group = weight.shape[:2]
-    if in_channels % groups:
-        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} "
-                           f"at dimension 0, but got weight of size {_size(weight.shape)} "
-                           "instead")
+    _check_weight_groups(weight, groups)
     channels = input.shape[1 if batched else 0]
     if channels != in_channels:
-        shown = input.shape if batched else (1,) + tuple(input.shape)
         raise RuntimeError(f"Given transposed=1, weight of size {_size(weight.shape)}, "
-                           f"expected input{_size(shown)} to have {in_channels} channels, "
-                           f"but got {channels} channels instead")
+                           f"expected input{_shown_shape(input, batched)} to have "
+                           f"{in_channels} channels, but got {channels} channels instead")
     _check_bias(bias, out_per_group * groups, weight)
     kernel = tuple(weight.shape[2:])
     out_size = tuple((s - 1) * st - 2 * p + d * (k - 1) + op + 1 for s, st, p, d, k, op
