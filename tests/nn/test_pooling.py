@@ -212,6 +212,20 @@ def _compare(torch, ours, theirs, case, dims):
     np.testing.assert_allclose(npy(x.grad), xt.grad.numpy(), rtol=1e-12, atol=1e-12)
 
 
+def _matches_torch_or_both_refuse(torch, name, args, case):
+    """``F.<name>`` agrees with PyTorch's on ``case`` (values, indices, gradients), or both
+    refuse its arguments: PyTorch with a RuntimeError, minigrad with a ValueError."""
+    ours, theirs = getattr(F, name), getattr(torch.nn.functional, name)
+    try:
+        theirs(torch.zeros((1, 1) + case["size"]), **args)
+    except RuntimeError:
+        with pytest.raises(ValueError):
+            ours(mg.zeros((1, 1) + case["size"]), **args)
+        return
+    _compare(torch, lambda t: ours(t, **args), lambda t: theirs(t, **args), case,
+             len(case["size"]))
+
+
 @pytest.mark.torch
 @FUSED
 @settings(max_examples=60, deadline=None)
@@ -221,14 +235,7 @@ def test_max_pool2d_matches_torch(fused, case):
     args = dict(kernel_size=case["k"], stride=case["s"], padding=case["p"],
                 dilation=case["d"], ceil_mode=case["ceil"], return_indices=True)
     with mg.use_fused(fused):
-        try:
-            torch.nn.functional.max_pool2d(torch.zeros((1, 1) + case["size"]), **args)
-        except RuntimeError:
-            with pytest.raises(ValueError):
-                F.max_pool2d(mg.zeros((1, 1) + case["size"]), **args)
-            return
-        _compare(torch, lambda t: F.max_pool2d(t, **args),
-                 lambda t: torch.nn.functional.max_pool2d(t, **args), case, 2)
+        _matches_torch_or_both_refuse(torch, "max_pool2d", args, case)
 
 
 @pytest.mark.torch
@@ -240,14 +247,7 @@ def test_max_pool1d_matches_torch(fused, case):
     args = dict(kernel_size=case["k"][0], stride=case["s"][0], padding=case["p"][0],
                 dilation=case["d"][0], ceil_mode=case["ceil"], return_indices=True)
     with mg.use_fused(fused):
-        try:
-            torch.nn.functional.max_pool1d(torch.zeros((1, 1) + case["size"]), **args)
-        except RuntimeError:
-            with pytest.raises(ValueError):
-                F.max_pool1d(mg.zeros((1, 1) + case["size"]), **args)
-            return
-        _compare(torch, lambda t: F.max_pool1d(t, **args),
-                 lambda t: torch.nn.functional.max_pool1d(t, **args), case, 1)
+        _matches_torch_or_both_refuse(torch, "max_pool1d", args, case)
 
 
 @pytest.mark.torch
@@ -259,14 +259,7 @@ def test_avg_pool2d_matches_torch(case, count_include_pad):
     p = tuple(min(pi, ki // 2) for pi, ki in zip(case["p"], k))
     args = dict(kernel_size=k, stride=case["s"], padding=p, ceil_mode=case["ceil"],
                 count_include_pad=count_include_pad)
-    try:
-        torch.nn.functional.avg_pool2d(torch.zeros((1, 1) + case["size"]), **args)
-    except RuntimeError:
-        with pytest.raises(ValueError):
-            F.avg_pool2d(mg.zeros((1, 1) + case["size"]), **args)
-        return
-    _compare(torch, lambda t: F.avg_pool2d(t, **args),
-             lambda t: torch.nn.functional.avg_pool2d(t, **args), case, 2)
+    _matches_torch_or_both_refuse(torch, "avg_pool2d", args, case)
 
 
 @pytest.mark.torch
@@ -277,14 +270,7 @@ def test_avg_pool1d_matches_torch(case, count_include_pad):
     k = case["k"][0]
     args = dict(kernel_size=k, stride=case["s"][0], padding=min(case["p"][0], k // 2),
                 ceil_mode=case["ceil"], count_include_pad=count_include_pad)
-    try:
-        torch.nn.functional.avg_pool1d(torch.zeros((1, 1) + case["size"]), **args)
-    except RuntimeError:
-        with pytest.raises(ValueError):
-            F.avg_pool1d(mg.zeros((1, 1) + case["size"]), **args)
-        return
-    _compare(torch, lambda t: F.avg_pool1d(t, **args),
-             lambda t: torch.nn.functional.avg_pool1d(t, **args), case, 1)
+    _matches_torch_or_both_refuse(torch, "avg_pool1d", args, case)
 
 
 @pytest.mark.torch
