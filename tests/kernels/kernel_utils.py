@@ -30,6 +30,21 @@ def tensor(a, device, dtype="float64", requires_grad=False):
     return mg.tensor(a, dtype=dtype, device=device, requires_grad=requires_grad)
 
 
+# a normalisation's optional (weight, bias): which of them a case has, and the test ids
+AFFINE = [(True, True), (True, False), (False, True), (False, False)]
+AFFINE_IDS = ["wb", "w", "b", "none"]
+
+
+def norm_inputs(device, dtype, shape, param_shape, affine, scale=1.0, seed=0):
+    """``(x, weight, bias)`` of a normalisation test: x ~ N(3, scale^2) shaped ``shape``, weight
+    and bias ~ N(0, 1) shaped ``param_shape`` where ``affine`` has them (else None)."""
+    rng = np.random.default_rng(seed)
+    x = tensor(rng.standard_normal(shape) * scale + 3.0, device, dtype, True)
+    w = tensor(rng.standard_normal(param_shape), device, dtype, True) if affine[0] else None
+    b = tensor(rng.standard_normal(param_shape), device, dtype, True) if affine[1] else None
+    return x, w, b
+
+
 def outputs_list(out):
     return [out] if isinstance(out, Tensor) else [o for o in _flatten(out)]
 

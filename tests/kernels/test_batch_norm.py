@@ -4,24 +4,21 @@ the switch; the ``cuda`` cases run the CUDA C (on a GPU, or simulated by the CuP
 
 import numpy as np
 import pytest
-from kernel_utils import assert_same, assert_same_second_order, cpu, grad_fn_names, tensor
+from kernel_utils import (
+    AFFINE, AFFINE_IDS, assert_same, assert_same_second_order, cpu, grad_fn_names, norm_inputs,
+    tensor,
+)
 from kernel_utils import fused_on  # noqa: F401  (autouse: kernels on, whatever the env)
 
 import minigrad as mg
 import minigrad.nn.functional as F
 from minigrad import kernels, nn
 
-AFFINE = [(True, True), (True, False), (False, True), (False, False)]
 SHAPES = [(8, 3), (4, 3, 5), (2, 4, 3, 3), (3, 1, 7)]
 
 
-def _case(device, dtype, shape, affine, scale=1.0, seed=0):
-    rng = np.random.default_rng(seed)
-    C = shape[1]
-    x = tensor(rng.standard_normal(shape) * scale + 3.0, device, dtype, True)
-    w = tensor(rng.standard_normal(C), device, dtype, True) if affine[0] else None
-    b = tensor(rng.standard_normal(C), device, dtype, True) if affine[1] else None
-    return x, w, b
+def _case(device, dtype, shape, affine):
+    return norm_inputs(device, dtype, shape, shape[1], affine)  # a weight and bias per channel
 
 
 def _fn(affine):
@@ -35,7 +32,7 @@ def _fn(affine):
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("affine", AFFINE, ids=["wb", "w", "b", "none"])
+@pytest.mark.parametrize("affine", AFFINE, ids=AFFINE_IDS)
 @pytest.mark.parametrize("shape", SHAPES, ids=str)
 def test_matches_reference(device, dtype, affine, shape):
     x, w, b = _case(device, dtype, shape, affine)
@@ -44,7 +41,7 @@ def test_matches_reference(device, dtype, affine, shape):
     assert out[0].dtype == np.dtype(dtype)
 
 
-@pytest.mark.parametrize("affine", AFFINE, ids=["wb", "w", "b", "none"])
+@pytest.mark.parametrize("affine", AFFINE, ids=AFFINE_IDS)
 def test_gradcheck_fused_function_with_statistics_outputs(device, affine):
     x, w, b = _case(device, "float64", (3, 2, 4), affine)
     inputs = [t for t in (x, w, b) if t is not None]

@@ -3,34 +3,26 @@
 
 import numpy as np
 import pytest
-from kernel_utils import assert_same, assert_same_second_order, cpu, grad_fn_names, tensor
+from kernel_utils import (
+    AFFINE, AFFINE_IDS, assert_same, assert_same_second_order, cpu, grad_fn_names, norm_inputs,
+    tensor,
+)
 from kernel_utils import fused_on  # noqa: F401  (autouse: kernels on, whatever the env)
 
 import minigrad as mg
 import minigrad.nn.functional as F
 from minigrad import kernels, nn
 
-AFFINE = [(True, True), (True, False), (False, True), (False, False)]
-
-
-def _case(device, dtype, shape, norm, affine, scale=1.0, seed=0):
-    rng = np.random.default_rng(seed)
-    x = tensor(rng.standard_normal(shape) * scale + 3.0, device, dtype, True)
-    w = tensor(rng.standard_normal(norm), device, dtype, True) if affine[0] else None
-    b = tensor(rng.standard_normal(norm), device, dtype, True) if affine[1] else None
-    return x, w, b
-
-
 def _fn(norm, eps=1e-5):
     return lambda x, w, b: F.layer_norm(x, norm, w, b, eps)
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
-@pytest.mark.parametrize("affine", AFFINE, ids=["wb", "w", "b", "none"])
+@pytest.mark.parametrize("affine", AFFINE, ids=AFFINE_IDS)
 @pytest.mark.parametrize("shape, norm", [((4, 7), (7,)), ((2, 3, 4, 5), (4, 5)),
                                          ((6,), (6,)), ((3, 1, 33), (1, 33))])
 def test_matches_reference(device, dtype, affine, shape, norm):
-    x, w, b = _case(device, dtype, shape, norm, affine)
+    x, w, b = norm_inputs(device, dtype, shape, norm, affine)
     inputs = [t for t in (x, w, b) if t is not None]
 
     def fn(*ts):
@@ -42,9 +34,9 @@ def test_matches_reference(device, dtype, affine, shape, norm):
     assert out[0].dtype == np.dtype(dtype)
 
 
-@pytest.mark.parametrize("affine", AFFINE, ids=["wb", "w", "b", "none"])
+@pytest.mark.parametrize("affine", AFFINE, ids=AFFINE_IDS)
 def test_gradcheck_fused_function(device, affine):
-    x, w, b = _case(device, "float64", (3, 2, 4), (2, 4), affine)
+    x, w, b = norm_inputs(device, "float64", (3, 2, 4), (2, 4), affine)
     inputs = [t for t in (x, w, b) if t is not None]
 
     def fn(*ts):
@@ -57,12 +49,12 @@ def test_gradcheck_fused_function(device, affine):
 
 
 def test_create_graph_differentiates_the_reference(device):
-    x, w, b = _case(device, "float64", (3, 4), (4,), (True, True))
+    x, w, b = norm_inputs(device, "float64", (3, 4), (4,), (True, True))
     assert_same_second_order(_fn((4,)), [x, w, b])
 
 
 def test_noncontiguous_input(device):
-    x, w, b = _case(device, "float32", (5, 6, 3), (6,), (True, True))
+    x, w, b = norm_inputs(device, "float32", (5, 6, 3), (6,), (True, True))
 
     def fn(x, w, b):
         xt = x.transpose(1, 2)  # (5, 3, 6), not contiguous
