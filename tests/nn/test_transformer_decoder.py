@@ -12,6 +12,19 @@ from minigrad import nn
 E, H, FF = 8, 2, 16
 
 
+def _assert_matches_torch(torch, tm, m, out, ref, inputs, rng, param_rtol):
+    """``out`` equals PyTorch's ``ref``; then, backward from a random weighting of both, the
+    gradients of the ``inputs`` (pairs of minigrad and torch tensors) and of the parameters."""
+    np.testing.assert_allclose(to_numpy(out), ref.detach().numpy(), rtol=1e-9, atol=1e-10)
+    w = rng.standard_normal(ref.shape)
+    (out * mg.tensor(w)).sum().backward()
+    (ref * torch.tensor(w)).sum().backward()
+    for ours, theirs in inputs:
+        np.testing.assert_allclose(to_numpy(ours.grad), theirs.grad.numpy(), rtol=1e-8,
+                                   atol=1e-10)
+    assert_param_grads_match(tm, m, rtol=param_rtol, atol=1e-10)
+
+
 @pytest.mark.torch
 @pytest.mark.filterwarnings("ignore:enable_nested_tensor")
 def test_state_dict_keys_match_torch_both_ways():
@@ -58,13 +71,7 @@ def test_decoder_layer_matches_torch_with_masks(norm_first, batch_first):
     out = m(x, mx, tgt_mask=mg.tensor(causal), memory_key_padding_mask=mg.tensor(mem_pad))
     ref = tm(tx, tmx, tgt_mask=torch.tensor(causal),
              memory_key_padding_mask=torch.tensor(mem_pad))
-    np.testing.assert_allclose(to_numpy(out), ref.detach().numpy(), rtol=1e-9, atol=1e-10)
-    w = rng.standard_normal(ref.shape)
-    (out * mg.tensor(w)).sum().backward()
-    (ref * torch.tensor(w)).sum().backward()
-    np.testing.assert_allclose(to_numpy(x.grad), tx.grad.numpy(), rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(to_numpy(mx.grad), tmx.grad.numpy(), rtol=1e-8, atol=1e-10)
-    assert_param_grads_match(tm, m, rtol=1e-8, atol=1e-10)
+    _assert_matches_torch(torch, tm, m, out, ref, [(x, tx), (mx, tmx)], rng, param_rtol=1e-8)
 
 
 @pytest.mark.torch
@@ -84,13 +91,7 @@ def test_transformer_matches_torch_forward_and_gradients():
     ts, tt = torch.tensor(src, requires_grad=True), torch.tensor(tgt, requires_grad=True)
     out = m(xs, xt, tgt_mask=tgt_mask, tgt_is_causal=True)
     ref = tm(ts, tt, tgt_mask=ttgt_mask, tgt_is_causal=True)
-    np.testing.assert_allclose(to_numpy(out), ref.detach().numpy(), rtol=1e-9, atol=1e-10)
-    w = rng.standard_normal(ref.shape)
-    (out * mg.tensor(w)).sum().backward()
-    (ref * torch.tensor(w)).sum().backward()
-    np.testing.assert_allclose(to_numpy(xs.grad), ts.grad.numpy(), rtol=1e-8, atol=1e-10)
-    np.testing.assert_allclose(to_numpy(xt.grad), tt.grad.numpy(), rtol=1e-8, atol=1e-10)
-    assert_param_grads_match(tm, m, rtol=1e-7, atol=1e-10)
+    _assert_matches_torch(torch, tm, m, out, ref, [(xs, ts), (xt, tt)], rng, param_rtol=1e-7)
 
 
 def test_transformer_xavier_init_shapes_and_errors():
