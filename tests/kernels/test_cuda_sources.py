@@ -58,6 +58,7 @@ def test_kernel_names_match_the_launcher(name):
     launcher = (KERNEL_DIR / f"{name}.py").read_text()
     asked = set(re.findall(r'_cuda\.kernel\(\s*"%s",\s*CUDA_KERNELS,\s*"(\w+)"' % name, launcher))
     asked |= set(re.findall(r'self\._(?:kernel|launch|\w+_steps_cuda)\(\s*"(\w+)"', launcher))
+    asked |= set(re.findall(r'_launch_cuda\(\s*\w+,\s*"(\w+)"', launcher))
     assert asked and asked <= set(mod.CUDA_KERNELS), (name, asked)
     # nvcc sees explicit instantiations of every kernel NVRTC gets by name
     instantiated = text[text.find("#ifndef __CUDACC_RTC__"):]
