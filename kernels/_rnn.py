@@ -129,6 +129,14 @@ class RecurrentFn(FusedFunction):
         return dh_mm
 
 
+def sigmoid_of_negated(a):
+    """a = 1 / (1 + exp(a)) = sigmoid(-a), in place: the gates' pre-activations are kept negated
+    (input, weight and bias), which spares a negation per step. exp(+large) = inf gives 0."""
+    np.exp(a, out=a)
+    a += 1
+    np.reciprocal(a, out=a)
+
+
 def tanh_into(x, out):
     """out = tanh(x) = 2 / (1 + exp(-2x)) - 1, in place in ``out`` (one exp; finite for any x;
     ``out`` may be ``x``).

@@ -41,7 +41,7 @@ import numpy as np
 from minigrad import references
 from minigrad.tensor import Tensor
 
-from ._rnn import RecurrentFn, tanh_into
+from ._rnn import RecurrentFn, sigmoid_of_negated, tanh_into
 
 CUDA_KERNELS = ("gru_step_fwd", "gru_step_bwd")
 
@@ -83,9 +83,7 @@ class GRUFn(RecurrentFn, kernel="gru"):
                     p += bias
                 s = rz[k]
                 np.add(xs[k, :, :2 * H], p[:, :2 * H], out=s)
-                np.exp(s, out=s)
-                s += 1
-                np.reciprocal(s, out=s)  # r, z
+                sigmoid_of_negated(s)  # r, z
                 r, z = s[:, :H], s[:, H:]
                 n = ns[k]
                 np.multiply(r, p[:, 2 * H:], out=n)

@@ -44,7 +44,7 @@ import numpy as np
 from minigrad import references
 from minigrad.tensor import Tensor
 
-from ._rnn import RecurrentFn, tanh_into
+from ._rnn import RecurrentFn, sigmoid_of_negated, tanh_into
 
 CUDA_KERNELS = ("lstm_step_fwd", "lstm_step_bwd")
 
@@ -90,9 +90,7 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
                 a = acts[k]
                 np.matmul(hs[k], w_t, out=hw)
                 a += hw
-                np.exp(a, out=a)
-                a += 1
-                np.reciprocal(a, out=a)  # sigmoid of every gate (g: of twice its input)
+                sigmoid_of_negated(a)  # sigmoid of every gate (g: of twice its input)
                 i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
                 g *= 2
                 g -= 1  # tanh
