@@ -293,15 +293,21 @@ def _k_scales(xp, scales: Array) -> tuple[Array, Array]:
     return sc.astype(xp.float32), mn.astype(xp.float32)  # (n, 8) each
 
 
-def _dequantize_q4_k(xp, blocks: Array) -> Array:
-    """Q4_K: 256 elements in 8 sub-blocks of 32: d, dmin (f16), 12 bytes of 6-bit scales
-    and minimums, 128 bytes of codes; x = (d * sc) * q - dmin * mn."""
+def _k_scale_shift(xp, blocks: Array) -> tuple:
+    """Q4_K and Q5_K's per-sub-block ``d * sc`` and ``dmin * mn``, (n, 8, 1) each, from the
+    header: d, dmin (f16), then 12 bytes of 6-bit scales and minimums."""
     n = blocks.shape[0]
     d = _f16(xp, blocks[:, :2])
     dmin = _f16(xp, blocks[:, 2:4])
     sc, mn = _k_scales(xp, blocks[:, 4:16])
-    scale = (d * sc).reshape(n, 8, 1)
-    shift = (dmin * mn).reshape(n, 8, 1)
+    return (d * sc).reshape(n, 8, 1), (dmin * mn).reshape(n, 8, 1)
+
+
+def _dequantize_q4_k(xp, blocks: Array) -> Array:
+    """Q4_K: 256 elements in 8 sub-blocks of 32: d, dmin (f16), 12 bytes of 6-bit scales
+    and minimums, 128 bytes of codes; x = (d * sc) * q - dmin * mn."""
+    n = blocks.shape[0]
+    scale, shift = _k_scale_shift(xp, blocks)
     q = _nibbles(xp, blocks[:, 16:], 32).reshape(n, 8, 32).astype(xp.float32)
     return (scale * q - shift).reshape(n, QK_K)
 
@@ -309,11 +315,7 @@ def _dequantize_q4_k(xp, blocks: Array) -> Array:
 def _dequantize_q5_k(xp, blocks: Array) -> Array:
     """Q5_K: as Q4_K with a fifth bit per element from 32 bytes of high bits."""
     n = blocks.shape[0]
-    d = _f16(xp, blocks[:, :2])
-    dmin = _f16(xp, blocks[:, 2:4])
-    sc, mn = _k_scales(xp, blocks[:, 4:16])
-    scale = (d * sc).reshape(n, 8, 1)
-    shift = (dmin * mn).reshape(n, 8, 1)
+    scale, shift = _k_scale_shift(xp, blocks)
     high = _high_bits(xp, blocks[:, 16:48], 32, 1).reshape(n, 8, 32)
     low = _nibbles(xp, blocks[:, 48:], 32).reshape(n, 8, 32)
     q = (low | (high << xp.uint8(4))).astype(xp.float32)
