@@ -43,6 +43,21 @@ def _array(tensor: Any, name: str) -> Any:
     return tensor.data
 
 
+def _rank_arrays(fn: str, tensors: list, name: str, size: int, like: Any,
+                 roles: tuple) -> list:
+    """The arrays of ``tensors``, one per rank, each with ``like``'s shape and dtype (else a
+    ValueError: ``roles`` names the list's tensors and ``like`` in it)."""
+    arrays = [_array(t, f"{name}[i]") for t in tensors]
+    if len(arrays) != size:
+        raise ValueError(f"{fn}: {name} has {len(arrays)} tensors for a world of {size}")
+    for t in arrays:
+        if t.shape != like.shape or t.dtype != like.dtype:
+            raise ValueError(f"{fn}: every {roles[0]} must have the {roles[1]}'s shape "
+                             f"{tuple(like.shape)} and dtype {like.dtype}; got {tuple(t.shape)} "
+                             f"{t.dtype}")
+    return arrays
+
+
 def _check_group(group: Any) -> None:
     if group is not None and group is not world():
         raise ValueError("only the default process group (group=None) is supported")
@@ -90,15 +105,8 @@ def all_gather(tensor_list: list, tensor: Tensor, group: Any = None,
     _check_group(group)
     pg = _world("all_gather")
     array = _array(tensor, "tensor")
-    outputs = [_array(t, "tensor_list[i]") for t in tensor_list]
-    if len(outputs) != pg.size:
-        raise ValueError(f"all_gather: tensor_list has {len(outputs)} tensors for a world of "
-                         f"{pg.size}")
-    for t in outputs:
-        if t.shape != array.shape or t.dtype != array.dtype:
-            raise ValueError(f"all_gather: every output must have the input's shape "
-                             f"{tuple(array.shape)} and dtype {array.dtype}; got "
-                             f"{tuple(t.shape)} {t.dtype}")
+    outputs = _rank_arrays("all_gather", tensor_list, "tensor_list", pg.size, array,
+                           ("output", "input"))
     pg.all_gather(outputs, array)
     return Work() if async_op else None
 
@@ -115,15 +123,8 @@ def reduce_scatter(output: Tensor, input_list: list, op: ReduceOp = ReduceOp.SUM
     _check_group(group)
     pg = _world("reduce_scatter")
     out = _array(output, "output")
-    inputs = [_array(t, "input_list[i]") for t in input_list]
-    if len(inputs) != pg.size:
-        raise ValueError(f"reduce_scatter: input_list has {len(inputs)} tensors for a world "
-                         f"of {pg.size}")
-    for t in inputs:
-        if t.shape != out.shape or t.dtype != out.dtype:
-            raise ValueError(f"reduce_scatter: every input must have the output's shape "
-                             f"{tuple(out.shape)} and dtype {out.dtype}; got {tuple(t.shape)} "
-                             f"{t.dtype}")
+    inputs = _rank_arrays("reduce_scatter", input_list, "input_list", pg.size, out,
+                          ("input", "output"))
     pg.reduce_scatter(out, inputs, _op(op))
     return Work() if async_op else None
 
