@@ -241,8 +241,21 @@ class Conv1D(_Conv):
 # ---------------------------------------------------------------------------- pooling
 
 
-class _Pooling(Layer):
+class _PoolingBase(Layer):
+    """What the pooling layers share: a channels-last input of rank ``rank + 2``, and no axis
+    whose size is fixed once built (they have no weights)."""
+
     rank = 2
+
+    def _fixed_axis(self, axis: int) -> bool:
+        return False
+
+    def build(self, input_shape: Shape) -> None:
+        _check_rank(self, input_shape, self.rank + 2)
+        super().build(input_shape)
+
+
+class _Pooling(_PoolingBase):
     mode = "max"
 
     def __init__(self, pool_size: Any = 2, strides: Any = None, padding: str = "valid",
@@ -253,13 +266,6 @@ class _Pooling(Layer):
         self.pool_size = _tuple(pool_size, n, "pool_size")
         self.strides = self.pool_size if strides is None else _tuple(strides, n, "strides")
         self.padding = _padding_arg(padding)
-
-    def _fixed_axis(self, axis: int) -> bool:
-        return False
-
-    def build(self, input_shape: Shape) -> None:
-        _check_rank(self, input_shape, self.rank + 2)
-        super().build(input_shape)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         spatial = tuple(output_length(s, k, st, self.padding) for s, k, st in zip(
@@ -352,21 +358,13 @@ class AveragePooling1D(_Pooling):
     rank, mode = 1, "avg"
 
 
-class _GlobalPooling(Layer):
-    rank = 2
+class _GlobalPooling(_PoolingBase):
     mode = "avg"
 
     def __init__(self, data_format: Any = None, keepdims: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         _data_format(data_format)
         self.keepdims = bool(keepdims)
-
-    def _fixed_axis(self, axis: int) -> bool:
-        return False
-
-    def build(self, input_shape: Shape) -> None:
-        _check_rank(self, input_shape, self.rank + 2)
-        super().build(input_shape)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         if self.keepdims:
