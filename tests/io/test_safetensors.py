@@ -49,6 +49,15 @@ DTYPES = {
 SHAPES = [(), (0,), (3, 0, 2), (5,), (2, 3), (2, 1, 4, 3)]
 
 
+def every_dtype_and_shape(rng: np.random.Generator, sep: str) -> dict:
+    """A random array of every dtype in every shape, named ``<dtype><sep><shape index>``."""
+    return {
+        f"{k}{sep}{i}": random_array(dt, s, rng)
+        for k, dt in DTYPES.items()
+        for i, s in enumerate(SHAPES)
+    }
+
+
 def random_array(dtype, shape, rng: np.random.Generator) -> np.ndarray:
     """Arbitrary bit patterns (NaNs, infinities, subnormals included); bools are 0/1."""
     dtype = np.dtype(dtype)
@@ -603,12 +612,7 @@ def test_written_file_respects_the_umask(tmp_path):
 
 def test_reference_reads_our_files(tmp_path):
     ref = pytest.importorskip("safetensors.numpy")
-    rng = np.random.default_rng(2)
-    tensors = {
-        f"{k}.{i}": random_array(dt, s, rng)
-        for k, dt in DTYPES.items()
-        for i, s in enumerate(SHAPES)
-    }
+    tensors = every_dtype_and_shape(np.random.default_rng(2), sep=".")
     path = tmp_path / "ours.safetensors"
     save_file(tensors, path, metadata={"framework": "minigrad"})
     loaded = ref.load_file(str(path))
@@ -622,12 +626,7 @@ def test_reference_reads_our_files(tmp_path):
 
 def test_we_read_reference_files(tmp_path):
     ref = pytest.importorskip("safetensors.numpy")
-    rng = np.random.default_rng(3)
-    tensors = {
-        f"{k}/{i}": random_array(dt, s, rng)
-        for k, dt in DTYPES.items()
-        for i, s in enumerate(SHAPES)
-    }
+    tensors = every_dtype_and_shape(np.random.default_rng(3), sep="/")
     path = tmp_path / "ref.safetensors"
     ref.save_file(tensors, str(path), metadata={"a": "1", "b": "2"})
     loaded = load_file(path)
