@@ -144,3 +144,11 @@ def grad_fn_names(out):
         names.add(type(fn).__name__)
         stack.extend(t.grad_fn for t in (fn.inputs or ()))
     return names
+
+
+def assert_switch(name: str, run) -> None:
+    """The graph of ``run()`` holds the fused Function ``name`` with ``mg.use_fused`` on, and
+    not with it off."""
+    assert name in grad_fn_names(run())
+    with mg.use_fused(False):
+        assert name not in grad_fn_names(run())

@@ -5,8 +5,8 @@ the switch; the ``cuda`` cases run the CUDA C (on a GPU, or simulated by the CuP
 import numpy as np
 import pytest
 from kernel_utils import (
-    AFFINE, AFFINE_IDS, assert_same, assert_same_second_order, cpu, grad_fn_names, norm_inputs,
-    tensor,
+    AFFINE, AFFINE_IDS, assert_same, assert_same_second_order, assert_switch, cpu, grad_fn_names,
+    norm_inputs, tensor,
 )
 from kernel_utils import fused_on  # noqa: F401  (autouse: kernels on, whatever the env)
 
@@ -107,8 +107,6 @@ def test_module_running_statistics_fused_equals_composite(device, momentum):
 def test_module_and_switch(device):
     bn = nn.BatchNorm1d(6).to(device)
     x = tensor(np.random.default_rng(2).standard_normal((5, 6)), device, "float32", True)
-    assert "BatchNormFn" in grad_fn_names(bn(x))
-    with mg.use_fused(False):
-        assert "BatchNormFn" not in grad_fn_names(bn(x))
+    assert_switch("BatchNormFn", lambda: bn(x))
     bn.eval()
     assert "BatchNormFn" not in grad_fn_names(bn(x))  # evaluation is an affine composite

@@ -4,8 +4,8 @@
 import numpy as np
 import pytest
 from kernel_utils import (
-    AFFINE, AFFINE_IDS, assert_same, assert_same_second_order, cpu, grad_fn_names, norm_inputs,
-    tensor,
+    AFFINE, AFFINE_IDS, assert_same, assert_same_second_order, assert_switch, cpu, grad_fn_names,
+    norm_inputs, tensor,
 )
 from kernel_utils import fused_on  # noqa: F401  (autouse: kernels on, whatever the env)
 
@@ -80,9 +80,7 @@ def test_extreme_and_constant_rows(device, dtype):
 def test_module_and_switch(device):
     ln = nn.LayerNorm(6).to(device)
     x = tensor(np.random.default_rng(2).standard_normal((2, 6)), device, "float32", True)
-    assert "LayerNormFn" in grad_fn_names(ln(x))
-    with mg.use_fused(False):
-        assert "LayerNormFn" not in grad_fn_names(ln(x))
+    assert_switch("LayerNormFn", lambda: ln(x))
     assert_same(lambda x, *p: ln(x), [x, *ln.parameters()], dtype="float32")
     x16 = tensor(cpu(x), device, "float16", True)
     assert "LayerNormFn" not in grad_fn_names(F.layer_norm(x16, (6,)))  # no float16 kernel
