@@ -10,7 +10,7 @@ adds the gradient of repeated indices), so the backward and double backward come
 - ``linear``/``bilinear``: with ``align_corners=True`` ``src = dst * (in - 1) / (out - 1)``,
   else ``src = max((dst + 0.5) * scale - 0.5, 0)``; then ``x[floor(src)] * (1 - t) +
   x[floor(src) + 1] * t`` (bilinear is linear along H, then along W: the weights are a
-  product).
+  product). As in PyTorch's kernels, a dimension whose size is unchanged is copied.
 
 Example:
     >>> import minigrad as mg
@@ -50,6 +50,11 @@ def _source_index(in_size: int, out_size: int, scale: Optional[float], mode: str
     """``(i0, i1, t)`` for one dimension: the two source positions of each output position and
     the weight of the second (NumPy arrays; ``i1`` and ``t`` None for nearest)."""
     dst = np.arange(out_size, dtype=np.float64)
+    if out_size == in_size:
+        # NOTE: as PyTorch's kernels, a dimension whose size is unchanged is copied, whatever
+        # the scale factor says (2 pixels at scale 1.3 stay 2 pixels, not a 1/1.3 resampling)
+        same = np.arange(out_size, dtype=np.int64)
+        return (same, None, None) if mode == "nearest" else (same, same, np.zeros(out_size))
     if mode == "nearest":
         ratio = 1.0 / scale if scale else in_size / out_size
         return np.minimum(np.floor(dst * ratio).astype(np.int64), in_size - 1), None, None

@@ -128,3 +128,15 @@ def test_interpolate_on_the_device_matches_the_cpu(device):
             results.append((npy(y), npy(x.grad)))
         for got, want in zip(results[1], results[0]):
             np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_a_dimension_of_unchanged_size_is_copied_as_pytorch():
+    """Values printed by PyTorch 2.13: with scale_factor 1.3 a width of 2 stays 2 and is
+    copied, not resampled at 1/1.3; other dimensions follow the scale factor."""
+    x = mg.tensor([[[[0.0, 10.0], [20.0, 30.0]]]])
+    y = F.interpolate(x, scale_factor=(0.5, 1.3), mode="bilinear", align_corners=False)
+    np.testing.assert_array_equal(y.numpy(), [[[[10.0, 20.0]]]])
+    y = F.interpolate(x, scale_factor=(1.5, 1.3), mode="nearest")
+    np.testing.assert_array_equal(y.numpy(), [[[[0.0, 10.0], [0.0, 10.0], [20.0, 30.0]]]])
+    y = F.interpolate(mg.tensor([[[0.0, 10.0, 20.0]]]), scale_factor=2.1, mode="nearest")
+    np.testing.assert_array_equal(y.numpy(), [[[0.0, 0.0, 0.0, 10.0, 10.0, 20.0]]])
