@@ -20,6 +20,8 @@ channels; ``--data-dir`` the recordings or their archive).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import tempfile
 import time
 from pathlib import Path
@@ -29,6 +31,7 @@ import numpy as np
 from minigrad import backend, keras
 from minigrad.cli.report import error
 from minigrad.data import datasets, fsdd, mnist1d
+from minigrad.distributed import launcher_rank, run_on_rank_zero
 from minigrad.io.serialization import save
 from minigrad.models import cnn
 from minigrad.plot import training_curves
@@ -117,7 +120,15 @@ def _unwritable(folder: Path) -> str | None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """``minigrad demo``: train, evaluate and save the classic Keras MNIST model (or a CNN)."""
+    """``minigrad demo``: train, evaluate and save the classic Keras MNIST model (or a CNN).
+    Under ``minigrad launch`` every rank trains; rank 0 alone prints and writes."""
+    if launcher_rank() != 0:
+        with open(os.devnull, "w") as quiet, contextlib.redirect_stdout(quiet):
+            return _run(args)
+    return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     model = args.model or ("cnn" if args.dataset == "mnist1d" else "mlp")
     if args.task == "speech" or model == "cnn":
         if args.task == "speech" and args.model == "mlp":
@@ -167,9 +178,11 @@ def run(args: argparse.Namespace) -> int:
 
     out = Path(args.out)
     model_dir = out / f"{args.dataset}-model"
-    model.save(model_dir)
+    model.save(model_dir)  # under data parallel every rank calls it; rank 0 writes
     print(f"Saved the model to {model_dir}/ (config.json, model.safetensors); reload it with "
           f"minigrad.keras.models.load_model({str(model_dir)!r})")
+    if launcher_rank() != 0:
+        return 0
     try:
         png = training_curves(history, out / f"{args.dataset}-training-curves.png",
                               title=f"minigrad demo: {name}")
@@ -243,10 +256,12 @@ def _run_cnn(args: argparse.Namespace) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     weights = out / f"{key}-cnn.safetensors"
-    save(model.state_dict(), weights)
+    run_on_rank_zero(save, model.state_dict(), weights)  # written once under data parallel
     print(f"Saved the weights to {weights}; load them with "
           f"minigrad.models.cnn.{CNN_BUILDERS[key].__name__}().load_state_dict("
           f"minigrad.load({str(weights)!r}))")
+    if launcher_rank() != 0:
+        return 0
     try:
         png = training_curves(result.history, out / f"{key}-cnn-training-curves.png",
                               title=f"minigrad demo: a CNN on {DATASET_NAMES[key]}")

@@ -44,13 +44,13 @@ from minigrad.distributed.collectives import (  # noqa: F401
 from minigrad.distributed.group import (  # noqa: F401
     ProcessGroup, barrier, destroy_process_group, get_backend, get_local_rank, get_rank,
     get_world_size, init_process_group, is_available, is_initialized, is_mpi_available,
-    is_nccl_available, launcher_world_size, world,
+    is_nccl_available, launcher_rank, launcher_world_size, world,
 )
 
 __all__ = [
     "ProcessGroup", "ReduceOp", "Work", "all_gather", "all_reduce", "barrier", "broadcast",
     "combine_found_inf", "destroy_process_group", "get_backend", "get_local_rank", "get_rank",
     "get_world_size", "init_process_group", "is_available", "is_initialized",
-    "is_mpi_available", "is_nccl_available", "launcher_world_size", "reduce_scatter",
-    "run_on_rank_zero", "world",
+    "is_mpi_available", "is_nccl_available", "launcher_rank", "launcher_world_size",
+    "reduce_scatter", "run_on_rank_zero", "world",
 ]

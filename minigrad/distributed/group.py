@@ -454,6 +454,20 @@ def launched_by_mpi() -> bool:
     return any(name in os.environ for name in _MPI_RANK_VARS)
 
 
+def launcher_rank() -> int:
+    """This process's rank as the launcher numbered it (0 when started alone); reads the
+    environment only, so a program can print or write once before any process group exists.
+
+    Example:
+        >>> launcher_rank() >= 0
+        True
+    """
+    rank = _env_int(*_MPI_RANK_VARS) if launched_by_mpi() else None
+    if rank is None:
+        rank = _env_int("RANK")
+    return rank if rank is not None else 0
+
+
 def launcher_world_size() -> int:
     """The number of processes the launcher started (1 when started alone); reads the
     environment only, so it costs nothing and initialises nothing.
