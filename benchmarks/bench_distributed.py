@@ -37,8 +37,8 @@ import numpy as np
 from benchmarks.common import machine, markdown_table, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKLOADS = ("W1", "W4")
-BATCH = {"W1": 128, "W4": 16}
+WORKLOADS = ("W1", "W4", "W5")
+BATCH = {"W1": 128, "W4": 16, "W5": 128}
 
 
 # ------------------------------------------------------------------------------------------
@@ -211,7 +211,7 @@ def _have_torch() -> bool:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="minigrad data parallel on MPI")
     parser.add_argument("--ranks", type=int, default=2)
-    parser.add_argument("--only", default="allreduce,W1,W4")
+    parser.add_argument("--only", default="allreduce,W1,W4,W5")
     parser.add_argument("--mb", type=float, default=25.0, help="all-reduce size in MiB")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check that it runs")
@@ -248,7 +248,7 @@ def main(argv=None) -> None:
 
     rows = []
     for name in (w for w in WORKLOADS if w in only):
-        steps = 2 if args.quick else (200 if name == "W1" else 20)
+        steps = 2 if args.quick else (200 if name == "W1" else 20 if name == "W4" else 10)
         samples = {(fw, ranks): [] for fw in frameworks for ranks in (1, args.ranks)}
         for k in range(rounds):
             configs = list(samples)
