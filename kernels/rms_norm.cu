@@ -14,31 +14,7 @@
 // Numerics: no centring, so one pass for the mean square; xhat is recomputed from x and r in
 // the backward (x r, the forward's own product).
 
-#include "_math.cuh"  // rsqrt_: float and double overloads
-
-template <typename T>
-__device__ __forceinline__ T warp_sum(T v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-// The sum of v over the block, returned to every thread. `slots` holds one value per warp.
-template <typename T>
-__device__ T block_sum(T v, T* slots) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  const int n_warps = (blockDim.x + 31) >> 5;
-  v = warp_sum(v);
-  if (lane == 0) slots[warp] = v;
-  __syncthreads();
-  v = (threadIdx.x < n_warps) ? slots[threadIdx.x] : T(0);
-  if (warp == 0) v = warp_sum(v);
-  if (threadIdx.x == 0) slots[0] = v;
-  __syncthreads();
-  const T total = slots[0];
-  __syncthreads();  // the slots may be reused by the next call
-  return total;
-}
+#include "_math.cuh"  // rsqrt_ (float and double overloads), block_sum_
 
 template <typename T>
 __global__ void rms_norm_fwd(const T* __restrict__ x, const T* __restrict__ w,
@@ -49,7 +25,7 @@ __global__ void rms_norm_fwd(const T* __restrict__ x, const T* __restrict__ w,
   const T* row = x + (long long)n * D;
   T ss = T(0);
   for (int d = threadIdx.x; d < D; d += blockDim.x) ss += row[d] * row[d];
-  const T r = rsqrt_(block_sum(ss, slots) / T(D) + eps);
+  const T r = rsqrt_(block_sum_(ss, slots) / T(D) + eps);
   for (int d = threadIdx.x; d < D; d += blockDim.x) y[(long long)n * D + d] = row[d] * r * w[d];
   if (threadIdx.x == 0) rstd[n] = r;
 }
@@ -65,7 +41,7 @@ __global__ void rms_norm_bwd_dx(const T* __restrict__ gy, const T* __restrict__ 
   const T r = rstd[n];
   T c = T(0);
   for (int d = threadIdx.x; d < D; d += blockDim.x) c += gy[base + d] * w[d] * x[base + d] * r;
-  c = block_sum(c, slots) / T(D);
+  c = block_sum_(c, slots) / T(D);
   for (int d = threadIdx.x; d < D; d += blockDim.x) {
     gx[base + d] = r * (gy[base + d] * w[d] - x[base + d] * r * c);
   }
