@@ -14,6 +14,9 @@ import sys as _sys
 from pathlib import Path as _Path
 
 from minigrad._version import __version__
+from minigrad import allocator
+
+allocator.tune()  # freed buffers stay in the heap for the next step (see allocator.py)
 from minigrad import autograd, backend, dtypes
 from minigrad.autograd import enable_grad, grad, is_grad_enabled, no_grad, set_grad_enabled
 from minigrad.backend import (
@@ -31,6 +34,7 @@ from minigrad.tensor import (
     randperm, tensor, zeros, zeros_like,
 )
 from minigrad.ops import *
+from minigrad.ops.random import Generator
 from minigrad import viz
 from minigrad import linalg, threads
 from minigrad.autograd import inference_mode
@@ -72,6 +76,8 @@ def _import_kernels():
 kernels = _import_kernels()  # the layer below nn: nn dispatches to these kernels
 from minigrad import nn, optim  # noqa: E402
 from minigrad import data  # noqa: E402  (mg.data, as PyTorch users reach for it)
+from minigrad import utils  # noqa: E402
+from minigrad.utils import data as _utils_data  # noqa: E402, F401  (mg.utils.data, as torch)
 from minigrad.fused import use_fused  # noqa: E402
 from minigrad import amp  # noqa: E402
 from minigrad.amp import autocast  # noqa: E402

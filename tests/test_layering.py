@@ -30,14 +30,14 @@ LAYERS = ["core", "references", "kernels", "nn", "library", "cli"]
 TOP_LEVEL = {
     "_version": "core", "backend": "core", "dtypes": "core", "autograd": "core",
     "tensor": "core", "ops": "core", "viz": "core", "io": "core", "autocast_state": "core",
-    "linalg": "core", "threads": "core",
+    "linalg": "core", "threads": "core", "allocator": "core",
     "references": "references",
     "fused": "kernels", "kernels": "kernels",
     "nn": "nn", "distributed": "nn",
     "optim": "library", "data": "library", "train": "library", "keras": "library",
     "finetune": "library", "models": "library", "utils": "library", "plot": "library",
     "audio": "library",
-    "amp": "library",
+    "amp": "library", "exercises": "library",
     "cli": "cli", "__main__": "cli",
 }
 
