@@ -346,8 +346,24 @@ def manual_seed(seed: int) -> None:
     _generators.clear()
 
 
-def generator(device: Device):
-    """The random generator of a device: a NumPy ``Generator`` or a CuPy ``RandomState``."""
+def generator(device: Device, source=None):
+    """The random generator that draws for ``device``: a NumPy ``Generator`` or a CuPy
+    ``RandomState``.
+
+    Args:
+        device: where the numbers are wanted.
+        source: None for the device's own generator (the one :func:`manual_seed` seeds), or a
+            generator of its own (``mg.Generator``, whose device must be ``device``'s; a NumPy
+            ``Generator`` for the CPU).
+    """
+    if source is not None:
+        if isinstance(source, np.random.Generator) and device.type == "cpu":
+            return source
+        draws_for = getattr(source, "_draws_for", None)
+        if draws_for is None:
+            raise TypeError(f"generator must be a minigrad.Generator, got "
+                            f"{type(source).__name__}")
+        return draws_for(device)
     gen = _generators.get(device)
     if gen is None:
         # NOTE: each device gets its own stream, derived from the seed and the device, so that
@@ -361,6 +377,16 @@ def generator(device: Device):
                 gen = cp.random.RandomState(seed)
         _generators[device] = gen
     return gen
+
+
+def new_generator(device: Device, seed: int):
+    """A fresh generator for ``device`` seeded with ``seed`` (a NumPy ``Generator`` on PCG64 for
+    the CPU, a CuPy ``RandomState`` for a CUDA device), apart from the devices' own ones."""
+    if device.type == "cpu":
+        return np.random.Generator(np.random.PCG64(seed))
+    _check_cuda(device)
+    with _cupy.cuda.Device(device.index):
+        return _cupy.random.RandomState(seed)
 
 
 def get_rng_state() -> dict:
@@ -419,21 +445,27 @@ def restore_rng_states(states: dict) -> None:
 # these two helpers, always directly in the requested dtype (no float64 detour for float32).
 
 
-def random_uniform(device: Device, shape, dtype, low: float = 0.0, high: float = 1.0) -> Array:
-    """Uniform numbers in ``[low, high)`` of ``dtype`` on ``device``."""
-    return _draw(device, shape, dtype, ("random", "random_sample"), high - low, low)
+def random_uniform(device: Device, shape, dtype, low: float = 0.0, high: float = 1.0,
+                   generator=None) -> Array:
+    """Uniform numbers in ``[low, high)`` of ``dtype`` on ``device`` (from ``generator``, an
+    ``mg.Generator``, when given; see :func:`generator`)."""
+    return _draw(device, shape, dtype, ("random", "random_sample"), high - low, low, generator)
 
 
-def random_normal(device: Device, shape, dtype, mean: float = 0.0, std: float = 1.0) -> Array:
-    """Normal numbers N(mean, std**2) of ``dtype`` on ``device``."""
-    return _draw(device, shape, dtype, ("standard_normal", "standard_normal"), std, mean)
+def random_normal(device: Device, shape, dtype, mean: float = 0.0, std: float = 1.0,
+                  generator=None) -> Array:
+    """Normal numbers N(mean, std**2) of ``dtype`` on ``device`` (from ``generator`` when
+    given)."""
+    return _draw(device, shape, dtype, ("standard_normal", "standard_normal"), std, mean,
+                 generator)
 
 
-def _draw(device: Device, shape, dtype, methods, scale: float, shift: float) -> Array:
+def _draw(device: Device, shape, dtype, methods, scale: float, shift: float,
+          source=None) -> Array:
     """``scale * u + shift`` for standard draws ``u`` of the generator method ``methods[0]``
     (NumPy) or ``methods[1]`` (CuPy), made in ``dtype`` (float32 for 2-byte floats) and scaled in
     place."""
-    gen = generator(device)
+    gen = generator(device, source)
     work = np.float32 if np.dtype(dtype).char in "eE" else dtype  # float16, bfloat16
     if device.type == "cpu":
         out = getattr(gen, methods[0])(shape, dtype=work)

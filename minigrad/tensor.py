@@ -422,20 +422,22 @@ class Tensor:
         """Limit values to ``[min, max]`` in place."""
         return self._inplace("clamp_", lambda d: self.xp.clip(d, min, max, out=d))
 
-    def uniform_(self, a: float = 0.0, b: float = 1.0) -> "Tensor":
-        """Fill with draws from U(a, b) in place."""
+    def uniform_(self, a: float = 0.0, b: float = 1.0, *, generator=None) -> "Tensor":
+        """Fill with draws from U(a, b) in place (from ``generator`` when given)."""
         dev = self.device
         return self._inplace(
             "uniform_",
-            lambda d: d.__setitem__(..., backend.random_uniform(dev, d.shape, d.dtype, a, b)),
+            lambda d: d.__setitem__(..., backend.random_uniform(dev, d.shape, d.dtype, a, b,
+                                                                generator)),
         )
 
-    def normal_(self, mean: float = 0.0, std: float = 1.0) -> "Tensor":
-        """Fill with draws from N(mean, std^2) in place."""
+    def normal_(self, mean: float = 0.0, std: float = 1.0, *, generator=None) -> "Tensor":
+        """Fill with draws from N(mean, std^2) in place (from ``generator`` when given)."""
         dev = self.device
         return self._inplace(
             "normal_",
-            lambda d: d.__setitem__(..., backend.random_normal(dev, d.shape, d.dtype, mean, std)),
+            lambda d: d.__setitem__(..., backend.random_normal(dev, d.shape, d.dtype, mean, std,
+                                                               generator)),
         )
 
     def masked_fill_(self, mask, value) -> "Tensor":
@@ -1295,26 +1297,30 @@ def eye(n, m=None, dtype=None, device=None, requires_grad=False) -> Tensor:
     return _creation(lambda xp, s, d: xp.eye(n, m, dtype=d), (), dtype, device, requires_grad)
 
 
-def rand(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    """Uniform random numbers in [0, 1) from the device's generator."""
+def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Uniform random numbers in [0, 1) from the device's generator (or ``generator``, an
+    ``mg.Generator``)."""
     return _creation(
-        lambda xp, s, d: backend.random_uniform(backend.get_device(device), s, d),
+        lambda xp, s, d: backend.random_uniform(backend.get_device(device), s, d,
+                                                generator=generator),
         size, dtype, device, requires_grad)
 
 
-def randn(*size, dtype=None, device=None, requires_grad=False) -> Tensor:
-    """Standard normal random numbers from the device's generator."""
+def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Standard normal random numbers from the device's generator (or ``generator``)."""
     return _creation(
-        lambda xp, s, d: backend.random_normal(backend.get_device(device), s, d),
+        lambda xp, s, d: backend.random_normal(backend.get_device(device), s, d,
+                                               generator=generator),
         size, dtype, device, requires_grad)
 
 
-def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
-    """Random integers in ``[low, high)`` (int64)."""
+def randint(low, high=None, size=(), *, generator=None, dtype=None, device=None) -> Tensor:
+    """Random integers in ``[low, high)`` (int64) from the device's generator (or
+    ``generator``)."""
     if high is None:
         low, high = 0, low
     def fill(xp, s, d):
-        gen = backend.generator(backend.get_device(device))
+        gen = backend.generator(backend.get_device(device), generator)
         if xp is np:
             return gen.integers(low, high, s).astype(d)
         return gen.randint(low, high, s).astype(d)
@@ -1322,20 +1328,23 @@ def randint(low, high=None, size=(), dtype=None, device=None) -> Tensor:
                      dtype, device, False, default_dtype=dtypes.int64)
 
 
-def randperm(n: int, dtype=None, device=None) -> Tensor:
-    """A random permutation of ``0 .. n-1`` (int64)."""
+def randperm(n: int, *, generator=None, dtype=None, device=None) -> Tensor:
+    """A random permutation of ``0 .. n-1`` (int64) from the device's generator (or
+    ``generator``)."""
     def fill(xp, s, d):
-        gen = backend.generator(backend.get_device(device))
+        gen = backend.generator(backend.get_device(device), generator)
         return gen.permutation(n).astype(d)  # NumPy Generator and CuPy RandomState alike
     return _creation(fill, (), dtype, device, False, default_dtype=dtypes.int64)
 
 
-def rand_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _like(rand, t, dtype, device, requires_grad)
+def rand_like(t: Tensor, *, generator=None, dtype=None, device=None,
+              requires_grad=False) -> Tensor:
+    return _like(rand, t, dtype, device, requires_grad, generator=generator)
 
 
-def randn_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
-    return _like(randn, t, dtype, device, requires_grad)
+def randn_like(t: Tensor, *, generator=None, dtype=None, device=None,
+               requires_grad=False) -> Tensor:
+    return _like(randn, t, dtype, device, requires_grad, generator=generator)
 
 
 def is_tensor(obj) -> bool:

@@ -7,7 +7,8 @@ Python loop over examples. Any other dataset is read one example at a time and t
 are stacked by `default_collate`.
 
 Shuffling draws one permutation per epoch from the CPU generator that `mg.manual_seed` seeds,
-or from the loader's own generator when it is given a `seed`, so runs repeat exactly.
+or from the loader's own generator when it is given one (``generator=mg.Generator()...``, as in
+PyTorch, or a `seed`), so runs repeat exactly.
 
 Example:
     >>> import numpy as np
@@ -136,7 +137,7 @@ class Subset(Dataset):
 
 
 def random_split(
-    dataset: Dataset, lengths: Sequence[float], seed: int | None = None
+    dataset: Dataset, lengths: Sequence[float], generator: Any = None, seed: int | None = None
 ) -> list[Subset]:
     """Splits a data set into non-overlapping random subsets.
 
@@ -145,7 +146,10 @@ def random_split(
         lengths: the sizes of the parts, either counts that sum to ``len(dataset)`` or
             fractions that sum to 1 (then the remainder of the rounding goes one example at a
             time to the first parts, as PyTorch does).
-        seed: seeds the permutation; None draws it from the generator `mg.manual_seed` seeds.
+        generator: an ``mg.Generator`` (on the CPU) the permutation is drawn from, as in
+            PyTorch's ``random_split(ds, lengths, generator=torch.Generator().manual_seed(0))``.
+        seed: seeds the permutation instead of `generator`; with neither, it is drawn from the
+            generator `mg.manual_seed` seeds.
 
     Returns:
         One `Subset` per entry of `lengths`.
@@ -173,8 +177,11 @@ def random_split(
             f"random_split: the lengths {lengths} sum to {sum(lengths)}, but the data set has "
             f"{n} examples (or pass fractions that sum to 1)"
         )
-    rng = np.random.default_rng(seed) if seed is not None else backend.generator(backend.CPU)
-    perm = rng.permutation(n)
+    if generator is not None and seed is not None:
+        raise ValueError("random_split: give a generator or a seed, not both")
+    if seed is not None:
+        generator = np.random.default_rng(seed)
+    perm = backend.generator(backend.CPU, generator).permutation(n)
     parts, start = [], 0
     for count in lengths:
         parts.append(Subset(dataset, perm[start : start + int(count)]))
@@ -255,7 +262,9 @@ class DataLoader:
         worker_init_fn: called as ``worker_init_fn(worker_id)`` in each worker, after seeding.
         multiprocessing_context: ``"fork"``, ``"spawn"``, ``"forkserver"`` or a context
             (default: the platform's).
-        generator: a ``numpy.random.Generator`` for the shuffle and the workers' base seed.
+        generator: an ``mg.Generator`` (on the CPU; a ``numpy.random.Generator`` is taken
+            too) the shuffle and the workers' base seed are drawn from, instead of the CPU
+            generator `mg.manual_seed` seeds: the same seed gives the same order.
         prefetch_factor: batches loaded ahead per worker (default 2; only with workers).
         persistent_workers: keep the workers alive between epochs.
         pin_memory_device, in_order: accepted for PyTorch compatibility (batches always come
@@ -293,7 +302,7 @@ class DataLoader:
         timeout: float = 0,
         worker_init_fn: Callable[[int], None] | None = None,
         multiprocessing_context: Any = None,
-        generator: np.random.Generator | None = None,
+        generator: Any = None,
         *,
         prefetch_factor: int | None = None,
         persistent_workers: bool = False,
@@ -338,6 +347,8 @@ class DataLoader:
             raise ValueError("persistent_workers option needs num_workers > 0")
         if generator is not None and seed is not None:
             raise ValueError("give a generator or a seed, not both")
+        if generator is not None:
+            backend.generator(backend.CPU, generator)  # a clear error now for a wrong one
         self.dataset = dataset
         self.sampler = sampler
         self.batch_sampler = batch_sampler
@@ -357,6 +368,8 @@ class DataLoader:
         self.seed = seed
         self.generator = generator
         self.device = backend.get_device(device) if device is not None else None
+        # NOTE: an mg.Generator is resolved at each draw, so re-seeding it after the loader was
+        # made takes effect, as in PyTorch
         self._rng = np.random.default_rng(seed) if seed is not None else generator
         self._source = None if collate_fn is not None else _array_source(dataset)
         if num_workers > 0 and self._source is not None and (
@@ -382,8 +395,7 @@ class DataLoader:
             return np.fromiter(iter(self.sampler), dtype=np.int64)
         if not self.shuffle:
             return None
-        rng = self._rng if self._rng is not None else backend.generator(backend.CPU)
-        return rng.permutation(len(self.dataset))
+        return backend.generator(backend.CPU, self._rng).permutation(len(self.dataset))
 
     def __iter__(self) -> Iterator:
         if self.num_workers > 0:
@@ -414,7 +426,7 @@ class DataLoader:
         batches = self._batch_indices()  # NOTE: the order first, as with num_workers=0
         pool = self._pool
         if pool is None or not pool.alive:
-            rng = self._rng if self._rng is not None else backend.generator(backend.CPU)
+            rng = backend.generator(backend.CPU, self._rng)
             base_seed = int(rng.integers(0, 2**63 - 1))
             pool = _WorkerPool(self, base_seed)
             if self.persistent_workers:

@@ -2,8 +2,9 @@
 
 A sampler is an iterable of example indices with a ``len``; a batch sampler yields lists of
 indices, one list per batch. Give either to a `DataLoader` (``sampler=`` or
-``batch_sampler=``). Random samplers draw from their ``generator`` (a ``numpy.random.Generator``)
-or, without one, from the CPU generator `mg.manual_seed` seeds.
+``batch_sampler=``). Random samplers draw from their ``generator`` (an ``mg.Generator`` on the
+CPU, as in PyTorch, or a ``numpy.random.Generator``) or, without one, from the CPU generator
+`mg.manual_seed` seeds.
 
 Example:
     >>> list(BatchSampler(SequentialSampler(range(5)), batch_size=2, drop_last=False))
@@ -13,7 +14,7 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence, Sized
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
@@ -25,8 +26,10 @@ __all__ = [
 ]
 
 
-def _rng(generator: Optional[np.random.Generator]) -> np.random.Generator:
-    return generator if generator is not None else backend.generator(backend.CPU)
+def _rng(generator: Any) -> np.random.Generator:
+    """The NumPy generator to draw from: ``generator``'s (an ``mg.Generator`` on the CPU or a
+    NumPy Generator), else the CPU generator `mg.manual_seed` seeds."""
+    return backend.generator(backend.CPU, generator)
 
 
 class Sampler:
@@ -60,12 +63,12 @@ class RandomSampler(Sampler):
         replacement: draw ``num_samples`` indices independently instead of a permutation.
         num_samples: how many indices per epoch (default: the data set's size; more than it
             without replacement gives several permutations back to back, as PyTorch does).
-        generator: a ``numpy.random.Generator`` (default: the one `mg.manual_seed` seeds).
+        generator: an ``mg.Generator`` (default: the one `mg.manual_seed` seeds).
     """
 
     def __init__(self, data_source: Sized, replacement: bool = False,
                  num_samples: Optional[int] = None,
-                 generator: Optional[np.random.Generator] = None) -> None:
+                 generator: Any = None) -> None:
         self.data_source = data_source
         self.replacement = replacement
         self._num_samples = num_samples
@@ -98,7 +101,7 @@ class SubsetRandomSampler(Sampler):
     """The given indices, in a random order each epoch."""
 
     def __init__(self, indices: Sequence[int],
-                 generator: Optional[np.random.Generator] = None) -> None:
+                 generator: Any = None) -> None:
         self.indices = indices
         self.generator = generator
 
@@ -117,11 +120,11 @@ class WeightedRandomSampler(Sampler):
         weights: one non-negative weight per example (they need not sum to 1).
         num_samples: how many indices per epoch.
         replacement: draw with replacement (without, each index at most once).
-        generator: a ``numpy.random.Generator``.
+        generator: an ``mg.Generator`` (default: the one `mg.manual_seed` seeds).
     """
 
     def __init__(self, weights: Sequence[float], num_samples: int, replacement: bool = True,
-                 generator: Optional[np.random.Generator] = None) -> None:
+                 generator: Any = None) -> None:
         if isinstance(num_samples, bool) or not isinstance(num_samples, int) or num_samples <= 0:
             raise ValueError(f"num_samples should be a positive integer value, but got "
                              f"num_samples={num_samples}")
