@@ -7,39 +7,71 @@ Measured, each side the same way, on the same weights:
 - LoRA step: ms of one training step (forward with labels, backward, AdamW) with rank-8
   adapters on q_proj and v_proj (minigrad.finetune.apply_lora; on the PyTorch side the same
   adapter written as a module around the frozen Linear);
-- memory: the growth of the process's resident size while the model loads, beside the float32
-  weights' bytes (PyTorch's is measured after minigrad's, in the same process).
+- memory: the growth of the process's resident size while the model loads (and the growth of
+  its peak), beside the float32 weights' bytes.
 
-Full size is SmolLM2-135M-Instruct from its GGUF file (P = 128, N = 32, LoRA batch 4 x 128);
-``quick`` is a tiny random Llama (P = 16, N = 8), only to check that it runs.
+Each side runs in a fresh process of its own (this module with ``--side minigrad|torch``,
+one JSON line on stdout), so neither side's memory or caches disturb the other's numbers; the
+runner interleaves the sides over ``rounds`` rounds (the order alternating) and keeps the
+medians. Before anything is compared, both sides must compute the same thing: the prefill's
+last-position logits within 1e-3 of the largest and the first greedy tokens equal (a mismatch
+raises).
+
+Full size is SmolLM2-135M-Instruct (minigrad loads its GGUF file; PyTorch the same weights
+saved as a Hugging Face folder): P = 128, N = 32, LoRA batch 4 x 128. ``quick`` is a tiny
+random Llama (P = 16, N = 8), only to check that it runs.
 
     python -m benchmarks --only W6 [--quick]
+    python -m benchmarks.bench_llm [--quick] [--rounds 3]          # W6 alone, JSON + table
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import numpy as np
 
-import minigrad as mg
-from minigrad.finetune import apply_lora
-from minigrad.models.llama import LlamaConfig, LlamaForCausalLM, smollm2_path
-
 HEADERS = ["W6 (Llama)", "minigrad", "PyTorch", "minigrad / PyTorch"]
+SIDES = ("minigrad", "torch")
+CHECK_STEPS = 4  # greedy tokens that must agree between the sides
+LOGITS_RTOL = 1e-3  # last-position logits: max |diff| <= this x max |logit|
+ROOT = Path(__file__).resolve().parents[1]  # the checkout (benchmarks/ is not installed)
 
 
-def _rss_bytes() -> int:
+def _sizes(quick: bool) -> dict:
+    if quick:
+        return {"prompt": 16, "new_tokens": 8, "batch": 2, "seq": 16, "repeats": 2}
+    return {"prompt": 128, "new_tokens": 32, "batch": 4, "seq": 128, "repeats": 3}
+
+
+def _inputs(vocab: int, sizes: dict):
+    rng = np.random.default_rng(0)
+    prompt = rng.integers(3, vocab, size=(1, sizes["prompt"]))
+    batch = rng.integers(3, vocab, size=(sizes["batch"], sizes["seq"]))
+    return prompt, batch
+
+
+def _memory() -> dict:
+    """This process's resident size and its peak so far, in bytes (Linux; zeros elsewhere)."""
+    out = {"VmRSS": 0, "VmHWM": 0}
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) * 1024
+                key = line.split(":")[0]
+                if key in out:
+                    out[key] = int(line.split()[1]) * 1024
     except OSError:
         pass
-    return 0
+    return out
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -52,19 +84,35 @@ def _median_ms(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
-def _load(quick: bool):
+def _tiny_config():
+    from minigrad.models.llama import LlamaConfig
+
+    return LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=128,
+                       num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
+
+
+# ---------------------------------------------------------------------------- the two sides
+
+
+def _side_minigrad(folder: str, quick: bool) -> dict:
+    import minigrad as mg
+    from minigrad.finetune import apply_lora
+    from minigrad.models.llama import LlamaForCausalLM, smollm2_path
+
+    sizes = _sizes(quick)
+    before = _memory()
     if quick:
-        mg.manual_seed(0)
-        config = LlamaConfig(vocab_size=512, hidden_size=64, intermediate_size=128,
-                             num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2)
-        return LlamaForCausalLM(config).eval()
-    return LlamaForCausalLM.from_gguf(smollm2_path())
+        model = LlamaForCausalLM.from_pretrained(folder)
+    else:
+        model = LlamaForCausalLM.from_gguf(smollm2_path())
+    after = _memory()
+    weights = sum(p.data.nbytes for p in model.parameters())
+    prompt, batch = _inputs(model.config.vocab_size, sizes)
+    N, repeats = sizes["new_tokens"], sizes["repeats"]
 
-
-def _ours(model, prompt, new_tokens, batch, repeats):
     def prefill():
         with mg.no_grad():
-            cache = model.new_cache(prompt.shape[1] + new_tokens)
+            cache = model.new_cache(prompt.shape[1] + N)
             out = model(mg.tensor(prompt), past_key_values=cache, use_cache=True,
                         logits_to_keep=1)
         return cache, out
@@ -72,15 +120,21 @@ def _ours(model, prompt, new_tokens, batch, repeats):
     def decode():
         cache, out = prefill()
         nxt = out.logits.numpy()[:, -1].argmax(-1)[:, None]
+        tokens = []
         t0 = time.perf_counter()
         with mg.no_grad():
-            for _ in range(new_tokens):
+            for _ in range(N):
+                tokens.append(int(nxt[0, 0]))
                 out = model(mg.tensor(nxt), past_key_values=cache, use_cache=True)
                 nxt = out.logits.numpy()[:, -1].argmax(-1)[:, None]
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, tokens
 
+    _, out = prefill()
+    np.save(os.path.join(folder, "logits_minigrad.npy"), out.logits.numpy()[0, -1])
+    tokens = decode()[1]
     prefill_ms = _median_ms(prefill, repeats)
-    decode_s = statistics.median(decode() for _ in range(repeats))
+    decode_s = statistics.median(decode()[0] for _ in range(repeats))
+
     apply_lora(model, ["q_proj", "v_proj"], r=8, alpha=16)
     opt = mg.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
@@ -91,19 +145,28 @@ def _ours(model, prompt, new_tokens, batch, repeats):
         model(ids, labels=ids).loss.backward()
         opt.step()
 
-    return prefill_ms, new_tokens / decode_s, _median_ms(step, repeats)
+    return {"prefill_ms": prefill_ms, "decode_tok_s": N / decode_s,
+            "lora_step_ms": _median_ms(step, repeats), "tokens": tokens,
+            "rss_mb": (after["VmRSS"] - before["VmRSS"]) / 2**20,
+            "peak_mb": (after["VmHWM"] - before["VmRSS"]) / 2**20, "weights_mb": weights / 2**20}
 
 
-def _theirs(folder, prompt, new_tokens, batch, repeats):
+def _side_torch(folder: str, quick: bool) -> dict:
+    # this folder's kernels/ is minigrad's, not the PyPI `kernels` that transformers probes for
+    sys.modules.setdefault("kernels", None)
+    os.environ.setdefault("USE_HUB_KERNELS", "0")
     import torch
     import transformers
-
     from transformers.models.llama import modeling_llama  # noqa: F401  (imported before the RSS)
 
-    before = _rss_bytes()
+    sizes = _sizes(quick)
+    before = _memory()
     model = transformers.LlamaForCausalLM.from_pretrained(
-        folder, dtype=torch.float32, attn_implementation="eager", use_kernels=False).eval()
-    rss = _rss_bytes() - before
+        folder, dtype=torch.float32, attn_implementation="eager").eval()
+    after = _memory()
+    weights = sum(p.numel() * p.element_size() for p in model.parameters())
+    prompt, batch = _inputs(model.config.vocab_size, sizes)
+    N, repeats = sizes["new_tokens"], sizes["repeats"]
     ids = torch.tensor(prompt)
 
     def prefill():
@@ -113,15 +176,19 @@ def _theirs(folder, prompt, new_tokens, batch, repeats):
     def decode():
         out = prefill()
         nxt = out.logits[:, -1].argmax(-1, keepdim=True)
+        tokens = []
         t0 = time.perf_counter()
         with torch.no_grad():
-            for _ in range(new_tokens):
+            for _ in range(N):
+                tokens.append(int(nxt[0, 0]))
                 out = model(nxt, past_key_values=out.past_key_values, use_cache=True)
                 nxt = out.logits[:, -1].argmax(-1, keepdim=True)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, tokens
 
+    np.save(os.path.join(folder, "logits_torch.npy"), prefill().logits[0, -1].numpy())
+    tokens = decode()[1]
     prefill_ms = _median_ms(prefill, repeats)
-    decode_s = statistics.median(decode() for _ in range(repeats))
+    decode_s = statistics.median(decode()[0] for _ in range(repeats))
 
     class LoRA(torch.nn.Module):
         def __init__(self, base, r=8, alpha=16):
@@ -147,45 +214,127 @@ def _theirs(folder, prompt, new_tokens, batch, repeats):
         model(labels, labels=labels).loss.backward()
         opt.step()
 
-    return prefill_ms, new_tokens / decode_s, _median_ms(step, repeats), rss
+    return {"prefill_ms": prefill_ms, "decode_tok_s": N / decode_s,
+            "lora_step_ms": _median_ms(step, repeats), "tokens": tokens,
+            "rss_mb": (after["VmRSS"] - before["VmRSS"]) / 2**20,
+            "peak_mb": (after["VmHWM"] - before["VmRSS"]) / 2**20, "weights_mb": weights / 2**20}
 
 
-def run(device: str = "cpu", quick: bool = False) -> dict:
-    """W6's numbers: ``{"prefill_ms": (ours, theirs), "decode_tok_s": ..., "lora_step_ms":
-    ..., "rss_mb": ..., "weights_mb": float}`` (theirs None without transformers)."""
+def _export(folder: str, quick: bool) -> None:
+    """The weights both sides load, as a Hugging Face folder (PyTorch's input)."""
+    import minigrad as mg
+    from minigrad.models.llama import LlamaForCausalLM, smollm2_path
+
+    if quick:
+        mg.manual_seed(0)
+        model = LlamaForCausalLM(_tiny_config())
+    else:
+        model = LlamaForCausalLM.from_gguf(smollm2_path())
+    model.save_pretrained(folder)
+
+
+# ---------------------------------------------------------------------------- the runner
+
+
+def _child(args: list) -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [env.get("PYTHONPATH")] if p])
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_llm"] + args, cwd=ROOT,
+                          env=env, capture_output=True, text=True)
+    if proc.returncode:
+        raise RuntimeError(f"W6 {' '.join(args[:2])} failed:\n{proc.stderr[-4000:]}")
+    lines = proc.stdout.strip().splitlines()
+    return json.loads(lines[-1]) if lines else {}
+
+
+def _check(folder: str, results: dict) -> dict:
+    """Both sides computed the same thing: logits close, the first greedy tokens equal."""
+    ours = np.load(os.path.join(folder, "logits_minigrad.npy"))
+    theirs = np.load(os.path.join(folder, "logits_torch.npy"))
+    diff = float(np.abs(ours - theirs).max() / max(np.abs(theirs).max(), 1e-30))
+    t_ours = results["minigrad"]["tokens"][:CHECK_STEPS]
+    t_theirs = results["torch"]["tokens"][:CHECK_STEPS]
+    if diff > LOGITS_RTOL or t_ours != t_theirs:
+        raise RuntimeError(
+            f"W6: minigrad and PyTorch disagree (last-position logits max |diff| {diff:.2e} of "
+            f"the largest, greedy tokens {t_ours} vs {t_theirs}): nothing is timed"
+        )
+    return {"logits_rel_diff": diff, "tokens_equal": CHECK_STEPS}
+
+
+def run(device: str = "cpu", quick: bool = False, rounds: int = None) -> dict:
+    """W6's numbers, each side in fresh processes, interleaved, medians over ``rounds``.
+
+    Returns:
+        ``{"prefill_ms": (ours, theirs), "decode_tok_s": ..., "lora_step_ms": ..., "rss_mb":
+        ..., "peak_mb": ..., "weights_mb": (ours, theirs), "check": {...}, "rounds": n,
+        "raw": {side: [per-round dicts]}, ...}``; theirs is None without transformers.
+    """
     if device != "cpu":
         raise NotImplementedError("W6 runs on the CPU here")
-    P, N, B, T, repeats = (16, 8, 2, 16, 2) if quick else (128, 32, 4, 128, 3)
-    before = _rss_bytes()
-    model = _load(quick)
-    rss = _rss_bytes() - before
-    vocab = model.config.vocab_size
-    rng = np.random.default_rng(0)
-    prompt = rng.integers(3, vocab, size=(1, P))
-    batch = rng.integers(3, vocab, size=(B, T))
-    weights = sum(int(np.prod(p.shape)) * 4 for p in model.parameters())
+    rounds = rounds or (1 if quick else 3)
+    sizes = _sizes(quick)
     folder = tempfile.mkdtemp(prefix="w6_")
-    model.save_pretrained(folder)
-    ours = _ours(model, prompt, N, batch, repeats)
+    mode = ["--quick"] if quick else []
     try:
-        theirs = _theirs(folder, prompt, N, batch, repeats)
-    except ImportError:
-        theirs = (None, None, None, None)
-    return {"prefill_ms": (ours[0], theirs[0]), "decode_tok_s": (ours[1], theirs[1]),
-            "lora_step_ms": (ours[2], theirs[2]), "rss_mb": (rss / 2**20, (theirs[3] or 0) /
-                                                            2**20 if theirs[3] else None),
-            "weights_mb": weights / 2**20, "prompt": P, "new_tokens": N, "quick": quick}
+        _child(["--side", "export", "--folder", folder] + mode)
+        try:
+            import torch  # noqa: F401
+            import transformers  # noqa: F401
+            sides = SIDES
+        except ImportError:
+            sides = ("minigrad",)
+        raw: dict = {side: [] for side in sides}
+        check = None
+        for r in range(rounds):
+            for side in (sides if r % 2 == 0 else sides[::-1]):
+                raw[side].append(_child(["--side", side, "--folder", folder] + mode))
+            if check is None and len(sides) == 2:
+                check = _check(folder, {s: raw[s][0] for s in sides})
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+    out = {"prompt": sizes["prompt"], "new_tokens": sizes["new_tokens"], "quick": quick,
+           "rounds": rounds, "check": check, "raw": raw}
+    for key in ("prefill_ms", "decode_tok_s", "lora_step_ms", "rss_mb", "peak_mb",
+                "weights_mb"):
+        out[key] = tuple(statistics.median(run[key] for run in raw[side]) if side in raw
+                         else None for side in SIDES)
+    return out
 
 
 def rows(result: dict) -> list:
     """Table rows (HEADERS) of a `run` result."""
     out = []
+    weights = result["weights_mb"][0]
     for key, label in (("prefill_ms", f"prefill {result['prompt']} tokens (ms)"),
                        ("decode_tok_s", f"decode (tokens/s, {result['new_tokens']} steps)"),
                        ("lora_step_ms", "LoRA step (ms)"),
-                       ("rss_mb", f"resident growth at load (MB; weights "
-                                  f"{result['weights_mb']:.0f})")):
+                       ("rss_mb", f"resident growth at load (MB; weights {weights:.0f})"),
+                       ("peak_mb", "peak resident growth at load (MB)")):
         ours, theirs = result[key]
         ratio = f"{ours / theirs:.2f}" if theirs else "-"
         out.append([label, f"{ours:.1f}", "-" if theirs is None else f"{theirs:.1f}", ratio])
     return out
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="a tiny random Llama")
+    parser.add_argument("--rounds", type=int, default=None, help="interleaved rounds (3)")
+    parser.add_argument("--side", choices=SIDES + ("export",), help=argparse.SUPPRESS)
+    parser.add_argument("--folder", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.side == "export":
+        _export(args.folder, args.quick)
+    elif args.side:
+        side = _side_minigrad if args.side == "minigrad" else _side_torch
+        print(json.dumps(side(args.folder, args.quick)), flush=True)
+    else:
+        result = run("cpu", args.quick, args.rounds)
+        print(json.dumps({k: v for k, v in result.items() if k != "raw"}, default=str))
+        for row in [HEADERS] + rows(result):
+            print(" | ".join(row))
+
+
+if __name__ == "__main__":
+    main()
