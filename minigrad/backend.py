@@ -281,6 +281,17 @@ def xp_for(device: Device):
     return np if device.type == "cpu" else _import_cupy()
 
 
+def pinned_empty(shape, dtype) -> np.ndarray:
+    """An uninitialised NumPy array in page-locked (pinned) host memory, as
+    ``cupyx.empty_pinned``: the GPU reads it by DMA, so copies from it to a device are faster
+    and can overlap computation. Needs CuPy (and a GPU)."""
+    cp = _import_cupy()
+    dtype = np.dtype(dtype)
+    nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    memory = cp.cuda.alloc_pinned_memory(max(nbytes, 1))  # NOTE: no 0-byte allocations
+    return np.ndarray(shape, dtype=dtype, buffer=memory)
+
+
 def device_of(array: Array) -> Device:
     """The device an array lives on."""
     if isinstance(array, (np.ndarray, np.generic)):

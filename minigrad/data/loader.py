@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Callable
 
@@ -229,6 +230,22 @@ def _batch_to(batch: Any, device: backend.Device | None) -> Any:
     return batch
 
 
+def _pin(batch: Any) -> Any:
+    """Copies every CPU Tensor of a (nested) batch into pinned host memory (PyTorch's
+    ``pin_memory``); Tensors already on a GPU and other values stay as they are."""
+    if isinstance(batch, Tensor):
+        if batch.device.type != "cpu":
+            return batch
+        pinned = backend.pinned_empty(batch.shape, batch.dtype)
+        pinned[...] = batch.data
+        return Tensor._make(pinned)
+    if isinstance(batch, Mapping):
+        return {key: _pin(value) for key, value in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_pin(value) for value in batch)
+    return batch
+
+
 def _array_source(dataset: Dataset) -> tuple[list, Array | None] | None:
     """For the fast path: the arrays behind `dataset` and the index map (None: identity)."""
     if isinstance(dataset, TensorDataset):
@@ -256,7 +273,10 @@ class DataLoader:
             (0: load in the main process). See `minigrad.data.worker`.
         collate_fn: turns a list of examples into a batch (default: `default_collate`);
             giving one makes the loader read examples one at a time.
-        pin_memory: accepted for PyTorch compatibility; batches go to `device` directly.
+        pin_memory: put the batches in page-locked (pinned) host memory, from which copies
+            to the GPU are faster (with `device`, before the copy). As in PyTorch this needs a
+            GPU: without one the loader warns (each epoch; Python shows the warning once) and
+            goes on with ordinary memory.
         drop_last: drop the last batch when it is smaller than `batch_size`.
         timeout: with workers, the seconds to wait for a batch before raising (0: forever).
         worker_init_fn: called as ``worker_init_fn(worker_id)`` in each worker, after seeding.
@@ -267,8 +287,8 @@ class DataLoader:
             generator `mg.manual_seed` seeds: the same seed gives the same order.
         prefetch_factor: batches loaded ahead per worker (default 2; only with workers).
         persistent_workers: keep the workers alive between epochs.
-        pin_memory_device, in_order: accepted for PyTorch compatibility (batches always come
-            in order).
+        pin_memory_device, in_order: accepted for PyTorch compatibility (pinned memory is for
+            the CUDA device; batches always come in order).
         seed: seeds the loader's own generator; None (and no `generator`) uses the CPU
             generator that `mg.manual_seed` seeds.
         device: the device batches are put on; None leaves them where the data is (the CPU
@@ -381,6 +401,7 @@ class DataLoader:
                 "device="
             )
         self._pool = None  # the worker processes, when persistent
+        self._pinning = False  # this epoch's batches go to pinned memory
         self._epoch = 0
 
     def __len__(self) -> int:
@@ -398,6 +419,10 @@ class DataLoader:
         return backend.generator(backend.CPU, self._rng).permutation(len(self.dataset))
 
     def __iter__(self) -> Iterator:
+        self._pinning = self.pin_memory and backend.cuda.is_available()
+        if self.pin_memory and not self._pinning:
+            warnings.warn("'pin_memory' argument is set as true but no accelerator is found, "
+                          "then device pinned memory won't be used.", stacklevel=2)
         if self.num_workers > 0:
             return self._iter_workers()
         if self.batch_sampler is not None:
@@ -438,7 +463,8 @@ class DataLoader:
         return _Fetcher(self.dataset, self.collate_fn, self._source)
 
     def _deliver(self, batch: Any) -> Any:
-        return _batch_to(batch, self.device)
+        """A batch as the user gets it: pinned if asked, then on `device`."""
+        return _batch_to(_pin(batch) if self._pinning else batch, self.device)
 
     def __del__(self):
         pool = self.__dict__.get("_pool")
@@ -467,9 +493,7 @@ class DataLoader:
             else:
                 rows = index[start:end]
                 batch = [a[rows] for a in arrays]  # one fancy-index per array
-            if self.device is not None:
-                batch = [backend.to_device(b, self.device) for b in batch]
-            yield tuple(Tensor._make(b) for b in batch)
+            yield self._deliver(tuple(Tensor._make(b) for b in batch))
 
     def _iter_examples(self, order: np.ndarray | None, stop: int) -> Iterator:
         """The general path: read examples one by one and collate them."""
@@ -479,7 +503,7 @@ class DataLoader:
             if order is not None:
                 ids = order[start : start + len(ids)]
             batch = collate([self.dataset[int(i)] for i in ids])
-            yield _batch_to(batch, self.device)
+            yield self._deliver(batch)
 
 
 class _Fetcher:

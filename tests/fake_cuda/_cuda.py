@@ -123,6 +123,22 @@ class MemoryPool:
 DEFAULT_POOL = MemoryPool()
 
 
+class PinnedMemoryPointer(bytearray):
+    """What ``cupy.cuda.alloc_pinned_memory`` returns: host memory NumPy can wrap (here a
+    ``bytearray``; its type is how a test tells pinned memory from pageable)."""
+
+    def __init__(self, size):
+        super().__init__(size)
+        self.size, self.ptr = size, 0
+
+
+def alloc_pinned_memory(size):
+    """``cupy.cuda.alloc_pinned_memory``: ``size`` bytes of page-locked host memory."""
+    if size < 0:
+        raise ValueError(f"alloc_pinned_memory: negative size {size}")
+    return PinnedMemoryPointer(size)
+
+
 def set_allocator(allocator=None):
     """``cupy.cuda.set_allocator``: the fake calls it with each new buffer's size."""
     ALLOCATOR[0] = allocator
@@ -165,6 +181,7 @@ def module():
     cuda.MemoryPool = MemoryPool
     cuda.set_allocator = set_allocator
     cuda.get_allocator = get_allocator
+    cuda.alloc_pinned_memory = alloc_pinned_memory
     cuda.runtime = _runtime()
     cuda.CUDARuntimeError = CUDARuntimeError
     cuda.get_current_stream = lambda device=None: Stream()
