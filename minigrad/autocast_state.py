@@ -10,6 +10,7 @@ floating tensors on a device type being autocast, never float64 ones.
 - :func:`fp32`: softmax, log-softmax, norms and reductions run in float32 on CUDA; on the CPU
   (PyTorch's CPU autocast) they keep their input's dtype, parameters following the input.
 - :func:`loss`: the losses run in float32 on every device type.
+- :func:`rnn`: the dtype an LSTM/GRU layer or cell runs in (its own rule, below).
 """
 
 from __future__ import annotations
@@ -82,3 +83,27 @@ def loss(*tensors) -> tuple:
             t = _widen(t)
         out.append(t)
     return tuple(out)
+
+
+def rnn(x, hidden, whole_lstm: bool = False):
+    """The dtype an LSTM/GRU layer or cell runs in under autocast, or None (not autocast).
+
+    On CUDA every RNN layer and cell is on the lower-precision list (``_cudnn_rnn``,
+    ``lstm_cell``, ``gru_cell``): the low dtype. On the CPU only the oneDNN LSTM layer
+    (``mkldnn_rnn_layer``, which ``nn.LSTM`` runs on: ``whole_lstm``) is; the GRU and the
+    cells are composites there, whose products run low and whose state update promotes with
+    the state's dtype (``hidden``: h for a GRU, c for an LSTM cell; None stands for zeros of
+    ``x``'s dtype), so they give the low dtype only when that state is low, else float32.
+    """
+    if not _eligible(x):
+        return None
+    device = _device_type(x)
+    low = state.dtypes.get(device)
+    if low is None or device == "cuda" or whole_lstm:
+        return low
+    if hidden is not None and not hasattr(hidden, "grad_fn"):
+        return None  # not a Tensor: the layer's own checks say so
+    dt = x.data.dtype if hidden is None else hidden.data.dtype
+    if dt.kind not in "fV" or dt.itemsize == 8:
+        return None  # float64 states are left alone (the layer's dtype checks apply)
+    return low if dt == low else FLOAT32

@@ -23,7 +23,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from minigrad import kernels, ops, references
+from minigrad import autocast_state, kernels, ops, references
+from minigrad.autocast_state import state as _autocast
 from minigrad.fused import fused_enabled
 from minigrad.nn import functional as F
 from minigrad.nn import init
@@ -43,6 +44,27 @@ def _input_projection(x: Tensor, w_ih: Tensor, b_ih: Tensor | None) -> Tensor:
     if b_ih is not None:
         x_proj = x_proj + b_ih
     return x_proj.reshape(T, B, -1)  # (T, B, G*H)
+
+
+def _cast_all(tensors, dtype):
+    """A tensor, or a tuple/list of them (None and non-tensors kept), cast to ``dtype``;
+    everything unchanged when ``dtype`` is None."""
+    if dtype is None or tensors is None:
+        return tensors
+    if isinstance(tensors, Tensor):
+        return tensors.to(dtype) if tensors.dtype != dtype else tensors
+    if isinstance(tensors, (tuple, list)):
+        return type(tensors)(_cast_all(t, dtype) if isinstance(t, Tensor) else t
+                             for t in tensors)
+    return tensors
+
+
+def _autocast_hidden(hx):
+    """The state whose dtype CPU autocast's rule reads (autocast_state.rnn): c of an LSTM's
+    ``(h, c)``, a GRU's h, or None."""
+    if isinstance(hx, (tuple, list)):
+        return hx[1] if len(hx) == 2 and isinstance(hx[1], Tensor) else None
+    return hx if isinstance(hx, Tensor) else None
 
 
 # ---------------------------------------------------------------------------- checks
@@ -195,13 +217,15 @@ class _RNNBase(_Recurrent):
         names = self._flat_weights_names
         return [[getattr(self, n) for n in names[k : k + per]] for k in range(0, len(names), per)]
 
-    def _weights(self, layer: int, direction: int):
+    def _weights(self, layer: int, direction: int, dtype=None):
+        """(w_ih, w_hh, b_ih, b_hh) of a layer and direction, cast to ``dtype`` if given (under
+        autocast: casts are ops, so the float32 parameters get the gradients)."""
         sfx = f"_l{layer}" + ("_reverse" if direction == 1 else "")
         w_ih = getattr(self, "weight_ih" + sfx)
         w_hh = getattr(self, "weight_hh" + sfx)
         b_ih = getattr(self, "bias_ih" + sfx) if self.bias else None
         b_hh = getattr(self, "bias_hh" + sfx) if self.bias else None
-        return w_ih, w_hh, b_ih, b_hh
+        return _cast_all((w_ih, w_hh, b_ih, b_hh), dtype)
 
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
@@ -218,15 +242,17 @@ class _RNNBase(_Recurrent):
         return s
 
     # ---------------------------------------------------------------- forward pieces
-    def _check_input(self, x: Tensor) -> bool:
-        """Check x's rank, features, dtype and device; return whether it is batched."""
+    def _check_input(self, x: Tensor, weight: Tensor) -> bool:
+        """Check x's rank, features, dtype and device (``weight``'s); return whether it is
+        batched."""
         n_in = self.input_size
         layouts = {2: f"(T, {n_in})", 3: f"({'B, T' if self.batch_first else 'T, B'}, {n_in})"}
-        _check_input(type(self).__name__, x, self.weight_ih_l0, layouts, n_in,
+        _check_input(type(self).__name__, x, weight, layouts, n_in,
                      "input.size(-1) must be equal to input_size. Expected {expected}, got {got}")
         return x.ndim == 3
 
-    def _initial_states(self, hx, B: int, batched: bool, like: Tensor) -> list[list[Tensor]]:
+    def _initial_states(self, hx, B: int, batched: bool, like: Tensor,
+                        weight: Tensor) -> list[list[Tensor]]:
         """Per state (h, and c for LSTM), the list of (B, H) initial tensors, one per layer and
         direction. A missing ``hx`` means zeros."""
         name = type(self).__name__
@@ -246,7 +272,7 @@ class _RNNBase(_Recurrent):
         expected = (n_ld, B, self.hidden_size) if batched else (n_ld, self.hidden_size)
         states = []
         for label, s in zip(labels, hx):
-            _check_float_like(f"{name} {label}", s, self.weight_ih_l0)
+            _check_float_like(f"{name} {label}", s, weight)
             if tuple(s.shape) != expected:
                 kind = "batched" if batched else "unbatched"
                 raise ValueError(
@@ -264,23 +290,30 @@ class _RNNBase(_Recurrent):
 
     def forward(self, x: Tensor, hx=None, lengths=None):
         """Run all layers and directions; see the subclass docstring for the shapes."""
-        batched = self._check_input(x)
+        cast = None
+        if _autocast.on:  # on autocast's lists: see autocast_state.rnn
+            cast = autocast_state.rnn(x, _autocast_hidden(hx), whole_lstm=self._gates == 4)
+            if cast is not None:
+                x, hx = x.to(cast), _cast_all(hx, cast)
+        num_directions = 2 if self.bidirectional else 1
+        weights = [self._weights(layer, direction, cast) for layer in range(self.num_layers)
+                   for direction in range(num_directions)]
+        batched = self._check_input(x, weights[0][0])
         if not batched:
             x = x.unsqueeze(1)  # (T, 1, I): unbatched input ignores batch_first, as PyTorch
         elif self.batch_first:
             x = x.transpose(0, 1)  # (B, T, I) -> (T, B, I)
         T, B = x.shape[0], x.shape[1]
-        initial = self._initial_states(hx, B, batched, x)
+        initial = self._initial_states(hx, B, batched, x, weights[0][0])
         mask = _lengths_mask(lengths, T, B, x) if lengths is not None else None
 
-        num_directions = 2 if self.bidirectional else 1
         final: list[list[Tensor]] = [[] for _ in range(self._n_states)]
         layer_input = x  # (T, B, I) then (T, B, D*H)
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(num_directions):
                 k = layer * num_directions + direction
-                w_ih, w_hh, b_ih, b_hh = self._weights(layer, direction)
+                w_ih, w_hh, b_ih, b_hh = weights[k]
                 x_proj = _input_projection(layer_input, w_ih, b_ih)  # (T, B, G*H)
                 states = [s[k] for s in initial]
                 out, states = self._layer(x_proj, states, w_hh, b_hh, mask, direction == 1)
@@ -433,11 +466,22 @@ class _CellBase(_Recurrent):
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}" + ("" if self.bias else ", bias=False")
 
-    def _check(self, x: Tensor, states: Sequence[Tensor | None], labels: Sequence[str]):
-        """Check shapes; return (x as (B, I), states as (B, H) each, batched)."""
+    def _operands(self, x: Tensor, hx, hidden):
+        """``(x, hx, (w_ih, w_hh, b_ih, b_hh))``, cast as autocast runs the cell (see
+        autocast_state.rnn; ``hidden`` is the state its CPU rule reads), else as given."""
+        weights = (self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh)
+        cast = autocast_state.rnn(x, hidden) if _autocast.on else None
+        if cast is None:
+            return x, hx, weights
+        return x.to(cast), _cast_all(hx, cast), _cast_all(weights, cast)
+
+    def _check(self, x: Tensor, states: Sequence[Tensor | None], labels: Sequence[str],
+               weight: Tensor):
+        """Check shapes, and dtypes against ``weight``'s; return (x as (B, I), states as (B, H)
+        each, batched)."""
         name = type(self).__name__
         n_in = self.input_size
-        _check_input(name, x, self.weight_ih, {1: f"({n_in},)", 2: f"(B, {n_in})"}, n_in,
+        _check_input(name, x, weight, {1: f"({n_in},)", 2: f"(B, {n_in})"}, n_in,
                      "input has inconsistent input_size: got {got}, expected {expected}")
         batched = x.ndim == 2
         if not batched:
@@ -449,7 +493,7 @@ class _CellBase(_Recurrent):
             if s is None:
                 out.append(zeros(B, self.hidden_size, dtype=x.dtype, device=x.device))
                 continue
-            _check_float_like(f"{name} {label}", s, self.weight_ih)
+            _check_float_like(f"{name} {label}", s, weight)
             if tuple(s.shape) != expected:
                 raise ValueError(
                     f"{name}: expected {label} of shape {_shape_str(expected)}, got "
@@ -482,11 +526,12 @@ class LSTMCell(_CellBase):
             hx = (None, None)
         elif not isinstance(hx, (tuple, list)) or len(hx) != 2:
             raise TypeError("LSTMCell: hx must be a tuple (h, c)")
-        x, (h, c), batched = self._check(x, hx, ("h", "c"))
-        gates_x = x @ self.weight_ih.T  # (B, 4H)
+        x, hx, (w_ih, w_hh, b_ih, b_hh) = self._operands(x, hx, hx[1])
+        x, (h, c), batched = self._check(x, hx, ("h", "c"), w_ih)
+        gates_x = x @ w_ih.T  # (B, 4H)
         if self.bias:
-            gates_x = gates_x + (self.bias_ih + self.bias_hh)
-        h, c = references.lstm_step(gates_x, h, c, self.weight_hh.T)
+            gates_x = gates_x + (b_ih + b_hh)
+        h, c = references.lstm_step(gates_x, h, c, w_hh.T)
         if not batched:
             h, c = h.squeeze(0), c.squeeze(0)
         return h, c
@@ -509,9 +554,10 @@ class GRUCell(_CellBase):
     _gates = 3
 
     def forward(self, x: Tensor, hx: Tensor | None = None) -> Tensor:
-        x, (h,), batched = self._check(x, (hx,), ("hx",))
-        x_proj = x @ self.weight_ih.T  # (B, 3H)
+        x, hx, (w_ih, w_hh, b_ih, b_hh) = self._operands(x, hx, hx)
+        x, (h,), batched = self._check(x, (hx,), ("hx",), w_ih)
+        x_proj = x @ w_ih.T  # (B, 3H)
         if self.bias:
-            x_proj = x_proj + self.bias_ih
-        h = references.gru_step(x_proj, h, self.weight_hh.T, self.bias_hh)
+            x_proj = x_proj + b_ih
+        h = references.gru_step(x_proj, h, w_hh.T, b_hh)
         return h if batched else h.squeeze(0)
