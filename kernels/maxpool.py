@@ -11,10 +11,12 @@ into a ``(N, C, OH, OW, kh * kw)`` tensor, padding masked to -inf, ``max`` over 
 Padding reads as -inf, a NaN wins (it propagates, as in PyTorch). An index is clipped into the
 input, so a window whose real values are all -inf still points at a real element.
 
-NumPy: the input padded once with -inf, then one pass per kernel tap over a strided view of the
-padded input (``kh * kw`` passes of whole-tensor maximum and select, no per-pixel Python); the
-backward puts dy at the indices (``put_along_axis`` when the windows cannot overlap, else one
-``bincount`` that sums the overlaps).
+NumPy: the input padded once with -inf (only when a window reaches past it), then passes over
+strided views of it, one per kernel tap (no per-pixel Python): ``np.maximum`` gives the values,
+then an equality test per tap, last to first, the first tap holding the maximum (one byte per
+output); the index is a window base plus that tap's offset (clipped into the input only when a
+window can start in the padding). The backward puts dy at the indices (``put_along_axis`` when
+the windows cannot overlap, else one ``bincount`` that sums the overlaps).
 
 CUDA (``maxpool.cu``): the forward one thread per output (grid-stride), the backward one thread
 per input element, which sums the dy of the few windows that can reach it and chose it (a
@@ -70,28 +72,36 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
             padded[:, :, ph:ph + H, pw:pw + W] = x
         else:
             padded = x
-        y = None
-        tap = np.zeros((N, C, OH, OW), dtype=np.int32)
-        better = np.empty((N, C, OH, OW), dtype=bool)
+        views = [padded[:, :, a * dh:a * dh + (OH - 1) * sh + 1:sh,
+                         b * dw:b * dw + (OW - 1) * sw + 1:sw]
+                 for a in range(kh) for b in range(kw)]
+        # the values first (np.maximum propagates a NaN), then which tap holds them: taps
+        # visited last to first so that the first one of a tie (or the first NaN) is kept; one
+        # pass per tap each, and the tap number in one byte
+        y = views[0].copy() if len(views) == 1 else np.maximum(views[0], views[1])
+        for v in views[2:]:
+            np.maximum(y, v, out=y)
+        tap_dtype = np.int8 if len(views) <= 127 else np.int32
+        tap = np.full(y.shape, len(views) - 1, dtype=tap_dtype)
+        hit = np.empty(y.shape, dtype=bool)
         # the NaN test costs two passes per tap: made only when the input has a NaN (an inf
         # sum, from large finite values, takes the careful path too)
         nan_possible = not np.isfinite(x.sum())
-        for a in range(kh):
-            for b in range(kw):
-                v = padded[:, :, a * dh:a * dh + (OH - 1) * sh + 1:sh,
-                           b * dw:b * dw + (OW - 1) * sw + 1:sw]
-                if y is None:
-                    y = v.copy()
-                    continue
-                # strictly greater keeps the first maximum; a NaN replaces a number once
-                np.greater(v, y, out=better)
-                if nan_possible:
-                    better |= np.isnan(v) & ~np.isnan(y)
-                np.copyto(y, v, where=better)
-                np.copyto(tap, a * kw + b, where=better)
-        rows = np.clip(np.arange(OH)[:, None] * sh - ph + (tap // kw) * dh, 0, H - 1)
-        cols = np.clip(np.arange(OW)[None, :] * sw - pw + (tap % kw) * dw, 0, W - 1)
-        indices = rows.astype(np.int64) * W + cols
+        for t in range(len(views) - 2, -1, -1):
+            np.equal(views[t], y, out=hit)
+            if nan_possible:
+                hit |= np.isnan(views[t])
+            np.copyto(tap, t, where=hit)
+        if padded is x:  # every window inside x: the flat index is a window base plus an offset
+            offsets = np.array([a * dh * W + b * dw for a in range(kh) for b in range(kw)],
+                               dtype=np.int64)
+            indices = offsets.take(tap)
+            indices += (np.arange(OH)[:, None] * (sh * W) + np.arange(OW)[None, :] * sw)
+        else:  # a window may start in the padding: rows and columns clipped into x
+            tap = tap.astype(np.int64)  # (the arithmetic below overflows one byte)
+            rows = np.clip(np.arange(OH)[:, None] * sh - ph + (tap // kw) * dh, 0, H - 1)
+            cols = np.clip(np.arange(OW)[None, :] * sw - pw + (tap % kw) * dw, 0, W - 1)
+            indices = rows.astype(np.int64) * W + cols
         self.indices, self.in_shape = indices, x.shape
         return y, indices
 

@@ -76,6 +76,46 @@ def test_extreme_values(device, dtype):
     assert ((out[1] >= 0) & (out[1] < 25)).all()
 
 
+
+UNPADDED = [dict(kernel_size=2), dict(kernel_size=(3, 2), stride=(1, 2), dilation=(1, 2)),
+            dict(kernel_size=3, stride=2)]
+
+
+def _special_windows():
+    """Ties, windows with one or two NaNs, +-inf, a window that is all -inf."""
+    a = np.round(np.random.default_rng(5).standard_normal((2, 3, 8, 9)))
+    a[0, 0, 0, 1] = a[0, 0, 1, 1] = np.nan  # two NaNs in one 2x2 window: the first one wins
+    a[0, 1, 2:4, 2:4] = -np.inf
+    a[1, 2, 5, 6] = np.inf
+    a[1, 0, 3, 0] = np.nan
+    return a
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("args", UNPADDED, ids=str)
+def test_unpadded_windows_special_values(device, dtype, args):
+    """Windows inside the input (the index as base + tap offset) with ties, NaN and inf."""
+    x = tensor(_special_windows(), device, dtype, True)
+    out, _ = assert_same(lambda t: F.max_pool2d(t, return_indices=True, **args), [x],
+                         dtype=dtype)
+    with mg.use_fused(False):
+        _, ref_idx = F.max_pool2d(x, return_indices=True, **args)
+    np.testing.assert_array_equal(out[1], cpu(ref_idx))
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("args", UNPADDED, ids=str)
+def test_unpadded_indices_match_pytorch(args):
+    """The same windows against PyTorch's values and indices (ties and NaN included)."""
+    torch = pytest.importorskip("torch")
+    a = _special_windows().astype(np.float32)
+    # NOTE: PyTorch keeps the *last* NaN of a window, minigrad's reference the first: one NaN
+    a[0, 0, 1, 1] = 0.5
+    y, idx = F.max_pool2d(mg.tensor(a), return_indices=True, **args)
+    ty, tidx = torch.nn.functional.max_pool2d(torch.tensor(a), return_indices=True, **args)
+    np.testing.assert_array_equal(y.numpy(), ty.numpy())
+    np.testing.assert_array_equal(idx.numpy(), tidx.numpy())
+
 def test_module_and_switch(device):
     pool = nn.MaxPool2d(2)
     x = _x(device, "float32", (2, 3, 4, 4))
