@@ -5,8 +5,15 @@ settings until `build` creates the `minigrad.optim` optimizer (``.optimizer``) o
 parameters. It then behaves as that optimizer (``zero_grad``, ``step``, ``param_groups``), and
 ``learning_rate`` reads and sets the rate of every parameter group.
 
-Defaults are Keras's: Adam and AdamW ``learning_rate=0.001``, ``epsilon=1e-7``; SGD
-``learning_rate=0.01``.
+Defaults are Keras's: ``learning_rate=0.001`` and ``epsilon=1e-7`` (SGD: ``learning_rate=0.01``).
+RMSprop, Adagrad, Adamax and Nadam follow Keras's own update rules, which differ from PyTorch's
+classes of the same names: Keras adds ``epsilon`` inside the square root in RMSprop and Adagrad
+(PyTorch outside), starts Adagrad's accumulator at 0.1 (PyTorch 0), adds ``epsilon`` after the
+infinity norm in Adamax and uses its own momentum schedule in Nadam. Adam and AdamW are
+PyTorch's, with Keras's defaults: Keras adds ``epsilon`` to the bias-corrected root instead of
+the raw one, a difference of order ``epsilon`` that does not show at 1e-7. A ``weight_decay`` is
+decoupled in every class, as in Keras (``w <- w - learning_rate * weight_decay * w`` before the
+step).
 
 Example:
     >>> import minigrad as mg
@@ -22,11 +29,15 @@ Example:
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Dict, Iterable
 
-from minigrad import optim
+from minigrad import backend, optim
+from minigrad.optim.optimizer import _state_zeros, _step_counter
+from minigrad.tensor import Tensor, full_like
 
-__all__ = ["SGD", "Adam", "AdamW", "Optimizer", "get"]
+__all__ = [
+    "SGD", "Adagrad", "Adam", "AdamW", "Adamax", "Nadam", "Optimizer", "RMSprop", "get",
+]
 
 
 class Optimizer:
@@ -145,15 +156,261 @@ class SGD(Optimizer):
 
     def _make(self, params: list) -> optim.Optimizer:
         s = self._settings
-        return optim.SGD(params, lr=self._learning_rate, momentum=s["momentum"],
+        # NOTE: Keras decays the weights before the step, outside the momentum (PyTorch's SGD
+        # adds weight_decay * w to the gradient instead)
+        return optim.SGD([{"params": params, "decoupled_weight_decay": True}],
+                         lr=self._learning_rate, momentum=s["momentum"],
                          nesterov=s["nesterov"], weight_decay=s["weight_decay"] or 0)
 
 
-OPTIMIZERS = {"adam": Adam, "adamw": AdamW, "sgd": SGD}
+def _keras_defaults(lr: float, weight_decay: float | None, **options: Any) -> dict:
+    """A param group's options: Keras's weight decay is decoupled (see the module docstring)."""
+    return dict(lr=lr, weight_decay=weight_decay or 0, decoupled_weight_decay=True,
+                maximize=False, **options)
+
+
+class _RMSpropRule(optim.Optimizer):
+    """Keras's RMSprop update (``epsilon`` inside the square root)::
+
+        v <- rho * v + (1 - rho) * g * g
+        a <- rho * a + (1 - rho) * g                  (centered only)
+        d <- v - a * a + epsilon   (centered)   or   v + epsilon
+        s <- learning_rate * g / sqrt(d)
+        m <- momentum * m + s;  w <- w - m           (momentum > 0)   or   w <- w - s
+    """
+
+    def _init_state(self, p: Tensor, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        state["step"] = _step_counter()
+        state["velocity"] = _state_zeros(p)
+        if group["momentum"] > 0:
+            state["momentum"] = _state_zeros(p)
+        if group["centered"]:
+            state["average_gradient"] = _state_zeros(p)
+
+    def _update(self, param, grad, state, group: Dict[str, Any]) -> None:
+        xp = backend.array_module(param)
+        rho = group["rho"]
+        v = state["velocity"].data
+        v[...] = rho * v + (1 - rho) * (grad * grad)
+        if group["centered"]:
+            a = state["average_gradient"].data
+            a[...] = rho * a + (1 - rho) * grad
+            denominator = v - a * a + group["epsilon"]
+        else:
+            denominator = v + group["epsilon"]
+        increment = group["lr"] * grad / xp.sqrt(denominator)
+        if group["momentum"] > 0:
+            m = state["momentum"].data
+            m[...] = group["momentum"] * m + increment
+            param -= m
+        else:
+            param -= increment
+
+
+class _AdagradRule(optim.Optimizer):
+    """Keras's Adagrad update: ``acc <- acc + g * g`` (``acc`` starts at
+    ``initial_accumulator_value``), ``w <- w - learning_rate * g / sqrt(acc + epsilon)``."""
+
+    def _init_state(self, p: Tensor, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        state["step"] = _step_counter()
+        state["accumulator"] = full_like(p, group["initial_accumulator_value"])
+
+    def _update(self, param, grad, state, group: Dict[str, Any]) -> None:
+        xp = backend.array_module(param)
+        acc = state["accumulator"].data
+        acc += grad * grad
+        param -= group["lr"] * grad / xp.sqrt(acc + group["epsilon"])
+
+
+class _AdamaxRule(optim.Optimizer):
+    """Keras's Adamax update at step t: ``m <- m + (g - m) * (1 - beta_1)``,
+    ``u <- max(beta_2 * u, |g|)``, ``w <- w - learning_rate * m / ((1 - beta_1^t) * (u +
+    epsilon))``."""
+
+    def _init_state(self, p: Tensor, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        state["step"] = _step_counter()
+        state["momentum"] = _state_zeros(p)
+        state["norm"] = _state_zeros(p)
+
+    def _update(self, param, grad, state, group: Dict[str, Any]) -> None:
+        xp = backend.array_module(param)
+        beta_1, beta_2 = group["beta_1"], group["beta_2"]
+        t = float(state["step"].item())
+        m, u = state["momentum"].data, state["norm"].data
+        m += (grad - m) * (1 - beta_1)
+        xp.maximum(beta_2 * u, xp.abs(grad), out=u)
+        param -= group["lr"] * m / ((1 - beta_1**t) * (u + group["epsilon"]))
+
+
+class _NadamRule(optim.Optimizer):
+    """Keras's Nadam update at step t, with ``mu_t = beta_1 * (1 - 0.5 * 0.96^t)`` and
+    ``P_t = mu_1 * ... * mu_t`` (kept per param group as ``u_product``)::
+
+        m <- m + (g - m) * (1 - beta_1);   v <- v + (g * g - v) * (1 - beta_2)
+        m_hat = mu_{t+1} * m / (1 - P_t * mu_{t+1}) + (1 - mu_t) * g / (1 - P_t)
+        v_hat = v / (1 - beta_2^t)
+        w <- w - learning_rate * m_hat / (sqrt(v_hat) + epsilon)
+    """
+
+    def _init_state(self, p: Tensor, state: Dict[str, Any], group: Dict[str, Any]) -> None:
+        state["step"] = _step_counter()
+        state["momentum"] = _state_zeros(p)
+        state["velocity"] = _state_zeros(p)
+
+    def _step_group(self, group: Dict[str, Any]) -> None:
+        # NOTE: Keras advances the product once per step, before any variable's update
+        t = group["iterations"] + 1
+        group["u_product"] *= group["beta_1"] * (1.0 - 0.5 * 0.96**t)
+        super()._step_group(group)
+        group["iterations"] = t
+
+    def _update(self, param, grad, state, group: Dict[str, Any]) -> None:
+        xp = backend.array_module(param)
+        beta_1, beta_2 = group["beta_1"], group["beta_2"]
+        t = group["iterations"] + 1
+        u_t = beta_1 * (1.0 - 0.5 * 0.96**t)
+        u_t_1 = beta_1 * (1.0 - 0.5 * 0.96 ** (t + 1))
+        u_product_t = group["u_product"]
+        m, v = state["momentum"].data, state["velocity"].data
+        m += (grad - m) * (1 - beta_1)
+        v += (grad * grad - v) * (1 - beta_2)
+        m_hat = u_t_1 * m / (1 - u_product_t * u_t_1) + (1 - u_t) * grad / (1 - u_product_t)
+        v_hat = v / (1 - beta_2**t)
+        param -= m_hat * group["lr"] / (xp.sqrt(v_hat) + group["epsilon"])
+
+
+def _check_positive(name: str, value: float) -> None:
+    if not value > 0:
+        raise ValueError(f"Argument `{name}` must be positive. Received: {name}={value}")
+
+
+def _check_unit(name: str, value: float) -> None:
+    if not 0 <= value <= 1:
+        raise ValueError(f"`{name}` must be in the range [0, 1]. Received: {name}={value}")
+
+
+class RMSprop(Optimizer):
+    """RMSprop with Keras's defaults and update rule (``epsilon`` inside the square root;
+    PyTorch's `minigrad.optim.RMSprop` adds it outside, with ``alpha=0.99``, ``eps=1e-8``).
+
+    Args:
+        learning_rate: the step size (0.001).
+        rho: the discounting factor of the running mean of squared gradients (0.9).
+        momentum: plain (not Nesterov) momentum (0).
+        epsilon: added to the mean square before its square root (1e-7).
+        centered: divide by the gradient's estimated variance instead of its second moment.
+        weight_decay: decoupled weight decay (see the module docstring).
+
+    Example:
+        >>> import minigrad as mg
+        >>> from minigrad.nn import Parameter
+        >>> w = Parameter(mg.tensor(10.0))
+        >>> opt = RMSprop(learning_rate=0.1)
+        >>> opt.build([w])
+        >>> (w * w / 2).backward()          # the gradient is w, as in Keras's docstring
+        >>> opt.step()
+        >>> round(float(w), 4)              # Keras prints 9.683772
+        9.6838
+    """
+
+    def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
+                 epsilon: float = 1e-7, centered: bool = False,
+                 weight_decay: float | None = None) -> None:
+        _check_unit("rho", rho)
+        _check_unit("momentum", momentum)
+        _check_positive("epsilon", epsilon)
+        super().__init__(learning_rate, rho=rho, momentum=momentum, epsilon=epsilon,
+                         centered=centered, weight_decay=weight_decay)
+
+    def _make(self, params: list) -> optim.Optimizer:
+        s = self._settings
+        return _RMSpropRule(params, _keras_defaults(
+            self._learning_rate, s["weight_decay"], rho=s["rho"], momentum=s["momentum"],
+            epsilon=s["epsilon"], centered=s["centered"]))
+
+
+class Adagrad(Optimizer):
+    """Adagrad with Keras's defaults and update rule (the accumulator starts at 0.1 and
+    ``epsilon`` goes inside the square root).
+
+    Args:
+        learning_rate: the step size (0.001).
+        initial_accumulator_value: the accumulators' starting value (0.1; non-negative).
+        epsilon: added to the accumulator before its square root (1e-7).
+        weight_decay: decoupled weight decay.
+    """
+
+    def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1,
+                 epsilon: float = 1e-7, weight_decay: float | None = None) -> None:
+        if initial_accumulator_value < 0:
+            raise ValueError(f"initial_accumulator_value must be non-negative, got "
+                             f"{initial_accumulator_value}")
+        super().__init__(learning_rate, initial_accumulator_value=initial_accumulator_value,
+                         epsilon=epsilon, weight_decay=weight_decay)
+
+    def _make(self, params: list) -> optim.Optimizer:
+        s = self._settings
+        return _AdagradRule(params, _keras_defaults(
+            self._learning_rate, s["weight_decay"],
+            initial_accumulator_value=s["initial_accumulator_value"], epsilon=s["epsilon"]))
+
+
+class Adamax(Optimizer):
+    """Adamax (Adam with the infinity norm) with Keras's defaults and update rule.
+
+    Args:
+        learning_rate: the step size (0.001).
+        beta_1: decay of the first moment (0.9).
+        beta_2: decay of the infinity norm (0.999).
+        epsilon: added to the norm (1e-7).
+        weight_decay: decoupled weight decay.
+    """
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, weight_decay: float | None = None) -> None:
+        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                         weight_decay=weight_decay)
+
+    def _make(self, params: list) -> optim.Optimizer:
+        s = self._settings
+        return _AdamaxRule(params, _keras_defaults(
+            self._learning_rate, s["weight_decay"], beta_1=s["beta_1"], beta_2=s["beta_2"],
+            epsilon=s["epsilon"]))
+
+
+class Nadam(Optimizer):
+    """Nadam (Adam with Nesterov momentum) with Keras's defaults and update rule (its momentum
+    schedule ``beta_1 * (1 - 0.5 * 0.96^t)`` differs from PyTorch's NAdam).
+
+    Args:
+        learning_rate: the step size (0.001).
+        beta_1: decay of the first moment (0.9).
+        beta_2: decay of the second moment (0.999).
+        epsilon: added to the root of the second moment (1e-7).
+        weight_decay: decoupled weight decay.
+    """
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, weight_decay: float | None = None) -> None:
+        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                         weight_decay=weight_decay)
+
+    def _make(self, params: list) -> optim.Optimizer:
+        s = self._settings
+        return _NadamRule(params, _keras_defaults(
+            self._learning_rate, s["weight_decay"], beta_1=s["beta_1"], beta_2=s["beta_2"],
+            epsilon=s["epsilon"], u_product=1.0, iterations=0))
+
+
+OPTIMIZERS = {
+    "adam": Adam, "adamw": AdamW, "sgd": SGD, "rmsprop": RMSprop, "adagrad": Adagrad,
+    "adamax": Adamax, "nadam": Nadam,
+}
 
 
 def get(identifier: Any) -> Any:
-    """An optimizer from a name (``'adam'``, ``'adamw'``, ``'sgd'``), a Keras optimizer, or a
+    """An optimizer from a name (``'adam'``, ``'adamw'``, ``'sgd'``, ``'rmsprop'``,
+    ``'adagrad'``, ``'adamax'``, ``'nadam'``, any case), a Keras optimizer, or a
     `minigrad.optim` optimizer (returned as is).
 
     Example:
