@@ -35,7 +35,7 @@ CUDA_KERNELS = ("batch_norm_fwd", "batch_norm_bwd")
 
 
 class BatchNormFn(AffineInputs, FusedFunction, kernel="batch_norm"):
-    """(x[, weight][, bias]) -> (y, mean, var) for x of shape (N, C, L); mean and var (C,)."""
+    """``(x[, weight][, bias]) -> (y, mean, var)`` for x of shape (N, C, L); mean and var (C,)."""
 
     def forward(self, x, *wb, **params):
         self.__dict__.update(params)

@@ -35,7 +35,7 @@ CUDA_KERNELS = ("layer_norm_fwd", "layer_norm_bwd_dx", "layer_norm_bwd_dwdb")
 
 
 class LayerNormFn(AffineInputs, FusedFunction, kernel="layer_norm"):
-    """(x[, weight][, bias]) -> layer_norm(x) over the trailing ``n_dims`` dimensions.
+    """``(x[, weight][, bias]) -> layer_norm(x)`` over the trailing ``n_dims`` dimensions.
 
     The maths works on rows: x as (N, D), weight and bias as (D,); :meth:`forward` reshapes
     them, and :meth:`_input_grads` gives the gradients the inputs' shapes back.

@@ -238,8 +238,9 @@ class ConvTranspose1d(_ConvTransposeNd):
     """1-d transposed convolution layer (``F.conv_transpose1d``).
 
     Args:
-        in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
-        dilation: as ``F.conv_transpose1d``; padding_mode: ``'zeros'`` only.
+        in_channels, out_channels, kernel_size: as ``F.conv_transpose1d``.
+        stride, padding, output_padding, groups, bias, dilation: as ``F.conv_transpose1d``.
+        padding_mode: ``'zeros'`` only.
 
     Attributes:
         weight: ``(in_channels, out_channels / groups, k)``; init fan-in ``weight.shape[1] * k``.
@@ -264,8 +265,9 @@ class ConvTranspose2d(_ConvTransposeNd):
     """2-d transposed convolution layer (``F.conv_transpose2d``): upsampling by a learnt kernel.
 
     Args:
-        in_channels, out_channels, kernel_size, stride, padding, output_padding, groups, bias,
-        dilation: as ``F.conv_transpose2d``; padding_mode: ``'zeros'`` only.
+        in_channels, out_channels, kernel_size: as ``F.conv_transpose2d``.
+        stride, padding, output_padding, groups, bias, dilation: as ``F.conv_transpose2d``.
+        padding_mode: ``'zeros'`` only.
 
     Attributes:
         weight: ``(in_channels, out_channels / groups, kh, kw)``; init fan-in

@@ -118,7 +118,7 @@ def _along_axis_key(xp, index, dim):
 
 
 class GatherFn(Function):
-    """y[i][j] = x[i][index[i][j]] (dim = 1);  gx = scatter_add(zeros, dim, index, gy)."""
+    """``y[i][j] = x[i][index[i][j]]`` (dim = 1);  ``gx = scatter_add(zeros, dim, index, gy)``."""
 
     def forward(self, x, index, dim=0):
         self.dim = dim
