@@ -956,19 +956,41 @@ class Tensor:
         return ops.topk(self, k, dim, largest, sorted)
 
     def type(self, dtype=None, non_blocking: builtins.bool = False):
-        """Without ``dtype``, the type name (``'minigrad.FloatTensor'``,
-        ``'minigrad.cuda.FloatTensor'``); with one (a dtype or a name like
-        ``'torch.LongTensor'``), this tensor cast to it."""
+        """Without ``dtype``, the type name; with one, this tensor converted to it.
+
+        The name is PyTorch's with ``minigrad`` in place of ``torch``: ``'minigrad.FloatTensor'``,
+        ``'minigrad.cuda.LongTensor'``. It is not ``'torch.FloatTensor'``, so PyTorch code that
+        compares ``t.type()`` with a string needs ``t.dtype == mg.float32`` (and ``t.is_cuda``)
+        instead; converting with a name works unchanged.
+
+        Args:
+            dtype: a dtype, or a type name, PyTorch's (``'torch.LongTensor'``,
+                ``'torch.cuda.HalfTensor'``) or minigrad's (``'minigrad.LongTensor'``). As in
+                PyTorch, a name also says the device: a ``cuda`` name moves a CPU tensor to the
+                GPU, any other moves a GPU tensor to the CPU.
+            non_blocking: accepted for PyTorch compatibility.
+
+        Example:
+            >>> import minigrad as mg
+            >>> x = mg.zeros(2)
+            >>> x.type(), x.type("torch.LongTensor").type()
+            ('minigrad.FloatTensor', 'minigrad.LongTensor')
+        """
         if dtype is None:
             name = _TYPE_NAMES.get(self.data.dtype.name, self.data.dtype.name)
             return f"minigrad.{'cuda.' if self.is_cuda else ''}{name}"
-        if isinstance(dtype, str) and dtype.endswith("Tensor"):
-            by_name = {v: k for k, v in _TYPE_NAMES.items()}
-            short = dtype.rsplit(".", 1)[-1]
-            if short not in by_name:
-                raise ValueError(f"invalid type: {dtype!r}")
-            dtype = by_name[short]
-        return self.to(dtypes.to_dtype(dtype))
+        if not isinstance(dtype, str):
+            return self.to(dtypes.to_dtype(dtype))
+        module, _, name = dtype.rpartition(".")
+        by_name = {v: k for k, v in _TYPE_NAMES.items()}
+        if module not in ("torch", "torch.cuda", "minigrad", "minigrad.cuda") or (
+            name not in by_name
+        ):
+            raise ValueError(f"invalid type: {dtype!r}")
+        out = self.to(dtypes.to_dtype(by_name[name]))
+        if module.endswith("cuda") != out.is_cuda:
+            out = out.to("cuda" if module.endswith("cuda") else "cpu")
+        return out
 
     def unique(self, sorted: builtins.bool = True, return_inverse: builtins.bool = False,  # noqa: A002
                return_counts: builtins.bool = False, dim=None):
