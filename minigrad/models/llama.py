@@ -225,20 +225,35 @@ class KVCache:
         """Make room for ``total`` positions (before the first write, or grow)."""
         self.capacity = max(self.capacity, int(total))
 
+    def _write(self, store: list, layer: int, new):
+        """Write the array ``new`` (..., steps, D) after `length` in ``store[layer]`` (grown
+        when needed) and return the buffer."""
+        start, steps = self.length, new.shape[-2]
+        buf = store[layer]
+        if buf is None or buf.shape[-2] < start + steps:
+            capacity = max(self.capacity, start + steps,
+                           2 * buf.shape[-2] if buf is not None else 0)
+            xp = backend.array_module(new)
+            grown = xp.empty(new.shape[:-2] + (capacity, new.shape[-1]), new.dtype)
+            if buf is not None:
+                grown[..., :start, :] = buf[..., :start, :]
+            store[layer] = buf = grown
+        buf[..., start:start + steps, :] = new
+        return buf
+
+    def store(self, layer: int, key, value) -> tuple:
+        """`update` on plain arrays, without autograd: store the new positions of ``layer``
+        and return views of all of them (the no-grad inference path's)."""
+        end = self.length + key.shape[-2]
+        return (self._write(self.keys, layer, key)[..., :end, :],
+                self._write(self.values, layer, value)[..., :end, :])
+
     def update(self, layer: int, key: Tensor, value: Tensor) -> tuple[Tensor, Tensor]:
         """Store the new positions of ``layer`` (after `length`) and return all of them."""
         start, steps = self.length, key.shape[-2]
         out = []
         for store, new in ((self.keys, key), (self.values, value)):
-            buf = store[layer]
-            if buf is None or buf.shape[-2] < start + steps:
-                capacity = max(self.capacity, start + steps,
-                               2 * buf.shape[-2] if buf is not None else 0)
-                grown = new.xp.empty(new.shape[:-2] + (capacity, new.shape[-1]), new.data.dtype)
-                if buf is not None:
-                    grown[..., :start, :] = buf[..., :start, :]
-                store[layer] = buf = grown
-            buf[..., start:start + steps, :] = new.data
+            buf = self._write(store, layer, new.data)
             if is_grad_enabled() and new.requires_grad and start:
                 # training through the cache: the past is a constant, the new part keeps its graph
                 out.append(ops.cat([Tensor._make(buf[..., :start, :]), new], dim=-2))
@@ -278,6 +293,112 @@ class CausalLMOutput:
         return f"CausalLMOutput(logits={tuple(self.logits.shape)}, loss={self.loss})"
 
 
+# ---------------------------------------------------------------------------- inference on arrays
+# Under no_grad (prefill and decoding) the decoder runs on the backend arrays directly: no graph
+# is built, so the per-op work of autograd (a Function object, its checks, its saved inputs) is
+# pure overhead there, and a decoding step is otherwise a few hundred small ops around GEMVs
+# bounded by reading the weights. Same maths as the layers (tests/models/test_llama.py compares
+# the two paths); taken only when every block is the plain one (no LoRA wrapper, no subclass).
+
+_ATTENTION_BLOCK = 1 << 22  # score entries per block of query rows (16 MiB in float32)
+
+
+def _pack_rows(linears: list):
+    """One (sum of out_features, in_features) array holding the weights of ``linears`` one
+    after the other, their ``weight.data`` made views of it: q/k/v (and gate/up) are then one
+    GEMM that reads each weight once, and updates in place stay shared. None with biases."""
+    if any(lin.bias is not None for lin in linears):
+        return None
+    weights = [lin.weight.data for lin in linears]
+    xp = backend.array_module(weights[0])
+    packed = xp.empty((sum(w.shape[0] for w in weights), weights[0].shape[1]), weights[0].dtype)
+    start = 0
+    for lin, w in zip(linears, weights):
+        packed[start:start + w.shape[0]] = w
+        lin.weight.data = packed[start:start + w.shape[0]]
+        start += w.shape[0]
+    return packed
+
+
+def _still_packed(linears: list, packed) -> bool:
+    """Whether ``packed`` still holds the weights of ``linears`` (not replaced by ``to()``,
+    a dtype change or a wrapper such as LoRA)."""
+    return packed is not None and all(
+        type(lin) is Linear and lin.weight.data.base is packed for lin in linears)
+
+
+def _linear_array(x, weight):
+    """``x @ weight.T`` over the last dim of ``x`` (BLAS reads the transpose in place)."""
+    return (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(x.shape[:-1] + (weight.shape[0],))
+
+
+def _rms_norm_array(x, norm: RMSNorm):
+    """`RMSNorm` on an array (the fused kernel's arithmetic)."""
+    dt = x.dtype.type
+    eps = norm.eps if norm.eps is not None else float(np.finfo(x.dtype).eps)
+    ms = (x * x).sum(axis=-1, keepdims=True)
+    ms *= dt(1.0 / x.shape[-1])
+    ms += dt(eps)
+    backend.array_module(x).sqrt(ms, out=ms)
+    y = x / ms
+    if norm.weight is not None:
+        y *= norm.weight.data
+    return y
+
+
+def _rope_array(x, cos, sin):
+    """Rotary embedding of ``x`` (B, T, heads, D) by ``cos``/``sin`` (B, T, D)."""
+    half = x.shape[-1] // 2
+    c, s = cos[:, :, None], sin[:, :, None]
+    y = x * c
+    y[..., :half] -= x[..., half:] * s[..., :half]
+    y[..., half:] += x[..., :half] * s[..., half:]
+    return y
+
+
+def _attention_array(q, k, v, past: int, bias):
+    """Causal grouped-query attention on arrays: q (B, T, Hq, D) at positions past..past+T-1,
+    k/v (B, Hkv, S, D); ``bias`` (B or 1, 1, T, S) of 0 / -inf or None (every key allowed
+    up to the query's position). Returns (B, T, Hq * D).
+
+    Each key/value head's g = Hq / Hkv query heads are one (g T, D) block against its keys (no
+    copy of k/v per query head); query rows go in blocks bounded by `_ATTENTION_BLOCK`, each
+    against the keys up to its last position only.
+    """
+    xp = backend.array_module(q)
+    B, T, Hq, D = q.shape
+    Hkv, S = k.shape[1], k.shape[2]
+    g = Hq // Hkv
+    dt = q.dtype.type
+    # (B, Hkv, g, T, D), the query scaled as the fused kernel does (q, not the scores)
+    qh = xp.empty((B, Hkv, g, T, D), dtype=q.dtype)
+    xp.multiply(q.reshape(B, T, Hkv, g, D).transpose(0, 2, 3, 1, 4), dt(1.0 / np.sqrt(D)),
+                out=qh)
+    out = xp.empty((B, T, Hkv, g, D), dtype=q.dtype)
+    rows = max(1, _ATTENTION_BLOCK // max(1, B * Hq * S))
+    for t0 in range(0, T, rows):
+        t1 = min(T, t0 + rows)
+        keys = past + t1  # the block's later keys are masked for all its rows
+        block = qh[:, :, :, t0:t1].reshape(B, Hkv, g * (t1 - t0), D)
+        scores = block @ k[:, :, :keys].swapaxes(-1, -2)  # (B, Hkv, g * tb, keys)
+        view = scores.reshape(B, Hkv, g, t1 - t0, keys)
+        if bias is not None:
+            view += bias[:, :, None, t0:t1, :keys]
+        elif T > 1:  # causal: query t sees keys up to past + t
+            allowed = xp.arange(keys)[None, :] <= (past + xp.arange(t0, t1))[:, None]
+            view += xp.where(allowed, dt(0), dt(-np.inf))
+        top = scores.max(axis=-1, keepdims=True)
+        top[top == -np.inf] = 0  # a row with every key masked: zeros, as PyTorch's SDPA
+        scores -= top
+        xp.exp(scores, out=scores)
+        total = scores.sum(axis=-1, keepdims=True)
+        total[total == 0] = 1
+        scores /= total
+        result = (scores @ v[:, :, :keys]).reshape(B, Hkv, g, t1 - t0, D)
+        out[:, t0:t1] = result.transpose(0, 3, 1, 2, 4)
+    return out.reshape(B, T, Hq * D)
+
+
 # ---------------------------------------------------------------------------- the model
 
 
@@ -297,6 +418,24 @@ class LlamaAttention(Module):
         self.k_proj = Linear(hidden, kv_out, bias=bias)
         self.v_proj = Linear(hidden, kv_out, bias=bias)
         self.o_proj = Linear(q_out, hidden, bias=bias)
+        self._qkv = _pack_rows([self.q_proj, self.k_proj, self.v_proj])
+
+    def _infer(self, x, cos, sin, past: int, bias, cache: Optional[KVCache]):
+        """`forward` on arrays under no_grad (see `_attention_array`)."""
+        B, T, _ = x.shape
+        Hq, Hkv, D = self.num_heads, self.num_key_value_heads, self.head_dim
+        projections = [self.q_proj, self.k_proj, self.v_proj]
+        if _still_packed(projections, self._qkv):
+            qkv = _linear_array(x, self._qkv)
+            q, k, v = qkv[..., :Hq * D], qkv[..., Hq * D:(Hq + Hkv) * D], qkv[..., (Hq + Hkv) * D:]
+        else:
+            q, k, v = (_linear_array(x, lin.weight.data) for lin in projections)
+        q = _rope_array(q.reshape(B, T, Hq, D), cos, sin)
+        k = _rope_array(k.reshape(B, T, Hkv, D), cos, sin).transpose(0, 2, 1, 3)
+        v = v.reshape(B, T, Hkv, D).transpose(0, 2, 1, 3)
+        if cache is not None:
+            k, v = cache.store(self.layer_idx, k, v)
+        return _linear_array(_attention_array(q, k, v, past, bias), self.o_proj.weight.data)
 
     def forward(self, x: Tensor, cos: Tensor, sin: Tensor, mask: Optional[Tensor],
                 is_causal: bool, cache: Optional[KVCache]) -> Tensor:
@@ -321,6 +460,25 @@ class LlamaMLP(Module):
         self.gate_proj = Linear(hidden, inner, bias=bias)
         self.up_proj = Linear(hidden, inner, bias=bias)
         self.down_proj = Linear(inner, hidden, bias=bias)
+        self._gate_up = _pack_rows([self.gate_proj, self.up_proj])
+
+    def _infer(self, x):
+        """`forward` on arrays under no_grad."""
+        xp = backend.array_module(x)
+        if _still_packed([self.gate_proj, self.up_proj], self._gate_up):
+            both = _linear_array(x, self._gate_up)
+            inner = both.shape[-1] // 2
+            gate, up = both[..., :inner], both[..., inner:]
+        else:
+            gate = _linear_array(x, self.gate_proj.weight.data)
+            up = _linear_array(x, self.up_proj.weight.data)
+        act = xp.negative(gate)
+        with np.errstate(over="ignore"):  # exp(-g) = inf for g << 0: silu(g) = -0, as it is
+            xp.exp(act, out=act)
+        act += 1
+        xp.divide(gate, act, out=act)  # silu(g) = g / (1 + exp(-g))
+        act *= up
+        return _linear_array(act, self.down_proj.weight.data)
 
     def forward(self, x: Tensor) -> Tensor:
         return self.down_proj(swiglu(self.gate_proj(x), self.up_proj(x)))
@@ -340,6 +498,23 @@ class LlamaDecoderLayer(Module):
                 is_causal: bool, cache: Optional[KVCache]) -> Tensor:
         x = x + self.self_attn(self.input_layernorm(x), cos, sin, mask, is_causal, cache)
         return x + self.mlp(self.post_attention_layernorm(x))
+
+    def _plain(self) -> bool:
+        """Whether this block is the stock one all through (the array path computes it)."""
+        attn, mlp = self.self_attn, self.mlp
+        return (type(self) is LlamaDecoderLayer and type(attn) is LlamaAttention
+                and type(mlp) is LlamaMLP
+                and type(self.input_layernorm) is type(self.post_attention_layernorm) is RMSNorm
+                and all(type(lin) is Linear and lin.bias is None for lin in (
+                    attn.q_proj, attn.k_proj, attn.v_proj, attn.o_proj, mlp.gate_proj,
+                    mlp.up_proj, mlp.down_proj)))
+
+    def _infer(self, x, cos, sin, past: int, bias, cache: Optional[KVCache]):
+        """`forward` on arrays under no_grad; ``x`` (a fresh array) is updated in place."""
+        x += self.self_attn._infer(_rms_norm_array(x, self.input_layernorm), cos, sin, past,
+                                   bias, cache)
+        x += self.mlp._infer(_rms_norm_array(x, self.post_attention_layernorm))
+        return x
 
 
 def _positions_and_mask(xp, B: int, T: int, past: int, attention_mask: Optional[Tensor]):
@@ -392,6 +567,8 @@ class LlamaModel(GradientCheckpointing, Module):
                                                          attention_mask)
         if position_ids is not None:
             positions = position_ids.data
+        if not is_grad_enabled() and self._array_path_ok():
+            return self._infer(input_ids, positions, mask, past, cache)
         x = self.embed_tokens(input_ids)
         cos, sin = self.rotary_emb(Tensor._make(positions))
         if x.dtype != cos.dtype:
@@ -404,6 +581,29 @@ class LlamaModel(GradientCheckpointing, Module):
         if cache is not None:
             cache.advance(T)
         return self.norm(x)
+
+    def _array_path_ok(self) -> bool:
+        """Whether the no-grad forward may run on arrays: stock blocks, float32/64 weights."""
+        weight = self.embed_tokens.weight.data
+        return (weight.dtype in (np.float32, np.float64) and type(self.norm) is RMSNorm
+                and type(self.embed_tokens) is Embedding
+                and all(layer._plain() for layer in self.layers))
+
+    def _infer(self, input_ids: Tensor, positions, mask: Optional[Tensor], past: int,
+               cache: Optional[KVCache]) -> Tensor:
+        """`forward` under no_grad on the backend arrays (see `_attention_array`)."""
+        x = self.embed_tokens(input_ids).data  # rows gathered (a copy): added to in place
+        xp = backend.array_module(x)
+        cos, sin = self.rotary_emb(Tensor._make(positions))
+        cos, sin = cos.data.astype(x.dtype, copy=False), sin.data.astype(x.dtype, copy=False)
+        bias = None
+        if mask is not None:  # True: may attend
+            bias = xp.where(mask.data, x.dtype.type(0), x.dtype.type(-np.inf))
+        for layer in self.layers:
+            x = layer._infer(x, cos, sin, past, bias, cache)
+        if cache is not None:
+            cache.advance(input_ids.shape[1])
+        return Tensor._make(_rms_norm_array(x, self.norm))
 
 
 class LlamaForCausalLM(GenerationMixin, Module):

@@ -759,6 +759,14 @@ def _shape(t: Tensor) -> str:
     return str(tuple(int(s) for s in t.shape))
 
 
+def _repeat_kv(t: Tensor, rep: int) -> Tensor:
+    """(..., Hkv, S, E) -> (..., Hkv * rep, S, E), query head h reading key/value head
+    h // rep. A broadcast and a reshape (transformers' ``repeat_kv``): the backward sums over
+    the repeats, where an index_select's would scatter-add."""
+    lead, (hkv, S, E) = t.shape[:-3], t.shape[-3:]
+    return t.unsqueeze(-3).expand(*lead, hkv, rep, S, E).reshape(*lead, hkv * rep, S, E)
+
+
 def scaled_dot_product_attention(
     query: Tensor,
     key: Tensor,
@@ -838,8 +846,7 @@ def scaled_dot_product_attention(
             raise ValueError(
                 f"enable_gqa: query heads ({hq}) must be a multiple of key/value heads ({hkv})"
             )
-        share = _const(key.xp.arange(hq) // (hq // hkv))  # query head -> its key/value head
-        key, value = ops.index_select(key, -3, share), ops.index_select(value, -3, share)
+        key, value = _repeat_kv(key, hq // hkv), _repeat_kv(value, hq // hkv)
     if dropout_p > 0.0:  # dropout on the weights: the composite, with F.dropout's mask
         probs = references.attention_probs(query, key, attn_mask, is_causal, scale)
         return dropout(probs, dropout_p) @ value
