@@ -17,12 +17,12 @@ import argparse
 from typing import List, Optional
 
 from minigrad.cli import (
-    chat, demo, finetune, finetune_lm, generate, info, launch, sample, train_lm,
+    bench, chat, demo, finetune, finetune_lm, generate, info, launch, sample, train_lm,
 )
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS = (info, demo, train_lm, sample, finetune, launch, generate, chat, finetune_lm)
+COMMANDS = (info, demo, train_lm, sample, finetune, launch, generate, chat, finetune_lm, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
