@@ -6,7 +6,8 @@ Checks, in both archives: every CUDA source of ``kernels/`` (``*.cu``, ``*.cuh``
 bundled data file of ``minigrad/data`` (``*.npz``, ``*.gz``, ``*.txt``) is there, and no tests,
 ``__pycache__`` folders, ``.pyc`` files or pytest/ruff caches are. In the wheel: the
 distribution name is `DIST_NAME`, the kernels install as ``minigrad/kernels/`` (never as a
-top-level ``kernels`` package), and the console script ``minigrad = minigrad.cli:main`` is
+top-level ``kernels`` package), no top-level ``benchmarks`` package is installed (they run from
+the checkout: ``minigrad bench``), and the console script ``minigrad = minigrad.cli:main`` is
 declared. Exits 1 and lists every problem found; prints one line per archive when all is well.
 Needs the ``build`` package (``pip install build``).
 """
@@ -65,6 +66,8 @@ def check_wheel(path: Path) -> list:
                 problems.append(f"{path.name}: ships {reason}: {name}")
             if name.startswith("kernels/"):
                 problems.append(f"{path.name}: a top-level kernels package: {name}")
+            if name.startswith("benchmarks/"):  # NOTE: they run from the checkout (minigrad bench)
+                problems.append(f"{path.name}: a top-level benchmarks package: {name}")
         info = [n for n in names if n.endswith(".dist-info/METADATA")]
         points = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
         if not info:

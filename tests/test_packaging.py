@@ -59,11 +59,13 @@ def test_check_wheel_finds_every_problem(tmp_path):
     good = _wheel(tmp_path / "good.whl", [*expected, "minigrad/__init__.py"])
     assert check_dist.check_wheel(good) == []
     bad = _wheel(tmp_path / "bad.whl", [*expected[1:], "tests/test_ops.py",
-                                        "minigrad/__pycache__/a.pyc", "kernels/adam.py"],
+                                        "minigrad/__pycache__/a.pyc", "kernels/adam.py",
+                                        "benchmarks/__main__.py"],
                  entry_points="", name="minigrad")
     problems = "\n".join(check_dist.check_wheel(bad))
     assert f"missing {check_dist.expected_files()[expected[0]]} {expected[0]}" in problems
     for text in ("ships a test: tests/test_ops.py", "ships a cache", "top-level kernels",
+                 "top-level benchmarks package: benchmarks/__main__.py",
                  "not named minigrad-dl", "no console script"):
         assert text in problems
 
