@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -220,6 +221,28 @@ def scenario_ddp() -> None:
             opt.step()
         arrays["single_params"] = flat_params(ref)
 
+    # 1b. gradient_as_bucket_view: the same steps, .grad a view of the bucket (set to None by
+    # zero_grad, or kept and zeroed in place: then the engine accumulates into the bucket)
+    for set_to_none in (True, False):
+        mg.manual_seed(100 + r)
+        net = make_net()
+        ddp = DDP(net, bucket_cap_mb=BUCKET_MB, gradient_as_bucket_view=True)
+        opt = optim.Adam(ddp.parameters(), lr=1e-2)
+        grad_ids, in_bucket = set(), True
+        for step in range(steps):
+            opt.zero_grad(set_to_none=set_to_none)
+            shard = slice(r * per_rank, (r + 1) * per_rank)
+            F.cross_entropy(ddp(mg.tensor(X[step, shard])), mg.tensor(Y[step, shard])).backward()
+            grad_ids.update(id(p.grad.data) for p in net.parameters())
+            in_bucket &= all(any(np.shares_memory(p.grad.data, g.flat) for g in ddp._groups)
+                             for p in net.parameters())
+            opt.step()
+        arrays[f"view_params_{set_to_none}"] = flat_params(net)
+        values[f"view_in_bucket_{set_to_none}"] = bool(in_bucket)
+        # one .grad array per parameter for the whole run: nothing allocated per step
+        values[f"view_grad_arrays_{set_to_none}"] = len(grad_ids)
+    values["n_params"] = len(list(net.parameters()))
+
     # 2. no_sync: two micro-batches, gradients averaged once, over their sum
     mg.manual_seed(5)
     net = make_net()
@@ -406,6 +429,27 @@ def scenario_raise() -> None:
     if r == 1:
         raise ValueError("boom on rank 1")
     dist.all_reduce(mg.zeros(3))  # rank 0 waits here for a rank that is gone
+    time.sleep(60)
+
+
+def scenario_exit() -> None:
+    dist.init_process_group()
+    dist.barrier()
+    if dist.get_rank() == 1:
+        try:
+            sys.exit(3)
+        finally:
+            print("rank 1 cleaned up", flush=True)
+    dist.all_reduce(mg.zeros(3))  # rank 0 waits here for a rank that is gone
+    time.sleep(60)
+
+
+def scenario_killed() -> None:
+    dist.init_process_group()
+    dist.barrier()
+    if dist.get_rank() == 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+    dist.all_reduce(mg.zeros(3))
     time.sleep(60)
 
 

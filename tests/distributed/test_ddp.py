@@ -31,6 +31,17 @@ def test_shards_train_as_one_process_on_the_whole_batch(run):
     assert np.abs(params - single).max() <= 1e-5
 
 
+def test_gradient_as_bucket_view_trains_bit_for_bit_as_the_copying_mode(run):
+    params = run.arrays(0)["ddp_params"]
+    for set_to_none in (True, False):
+        np.testing.assert_array_equal(_same_on_every_rank(run, f"view_params_{set_to_none}"),
+                                      params)
+        values = run.values(0)
+        assert values[f"view_in_bucket_{set_to_none}"]  # every .grad is a view of a bucket
+        # the .grad arrays are the bucket's slices, the same ones every step
+        assert values[f"view_grad_arrays_{set_to_none}"] == values["n_params"]
+
+
 def test_calls_per_step_and_overlap(run):
     values = run.values(0)
     bound = math.ceil(values["param_bytes"] / values["bucket_bytes"]) + 1

@@ -12,13 +12,21 @@ How the averaging overlaps the backward pass (PyTorch's design, on MPI or NCCL):
    ``bucket_cap_mb`` (a parameter may straddle two buckets). A step needs
    ``ceil(bytes / bucket)`` all-reduce calls.
 2. ``forward`` arms the buckets. When the backward pass has finished a parameter's gradient
-   (a post-accumulate-grad hook), the gradient is copied into its place in the buffer; a bucket
-   whose parameters are all in starts its all-reduce at once (``Iallreduce``, or NCCL on a
-   side stream) while backward goes on with the layers below. Buckets start in one fixed
+   (a post-accumulate-grad hook), the gradient is written into its place in the buffer already
+   divided by the world size (one pass: the copy is the division, as in PyTorch's reducer); a
+   bucket whose parameters are all in starts its all-reduce at once (``Iallreduce``, or NCCL
+   on a side stream) while backward goes on with the layers below. Buckets start in one fixed
    order on every rank, as MPI and NCCL need.
 3. When the backward pass ends (a callback the engine runs after it), the buckets not yet
-   started are started, all are waited for, and each ``.grad`` receives the sum divided by the
-   world size. The optimizer and gradient clipping, which come later, see averaged gradients.
+   started are started, all are waited for, and each ``.grad`` receives its averaged slice. The
+   optimizer and gradient clipping, which come later, see averaged gradients.
+
+With ``gradient_as_bucket_view=True`` (PyTorch's option, off by default as there) ``.grad`` is
+a view of its slice of the bucket instead of a tensor of its own: the copy back after the
+all-reduce disappears, and so does the copy in when ``.grad`` is kept between steps
+(``optimizer.zero_grad(set_to_none=False)``: the engine then accumulates into the bucket
+itself, and the hook only scales it in place). Nothing is allocated per step but what the
+backward pass itself computes.
 
 A parameter that gets no gradient in a step on some rank (a branch not taken) counts as a zero
 gradient there; one that gets none on any rank keeps ``.grad`` None everywhere, as it would in
@@ -57,13 +65,16 @@ __all__ = ["DistributedDataParallel"]
 class _Slot:
     """One parameter's place in its group's flat buffer."""
 
-    __slots__ = ("param", "name", "group", "offset", "size", "chunks", "ready")
+    __slots__ = ("param", "name", "group", "offset", "size", "chunks", "ready", "shaped",
+                 "tensor")
 
     def __init__(self, param: Tensor, name: str, group: "_Group", offset: int) -> None:
         self.param, self.name, self.group, self.offset = param, name, group, offset
         self.size = int(param.data.size)
         self.chunks: list = []
         self.ready = False
+        self.shaped = None  # its slice of the bucket, in the parameter's shape (at allocate)
+        self.tensor = None  # `shaped` as the .grad of gradient_as_bucket_view
 
     def view(self) -> Any:
         return self.group.flat[self.offset : self.offset + self.size]
@@ -91,10 +102,14 @@ class _Group:
         self.slots: list = []
         self.numel = 0
         self.flat = None
+        self.n_ready = 0  # slots with a gradient in this step
 
     def allocate(self) -> None:
         xp = backend.xp_for(self.device)
         self.flat = xp.zeros(self.numel + len(self.slots), dtype=self.dtype)
+        for slot in self.slots:
+            slot.shaped = slot.view().reshape(slot.param.data.shape)
+            slot.tensor = Tensor._make(slot.shaped)
 
     def counts(self) -> Any:
         return self.flat[self.numel :]
@@ -120,6 +135,10 @@ class DistributedDataParallel(Module):
         bucket_cap_mb: the size of a gradient bucket, in MiB.
         find_unused_parameters: accepted for PyTorch's signature; unused parameters are always
             handled (see the module docstring).
+        gradient_as_bucket_view: make each ``.grad`` a view of its slice of the gradient
+            bucket (no copy back after the all-reduce, no gradient memory of its own). The
+            gradients are then overwritten by the next synchronised backward pass, as in
+            PyTorch.
 
     Attributes:
         module: the wrapped model (``ddp.module.state_dict()`` has no prefix; so has
@@ -141,7 +160,8 @@ class DistributedDataParallel(Module):
 
     def __init__(self, module: Module, device_ids: Any = None, output_device: Any = None,
                  broadcast_buffers: bool = True, process_group: ProcessGroup | None = None,
-                 bucket_cap_mb: float = 25, find_unused_parameters: bool = False) -> None:
+                 bucket_cap_mb: float = 25, find_unused_parameters: bool = False,
+                 gradient_as_bucket_view: bool = False) -> None:
         super().__init__()
         pg = process_group if process_group is not None else world()
         if pg is None:
@@ -156,6 +176,8 @@ class DistributedDataParallel(Module):
         self.bucket_bytes = int(bucket_cap_mb * 1024 * 1024)
         self.require_backward_grad_sync = True
         self.find_unused_parameters = bool(find_unused_parameters)
+        self.gradient_as_bucket_view = bool(gradient_as_bucket_view)
+        self._scale = 1.0 / pg.size  # the averaging, folded into the copy into the bucket
         self._groups = []
         self._chunks = []
         self._slot_of = {}
@@ -220,7 +242,8 @@ class DistributedDataParallel(Module):
         self._armed = False
 
     def extra_repr(self) -> str:
-        return f"world_size={self._pg.size}, bucket_cap_mb={self.bucket_bytes / 2**20:g}"
+        view = ", gradient_as_bucket_view=True" if self.gradient_as_bucket_view else ""
+        return f"world_size={self._pg.size}, bucket_cap_mb={self.bucket_bytes / 2**20:g}{view}"
 
     # ---------------------------------------------------------------- at wrap time
     def _check_same_model(self) -> None:
@@ -358,6 +381,8 @@ class DistributedDataParallel(Module):
         self._check_layout()
         for slot in self._slot_of.values():
             slot.ready = False
+        for group in self._groups:
+            group.n_ready = 0
         for chunk in self._chunks:
             chunk.pending = len(chunk.slots)
             chunk.work = None
@@ -376,11 +401,24 @@ class DistributedDataParallel(Module):
         if not self._queued:
             self._queued = True
             queue_callback(self._finish)
-        slot.view()[...] = param.grad.data.reshape(-1)
-        slot.ready = True
+        self._take_gradient(slot, param.grad)
         for chunk in slot.chunks:
             chunk.pending -= 1
         self._launch_ready()
+
+    def _take_gradient(self, slot: _Slot, grad: Tensor) -> None:
+        """Writes ``grad / world size`` into the slot's place in its bucket (in place when
+        ``.grad`` already is that place), and points ``.grad`` there in bucket-view mode."""
+        shaped = slot.shaped
+        xp = backend.array_module(shaped)
+        if grad is slot.tensor and grad.data is shaped:
+            xp.multiply(shaped, self._scale, out=shaped)
+        else:
+            xp.multiply(grad.data, self._scale, out=shaped)
+            if self.gradient_as_bucket_view:
+                slot.param.grad = slot.tensor
+        slot.ready = True
+        slot.group.n_ready += 1
 
     def _launch_ready(self) -> None:
         """Starts the complete chunks, in the fixed order."""
@@ -396,8 +434,11 @@ class DistributedDataParallel(Module):
     def _launch(self, chunk: _Chunk) -> None:
         group = chunk.group
         if chunk.last:  # 1 for each parameter that has a gradient on this rank
-            ready = np.array([s.ready for s in group.slots], dtype=group.dtype)
-            group.counts()[...] = backend.to_device(ready, group.device)
+            if group.n_ready == len(group.slots):
+                group.counts().fill(1)
+            else:
+                ready = np.array([s.ready for s in group.slots], dtype=group.dtype)
+                group.counts()[...] = backend.to_device(ready, group.device)
         stream = self._side_stream(group.device)
         chunk.work = self._pg.all_reduce(group.flat[chunk.start : chunk.stop], "sum",
                                          async_op=True, stream=stream)
@@ -428,15 +469,14 @@ class DistributedDataParallel(Module):
                     missing = True
                     grad = slot.param.grad
                     if grad is None:
-                        slot.view()[...] = 0
+                        slot.shaped[...] = 0
                     else:
-                        slot.view()[...] = grad.data.reshape(-1)
-                        slot.ready = True
+                        self._take_gradient(slot, grad)
             chunk.pending = 0
         self._launch_ready()
         for chunk in self._chunks:
             chunk.work.wait()
-        size = self._pg.size
+        as_view = self.gradient_as_bucket_view
         for group in self._groups:
             counts = None
             if missing:  # which parameters had a gradient on some rank (reads the device)
@@ -444,12 +484,13 @@ class DistributedDataParallel(Module):
             for i, slot in enumerate(group.slots):
                 if counts is not None and counts[i] == 0:
                     continue  # no rank had one: .grad stays None, as in one process
-                averaged = slot.view().reshape(slot.param.data.shape)
                 grad = slot.param.grad
-                if grad is None:
-                    slot.param.grad = Tensor._make(averaged / size)
-                elif grad.data.flags.c_contiguous:
-                    backend.array_module(averaged).divide(averaged, size, out=grad.data)
+                if grad is slot.tensor:
+                    continue  # bucket-view mode: .grad is the averaged slice already
+                if as_view:
+                    slot.param.grad = slot.tensor
+                elif grad is None:
+                    slot.param.grad = Tensor._make(slot.shaped.copy())
                 else:
-                    grad.data[...] = averaged / size
+                    grad.data[...] = slot.shaped
         self._next = 0
