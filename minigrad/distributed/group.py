@@ -9,8 +9,11 @@ through MPI by way of the host. A process started by another launcher that sets 
 without MPI: rank 0 hands out NCCL's id over TCP.
 
 Once the group exists, a rank that raises an uncaught exception prints its traceback and aborts
-the whole job (MPI_Abort), and a collective that waits longer than the timeout does the same
-(see ``_watchdog.py``), so a failure never leaves the other ranks hanging.
+the whole job (MPI_Abort), a rank that ends with ``sys.exit(status)``, status not 0, aborts it
+too (after its ``finally`` blocks have run), and a collective that waits longer than the timeout
+does the same (see ``_watchdog.py``), so a failure never leaves the other ranks hanging. A rank
+that is killed, or leaves through ``os._exit``, never finalises MPI: the MPI launcher ends the
+job itself.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import importlib.util
 import os
 import socket
 import sys
+import threading
 import time
 import traceback
 from typing import Any, Callable
@@ -178,15 +182,15 @@ class ProcessGroup:
         op(on_gpu, *args)
         array[...] = mg_backend.to_device(on_gpu, mg_backend.CPU)
 
-    def abort(self) -> None:
-        """Ends every process of the job now."""
+    def abort(self, code: int = 1) -> None:
+        """Ends every process of the job now, with exit status `code`."""
         sys.stdout.flush()
         sys.stderr.flush()
         if self._nccl is not None:
             self._nccl.abort()
         if self.mpi is not None:
-            self.mpi.abort(1)
-        os._exit(1)
+            self.mpi.abort(code)
+        os._exit(code)
 
     # ---------------------------------------------------------------- collectives
     def all_reduce(self, array: Array, op: str = "sum", async_op: bool = False,
@@ -644,9 +648,12 @@ def init_process_group(backend: str | None = None, init_method: str | None = Non
     _WORLD = group
     if size > 1:
         _install_excepthook(group)
+        _install_exit_hook()
 
 
 _previous_excepthook = None
+_original_exit: Callable | None = None  # sys.exit as it was before `_install_exit_hook`
+_exit_status: Any = None  # what the main thread last passed to sys.exit while a group existed
 
 
 def _install_excepthook(group: ProcessGroup) -> None:
@@ -663,6 +670,54 @@ def _install_excepthook(group: ProcessGroup) -> None:
         group.abort()
 
     sys.excepthook = abort_on_exception
+
+
+def _install_exit_hook() -> None:
+    """Wraps ``sys.exit`` so that the status a rank exits with is known at exit (Python's
+    ``atexit`` handlers are not told it): `_at_exit` aborts the job when it is not 0."""
+    global _original_exit
+    if _original_exit is not None:
+        return
+    _original_exit = sys.exit
+
+    def exit(status: Any = None) -> None:  # noqa: A001  (it is sys.exit)
+        """Exits the interpreter by raising SystemExit(status) (``sys.exit``; minigrad's
+        process group notes the status first, to abort the job at exit when it is not 0)."""
+        global _exit_status
+        if threading.current_thread() is threading.main_thread():  # elsewhere: one thread
+            _exit_status = status
+        _original_exit(status)
+
+    sys.exit = exit
+
+
+def _uninstall_exit_hook() -> None:
+    global _original_exit, _exit_status
+    if _original_exit is not None:
+        sys.exit = _original_exit
+    _original_exit, _exit_status = None, None
+
+
+def _failure_code(status: Any) -> int:
+    """The process exit status Python gives to ``sys.exit(status)`` (0: success)."""
+    if status is None:
+        return 0
+    if isinstance(status, int):
+        return status & 0xFF
+    return 1  # a message: Python prints it and exits with 1
+
+
+def _at_exit() -> None:
+    """At interpreter exit: a rank that leaves with a failure status while its group is still
+    initialised aborts the job (the other ranks may be waiting for it in a collective);
+    otherwise the group is destroyed."""
+    group, code = _WORLD, _failure_code(_exit_status)
+    if group is not None and group.size > 1 and code != 0:
+        sys.stdout.flush()
+        sys.stderr.write(f"minigrad.distributed: rank {group.rank} of {group.size} exited with "
+                         f"status {code}; aborting the job\n")
+        group.abort(code)
+    destroy_process_group()
 
 
 def _world(what: str) -> ProcessGroup:
@@ -731,7 +786,8 @@ def destroy_process_group() -> None:
     if _previous_excepthook is not None:
         sys.excepthook = _previous_excepthook
         _previous_excepthook = None
+    _uninstall_exit_hook()
     group.destroy()
 
 
-atexit.register(destroy_process_group)
+atexit.register(_at_exit)

@@ -2,6 +2,7 @@
 every collective leaves its tensor as it is, and the errors that say what to do."""
 
 import datetime
+import sys
 
 import numpy as np
 import pytest
@@ -129,3 +130,26 @@ def test_tcp_rendezvous_hands_rank_zeros_id_to_the_others(monkeypatch):
     for t in others:
         t.join(20)
     assert got == {1: the_id, 2: the_id}
+
+
+def test_the_exit_status_that_aborts_a_job_is_pythons():
+    # what the process would exit with: sys.exit(None) and 0 succeed, a message exits 1
+    codes = [group_module._failure_code(s) for s in (None, 0, 3, True, "bye", 256)]
+    assert codes == [0, 0, 3, 1, 1, 0]
+
+
+def test_a_world_of_one_leaves_sys_exit_alone(world_of_one):
+    assert group_module._original_exit is None and sys.exit.__module__ == "sys"
+
+
+def test_the_exit_hook_records_the_status_and_is_removed():
+    original = sys.exit
+    group_module._install_exit_hook()
+    try:
+        assert sys.exit is not original
+        with pytest.raises(SystemExit) as info:
+            sys.exit(4)
+        assert info.value.code == 4 and group_module._exit_status == 4
+    finally:
+        group_module._uninstall_exit_hook()
+    assert sys.exit is original and group_module._exit_status is None
