@@ -3,7 +3,8 @@
     python3 .ci/check_dist.py [--outdir DIR] [--no-isolation]
 
 Checks, in both archives: every CUDA source of ``kernels/`` (``*.cu``, ``*.cuh``) and every
-bundled data file of ``minigrad/data`` (``*.npz``, ``*.gz``, ``*.txt``) is there, and no tests,
+bundled data file of ``minigrad/data`` (``*.npz``, ``*.gz``, ``*.txt``) and every exercise
+stub (``minigrad/exercises/stubs/*.py``) is there, and no tests,
 ``__pycache__`` folders, ``.pyc`` files or pytest/ruff caches are. In the wheel: the
 distribution name is `DIST_NAME`, the kernels install as ``minigrad/kernels/`` (never as a
 top-level ``kernels`` package), no top-level ``benchmarks`` package is installed (they run from
@@ -39,6 +40,9 @@ def expected_files() -> dict:
     for pattern in DATA_PATTERNS:
         for path in sorted((ROOT / "minigrad" / "data").glob(pattern)):
             expected[f"minigrad/data/{path.name}"] = "bundled data"
+    # `minigrad exercises start NAME` copies these: an installed minigrad must have them
+    for path in sorted((ROOT / "minigrad" / "exercises" / "stubs").glob("*.py")):
+        expected[f"minigrad/exercises/stubs/{path.name}"] = "exercise stub"
     return expected
 
 
@@ -140,7 +144,7 @@ def main(argv: list | None = None) -> int:
         if problems:
             return 1
         n = len(expected_files())
-        print(f"check_dist: {wheel.name}: ok ({n} CUDA/data files, console script, no tests "
+        print(f"check_dist: {wheel.name}: ok ({n} CUDA/data/stub files, console script, no tests "
               "or caches)")
         print(f"check_dist: {sdist.name}: ok")
     return 0

@@ -17,12 +17,14 @@ import argparse
 from typing import List, Optional
 
 from minigrad.cli import (
-    bench, chat, demo, finetune, finetune_lm, generate, info, launch, sample, train_lm,
+    bench, chat, demo, exercises, finetune, finetune_lm, generate, info, launch, sample,
+    train_lm,
 )
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
-COMMANDS = (info, demo, train_lm, sample, finetune, launch, generate, chat, finetune_lm, bench)
+COMMANDS = (info, demo, train_lm, sample, finetune, launch, generate, chat, finetune_lm,
+            exercises, bench)
 
 
 def build_parser() -> argparse.ArgumentParser:
