@@ -29,7 +29,18 @@ DRAWS = {
         4, replacement=True, generator=g),
     "uniform_": lambda g: mg.zeros(6).uniform_(-2, 3, generator=g),
     "normal_": lambda g: mg.zeros(6).normal_(1.0, 0.5, generator=g),
+    "init.uniform_": lambda g: mg.nn.init.uniform_(mg.empty(5), -1.0, 1.0, generator=g),
+    "init.normal_": lambda g: mg.nn.init.normal_(mg.empty(5), 0.0, 2.0, generator=g),
+    "init.xavier_uniform_": lambda g: mg.nn.init.xavier_uniform_(mg.empty(3, 4), generator=g),
+    "init.xavier_normal_": lambda g: mg.nn.init.xavier_normal_(mg.empty(3, 4), generator=g),
+    "init.kaiming_uniform_": lambda g: mg.nn.init.kaiming_uniform_(mg.empty(3, 4), a=5**0.5,
+                                                                   generator=g),
+    "init.kaiming_normal_": lambda g: mg.nn.init.kaiming_normal_(mg.empty(3, 4), generator=g),
+    "init.trunc_normal_": lambda g: mg.nn.init.trunc_normal_(mg.empty(50), a=-0.5, b=0.5,
+                                                             generator=g),
+    "init.orthogonal_": lambda g: mg.nn.init.orthogonal_(mg.empty(3, 4), generator=g),
 }
+INIT_FUNCTIONS = [n.split(".")[1] for n in DRAWS if n.startswith("init.")]
 
 
 @pytest.mark.parametrize("name", sorted(DRAWS))
@@ -211,6 +222,17 @@ def test_samplers_take_a_generator(make):
     assert list(make(mg.Generator().manual_seed(5))) == first
     draws = [list(make(mg.Generator().manual_seed(s))) for s in range(6, 10)]
     assert any(d != first for d in draws)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("name", INIT_FUNCTIONS)
+def test_init_functions_take_generator_where_pytorchs_do(name):
+    torch = pytest.importorskip("torch")
+    import inspect  # noqa: PLC0415
+
+    theirs = inspect.signature(getattr(torch.nn.init, name)).parameters
+    ours = inspect.signature(getattr(mg.nn.init, name)).parameters
+    assert "generator" in theirs and list(ours) == list(theirs)
 
 
 @pytest.mark.torch

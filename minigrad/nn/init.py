@@ -1,8 +1,9 @@
 """Parameter initialisers with PyTorch's names and formulas (``mg.nn.init.xavier_uniform_``).
 
 Each one fills a tensor in place, under :class:`~minigrad.no_grad`, with random numbers from the
-tensor's device generator (``mg.manual_seed`` makes them reproducible), drawn directly in the
-tensor's dtype, and returns the tensor.
+tensor's device generator (``mg.manual_seed`` makes them reproducible) or, as in PyTorch, from
+``generator=`` (an ``mg.Generator`` of the tensor's device type), drawn directly in the tensor's
+dtype, and returns the tensor.
 
 Example:
     >>> import minigrad as mg
@@ -33,14 +34,15 @@ def _draw_dtype(dtype: np.dtype) -> np.dtype:
     return dtype if dtype in (np.float32, np.float64) else np.dtype(np.float32)
 
 
-def random_uniform_array(device, shape, dtype) -> Array:
-    """Uniform numbers in [0, 1) of ``dtype`` from ``device``'s generator (no float64 detour).
+def random_uniform_array(device, shape, dtype, generator=None) -> Array:
+    """Uniform numbers in [0, 1) of ``dtype`` from ``device``'s generator (or ``generator``),
+    with no float64 detour.
 
     Shared with ``F.dropout``. NumPy's ``Generator.random`` and CuPy's
     ``RandomState.random_sample`` take the dtype directly.
     """
     dtype = np.dtype(dtype)
-    gen = backend.generator(device)
+    gen = backend.generator(device, generator)
     if device.type == "cpu":
         out = gen.random(tuple(shape), dtype=_draw_dtype(dtype))
     else:
@@ -49,10 +51,10 @@ def random_uniform_array(device, shape, dtype) -> Array:
     return out if out.dtype == dtype else out.astype(dtype)
 
 
-def random_normal_array(device, shape, dtype) -> Array:
-    """Standard normal numbers of ``dtype`` from ``device``'s generator."""
+def random_normal_array(device, shape, dtype, generator=None) -> Array:
+    """Standard normal numbers of ``dtype`` from ``device``'s generator (or ``generator``)."""
     dtype = np.dtype(dtype)
-    gen = backend.generator(device)
+    gen = backend.generator(device, generator)
     if device.type == "cpu":
         out = gen.standard_normal(tuple(shape), dtype=_draw_dtype(dtype))
     else:
@@ -77,7 +79,7 @@ def _check_float(tensor: Tensor, name: str) -> None:
 # ---------------------------------------------------------------------------- basic fills
 
 
-def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
+def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0, generator=None) -> Tensor:
     """Fill with values drawn from U(a, b).
 
     Example:
@@ -87,12 +89,12 @@ def uniform_(tensor: Tensor, a: float = 0.0, b: float = 1.0) -> Tensor:
         True
     """
     _check_float(tensor, "uniform_")
-    u = random_uniform_array(tensor.device, tensor.shape, tensor.dtype)
+    u = random_uniform_array(tensor.device, tensor.shape, tensor.dtype, generator)
     dt = u.dtype.type
     return _fill(tensor, u * dt(b - a) + dt(a))
 
 
-def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
+def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, generator=None) -> Tensor:
     """Fill with values drawn from N(mean, std**2).
 
     Example:
@@ -101,7 +103,7 @@ def normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0) -> Tensor:
         (2, 3)
     """
     _check_float(tensor, "normal_")
-    z = random_normal_array(tensor.device, tensor.shape, tensor.dtype)
+    z = random_normal_array(tensor.device, tensor.shape, tensor.dtype, generator)
     dt = z.dtype.type
     return _fill(tensor, z * dt(std) + dt(mean))
 
@@ -204,7 +206,7 @@ def _calculate_correct_fan(tensor: Tensor, mode: str) -> int:
 # ---------------------------------------------------------------------------- schemes
 
 
-def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
+def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     """Glorot uniform: U(-a, a), a = gain * sqrt(6 / (fan_in + fan_out)).
 
     Example:
@@ -216,10 +218,10 @@ def xavier_uniform_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
     a = math.sqrt(3.0) * std
-    return uniform_(tensor, -a, a)
+    return uniform_(tensor, -a, a, generator)
 
 
-def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
+def xavier_normal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     """Glorot normal: N(0, std**2), std = gain * sqrt(2 / (fan_in + fan_out)).
 
     Example:
@@ -229,11 +231,11 @@ def xavier_normal_(tensor: Tensor, gain: float = 1.0) -> Tensor:
     """
     fan_in, fan_out = _calculate_fan_in_and_fan_out(tensor)
     std = gain * math.sqrt(2.0 / float(fan_in + fan_out))
-    return normal_(tensor, 0.0, std)
+    return normal_(tensor, 0.0, std, generator)
 
 
 def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
-                     nonlinearity: str = "leaky_relu") -> Tensor:
+                     nonlinearity: str = "leaky_relu", generator=None) -> Tensor:
     """He uniform: U(-bound, bound), bound = gain * sqrt(3 / fan), gain from ``nonlinearity``.
 
     ``Linear`` uses ``a=sqrt(5)``, which gives bound = 1 / sqrt(fan_in).
@@ -247,11 +249,11 @@ def kaiming_uniform_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
     fan = _calculate_correct_fan(tensor, mode)
     gain = calculate_gain(nonlinearity, a)
     bound = math.sqrt(3.0) * gain / math.sqrt(fan) if fan else 0.0
-    return uniform_(tensor, -bound, bound)
+    return uniform_(tensor, -bound, bound, generator)
 
 
 def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
-                    nonlinearity: str = "leaky_relu") -> Tensor:
+                    nonlinearity: str = "leaky_relu", generator=None) -> Tensor:
     """He normal: N(0, std**2), std = gain / sqrt(fan).
 
     Example:
@@ -262,11 +264,11 @@ def kaiming_normal_(tensor: Tensor, a: float = 0, mode: str = "fan_in",
     fan = _calculate_correct_fan(tensor, mode)
     gain = calculate_gain(nonlinearity, a)
     std = gain / math.sqrt(fan) if fan else 0.0
-    return normal_(tensor, 0.0, std)
+    return normal_(tensor, 0.0, std, generator)
 
 
 def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float = -2.0,
-                  b: float = 2.0) -> Tensor:
+                  b: float = 2.0, generator=None) -> Tensor:
     """Fill with N(mean, std**2) truncated to [a, b] (``a`` and ``b`` are absolute bounds).
 
     Drawn by rejection: values outside [a, b] are redrawn, which gives exactly the truncated
@@ -283,7 +285,7 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
         raise ValueError(f"trunc_normal_: expected a < b, got a={a}, b={b}")
     xp, dev = tensor.xp, tensor.device
     lo, hi = (a - mean) / std, (b - mean) / std  # bounds in standard units
-    z = random_normal_array(dev, tensor.shape, tensor.dtype)
+    z = random_normal_array(dev, tensor.shape, tensor.dtype, generator)
     # NOTE: each round redraws only the rejected values; a few rounds suffice unless [a, b]
     # holds almost no probability, where the remainder is clipped to the interval.
     for _ in range(1000):
@@ -291,7 +293,7 @@ def trunc_normal_(tensor: Tensor, mean: float = 0.0, std: float = 1.0, a: float 
         n_bad = int(bad.sum())
         if n_bad == 0:
             break
-        z[bad] = random_normal_array(dev, (n_bad,), tensor.dtype)
+        z[bad] = random_normal_array(dev, (n_bad,), tensor.dtype, generator)
     z = xp.clip(z, lo, hi)
     dt = z.dtype.type
     return _fill(tensor, xp.clip(z * dt(std) + dt(mean), a, b))
@@ -301,7 +303,6 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     """Fill with a (semi-)orthogonal matrix times ``gain`` (Saxe et al. 2013), PyTorch's way:
     the tensor viewed as ``(size(0), rest)``, the Q of a Gaussian matrix's QR decomposition,
     its columns' signs fixed by R's diagonal so the result is uniformly distributed.
-    ``generator`` is accepted and ignored (the device's generator draws, as everywhere).
 
     Example:
         >>> import minigrad as mg
@@ -318,7 +319,7 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     rows = tensor.shape[0]
     cols = tensor.numel() // rows
     work = np.float64 if tensor.dtype == np.float64 else np.float32
-    flat = random_normal_array(tensor.device, (rows, cols), work)
+    flat = random_normal_array(tensor.device, (rows, cols), work, generator)
     if rows < cols:
         flat = flat.T
     q, r = xp.linalg.qr(flat)
