@@ -13,6 +13,8 @@ from minigrad.exercises._base import Exercise, Wrong, close, expect_tuple
 from minigrad.models.llama import KVCache
 from minigrad.tensor import Tensor
 
+__all__ = ["EXERCISE", "solution"]  # the checks are reached through EXERCISE.checks
+
 B, H, D = 2, 3, 4
 CHUNKS = (3, 1, 1, 1, 1)  # a prompt of 3 positions, then 4 tokens one at a time
 

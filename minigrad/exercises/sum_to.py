@@ -15,6 +15,8 @@ from minigrad.exercises._base import Exercise, Wrong, close
 from minigrad.ops.shape import SumToFn
 from minigrad.tensor import Tensor
 
+__all__ = ["EXERCISE", "solution"]  # the checks are reached through EXERCISE.checks
+
 # (the broadcast shape, the shape to sum down to)
 CASES = [
     ((3, 4), (4,)),  # a new leading dimension
