@@ -6,6 +6,7 @@ and on a deliberately wrong solution, with a message that names the problem.
 """
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -147,6 +148,14 @@ def test_every_exercise_has_a_stub_a_lesson_and_a_solution_place():
         assert f"exercises check {name}" in ex.stub_path.read_text()
 
 
+def test_each_graded_exercise_is_in_its_lesson_and_no_other():
+    graded = {}
+    for lesson in sorted((ROOT / "docs" / "course").glob("[0-9][0-9]-*.md")):
+        for name in re.findall(r"\*\*Graded: `(\w+)`\.\*\*", lesson.read_text()):
+            graded[name] = lesson.name
+    assert graded == {name: exercises.get(name).lesson for name in NAMES}
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_minigrads_own_code_passes(name):
     ex = exercises.get(name)
@@ -252,7 +261,7 @@ def test_the_cli_in_a_subprocess(tmp_path):
     assert started.returncode == 0 and (tmp_path / "minigrad-exercises" / "sum_to.py").is_file()
     stub = _cli("check", "sum_to", cwd=tmp_path)
     assert stub.returncode == 1 and "not written yet" in stub.stdout
-    assert "3 of 3 checks failed" in stub.stdout
+    assert "3 of 3 checks failed" in stub.stdout and "04-broadcasting.md" in stub.stdout
 
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "sum_to.py").write_text(_solved("sum_to"))

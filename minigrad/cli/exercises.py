@@ -76,7 +76,8 @@ def _check(exercise, args) -> int:
             print(f"        {problem}")
     failed = sum(problem is not None for _, problem in results)
     if failed:
-        print(f"{failed} of {len(results)} checks failed.")
+        print(f"{failed} of {len(results)} checks failed. The lesson: docs/course/"
+              f"{exercise.lesson}")
         return 1
     print(f"all {len(results)} checks pass. minigrad's own solution: {exercise.solution_in}")
     return 0
