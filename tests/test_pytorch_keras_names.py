@@ -178,3 +178,76 @@ def test_keras_habits(tmp_path):
     classifier.compile(optimizer=keras.optimizers.RMSprop(),
                        loss="sparse_categorical_crossentropy")
     classifier.fit(x, np.array([0, 1] * 4), class_weight={0: 1.0, 1: 2.0}, verbose=0)
+
+
+# A PyTorch program as a course writes it; run with torch and with minigrad, only the imports
+# changed (the acceptance of issue 19).
+PROGRAM = '''
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset, random_split
+
+torch.manual_seed(0)
+device = "cuda" if torch.cuda.is_available() else "cpu"
+rng = np.random.default_rng(0)
+x = rng.normal(size=(240, 8)).astype(np.float32)
+y = (x[:, 0] + x[:, 1] > 0).astype(np.int64) + 2 * (x[:, 2] > 0.5)
+data = TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+train_set, val_set = random_split(data, [0.8, 0.2], generator=torch.Generator().manual_seed(42))
+train_loader = DataLoader(train_set, batch_size=32, shuffle=True, pin_memory=True,
+                          generator=torch.Generator().manual_seed(1))
+val_loader = DataLoader(val_set, batch_size=64)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(8, 32)
+        self.drop = nn.Dropout(0.1)
+        self.fc2 = nn.Linear(32, 4)
+
+    def forward(self, x):
+        return self.fc2(self.drop(F.silu(self.fc1(x))))
+
+
+model = Net().to(device)
+optimizer = torch.optim.RMSprop(model.parameters(), lr=1e-2)
+scheduler = torch.optim.lr_scheduler.ExponentialLR(optimizer, gamma=0.95)
+loss_fn = nn.CrossEntropyLoss()
+for epoch in range(8):
+    model.train()
+    for xb, yb in train_loader:
+        xb, yb = xb.to(device), yb.to(device)
+        optimizer.zero_grad()
+        loss = loss_fn(model(xb), yb)
+        loss.backward()
+        optimizer.step()
+    scheduler.step()
+model.eval()
+correct = 0
+with torch.inference_mode():
+    for xb, yb in val_loader:
+        correct += (model(xb.to(device)).argmax(dim=1) == yb.to(device)).sum().item()
+accuracy = correct / len(val_set)
+torch.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()}, PATH)
+state = torch.load(PATH)
+model.load_state_dict(state["model"])
+optimizer.load_state_dict(state["optimizer"])
+'''
+
+
+@pytest.mark.parametrize("lib", ["minigrad", pytest.param("torch", marks=pytest.mark.torch)])
+def test_a_pytorch_program_runs_unchanged_apart_from_the_import(lib, tmp_path):
+    if lib == "torch":
+        pytest.importorskip("torch")
+    source = PROGRAM if lib == "torch" else PROGRAM.replace("import torch.nn as nn",
+                                                            "import minigrad.nn as nn").replace(
+        "import torch.nn.functional as F", "import minigrad.nn.functional as F").replace(
+        "import torch\n", "import minigrad as torch\n").replace(
+        "from torch.utils.data", "from minigrad.utils.data")
+    namespace = {"PATH": str(tmp_path / "checkpoint.pt")}
+    with pytest.warns(UserWarning, match="pin_memory"):  # no GPU here: PyTorch's warning
+        exec(compile(source, f"<{lib} program>", "exec"), namespace)  # noqa: S102
+    assert namespace["accuracy"] > 0.7, namespace["accuracy"]
