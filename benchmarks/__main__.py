@@ -8,14 +8,17 @@ The benchmarks live in the checkout, not in the installed package (``pip install
 `minigrad` only): run ``python -m benchmarks`` from the checkout's root folder, or
 ``python PATH/TO/CHECKOUT/benchmarks`` from any folder.
 
-Kernels are validated against their composite reference before they are timed (a mismatch
-stops the run). CPU timings follow ``OMP_NUM_THREADS`` (PyTorch gets the same thread count).
+Every comparison runs each side in a fresh process of its own, as users run a framework:
+minigrad fused, minigrad composite and PyTorch, in interleaved rounds (``--rounds``, 3 by
+default), medians over the rounds (``fresh.py`` says why). Kernels are validated against their
+composite reference before they are timed, and the workloads' sides must give the same loss
+(a mismatch stops the run). CPU timings follow ``OMP_NUM_THREADS`` (PyTorch gets the same
+thread count).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import sys
 import traceback
@@ -27,36 +30,18 @@ if not __package__:  # run as ``python PATH/TO/CHECKOUT/benchmarks``: import it 
 import minigrad as mg  # noqa: E402
 from benchmarks import bench_llm, workloads  # noqa: E402
 from benchmarks.common import RESULTS, machine, markdown_table, threads  # noqa: E402
-from benchmarks.kernel_bench import HEADERS, device_peaks, format_row, run_case  # noqa: E402
+from benchmarks.kernel_bench import (  # noqa: E402, F401  (kernel_cases: re-exported)
+    HEADERS, device_peaks, format_row, kernel_cases, run_fresh,
+)
 
-KERNELS = ["softmax_cross_entropy", "adam", "dropout", "layer_norm", "gelu", "attention",
-           "lstm", "gru", "conv", "maxpool", "batch_norm"]
-
-
-def kernel_cases(device: str):
-    """(module name, case builder) for every kernel benchmark to run on ``device``."""
-    for name in KERNELS:
-        module = importlib.import_module(f"benchmarks.bench_{name}")
-        yield name, module.case
-        if name == "adam":
-            yield "adam_many", module.many_case
-        if name == "conv":
-            yield "conv_first", module.first_case
-            yield "conv_transpose", module.transpose_case
-        if name == "attention":
-            yield "attention_T1024", module.mid_case
-            if device.startswith("cuda"):
-                yield "attention_T4096", module.long_case
-                yield "attention_T4096_fwd", module.long_forward_case
-
-
-def run_kernels(device: str, quick: bool, only) -> list:
+def run_kernels(device: str, quick: bool, only, rounds: int) -> list:
+    """Every kernel case, each variant in fresh processes (``kernel_bench.run_fresh``)."""
     rows = []
-    for name, build in kernel_cases(device):
+    for name, _ in kernel_cases(device):
         if only and name not in only and name.split("_T")[0] not in only:
             continue
         try:
-            result = run_case(build(device, quick), device, quick)
+            result = run_fresh(name, device, quick, rounds)
         except Exception as exc:  # one failing kernel does not stop the others
             traceback.print_exc()
             result = {"kernel": name, "error": f"{type(exc).__name__}: {exc}"}
@@ -129,19 +114,24 @@ def main(argv=None) -> None:
                         help="cpu, cuda[:N], or all (the default: the CPU and a usable GPU)")
     parser.add_argument("--quick", action="store_true", help="short timings (one GPU run)")
     parser.add_argument("--only", default="", help="comma-separated kernels and/or W1..W6")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="interleaved rounds of fresh processes per comparison "
+                             f"(default {workloads.ROUNDS}, 1 with --quick)")
     args = parser.parse_args(argv)
     only = {s.strip() for s in args.only.split(",") if s.strip()}
     for device in devices_for(args.device):
-        run_device(device, args.quick, only)
+        run_device(device, args.quick, only, args.rounds)
 
 
-def run_device(device: str, quick: bool, only: set) -> None:
+def run_device(device: str, quick: bool, only: set, rounds: int = None) -> None:
     """Every kernel and workload on one device; tables, JSON and chart under results/."""
-    print(f"device {device}, threads {threads()}, quick {quick}", flush=True)
+    rounds = rounds or (1 if quick else workloads.ROUNDS)
+    print(f"device {device}, threads {threads()}, quick {quick}, rounds {rounds} (each "
+          "framework in fresh processes of its own)", flush=True)
 
-    kernel_rows = run_kernels(device, quick, only)
+    kernel_rows = run_kernels(device, quick, only, rounds)
     names = [w for w in ("W1", "W2", "W3", "W4", "W5") if not only or w in only]
-    workload_rows = workloads.run(names, device, quick) if names else {}
+    workload_rows = workloads.run(names, device, quick, rounds=rounds) if names else {}
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     tables = []

@@ -9,6 +9,7 @@ returns the outputs and gradients (NumPy arrays) used for the validation.
 
 from __future__ import annotations
 
+import importlib
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -146,26 +147,50 @@ def device_peaks(device: str) -> dict:
 
 
 def run_case(case: Case, device: str, quick: bool) -> dict:
-    """Validate, then time; one result row as a dict."""
+    """Validate, then time fused, composite and PyTorch in this process; one result row as a
+    dict. (``python -m benchmarks`` times each variant in a fresh process instead:
+    :func:`run_fresh`.)"""
     err = validate(case)
+    times = interleaved_ms(_variants(case, device, "all"), 1.0 if quick else 6.0,
+                           device=device)
+    return finish_row(case.name, case.shape, device, times, err, case.notes, case.torch_device,
+                      case.flops, case.bytes)
+
+
+VARIANTS = ("fused", "composite", "torch")
+
+
+def _variants(case: Case, device: str, which: str) -> dict:
+    """The timed calls of a case, ``name -> (fn, sync, fused)``: ``which`` is one of
+    :data:`VARIANTS` (PyTorch with its extra variants) or ``"all"``."""
     sync = sync_for(device)
-    budget = 1.0 if quick else 6.0
-    result = {"kernel": case.name, "shape": case.shape, "device": device,
-              "max_abs_diff": err, **case.notes}
-    variants = {"fused_ms": (case.step, sync, True), "composite_ms": (case.step, sync, False)}
-    if case.torch_step is not None:
+    out = {}
+    if which in ("fused", "all"):
+        out["fused_ms"] = (case.step, sync, True)
+    if which in ("composite", "all"):
+        out["composite_ms"] = (case.step, sync, False)
+    if which in ("torch", "all") and case.torch_step is not None:
         torch_sync = lambda: None  # noqa: E731
         if (case.torch_device or "cpu").startswith("cuda"):
             torch_sync = torch_module().cuda.synchronize
-        variants["torch_ms"] = (case.torch_step, torch_sync, True)
+        out["torch_ms"] = (case.torch_step, torch_sync, True)
         for label, step in case.torch_variants.items():
-            variants[f"torch {label}"] = (step, torch_sync, True)
-        result["torch_device"] = case.torch_device
-    times = interleaved_ms(variants, budget, device=device)
+            out[f"torch {label}"] = (step, torch_sync, True)
+    return out
+
+
+def finish_row(kernel, shape, device, times, max_abs_diff, notes, torch_device, flops, nbytes):
+    """A result row from the variants' times: ratios, and on a GPU the achieved bandwidth,
+    FLOP rate and share of the roofline."""
+    result = {"kernel": kernel, "shape": shape, "device": device, "max_abs_diff": max_abs_diff,
+              **notes}
+    times = dict(times)
     extra = {name.removeprefix("torch "): times.pop(name) for name in list(times)
              if name.startswith("torch ")}
     if extra:
         result["torch_variants_ms"] = extra
+    if "torch_ms" in times:
+        result["torch_device"] = torch_device
     result.update(times)
     result["speedup"] = result["composite_ms"] / result["fused_ms"]
     if "torch_ms" in result:
@@ -173,19 +198,78 @@ def run_case(case: Case, device: str, quick: bool) -> dict:
     if device.startswith("cuda"):
         peaks = device_peaks(device)
         seconds = result["fused_ms"] / 1e3
-        if case.bytes:
-            result["gb_s"] = case.bytes / seconds / 1e9
+        if nbytes:
+            result["gb_s"] = nbytes / seconds / 1e9
             if "peak_gb_s" in peaks:
                 result["pct_peak_bw"] = 100 * result["gb_s"] / peaks["peak_gb_s"]
-        if case.flops:
-            result["tflop_s"] = case.flops / seconds / 1e12
+        if flops:
+            result["tflop_s"] = flops / seconds / 1e12
             if "peak_fp32_tflop_s" in peaks:
                 result["pct_peak_fp32"] = 100 * result["tflop_s"] / peaks["peak_fp32_tflop_s"]
-        roofline = roofline_ms(case, peaks)
+        roofline = roofline_ms(Case(kernel, shape, None, None, flops=flops, bytes=nbytes), peaks)
         if roofline:
             result["roofline_ms"] = roofline
             result["pct_roofline"] = 100 * roofline / result["fused_ms"]
     return result
+
+
+def run_variant(kernel: str, variant: str, device: str, quick: bool) -> dict:
+    """Time one variant of one kernel case in this process (meant for a fresh one: see
+    :func:`run_fresh`); the fused variant's process validates it against the composite first.
+    """
+    builders = dict(kernel_cases(device))
+    if kernel not in builders:
+        raise ValueError(f"unknown kernel case {kernel!r}; known: {sorted(builders)}")
+    case = builders[kernel](device, quick)
+    err = validate(case) if variant == "fused" else None
+    variants = _variants(case, device, variant)  # none: no PyTorch for this device
+    times = interleaved_ms(variants, 1.0 if quick else 6.0, device=device) if variants else {}
+    return {"times": times, "max_abs_diff": err, "shape": case.shape, "notes": case.notes,
+            "torch_device": case.torch_device, "flops": case.flops, "bytes": case.bytes}
+
+
+def run_fresh(kernel: str, device: str, quick: bool, rounds: int) -> dict:
+    """One kernel case with each variant (fused, composite, PyTorch) timed in fresh processes
+    of its own, in ``rounds`` interleaved rounds; medians over rounds; one result row."""
+    from benchmarks import fresh
+
+    variants = ["fused", "composite"] + (["torch"] if torch_module() is not None else [])
+    per_round = {v: [] for v in variants}
+    for r in range(rounds):
+        for variant in fresh.rotated(variants, r):
+            env = {"MINIGRAD_MALLOC_TUNING": "0"} if variant == "torch" else {}
+            per_round[variant].append(fresh.run(
+                "benchmarks.kernel_bench:run_variant",
+                {"kernel": kernel, "variant": variant, "device": device, "quick": quick},
+                env=env))
+    times = {}
+    for answers in per_round.values():
+        for label in answers[0]["times"]:  # (PyTorch's may be empty: no comparison)
+            times[label] = statistics.median(a["times"][label] for a in answers)
+    first = per_round["fused"][0]
+    return finish_row(kernel, first["shape"], device, times, first["max_abs_diff"],
+                      first["notes"], first["torch_device"], first["flops"], first["bytes"])
+
+
+KERNELS = ["softmax_cross_entropy", "adam", "dropout", "layer_norm", "gelu", "attention",
+           "lstm", "gru", "conv", "maxpool", "batch_norm"]
+
+
+def kernel_cases(device: str):
+    """(case name, case builder) for every kernel benchmark to run on ``device``."""
+    for name in KERNELS:
+        module = importlib.import_module(f"benchmarks.bench_{name}")
+        yield name, module.case
+        if name == "adam":
+            yield "adam_many", module.many_case
+        if name == "conv":
+            yield "conv_first", module.first_case
+            yield "conv_transpose", module.transpose_case
+        if name == "attention":
+            yield "attention_T1024", module.mid_case
+            if device.startswith("cuda"):
+                yield "attention_T4096", module.long_case
+                yield "attention_T4096_fwd", module.long_forward_case
 
 
 def torch_module():
@@ -292,7 +376,8 @@ HEADERS = ["kernel", "shape", "fused ms", "composite ms", "composite / fused", "
 
 
 def main_for(module_case, argv=None) -> None:
-    """The ``__main__`` of a bench_<kernel>.py: run its case and print one table row."""
+    """The ``__main__`` of a bench_<kernel>.py: its case with each variant in fresh processes
+    (:func:`run_fresh`), one table row."""
     import argparse
 
     from benchmarks.common import markdown_table
@@ -300,6 +385,11 @@ def main_for(module_case, argv=None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    r = run_case(module_case(args.device, args.quick), args.device, args.quick)
+    names = [name for name, build in kernel_cases(args.device) if build is module_case]
+    if not names:
+        raise ValueError(f"{module_case.__module__}.{module_case.__name__} is not a listed "
+                         "kernel case (kernel_bench.KERNELS)")
+    r = run_fresh(names[0], args.device, args.quick, 1 if args.quick else args.rounds)
     print(markdown_table(HEADERS, [format_row(r)]))

@@ -6,7 +6,10 @@ that the harness computes and reports what it claims to.
 """
 
 import json
+import os
+import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -89,9 +92,9 @@ def test_default_devices_are_the_cpu_and_a_usable_gpu(monkeypatch):
     assert bench_main.devices_for("all") == ["cpu", "cuda:0"]
     assert bench_main.devices_for("cuda") == ["cuda:0"]
     seen = []
-    monkeypatch.setattr(bench_main, "run_device", lambda d, q, o: seen.append((d, q, o)))
+    monkeypatch.setattr(bench_main, "run_device", lambda d, q, o, r: seen.append((d, q, o, r)))
     bench_main.main(["--quick", "--only", "gelu"])
-    assert seen == [("cpu", True, {"gelu"}), ("cuda:0", True, {"gelu"})]
+    assert seen == [("cpu", True, {"gelu"}, None), ("cuda:0", True, {"gelu"}, None)]
 
 
 def test_validate_names_the_kernel_on_a_mismatch():
@@ -200,15 +203,18 @@ def test_the_gpu_benchmark_path_runs_end_to_end(tmp_path, monkeypatch):
     if not mg.cuda.is_available():
         pytest.skip("needs CuPy and an NVIDIA GPU (or MINIGRAD_FAKE_CUDA=1)")
     monkeypatch.setattr(bench_main, "RESULTS", tmp_path)
-    monkeypatch.setattr(workloads, "_time", lambda variants, n, repeats, device: {
-        name: 1.0 for name in variants})  # W1's steps are slow in the simulator: not timed
+    monkeypatch.setattr(workloads, "QUICK_TIMING", (1, 1))  # W1 is slow in the simulator
+    if getattr(sys.modules.get("cupy"), "__fake__", False):  # the fresh processes get it too
+        tests = str(Path(__file__).resolve().parent)
+        monkeypatch.setenv("PYTHONPATH", os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")]))
+        monkeypatch.setenv("BENCH_FRESH_PRELOAD", "fake_cuda.autoinstall")
     bench_main.main(["--quick", "--device", "cuda", "--only", "adam_many,W1"])
     text = (tmp_path / "benchmarks_cuda.md").read_text()
     data = json.loads((tmp_path / "benchmarks_cuda.json").read_text())
     assert data["device"] == "cuda:0" and "GB/s" in text
     row = data["kernels"][0]
     assert row["kernel"] == "adam_many" and row["gb_s"] > 0 and "error" not in row
-    assert data["workloads"]["W1"]["minigrad_ms"] == 1.0
+    assert data["workloads"]["W1"]["minigrad_ms"] > 0
 
 
 @pytest.mark.parametrize("fused_on", [True, False], ids=["fused", "composite"])
@@ -239,3 +245,72 @@ def test_workload_steps_stay_float32(monkeypatch, name, fused_on):
     opt_state = [v for s in step.optimizer.state.values() for v in s.values()
                  if hasattr(v, "dtype") and v.dtype.kind == "f"]
     assert opt_state and all(v.dtype == np.float32 for v in opt_state)
+
+
+# ---------------------------------------------------------------------------- fresh processes
+
+
+def test_fresh_run_returns_the_childs_value_in_its_own_process():
+    import os
+
+    from benchmarks import fresh
+
+    assert fresh.run("os:getpid", {}) != os.getpid()
+    assert fresh.run("os:getenv", {"key": "MG_FRESH_TEST"}, env={"MG_FRESH_TEST": "7"}) == "7"
+    os.environ["MG_FRESH_TEST_GONE"] = "1"
+    try:
+        assert fresh.run("os:getenv", {"key": "MG_FRESH_TEST_GONE"},
+                         env={"MG_FRESH_TEST_GONE": None}) is None
+    finally:
+        del os.environ["MG_FRESH_TEST_GONE"]
+
+
+def test_fresh_run_raises_the_childs_error_with_its_traceback():
+    from benchmarks import fresh
+
+    with pytest.raises(fresh.FreshProcessError, match="JSONDecodeError"):
+        fresh.run("json:loads", {"s": "{"})
+    assert fresh.rotated(["a", "b", "c"], 4) == ["b", "c", "a"]
+
+
+def test_each_workload_side_runs_alone_in_its_process(tmp_path):
+    """The PyTorch side never imports minigrad (whose import tunes the C allocator) and the
+    minigrad sides never import torch; all sides report the same evaluation loss."""
+    from benchmarks import fresh, workload_side
+
+    import minigrad as mg
+
+    mg.manual_seed(0)
+    model = workload_side._build(mg.nn, "W1")
+    weights = str(tmp_path / "w.npz")
+    np.savez(weights, **{k: v.numpy() for k, v in model.state_dict().items()})
+    sides = ["fused", "composite"] + (["torch"] if workloads._torch_device("cpu") else [])
+    out = {side: fresh.run("benchmarks.workload_side:run_side", {
+        "name": "W1", "side": side, "device": "cpu", "weights": weights, "steps": 1,
+        "repeats": 2, "threads": 1, "phases": False}, env=workloads.SIDE_ENV[side])
+        for side in sides}
+    assert out["fused"]["imported"] == ["minigrad"] == out["composite"]["imported"]
+    if "torch" in out:
+        assert out["torch"]["imported"] == ["torch"]
+    losses = [r["eval_loss"] for r in out.values()]
+    assert max(losses) - min(losses) < 1e-4
+    assert all(len(r["ms"]) == 2 and r["peak_step_mib"] > 0 for r in out.values())
+
+
+def test_sides_that_disagree_stop_the_run():
+    def side(loss):
+        return [{"eval_loss": loss, "ms_median": 1.0, "phases": {"forward": 1.0},
+                 "peak_step_mib": 1.0, "peak_rss_mib": 1.0, "page_faults_per_step": 0.0}]
+
+    with pytest.raises(AssertionError, match="do not compute the same thing"):
+        workloads._summary("W2", {"fused": side(2.30), "composite": side(2.30),
+                                  "torch": side(2.50)}, "cpu")
+    entry = workloads._summary("W2", {"fused": side(2.3), "composite": side(2.3)}, None)
+    assert entry["fused_speedup"] == 1.0 and "torch_ms" not in entry
+
+
+def test_a_kernel_case_runs_each_variant_in_a_fresh_process():
+    r = kernel_bench.run_fresh("dropout", "cpu", quick=True, rounds=1)
+    assert r["fused_ms"] > 0 and r["composite_ms"] > 0
+    assert r["speedup"] == pytest.approx(r["composite_ms"] / r["fused_ms"])
+    assert r["max_abs_diff"] is not None  # the fused variant's process validated it
