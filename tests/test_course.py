@@ -4,13 +4,13 @@ tests fail when a cited range no longer holds its name, so a lesson never sends 
 wrong lines.
 
 The rule, for a name that is a function or class (``Name`` or ``Class.method``) of a ``.py``
-file: the range starts where the definition starts (its decorators included) and ends inside
-it. Any other name (a C function in a ``.cu`` file, say) must appear in the cited lines.
+file: its ``def``/``class`` line lies in the cited range. Any other name (a C function in a
+``.cu`` file, say) must appear in the cited lines.
 
-After editing cited code, ``python tests/test_course.py --fix`` moves every range of a Python
-definition to where the definition is now (a range under half the definition's length cites
-its first lines and keeps its length; any other becomes the whole definition) and prints what
-it changed.
+``python tests/test_course.py --fix`` moves every range of a Python definition to where the
+definition is now, exactly (from its decorators; a range under half the definition's length
+cites its first lines and keeps its length, any other becomes the whole definition), and prints
+what it changed: run it after editing cited code, before the test fails.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ def citations(text: str):
 
 
 def definition_span(path: Path, name: str):
-    """``(first line incl. decorators, last line)`` of the function or class ``name``
-    (``Class.method`` for a method) in the Python file ``path``, or None."""
+    """``(first line incl. decorators, the def/class line, last line)`` of the function or
+    class ``name`` (``Class.method`` for a method) in the Python file ``path``, or None."""
     if not re.fullmatch(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*", name):
         return None
     body = ast.parse(path.read_text(encoding="utf-8")).body
@@ -50,7 +50,8 @@ def definition_span(path: Path, name: str):
         if node is None:
             return None
         body = node.body
-    return min([node.lineno] + [d.lineno for d in node.decorator_list]), node.end_lineno
+    return (min([node.lineno] + [d.lineno for d in node.decorator_list]), node.lineno,
+            node.end_lineno)
 
 
 def problem(path: str, start: int, end: int, name: str):
@@ -63,10 +64,10 @@ def problem(path: str, start: int, end: int, name: str):
         return f"{path}:{start}-{end} is not a range of its {len(lines)} lines"
     span = definition_span(file, name) if file.suffix == ".py" else None
     if span is not None:
-        first, last = span
-        if start != first or end > last:
-            return (f"{path}:{start}-{end} should cite `{name}` at {first}-{last} (or its "
-                    f"first lines); run `python tests/test_course.py --fix`")
+        first, line, last = span
+        if not start <= line <= end:
+            return (f"{path}:{start}-{end} does not hold `{name}` any more: it is at "
+                    f"{first}-{last}; run `python tests/test_course.py --fix`")
         return None
     if file.suffix == ".py" and re.fullmatch(r"[\w.]+", name):
         return f"{path} defines no function or class `{name}`"
@@ -110,10 +111,10 @@ def test_every_lesson_has_the_four_parts(lesson):
 
 
 def test_the_checker_catches_a_moved_definition():
-    assert problem("kernels/bptt.py", *definition_span(ROOT / "kernels/bptt.py",
-                                                       "lstm_backward"), "lstm_backward") is None
-    first, last = definition_span(ROOT / "kernels/bptt.py", "lstm_backward")
-    assert "should cite" in problem("kernels/bptt.py", first + 1, last, "lstm_backward")
+    first, line, last = definition_span(ROOT / "kernels/bptt.py", "lstm_backward")
+    assert problem("kernels/bptt.py", first, last, "lstm_backward") is None
+    assert "does not hold" in problem("kernels/bptt.py", line + 1, last, "lstm_backward")
+    assert "does not hold" in problem("kernels/bptt.py", first - 9, line - 1, "lstm_backward")
     assert "defines no" in problem("kernels/bptt.py", first, last, "lstm_backwards")
     assert "does not exist" in problem("kernels/nope.py", 1, 2, "x")
 
@@ -129,12 +130,14 @@ def fix() -> int:
             nonlocal changed
             file, start, end, name = ROOT / m["path"], int(m["start"]), int(m["end"]), m["name"]
             span = definition_span(file, name) if file.suffix == ".py" and file.is_file() else None
-            if span is None or problem(m["path"], start, end, name) is None:
+            if span is None:
                 return m.group()
-            first, last = span
+            first, _, last = span
             # a range under half the definition cites its first lines: keep its length
             partial = 2 * (end - start + 1) < last - first + 1
             new_end = min(last, first + (end - start)) if partial else last
+            if (start, end) == (first, new_end):
+                return m.group()
             changed += 1
             print(f"{lesson}: {m['path']}:{start}-{end} -> {first}-{new_end} ({name})")
             return m.group().replace(f":{start}-{end}`", f":{first}-{new_end}`", 1)

@@ -33,6 +33,18 @@ SOLUTIONS = {
         k + lead for k, s in enumerate(shape) if s == 1 and x.shape[k + lead] != 1)
     return x.sum(axis=axes, keepdims=True).reshape(shape)
 """,
+    "cross_entropy_backward": """
+    N = p.shape[0]
+    grad = p.copy()
+    grad[np.arange(N), target] -= 1
+    return grad / N
+""",
+    "layer_norm_backward": """
+    dxhat = dy * weight
+    dx = dxhat - dxhat.mean(axis=1, keepdims=True)
+    dx = dx - xhat * (dxhat * xhat).mean(axis=1, keepdims=True)
+    return rstd * dx, (dy * xhat).sum(axis=0), dy.sum(axis=0)
+""",
     "adam_update": """
     g = grad + weight_decay * param if weight_decay else grad
     m = beta1 * m + (1 - beta1) * g
@@ -101,6 +113,9 @@ MISTAKES = {
     "div_backward": ("gb = -gy * a", "gb = gy * a", "the gradient of b (input 1) is wrong"),
     "sum_to": ("k + lead for k, s in enumerate(shape) if s == 1 and x.shape[k + lead] != 1",
                "k for k in ()", "cannot reshape array of size 12 into shape (3,1)"),
+    "cross_entropy_backward": ("return grad / N", "return grad", "off by a constant factor"),
+    "layer_norm_backward": ("dx = dx - xhat * (dxhat * xhat).mean(axis=1, keepdims=True)",
+                            "dx = dx", "the gradient of x is wrong"),
     "adam_update": ("m_hat = m / (1 - beta1**step)", "m_hat = m",
                     "the parameter after the first step"),
     "lstm_step_backward": ("dc = dc_new + dh_new", "dc = dh_new",

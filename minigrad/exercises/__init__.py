@@ -19,8 +19,8 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from minigrad.exercises import (
-    adam_update, attention_backward, col2im, div_backward, kv_cache_append, lora_forward,
-    lstm_step_backward, sum_to,
+    adam_update, attention_backward, col2im, cross_entropy_backward, div_backward,
+    kv_cache_append, layer_norm_backward, lora_forward, lstm_step_backward, sum_to,
 )
 from minigrad.exercises._base import Exercise, Wrong, load_module, run_checks
 
@@ -29,8 +29,8 @@ __all__ = ["EXERCISES", "DEFAULT_DIR", "Exercise", "check", "get", "names", "sta
 # in the course's order
 EXERCISES: Dict[str, Exercise] = {
     m.EXERCISE.name: m.EXERCISE
-    for m in (div_backward, sum_to, adam_update, lstm_step_backward, attention_backward, col2im,
-              lora_forward, kv_cache_append)
+    for m in (div_backward, sum_to, cross_entropy_backward, adam_update, lstm_step_backward,
+              attention_backward, layer_norm_backward, col2im, lora_forward, kv_cache_append)
 }
 
 DEFAULT_DIR = Path("minigrad-exercises")
