@@ -2,18 +2,28 @@
 standard workloads with 2 ranks x 1 thread against 1 rank x 1 thread, beside PyTorch's DDP
 (gloo) on the same runs.
 
-1. All-reduce: a float32 buffer of ``--mb`` MiB (25 by default, DDP's bucket) summed over the
-   ranks through ``minigrad.distributed.all_reduce`` and through ``comm.Allreduce(IN_PLACE)``
-   of mpi4py on the very same buffer and communicator, interleaved; medians. The result is
-   checked first. "bus GB/s" is NCCL's convention: 2 (n - 1) / n x bytes / time.
-2. Scaling (weak: every rank trains on the workload's own batch, W1 128, W4 16): samples per
-   second of R ranks = R x batch x steps / the slowest rank's time. Each configuration runs in
-   fresh processes of its own (``mpiexec -n R``, ``OMP_NUM_THREADS=1``), the configurations in
-   interleaved rounds; medians over rounds. Before timing, the replicas are checked equal.
+1. All-reduce: a float32 buffer of ``--mb`` MiB (25 by default, DDP's bucket), and one of W1's
+   whole gradient (its one bucket, 0.39 MiB), summed over the ranks through
+   ``minigrad.distributed.all_reduce`` and through mpi4py on the very same buffer and
+   communicator: ``comm.Allreduce(IN_PLACE)`` (blocking) and ``comm.Iallreduce`` + ``Wait``
+   (what DDP calls from its gradient hooks), interleaved; medians. The result is checked
+   first. "bus GB/s" is NCCL's convention: 2 (n - 1) / n x bytes / time.
+2. Scaling (weak: every rank trains on the workload's own batch, W1 128, W4 16, W5 128):
+   samples per second of R ranks = R x batch x steps / the slowest rank's time. Each
+   configuration runs in fresh processes of its own (``mpiexec -n R``, ``OMP_NUM_THREADS=1``),
+   the configurations in interleaved rounds; medians over rounds. Before timing, the replicas
+   are checked equal. Both frameworks run the same step as their users write it (zero_grad,
+   forward, loss, backward, Adam step) with DDP's defaults; the row ``W1-view`` is W1 with
+   ``gradient_as_bucket_view=True`` on both sides (PyTorch's option: ``.grad`` a view of the
+   bucket, no copy back after the all-reduce).
+   PyTorch's ranks meet through a file in the run's own temporary folder (no TCP port to
+   collide with another program's), with a 2-minute rendezvous timeout; a configuration that
+   fails is run once more, and the retry is printed and recorded (``retries`` in the JSON).
 
-Run (on a quiet machine; the lead times it):
+Run everything (on a quiet machine; the lead times it):
 
-    python -m benchmarks.bench_distributed [--ranks 2] [--only allreduce,W1,W4] [--quick]
+    python -m benchmarks.bench_distributed [--ranks 2] [--only allreduce,W1,W1-view,W4,W5]
+                                           [--quick]
 
 ``--quick`` only checks that everything runs (tiny sizes, one round). Writes
 benchmarks/results/distributed.md and .json.
@@ -22,9 +32,9 @@ benchmarks/results/distributed.md and .json.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -37,8 +47,9 @@ import numpy as np
 from benchmarks.common import machine, markdown_table, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
-WORKLOADS = ("W1", "W4", "W5")
-BATCH = {"W1": 128, "W4": 16, "W5": 128}
+WORKLOADS = ("W1", "W1-view", "W4", "W5")
+BATCH = {"W1": 128, "W1-view": 128, "W4": 16, "W5": 128}
+W1_BUCKET_MB = (784 * 128 + 128 + 128 * 10 + 10 + 4) * 4 / 2**20  # W1's gradients + DDP's counts
 
 
 # ------------------------------------------------------------------------------------------
@@ -60,28 +71,35 @@ def worker_allreduce(mb: float, repeats: int, out: str) -> None:
         raise AssertionError("all_reduce gave a wrong sum")
     t.data[...] = 0  # zeros stay zeros however often they are summed
     buf = t.data
-    ours, raw = [], []
+    calls = {
+        "ours": lambda: dist.all_reduce(t),
+        "raw": lambda: comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM),
+        "raw_async": lambda: comm.Iallreduce(MPI.IN_PLACE, buf, op=MPI.SUM).Wait(),
+    }
+    times: dict = {name: [] for name in calls}
+    names = list(calls)
     for k in range(repeats + 2):
-        for name in (("ours", "raw") if k % 2 == 0 else ("raw", "ours")):
+        for name in names[k % 3:] + names[: k % 3]:  # each goes first in turn
             comm.Barrier()
             t0 = time.perf_counter()
-            if name == "ours":
-                dist.all_reduce(t)
-            else:
-                comm.Allreduce(MPI.IN_PLACE, buf, op=MPI.SUM)
+            calls[name]()
             elapsed = time.perf_counter() - t0
             if k >= 2:  # two warm-up rounds
-                (ours if name == "ours" else raw).append(elapsed)
+                times[name].append(elapsed)
     if group.rank == 0:
-        Path(out).write_text(json.dumps({"ours_s": ours, "raw_s": raw, "bytes": n * 4,
-                                         "ranks": group.size}))
+        Path(out).write_text(json.dumps({
+            "ours_s": times["ours"], "raw_s": times["raw"], "raw_async_s": times["raw_async"],
+            "bytes": n * 4, "ranks": group.size}))
 
 
 def _model_and_step(framework: str, name: str, rank: int, ranks: int):
     """A training step of workload `name` (benchmarks.workloads' model and data; this rank's
-    own batch), wrapped for data parallel when there are several ranks."""
+    own batch), wrapped for data parallel when there are several ranks (``-view``: with
+    ``gradient_as_bucket_view=True``)."""
     from benchmarks import workloads
 
+    name, _, variant = name.partition("-")
+    ddp_options = {"gradient_as_bucket_view": True} if variant == "view" else {}
     rng = np.random.default_rng(rank)
     x_np, y_np = workloads._data(name, rng)
     if framework == "minigrad":
@@ -93,7 +111,7 @@ def _model_and_step(framework: str, name: str, rank: int, ranks: int):
         model = workloads._build(mg.nn, name)
         x, y = mg.tensor(x_np), mg.tensor(y_np)
         mask = workloads._causal_mask(mg, 128) if name == "W4" else None
-        wrapped = DistributedDataParallel(model) if ranks > 1 else model
+        wrapped = DistributedDataParallel(model, **ddp_options) if ranks > 1 else model
         opt = mg.optim.Adam(wrapped.parameters(), lr=1e-3)
     else:
         import torch
@@ -104,7 +122,7 @@ def _model_and_step(framework: str, name: str, rank: int, ranks: int):
         model = workloads._build(torch.nn, name)
         x, y = torch.tensor(x_np), torch.tensor(y_np)
         mask = workloads._causal_mask(torch, 128) if name == "W4" else None
-        wrapped = DistributedDataParallel(model) if ranks > 1 else model
+        wrapped = DistributedDataParallel(model, **ddp_options) if ranks > 1 else model
         opt = torch.optim.Adam(wrapped.parameters(), lr=1e-3)
     return model, workloads._training_step(wrapped, opt, F, x, y, mask)
 
@@ -117,9 +135,10 @@ def worker_throughput(framework: str, name: str, steps: int, out: str) -> None:
         import torch.distributed as tdist
 
         torch.set_num_threads(1)
-        if ranks > 1:
-            os.environ.update({"RANK": str(rank), "WORLD_SIZE": str(ranks)})
-            tdist.init_process_group("gloo")
+        if ranks > 1:  # rendezvous through a file of this run (no port to collide on)
+            tdist.init_process_group("gloo", init_method=os.environ["BENCH_RENDEZVOUS"],
+                                     rank=rank, world_size=ranks,
+                                     timeout=datetime.timedelta(seconds=120))
         barrier = tdist.barrier if ranks > 1 else (lambda: None)
     else:
         import minigrad.distributed as dist
@@ -172,13 +191,7 @@ def _gather_floats(framework: str, ranks: int, values: list) -> tuple:
 # ------------------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _launch(ranks: int, worker_args: list, timeout: float) -> dict:
+def _launch_once(ranks: int, worker_args: list, timeout: float) -> dict:
     """Runs this module's worker on `ranks` processes (1: no mpiexec) with one thread each;
     returns what rank 0 wrote."""
     from minigrad.cli.launch import find_mpiexec
@@ -186,8 +199,9 @@ def _launch(ranks: int, worker_args: list, timeout: float) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
         env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
-                   MKL_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(_free_port()),
+                   MKL_NUM_THREADS="1", BENCH_RENDEZVOUS="file://" + os.path.join(tmp, "gloo"),
                    PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+        env.setdefault("GLOO_SOCKET_IFNAME", "lo")  # one machine: gloo's pairs on loopback
         cmd = [sys.executable, "-m", "benchmarks.bench_distributed", "--worker", *worker_args,
                "--out", out]
         if ranks > 1:
@@ -197,6 +211,22 @@ def _launch(ranks: int, worker_args: list, timeout: float) -> dict:
             cmd = [mpiexec, "-n", str(ranks), *cmd]
         subprocess.run(cmd, env=env, cwd=ROOT, check=True, timeout=timeout)
         return json.loads(Path(out).read_text())
+
+
+RETRIES: list = []  # the configurations that failed once and were run again
+
+
+def _launch(ranks: int, worker_args: list, timeout: float) -> dict:
+    """`_launch_once`, run a second time if the first fails (said on stderr and kept in
+    `RETRIES`, so that a rare start-up failure costs no row and is not hidden)."""
+    try:
+        return _launch_once(ranks, worker_args, timeout)
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired, OSError,
+            json.JSONDecodeError) as exc:
+        what = f"{ranks} rank(s): {' '.join(worker_args)}"
+        print(f"bench_distributed: {what} failed ({exc}); retrying once", file=sys.stderr)
+        RETRIES.append({"config": what, "error": str(exc)})
+        return _launch_once(ranks, worker_args, timeout)
 
 
 def _have_torch() -> bool:
@@ -211,7 +241,7 @@ def _have_torch() -> bool:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description="minigrad data parallel on MPI")
     parser.add_argument("--ranks", type=int, default=2)
-    parser.add_argument("--only", default="allreduce,W1,W4,W5")
+    parser.add_argument("--only", default="allreduce," + ",".join(WORKLOADS))
     parser.add_argument("--mb", type=float, default=25.0, help="all-reduce size in MiB")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check that it runs")
@@ -235,20 +265,27 @@ def main(argv=None) -> None:
     tables = []
 
     if "allreduce" in only:
-        r = _launch(args.ranks, ["allreduce", str(mb), "3" if args.quick else "20"], 600)
-        ours, raw = statistics.median(r["ours_s"]), statistics.median(r["raw_s"])
-        bus = 2 * (r["ranks"] - 1) / r["ranks"] * r["bytes"] / 1e9
-        results["allreduce"] = {**r, "ours_ms": ours * 1e3, "raw_ms": raw * 1e3,
-                                "ratio": ours / raw}
+        rows = []
+        for size in (mb, W1_BUCKET_MB):
+            repeats = "3" if args.quick else ("20" if size >= 1 else "200")
+            r = _launch(args.ranks, ["allreduce", str(size), repeats], 600)
+            ours, raw = statistics.median(r["ours_s"]), statistics.median(r["raw_s"])
+            raw_async = statistics.median(r["raw_async_s"])
+            bus = 2 * (r["ranks"] - 1) / r["ranks"] * r["bytes"] / 1e9
+            results.setdefault("allreduce", []).append({
+                **r, "ours_ms": ours * 1e3, "raw_ms": raw * 1e3, "raw_async_ms": raw_async * 1e3,
+                "ratio": ours / raw})
+            rows.append([f"{r['bytes'] / 2**20:.3g} MiB float32", r["ranks"], f"{ours * 1e3:.3f}",
+                         f"{raw * 1e3:.3f}", f"{raw_async * 1e3:.3f}", f"{ours / raw:.3f}x",
+                         f"{bus / ours:.2f}"])
         tables.append(markdown_table(
-            ["all-reduce", "ranks", "minigrad ms", "mpi4py Allreduce ms", "minigrad / mpi4py",
-             "minigrad bus GB/s"],
-            [[f"{r['bytes'] / 2**20:g} MiB float32", r["ranks"], f"{ours * 1e3:.2f}",
-              f"{raw * 1e3:.2f}", f"{ours / raw:.3f}x", f"{bus / ours:.2f}"]]))
+            ["all-reduce", "ranks", "minigrad ms", "mpi4py Allreduce ms",
+             "mpi4py Iallreduce+Wait ms", "minigrad / Allreduce", "minigrad bus GB/s"], rows))
 
     rows = []
     for name in (w for w in WORKLOADS if w in only):
-        steps = 2 if args.quick else (200 if name == "W1" else 20 if name == "W4" else 10)
+        steps = 2 if args.quick else (200 if name.startswith("W1") else
+                                      20 if name == "W4" else 10)
         samples = {(fw, ranks): [] for fw in frameworks for ranks in (1, args.ranks)}
         for k in range(rounds):
             configs = list(samples)
@@ -267,6 +304,10 @@ def main(argv=None) -> None:
         tables.append(markdown_table(
             ["workload", "framework", "1 rank x 1 thread samples/s",
              f"{args.ranks} ranks x 1 thread samples/s", "speedup"], rows))
+    results["retries"] = RETRIES
+    if RETRIES:
+        tables.append(f"{len(RETRIES)} configuration(s) failed once and were run again: "
+                      + "; ".join(r["config"] for r in RETRIES))
     table = "\n\n".join(tables)
     print(table)
     write_results("distributed" + ("_quick" if args.quick else ""), table, results)
