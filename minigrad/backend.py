@@ -368,7 +368,10 @@ def generator(device: Device, source=None):
             ``Generator`` for the CPU).
     """
     if source is not None:
-        if isinstance(source, np.random.Generator) and device.type == "cpu":
+        if isinstance(source, np.random.Generator):
+            if device.type != "cpu":
+                raise RuntimeError(f"a NumPy Generator draws on the CPU, not on {device}: pass "
+                                   f"an mg.Generator('{device}')")
             return source
         draws_for = getattr(source, "_draws_for", None)
         if draws_for is None:

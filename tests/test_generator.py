@@ -161,6 +161,8 @@ def test_cuda_generator_draws_on_its_device_only(monkeypatch):
         list(DataLoader(TensorDataset(np.arange(4)), shuffle=True, generator=g))
     with pytest.raises(NotImplementedError, match="manual_seed"):
         g.get_state()
+    with pytest.raises(RuntimeError, match="NumPy Generator draws on the CPU, not on cuda:0"):
+        mg.rand(2, device="cuda", generator=np.random.default_rng(0))
 
 
 # ---------------------------------------------------------------------------- data
