@@ -1,0 +1,44 @@
+"""benchmarks/bench_distributed.py's launcher: PyTorch's gloo ranks meet through a file (no
+port to race for), and a configuration that fails is run once more, said and recorded."""
+
+import subprocess
+
+import pytest
+from dist_helpers import needs_mpi
+
+from benchmarks import bench_distributed as bench
+
+
+def test_a_failed_configuration_runs_once_more_and_is_recorded(monkeypatch, capsys):
+    calls = []
+
+    def flaky(ranks, worker_args, timeout):
+        calls.append(worker_args)
+        if len(calls) == 1:
+            raise subprocess.CalledProcessError(15, ["mpiexec"])
+        return {"samples_per_s": 1.0}
+
+    monkeypatch.setattr(bench, "_launch_once", flaky)
+    monkeypatch.setattr(bench, "RETRIES", [])
+    assert bench._launch(2, ["throughput", "torch", "W5", "2"], 10) == {"samples_per_s": 1.0}
+    assert len(calls) == 2 and len(bench.RETRIES) == 1
+    assert "throughput torch W5 2" in bench.RETRIES[0]["config"]
+    assert "retrying once" in capsys.readouterr().err
+
+
+def test_a_second_failure_is_not_hidden(monkeypatch):
+    def broken(ranks, worker_args, timeout):
+        raise subprocess.CalledProcessError(1, ["mpiexec"])
+
+    monkeypatch.setattr(bench, "_launch_once", broken)
+    monkeypatch.setattr(bench, "RETRIES", [])
+    with pytest.raises(subprocess.CalledProcessError):
+        bench._launch(2, ["throughput", "torch", "W1", "2"], 10)
+
+
+@needs_mpi
+@pytest.mark.torch
+def test_pytorch_ddp_ranks_meet_through_a_file():
+    pytest.importorskip("torch")
+    result = bench._launch_once(2, ["throughput", "torch", "W1", "2"], 240)
+    assert result["ranks"] == 2 and result["samples_per_s"] > 0
