@@ -22,6 +22,23 @@ NAMES = exercises.names()
 
 # What a student writes in the stub's NotImplementedError line (its indentation kept).
 SOLUTIONS = {
+    "topo_order": """
+    order, seen = [], set()
+    stack = [(root, False)]
+    while stack:
+        node, done = stack.pop()
+        if done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for p in producers(node):
+            if id(p) not in seen:
+                stack.append((p, False))
+    return order[::-1]
+""",
     "div_backward": """
         ga = gy / b if self.needs_input_grad[0] else None
         gb = -gy * a / (b * b) if self.needs_input_grad[1] else None
@@ -110,6 +127,7 @@ SOLUTIONS = {
 # A classic mistake per exercise: (text in the solution, its replacement, words the failure
 # message must contain).
 MISTAKES = {
+    "topo_order": ("return order[::-1]", "return order", "should come first"),
     "div_backward": ("gb = -gy * a", "gb = gy * a", "the gradient of b (input 1) is wrong"),
     "sum_to": ("k + lead for k, s in enumerate(shape) if s == 1 and x.shape[k + lead] != 1",
                "k for k in ()", "cannot reshape array of size 12 into shape (3,1)"),
@@ -251,7 +269,7 @@ def test_start_copies_the_stub_and_keeps_existing_work(tmp_path):
     assert path.read_text() == "# my work\n"
     exercises.start("adam_update", tmp_path / "work", overwrite=True)
     assert "NotImplementedError" in path.read_text()
-    with pytest.raises(KeyError, match="there are: div_backward"):
+    with pytest.raises(KeyError, match="there are: topo_order, div_backward"):
         exercises.get("adam")
 
 

@@ -6,8 +6,8 @@ minigrad's own code, named in the exercise's ``solution_in``. `check` runs the c
 student's file and says what is wrong in plain words.
 
 Example:
-    >>> names()[:2]
-    ['div_backward', 'sum_to']
+    >>> names()[:3]
+    ['topo_order', 'div_backward', 'sum_to']
     >>> get("div_backward").lesson
     '03-writing-an-op.md'
 """
@@ -20,7 +20,7 @@ from typing import Dict, List, Optional, Tuple
 
 from minigrad.exercises import (
     adam_update, attention_backward, col2im, cross_entropy_backward, div_backward,
-    kv_cache_append, layer_norm_backward, lora_forward, lstm_step_backward, sum_to,
+    kv_cache_append, layer_norm_backward, lora_forward, lstm_step_backward, sum_to, topo_order,
 )
 from minigrad.exercises._base import Exercise, Wrong, load_module, run_checks
 
@@ -29,8 +29,9 @@ __all__ = ["EXERCISES", "DEFAULT_DIR", "Exercise", "check", "get", "names", "sta
 # in the course's order
 EXERCISES: Dict[str, Exercise] = {
     m.EXERCISE.name: m.EXERCISE
-    for m in (div_backward, sum_to, cross_entropy_backward, adam_update, lstm_step_backward,
-              attention_backward, layer_norm_backward, col2im, lora_forward, kv_cache_append)
+    for m in (topo_order, div_backward, sum_to, cross_entropy_backward, adam_update,
+              lstm_step_backward, attention_backward, layer_norm_backward, col2im, lora_forward,
+              kv_cache_append)
 }
 
 DEFAULT_DIR = Path("minigrad-exercises")
