@@ -188,6 +188,7 @@ class Function:
 
     @property
     def name(self) -> str:
+        """The node's name: the class name without its ``Fn`` suffix (``MulFn`` -> ``Mul``)."""
         n = type(self).__name__
         return n[:-2] if n.endswith("Fn") else n
 

@@ -1281,18 +1281,22 @@ def _like(fn, t: Tensor, dtype, device, requires_grad, **kw):
 
 
 def zeros_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Zeros with ``t``'s shape, and its dtype and device unless given."""
     return _like(zeros, t, dtype, device, requires_grad)
 
 
 def ones_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """Ones with ``t``'s shape, and its dtype and device unless given."""
     return _like(ones, t, dtype, device, requires_grad)
 
 
 def empty_like(t: Tensor, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """An uninitialised tensor with ``t``'s shape, and its dtype and device unless given."""
     return _like(empty, t, dtype, device, requires_grad)
 
 
 def full_like(t: Tensor, fill_value, dtype=None, device=None, requires_grad=False) -> Tensor:
+    """``fill_value`` everywhere, with ``t``'s shape, and its dtype and device unless given."""
     return full(t.shape, fill_value, dtype=dtype or t.dtype, device=device or t.device,
                 requires_grad=requires_grad)
 
@@ -1361,15 +1365,18 @@ def randperm(n: int, *, generator=None, dtype=None, device=None) -> Tensor:
 
 def rand_like(t: Tensor, *, generator=None, dtype=None, device=None,
               requires_grad=False) -> Tensor:
+    """Uniform samples in [0, 1) with ``t``'s shape, and its dtype and device unless given."""
     return _like(rand, t, dtype, device, requires_grad, generator=generator)
 
 
 def randn_like(t: Tensor, *, generator=None, dtype=None, device=None,
                requires_grad=False) -> Tensor:
+    """Standard normal samples with ``t``'s shape, and its dtype and device unless given."""
     return _like(randn, t, dtype, device, requires_grad, generator=generator)
 
 
 def is_tensor(obj) -> bool:
+    """True when ``obj`` is a minigrad Tensor (``torch.is_tensor``)."""
     return isinstance(obj, Tensor)
 
 

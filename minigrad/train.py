@@ -196,9 +196,11 @@ class Callback:
         self.params: dict = {}
 
     def set_model(self, model: Any) -> None:
+        """Called by the training loop with the model it trains (kept as ``self.model``)."""
         self.model = model
 
     def set_params(self, params: dict) -> None:
+        """Called by the training loop with its settings (``epochs``, ``steps``, ``verbose``)."""
         self.params = params
 
     def on_train_begin(self, logs: dict | None = None) -> None:

@@ -70,6 +70,7 @@ class Work:
         return True
 
     def is_completed(self) -> bool:
+        """True: collectives run synchronously, so a returned handle is always complete."""
         return True
 
 
@@ -156,6 +157,9 @@ class ProcessGroup:
 
     # ---------------------------------------------------------------- plumbing
     def watch(self, what: Any) -> _Watch:
+        """``with group.watch(what):``: the watchdog aborts the job if the block outlives the
+        timeout.
+        """
         return _Watch(self.watchdog, what)
 
     @property
@@ -356,6 +360,8 @@ class ProcessGroup:
         return _NCCLWork(event) if async_op else None
 
     def destroy(self) -> None:
+        """Stop the watchdog and release the NCCL communicator (``destroy_process_group`` calls it).
+        """
         if self.watchdog is not None:
             self.watchdog.stop()
         if self._nccl is not None:

@@ -141,6 +141,7 @@ class LMBatches:
         self.sampler = self  # fit tells the sampler the epoch
 
     def set_epoch(self, epoch: int) -> None:
+        """Use ``epoch``'s shuffle for the next pass, as ``DistributedSampler.set_epoch``."""
         self.epoch = int(epoch)
 
     def __len__(self) -> int:

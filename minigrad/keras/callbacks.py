@@ -334,6 +334,7 @@ class ReduceLROnPlateau(Callback):
         self._reset()
 
     def in_cooldown(self) -> bool:
+        """Whether the callback is waiting out its cooldown after a reduction."""
         return self.cooldown_counter > 0
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:

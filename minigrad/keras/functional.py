@@ -127,6 +127,7 @@ class KerasTensor:
 
     @property
     def ndim(self) -> int:
+        """The number of dimensions, batch included."""
         return len(self.shape)
 
     def _call_layer(self, layer: Layer, args: tuple, kwargs: dict) -> Any:

@@ -146,6 +146,7 @@ class Layer(nn.Module):
             self.requires_grad_(False)
 
     def compute_output_shape(self, input_shape: Shape) -> Shape:
+        """The output shape (batch first, None) for inputs of ``input_shape``; the base keeps it."""
         return tuple(input_shape)
 
     def _ensure_built(self, inputs: Tensor) -> None:
@@ -181,6 +182,8 @@ class Layer(nn.Module):
 
     # ---------------------------------------------------------------- calling
     def call(self, inputs: Tensor, *args: Any, **kwargs: Any) -> Tensor:
+        """The layer's computation on a built layer, before its activation (subclasses define it).
+        """
         return inputs
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -192,6 +195,7 @@ class Layer(nn.Module):
         return super().__call__(*args, **kwargs)
 
     def forward(self, inputs: Any, *args: Any, **kwargs: Any) -> Tensor:
+        """Build the layer on its first input, run `call`, then the activation (if any)."""
         out = self.call_without_activation(inputs, *args, **kwargs)
         fn = get_activation(self.activation)
         return fn(out) if fn is not None else out
@@ -205,6 +209,7 @@ class Layer(nn.Module):
     # ---------------------------------------------------------------- Keras API
     @property
     def trainable(self) -> bool:
+        """Whether the layer's parameters train; setting False freezes them."""
         return self._trainable
 
     @trainable.setter
@@ -214,6 +219,9 @@ class Layer(nn.Module):
 
     @property
     def weights(self) -> list:
+        """The layer's parameters as minigrad tensors (PyTorch's layouts; `get_weights` gives
+        Keras's).
+        """
         return list(self.parameters())
 
     def get_weights(self) -> list:
@@ -243,9 +251,11 @@ class Layer(nn.Module):
 
     @classmethod
     def from_config(cls, config: dict) -> "Layer":
+        """A new layer from a `get_config` dict."""
         return cls(**config)
 
     def extra_repr(self) -> str:
+        """The layer's name, shown in its ``repr``."""
         return f"name={self.name!r}"
 
 

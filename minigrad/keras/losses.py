@@ -77,6 +77,7 @@ class Loss:
         return self.call(_tensor(y_true), _tensor(y_pred))
 
     def call(self, y_true: Tensor, y_pred: Tensor) -> Tensor:
+        """The loss of a batch, ``y_true`` and ``y_pred`` as tensors (subclasses define it)."""
         raise NotImplementedError
 
     def with_logits(self) -> "Loss":
@@ -101,6 +102,7 @@ class Loss:
         return y.astype(np.float32)
 
     def get_config(self) -> dict:
+        """The constructor arguments, enough to rebuild the loss (saved with the model)."""
         return {"name": self.name, "from_logits": self.from_logits}
 
     def __repr__(self) -> str:

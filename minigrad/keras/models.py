@@ -168,9 +168,11 @@ class Model(nn.Module):
 
     # ---------------------------------------------------------------- the forward pass
     def call(self, inputs: Tensor) -> Tensor:
+        """The model's computation on its inputs; a subclassed model defines it."""
         raise NotImplementedError(f"{type(self).__name__} must implement call(inputs)")
 
     def forward(self, inputs: Any) -> Tensor:
+        """Turn the inputs into a tensor and run `call` (what calling the model does)."""
         return self.call(_to_tensor(inputs))
 
     @property
@@ -918,6 +920,7 @@ class Sequential(Model):
 
     @property
     def layers(self) -> list:
+        """The model's layers, in order (a copy of the list)."""
         return list(self._layers)
 
     def add(self, layer: Layer) -> None:
@@ -981,10 +984,12 @@ class Sequential(Model):
 
     @property
     def input_shape(self) -> tuple | None:
+        """The input shape, batch first (None until known)."""
         return self._input_shape
 
     @property
     def output_shape(self) -> tuple | None:
+        """The last layer's output shape, batch first (None until built)."""
         if not self.built:
             return None
         return self._layers[-1].output_shape
@@ -1035,6 +1040,7 @@ class Sequential(Model):
 
     # ---------------------------------------------------------------- saving
     def get_config(self) -> dict:
+        """The model's name, each layer's class and config, and its build input shape."""
         return {
             "name": self.name,
             "layers": [{"class_name": type(layer).__name__, "config": layer.get_config()}
@@ -1044,6 +1050,7 @@ class Sequential(Model):
 
     @classmethod
     def from_config(cls, config: dict, custom_objects: dict | None = None) -> "Sequential":
+        """A new model from a `get_config` dict; ``custom_objects`` names extra layer classes."""
         classes = {**layers_module.LAYERS, **CNN_LAYERS, **(custom_objects or {})}
         model = cls(name=config.get("name"))
         for entry in config["layers"]:
@@ -1171,6 +1178,7 @@ class Functional(Model):
 
     @property
     def layers(self) -> list:
+        """The model's layers, inputs first, in the order they run (a copy of the list)."""
         return list(self._layers)
 
     def get_layer(self, name: str | None = None, index: int | None = None) -> Layer:
@@ -1185,6 +1193,7 @@ class Functional(Model):
 
     @property
     def input_names(self) -> list:
+        """The names of the model's `Input` layers, in input order."""
         return [t.node.layer.name for t in self.inputs]
 
     @property
@@ -1196,11 +1205,13 @@ class Functional(Model):
 
     @property
     def input_shape(self) -> Any:
+        """The input shape, batch first; a list of them for a model of several inputs."""
         shapes = [t.shape for t in self.inputs]
         return shapes[0] if len(shapes) == 1 else shapes
 
     @property
     def output_shape(self) -> Any:
+        """The output shape, batch first; a list of them for a model of several outputs."""
         shapes = [t.shape for t in self.outputs]
         return shapes[0] if len(shapes) == 1 else shapes
 
@@ -1461,6 +1472,7 @@ class Functional(Model):
 
     @classmethod
     def from_config(cls, config: dict, custom_objects: dict | None = None) -> "Functional":
+        """A new model from a `get_config` dict; ``custom_objects`` names extra layer classes."""
         classes = {**layers_module.LAYERS, **MERGING_LAYERS, **CNN_LAYERS,
                    **(custom_objects or {})}
         layers = {}

@@ -57,6 +57,7 @@ class Optimizer:
 
     @property
     def built(self) -> bool:
+        """Whether `build` has made the inner `minigrad.optim` optimizer."""
         return self.optimizer is not None
 
     def _inner(self) -> optim.Optimizer:
@@ -69,6 +70,8 @@ class Optimizer:
 
     @property
     def learning_rate(self) -> float:
+        """The learning rate (``lr`` is its Keras 2 name); setting it updates every parameter group.
+        """
         if self.optimizer is None:
             return self._learning_rate
         return self.optimizer.param_groups[0]["lr"]
@@ -84,21 +87,27 @@ class Optimizer:
 
     @property
     def param_groups(self) -> list:
+        """The inner optimizer's parameter groups (built first)."""
         return self._inner().param_groups
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear the gradients of the optimized parameters."""
         self._inner().zero_grad(set_to_none)
 
     def step(self) -> None:
+        """One update of the optimized parameters from their gradients."""
         self._inner().step()
 
     def state_dict(self) -> dict:
+        """The inner optimizer's state, as ``minigrad.optim`` writes it."""
         return self._inner().state_dict()
 
     def load_state_dict(self, state_dict: dict) -> None:
+        """Restore a state from `state_dict`."""
         self._inner().load_state_dict(state_dict)
 
     def get_config(self) -> dict:
+        """The constructor arguments, enough to rebuild the optimizer (saved with the model)."""
         return {"learning_rate": self._learning_rate, **self._settings}
 
     def __repr__(self) -> str:

@@ -137,6 +137,7 @@ class BertConfig:
 
     @property
     def head_dim(self) -> int:
+        """The size of one attention head: ``hidden_size // num_attention_heads``."""
         return self.hidden_size // self.num_attention_heads
 
     @classmethod
@@ -148,6 +149,7 @@ class BertConfig:
 
     @classmethod
     def from_json_file(cls, path: PathLike) -> "BertConfig":
+        """The configuration in a Hugging Face ``config.json`` file."""
         with open(path, encoding="utf-8") as f:
             return cls.from_dict(json.load(f))
 
@@ -165,9 +167,12 @@ class BertConfig:
         return cls.from_json_file(path)
 
     def to_dict(self) -> Dict[str, Any]:
+        """The configuration as a ``config.json`` dict (with ``model_type`` and ``architectures``).
+        """
         return {"model_type": "bert", "architectures": ["BertModel"], **dataclasses.asdict(self)}
 
     def to_json_file(self, path: PathLike) -> None:
+        """Write the configuration as a Hugging Face ``config.json`` file."""
         with open(path, "w", encoding="utf-8") as f:
             json.dump(self.to_dict(), f, indent=2)
             f.write("\n")
@@ -378,6 +383,7 @@ class BertModel(Module):
 
     @property
     def device(self):
+        """The device the model's weights are on."""
         return self.embeddings.word_embeddings.weight.device
 
     def forward(self, input_ids, attention_mask=None,
@@ -486,6 +492,7 @@ class BertForSequenceClassification(Module):
 
     @property
     def tokenizer(self) -> Optional[BertTokenizer]:
+        """The tokenizer loaded with the model (None when it had none)."""
         return self.bert.tokenizer
 
     def forward(self, input_ids, attention_mask=None, token_type_ids=None) -> Tensor:

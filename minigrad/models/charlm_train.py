@@ -501,10 +501,12 @@ class TrainingLog:
         self.file = path.open("a")
 
     def write(self, **entry: Any) -> None:
+        """Append one JSON line with the given fields, flushed at once."""
         self.file.write(json.dumps(entry) + "\n")
         self.file.flush()
 
     def close(self) -> None:
+        """Close the log file."""
         self.file.close()
 
 
@@ -589,6 +591,7 @@ class CharLMRun:
 
     @property
     def num_parameters(self) -> int:
+        """The number of scalars in the model's parameters."""
         return sum(p.numel() for p in self.model.parameters())
 
     def elapsed(self) -> float:

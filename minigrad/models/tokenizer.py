@@ -379,6 +379,7 @@ class BertTokenizer:
     # ------------------------------------------------------------------ text -> tokens -> ids
     @property
     def vocab_size(self) -> int:
+        """The number of tokens in the vocabulary."""
         return len(self.vocab)
 
     def __len__(self) -> int:
@@ -389,18 +390,22 @@ class BertTokenizer:
 
     @property
     def pad_token_id(self) -> int:
+        """The id of the padding token (``[PAD]`` by default)."""
         return self._token_id("pad_token")
 
     @property
     def cls_token_id(self) -> int:
+        """The id of the classification token (``[CLS]`` by default)."""
         return self._token_id("cls_token")
 
     @property
     def sep_token_id(self) -> int:
+        """The id of the separator token (``[SEP]`` by default)."""
         return self._token_id("sep_token")
 
     @property
     def unk_token_id(self) -> int:
+        """The id of the unknown-word token (``[UNK]`` by default)."""
         return self._token_id("unk_token")
 
     def tokenize(self, text: str) -> List[str]:

@@ -35,10 +35,12 @@ class ParameterList(Module):
             self.append(v)
 
     def append(self, value) -> "ParameterList":
+        """Add ``value`` (a Parameter, or a Tensor made one) at the end; returns the list."""
         self.register_parameter(str(len(self)), _as_parameter(value))
         return self
 
     def extend(self, values) -> "ParameterList":
+        """Add each of ``values`` at the end; returns the list."""
         for v in values:
             self.append(v)
         return self
@@ -59,6 +61,7 @@ class ParameterList(Module):
         return iter(self._parameters.values())
 
     def extra_repr(self) -> str:
+        """One line per parameter: its index and shape."""
         return "\n".join(f"({k}): Parameter containing: {tuple(p.shape)}"
                          for k, p in self._parameters.items())
 
@@ -97,12 +100,15 @@ class ParameterDict(Module):
         return iter(self._parameters)
 
     def keys(self):
+        """The keys, in insertion order."""
         return self._parameters.keys()
 
     def values(self):
+        """The parameters, in insertion order."""
         return self._parameters.values()
 
     def items(self):
+        """``(key, parameter)`` pairs, in insertion order."""
         return self._parameters.items()
 
     def update(self, parameters) -> None:
@@ -112,8 +118,10 @@ class ParameterDict(Module):
             self[k] = v
 
     def pop(self, key: str) -> Parameter:
+        """Remove the parameter under ``key`` and return it."""
         return self._parameters.pop(key)
 
     def extra_repr(self) -> str:
+        """One line per parameter: its key and shape."""
         return "\n".join(f"({k}): Parameter containing: {tuple(p.shape)}"
                          for k, p in self._parameters.items())

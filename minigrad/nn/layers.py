@@ -270,6 +270,7 @@ class LayerNorm(Module):
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
+        """Weight to ones and bias to zeros, as at construction (when affine)."""
         if self.elementwise_affine:
             init.ones_(self.weight)
             if self.bias is not None:

@@ -120,6 +120,9 @@ class Module:
         object.__delattr__(self, name)
 
     def register_parameter(self, name: str, param: Optional[Parameter]) -> None:
+        """Register ``param`` under ``name`` (None reserves the name), as ``self.name = param``
+        does.
+        """
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot assign {type(param).__name__} as parameter {name!r}")
         self._parameters[name] = param
@@ -135,12 +138,16 @@ class Module:
             self._non_persistent.add(name)
 
     def add_module(self, name: str, module: Optional["Module"]) -> None:
+        """Register ``module`` as a child under ``name`` (None reserves the name)."""
         self._modules[name] = module
 
     register_module = add_module
 
     # ------------------------------------------------------------------ calling
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
+        """The computation of the module; every subclass defines it (call the module, not
+        ``forward``).
+        """
         raise NotImplementedError(f"Module [{type(self).__name__}] is missing forward()")
 
     def __init_subclass__(cls, **kwargs):
@@ -162,6 +169,9 @@ class Module:
 
     # ------------------------------------------------------------------ traversal
     def named_modules(self, memo=None, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:
+        """``(dotted name, module)`` for this module (name ``prefix``) and every submodule, each
+        once.
+        """
         if memo is None:
             memo = set()
         if id(self) in memo:
@@ -173,15 +183,18 @@ class Module:
                 yield from m.named_modules(memo, f"{prefix}.{name}" if prefix else name)
 
     def modules(self) -> Iterator["Module"]:
+        """This module and every submodule, each once."""
         for _, m in self.named_modules():
             yield m
 
     def named_children(self) -> Iterator[Tuple[str, "Module"]]:
+        """``(name, module)`` for the direct children."""
         for name, m in self._modules.items():
             if m is not None:
                 yield name, m
 
     def children(self) -> Iterator["Module"]:
+        """The direct children."""
         for _, m in self.named_children():
             yield m
 
@@ -200,13 +213,16 @@ class Module:
         yield from self._named_members(lambda m: m._parameters, prefix, recurse)
 
     def parameters(self, recurse: bool = True) -> Iterator[Parameter]:
+        """Every parameter (of the submodules too unless ``recurse=False``), each once."""
         for _, p in self.named_parameters(recurse=recurse):
             yield p
 
     def named_buffers(self, prefix: str = "", recurse: bool = True):
+        """``(dotted name, buffer)`` pairs; a shared buffer is listed once."""
         yield from self._named_members(lambda m: m._buffers, prefix, recurse)
 
     def buffers(self, recurse: bool = True) -> Iterator[Tensor]:
+        """Every buffer (of the submodules too unless ``recurse=False``), each once."""
         for _, b in self.named_buffers(recurse=recurse):
             yield b
 
@@ -270,19 +286,31 @@ class Module:
 
     # ------------------------------------------------------------------ modes, devices
     def train(self, mode: bool = True) -> "Module":
+        """Set training mode (``mode=True``) or evaluation mode on this module and its submodules.
+
+        Returns:
+            The module itself.
+        """
         for m in self.modules():
             object.__setattr__(m, "training", mode)
         return self
 
     def eval(self) -> "Module":
+        """Evaluation mode (``train(False)``): dropout off, batch norm uses its running statistics.
+        """
         return self.train(False)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
+        """Set ``requires_grad`` on every parameter (False freezes the module); returns the module.
+        """
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
+        """Clear every parameter's gradient: set it to None, or fill it with zeros when
+        ``set_to_none=False``.
+        """
         for p in self.parameters():
             if set_to_none:
                 p.grad = None
@@ -332,22 +360,30 @@ class Module:
         return self._move(convert)
 
     def cpu(self) -> "Module":
+        """Move the parameters and buffers to the CPU, in place; returns the module."""
         return self.to("cpu")
 
     def cuda(self, device=None) -> "Module":
+        """Move the parameters and buffers to a GPU (``device``: an index or a device name), in
+        place.
+        """
         return self.to(f"cuda:{device}" if isinstance(device, int) else (device or "cuda"))
 
     def float(self) -> "Module":
+        """Cast the floating-point parameters and buffers to float32, in place."""
         return self.to(dtypes.float32)
 
     def double(self) -> "Module":
+        """Cast the floating-point parameters and buffers to float64, in place."""
         return self.to(dtypes.float64)
 
     def half(self) -> "Module":
+        """Cast the floating-point parameters and buffers to float16, in place."""
         return self.to(dtypes.float16)
 
     # ------------------------------------------------------------------ repr
     def extra_repr(self) -> str:
+        """The module's settings shown inside its ``repr`` (subclasses override it)."""
         return ""
 
     def __repr__(self):
@@ -464,6 +500,7 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
+        """Apply the modules in order, each to the previous one's output."""
         for m in self._modules.values():
             x = m(x)
         return x
@@ -485,6 +522,7 @@ class Sequential(Module):
         return iter(self._modules.values())
 
     def append(self, module: Module) -> "Sequential":
+        """Add ``module`` at the end; returns the Sequential."""
         self.add_module(str(len(self._modules)), module)
         return self
 
@@ -498,10 +536,12 @@ class ModuleList(Module):
             self.append(m)
 
     def append(self, module: Module) -> "ModuleList":
+        """Add ``module`` at the end; returns the list."""
         self.add_module(str(len(self._modules)), module)
         return self
 
     def extend(self, modules) -> "ModuleList":
+        """Add each of ``modules`` at the end; returns the list."""
         for m in modules:
             self.append(m)
         return self
@@ -549,10 +589,13 @@ class ModuleDict(Module):
         return iter(self._modules)
 
     def keys(self):
+        """The keys, in insertion order."""
         return self._modules.keys()
 
     def values(self):
+        """The modules, in insertion order."""
         return self._modules.values()
 
     def items(self):
+        """``(key, module)`` pairs, in insertion order."""
         return self._modules.items()

@@ -149,10 +149,12 @@ class PowFn(Function):
 
 
 def ones_like_const(t: Tensor) -> Tensor:
+    """A tensor of ones with ``t``'s shape, dtype and device, outside the graph."""
     return Tensor._make(t.xp.ones(t.shape, dtype=t.dtype))
 
 
 def zeros_like_const(t: Tensor) -> Tensor:
+    """A tensor of zeros with ``t``'s shape, dtype and device, outside the graph."""
     return Tensor._make(t.xp.zeros(t.shape, dtype=t.dtype))
 
 
@@ -197,6 +199,7 @@ class NegFn(Function):
 
 
 def neg(x: Tensor) -> Tensor:
+    """Elementwise negation, ``-x``."""
     return NegFn.apply(x)
 
 
@@ -602,42 +605,52 @@ class _BoolBinaryFn(Function):
 
 
 class EqFn(_BoolBinaryFn):
+    """y = (a == b), a bool tensor; no gradient."""
     ufunc = "equal"
 
 
 class NeFn(_BoolBinaryFn):
+    """y = (a != b), a bool tensor; no gradient."""
     ufunc = "not_equal"
 
 
 class LtFn(_BoolBinaryFn):
+    """y = (a < b), a bool tensor; no gradient."""
     ufunc = "less"
 
 
 class LeFn(_BoolBinaryFn):
+    """y = (a <= b), a bool tensor; no gradient."""
     ufunc = "less_equal"
 
 
 class GtFn(_BoolBinaryFn):
+    """y = (a > b), a bool tensor; no gradient."""
     ufunc = "greater"
 
 
 class GeFn(_BoolBinaryFn):
+    """y = (a >= b), a bool tensor; no gradient."""
     ufunc = "greater_equal"
 
 
 class LogicalAndFn(_BoolBinaryFn):
+    """y = a and b, elementwise, a bool tensor; no gradient."""
     ufunc = "logical_and"
 
 
 class LogicalOrFn(_BoolBinaryFn):
+    """y = a or b, elementwise, a bool tensor; no gradient."""
     ufunc = "logical_or"
 
 
 class LogicalXorFn(_BoolBinaryFn):
+    """y = a xor b, elementwise, a bool tensor; no gradient."""
     ufunc = "logical_xor"
 
 
 class LogicalNotFn(Function):
+    """y = not x for a bool tensor, the bitwise inverse ``~x`` for an integer one; no gradient."""
     differentiable = False
 
     def forward(self, x):
@@ -645,6 +658,7 @@ class LogicalNotFn(Function):
 
 
 class IsFiniteFn(Function):
+    """y = isfinite(x), a bool tensor; no gradient."""
     differentiable = False
 
     def forward(self, x):
@@ -652,6 +666,7 @@ class IsFiniteFn(Function):
 
 
 class IsNanFn(Function):
+    """y = isnan(x), a bool tensor; no gradient."""
     differentiable = False
 
     def forward(self, x):
@@ -699,26 +714,34 @@ def ge(a, b) -> Tensor:
 
 
 def logical_and(a, b) -> Tensor:
+    """Elementwise logical and (nonzero is true), broadcasting; a bool tensor."""
     return _compare(LogicalAndFn, a, b)
 
 
 def logical_or(a, b) -> Tensor:
+    """Elementwise logical or (nonzero is true), broadcasting; a bool tensor."""
     return _compare(LogicalOrFn, a, b)
 
 
 def logical_xor(a, b) -> Tensor:
+    """Elementwise logical exclusive or (nonzero is true), broadcasting; a bool tensor."""
     return _compare(LogicalXorFn, a, b)
 
 
 def logical_not(x: Tensor) -> Tensor:
+    """Elementwise not of a bool tensor. On an integer tensor it is the bitwise inverse ``~x``
+    (``torch.logical_not`` returns bools there: a difference still open).
+    """
     return LogicalNotFn.apply(x)
 
 
 def isfinite(x: Tensor) -> Tensor:
+    """True where ``x`` is neither infinite nor NaN; a bool tensor."""
     return IsFiniteFn.apply(x)
 
 
 def isnan(x: Tensor) -> Tensor:
+    """True where ``x`` is NaN; a bool tensor."""
     return IsNanFn.apply(x)
 
 

@@ -89,6 +89,7 @@ def flatten(x: Tensor, start_dim: int = 0, end_dim: int = -1) -> Tensor:
 
 
 def unflatten(x: Tensor, dim: int, sizes) -> Tensor:
+    """Split dimension ``dim`` into ``sizes`` (``torch.unflatten``); a reshape."""
     d = _norm_dim(dim, x.ndim)
     return reshape(x, x.shape[:d] + tuple(sizes) + x.shape[d + 1:])
 
@@ -196,6 +197,7 @@ broadcast_to = expand
 
 
 def expand_as(x: Tensor, other: Tensor) -> Tensor:
+    """``x`` broadcast to ``other``'s shape without copying (``expand(x, other.shape)``)."""
     return expand(x, other.shape)
 
 
