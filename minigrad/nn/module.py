@@ -120,9 +120,7 @@ class Module:
         object.__delattr__(self, name)
 
     def register_parameter(self, name: str, param: Optional[Parameter]) -> None:
-        """Register ``param`` under ``name`` (None reserves the name), as ``self.name = param``
-        does.
-        """
+        """Register ``param`` under ``name`` (None reserves the name), as ``self.name = param``."""
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot assign {type(param).__name__} as parameter {name!r}")
         self._parameters[name] = param
@@ -145,9 +143,7 @@ class Module:
 
     # ------------------------------------------------------------------ calling
     def forward(self, *args, **kwargs):  # pragma: no cover - abstract
-        """The computation of the module; every subclass defines it (call the module, not
-        ``forward``).
-        """
+        """The module's computation, which every subclass defines; call the module, not this."""
         raise NotImplementedError(f"Module [{type(self).__name__}] is missing forward()")
 
     def __init_subclass__(cls, **kwargs):
@@ -169,9 +165,7 @@ class Module:
 
     # ------------------------------------------------------------------ traversal
     def named_modules(self, memo=None, prefix: str = "") -> Iterator[Tuple[str, "Module"]]:
-        """``(dotted name, module)`` for this module (name ``prefix``) and every submodule, each
-        once.
-        """
+        """``(dotted name, module)`` for this module (named ``prefix``) and each submodule, once."""
         if memo is None:
             memo = set()
         if id(self) in memo:
@@ -308,9 +302,7 @@ class Module:
         return self
 
     def zero_grad(self, set_to_none: bool = True) -> None:
-        """Clear every parameter's gradient: set it to None, or fill it with zeros when
-        ``set_to_none=False``.
-        """
+        """Clear every parameter's gradient: None, or zeros in place when ``set_to_none=False``."""
         for p in self.parameters():
             if set_to_none:
                 p.grad = None
@@ -364,9 +356,7 @@ class Module:
         return self.to("cpu")
 
     def cuda(self, device=None) -> "Module":
-        """Move the parameters and buffers to a GPU (``device``: an index or a device name), in
-        place.
-        """
+        """Move the parameters and buffers to a GPU (``device``: an index or a name), in place."""
         return self.to(f"cuda:{device}" if isinstance(device, int) else (device or "cuda"))
 
     def float(self) -> "Module":
