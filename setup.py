@@ -39,6 +39,8 @@ setup(
         "plot": ["matplotlib>=3.5"],
         "bf16": ["ml_dtypes>=0.3"],
         "mpi": ["mpi4py>=3.1", "mpich"],  # data parallel on CPUs; mpich brings mpiexec
+        # the documentation site: mkdocs build --strict (mkdocs.yml)
+        "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=1.0"],
     },
     entry_points={"console_scripts": ["minigrad=minigrad.cli:main"]},
     classifiers=["Programming Language :: Python :: 3", "License :: OSI Approved :: MIT License"],
