@@ -18,13 +18,20 @@ With ``W_g`` the weight of group g as a matrix::
                  gx_g = W_g @ gcols_g;                  gW_g = x_g @ gcols_g^T
 
 The channel-major layout ``(C, kh, kw, N, Ho, Wo)`` makes every product one GEMM per group over
-the whole batch (``np.matmul`` on ``(g, ., .)`` stacks), and its copies read rows of ``x``.
+a batch of samples (``np.matmul`` on ``(g, ., .)`` stacks), and its copies read rows of ``x``.
 
 NumPy: im2col is one copy of an ``as_strided`` view of the zero-padded input (no Python loop
 over pixels); col2im is ``kh * kw`` strided slice adds into a zeroed frame (no ``np.add.at``:
-within one kernel offset no two entries land on the same pixel). CUDA (``conv.cu``): one
-grid-stride kernel each for im2col (padding by bounds checks, no padded copy) and col2im (one
-thread per output pixel gathers its sum: no atomics); the GEMMs are CuPy's ``matmul`` (cuBLAS).
+within one kernel offset no two entries land on the same pixel). The batch goes through in
+chunks of samples whose columns take at most ``COLUMN_CHUNK_BYTES`` (one GEMM per group and
+chunk): the columns never exist whole, and each chunk's GEMM reads them back from cache.
+CUDA (``conv.cu``): one grid-stride kernel each for im2col (padding by bounds checks, no padded
+copy) and col2im (one thread per output pixel gathers its sum: no atomics); the GEMMs are CuPy's
+``matmul`` (cuBLAS), over the whole batch at once.
+
+Saved for the backward: nothing but the inputs the graph holds anyway (as PyTorch's CPU
+convolution); the weight gradient rebuilds the columns, the transposed conv's its channel-major
+``x`` (one more copy each, against ``kh * kw`` times the input held from forward to backward).
 
 Backward with ``create_graph=True`` differentiates the references (``FusedFunction``), so
 double backward is exact.
@@ -35,13 +42,15 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad import references
-from minigrad.autograd import is_grad_enabled
 from minigrad.fused import FusedFunction
 from minigrad.tensor import Tensor
 
 from . import _cuda
 
 CUDA_KERNELS = ("im2col", "col2im")
+
+# The most bytes of im2col columns a NumPy convolution makes at once (see _ConvBase._chunks).
+COLUMN_CHUNK_BYTES = 4 << 20
 
 
 class _ConvGeometry:
@@ -57,6 +66,13 @@ class _ConvGeometry:
         """Rows and columns of the padded input the kernel windows reach (and past ``x``)."""
         return (max((self.Ho - 1) * self.sh + (self.kh - 1) * self.dh + 1, self.ph + self.H),
                 max((self.Wo - 1) * self.sw + (self.kw - 1) * self.dw + 1, self.pw + self.W))
+
+    def with_batch(self, n: int) -> "_ConvGeometry":
+        """The same convolution on ``n`` of the samples."""
+        part = object.__new__(_ConvGeometry)
+        part.__dict__.update(self.__dict__)
+        part.N = n
+        return part
 
     def offset_slices(self, i, j):
         """The frame rows and columns that kernel offset (i, j) reads, as slices."""
@@ -84,15 +100,15 @@ def _im2col_numpy(xp, x, g: _ConvGeometry):
 
 def _col2im_numpy(xp, cols, g: _ConvGeometry):
     """The adjoint of :func:`_im2col_numpy`: ``kh * kw`` strided slice adds into a frame laid
-    out ``(C, N, Hf, Wf)`` (so every add reads ``cols`` in order), cropped to ``(N, C, H, W)``."""
+    out ``(C, N, Hf, Wf)`` (so every add reads ``cols`` in order), cropped to ``(N, C, H, W)``:
+    a strided view of the frame, which the caller copies where it goes."""
     Hf, Wf = g.frame()
     frame = np.zeros((g.C, g.N, Hf, Wf), dtype=cols.dtype)
     for i in range(g.kh):
         for j in range(g.kw):
             rows, columns = g.offset_slices(i, j)
             frame[:, :, rows, columns] += cols[:, i, j]
-    x = frame[:, :, g.ph:g.ph + g.H, g.pw:g.pw + g.W].transpose(1, 0, 2, 3)
-    return np.ascontiguousarray(x)
+    return frame[:, :, g.ph:g.ph + g.H, g.pw:g.pw + g.W].transpose(1, 0, 2, 3)
 
 
 # ---------------------------------------------------------------------------- CUDA
@@ -145,6 +161,17 @@ class _ConvBase(FusedFunction):
     stride = dilation = padding = (1, 1)  # forward parameters
     groups = 1
 
+    def _chunks(self, g: _ConvGeometry, itemsize: int) -> list:
+        """``(start, stop)`` slices of the batch: on NumPy as many samples at a time as keep the
+        columns under ``COLUMN_CHUNK_BYTES`` (so that they never exist whole: ``kh * kw``
+        times the input; and each chunk's GEMM reads them back from cache); one chunk on a GPU
+        (each would be a round of kernel launches)."""
+        if self.xp is not np:
+            return [(0, g.N)]
+        per_sample = g.C * g.kh * g.kw * g.Ho * g.Wo * itemsize
+        step = max(1, COLUMN_CHUNK_BYTES // max(per_sample, 1))
+        return [(n, min(n + step, g.N)) for n in range(0, g.N, step)]
+
     def _routines(self):
         if self.xp is np:
             return _im2col_numpy, _col2im_numpy
@@ -187,31 +214,41 @@ class FusedConv2dFn(_ConvBase, kernel="conv"):
         self.geometry = g = _ConvGeometry(N, C, H, W, kh, kw, Ho, Wo, self.stride,
                                           self.dilation, (top, left))
         im2col, _ = self._routines()
-        cols = im2col(xp, x, g).reshape(groups, C // groups * kh * kw, N * Ho * Wo)
-        # the weight gradient needs the columns; keep them only when it will be asked for
-        self.cols = cols if is_grad_enabled() and self.inputs[1].requires_grad else None
         self.w_mat = w.reshape(groups, c_out // groups, -1)
-        y = xp.matmul(self.w_mat, cols).reshape(c_out, N, Ho, Wo)
-        if b is not None:
-            y += b.reshape(c_out, 1, 1, 1)
-        return xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
+        rows = C // groups * kh * kw  # of each group's column matrix
+        y = xp.empty((N, c_out, Ho, Wo), dtype=np.result_type(x.dtype, w.dtype))
+        for n0, n1 in self._chunks(g, x.itemsize):
+            part = g.with_batch(n1 - n0)
+            cols = im2col(xp, x[n0:n1], part).reshape(groups, rows, part.N * Ho * Wo)
+            y_part = xp.matmul(self.w_mat, cols).reshape(c_out, part.N, Ho, Wo)
+            del cols  # (before the next chunk's columns: one chunk at a time)
+            if b is not None:
+                y_part += b.reshape(c_out, 1, 1, 1)
+            y[n0:n1] = y_part.transpose(1, 0, 2, 3)
+        return y
 
     def _backward(self, gy):
-        xp, g = self.xp, self.geometry
-        gy_mat = _channel_major(xp, gy, self.groups)  # (g, O/g, N Ho Wo)
+        xp, g, groups = self.xp, self.geometry, self.groups
         im2col, col2im = self._routines()
-        gx = gw = None
-        if self.needs_input_grad[1]:
-            cols = self.cols
-            if cols is None:  # a second backward (retain_graph): the columns again
-                cols = im2col(xp, self.inputs[0].data, g).reshape(
-                    self.groups, g.C // self.groups * g.kh * g.kw, g.N * g.Ho * g.Wo)
-            gw = xp.matmul(gy_mat, cols.transpose(0, 2, 1)).reshape(self.inputs[1].shape)
-            # NOTE: freed before the column gradient exists: the two never coexist
-            self.cols = cols = None
-        if self.needs_input_grad[0]:
-            gcols = xp.matmul(self.w_mat.transpose(0, 2, 1), gy_mat)
-            gx = col2im(xp, gcols.reshape(g.C, g.kh, g.kw, g.N, g.Ho, g.Wo), g)
+        x = self.inputs[0].data
+        gx = xp.empty(x.shape, dtype=gy.dtype) if self.needs_input_grad[0] else None
+        gw = None
+        rows = g.C // groups * g.kh * g.kw
+        for n0, n1 in self._chunks(g, x.itemsize):
+            part = g.with_batch(n1 - n0)
+            gy_mat = _channel_major(xp, gy[n0:n1], groups)  # (g, O/g, n Ho Wo)
+            if self.needs_input_grad[1]:
+                cols = im2col(xp, x[n0:n1], part).reshape(groups, rows, part.N * g.Ho * g.Wo)
+                gw_part = xp.matmul(gy_mat, cols.transpose(0, 2, 1))
+                gw = gw_part if gw is None else xp.add(gw, gw_part, out=gw)
+                del cols  # (before the column gradient or the next chunk's columns exist)
+            if gx is not None:
+                gcols = xp.matmul(self.w_mat.transpose(0, 2, 1), gy_mat)
+                gx[n0:n1] = col2im(xp, gcols.reshape(g.C, g.kh, g.kw, part.N, g.Ho, g.Wo),
+                                   part)
+                del gcols
+        if gw is not None:
+            gw = gw.reshape(self.inputs[1].shape)
         grads = (gx, gw)
         return grads + (self._bias_grad(gy),) if len(self.inputs) == 3 else grads
 
@@ -236,16 +273,14 @@ class FusedConvTranspose2dFn(_ConvBase):
         # the conv whose input gradient this is: input (N, C_out, Hout, Wout), output (H, W)
         self.geometry = g = _ConvGeometry(N, c_out_g * groups, Hout, Wout, kh, kw, H, W,
                                           self.stride, self.dilation, (ph, pw))
-        self.x_mat = _channel_major(xp, x, groups)  # (g, C_in/g, N H W)
         self.w_mat = w.reshape(groups, c_in // groups, -1)  # (g, C_in/g, C_out/g kh kw)
-        cols = xp.matmul(self.w_mat.transpose(0, 2, 1), self.x_mat)
-        if not (is_grad_enabled() and self.inputs[1].requires_grad):
-            self.x_mat = None  # only the weight gradient reads it again
+        # (the weight gradient makes its own channel-major copy of x: none is kept meanwhile)
+        cols = xp.matmul(self.w_mat.transpose(0, 2, 1), _channel_major(xp, x, groups))
         _, col2im = self._routines()
         y = col2im(xp, cols.reshape(g.C, kh, kw, N, H, W), g)
         if b is not None:
             y += b.reshape(1, -1, 1, 1)
-        return y
+        return xp.ascontiguousarray(y)
 
     def _backward(self, gy):
         xp, g = self.xp, self.geometry
@@ -256,7 +291,8 @@ class FusedConvTranspose2dFn(_ConvBase):
         if self.needs_input_grad[0]:
             gx = _batch_major(xp, xp.matmul(self.w_mat, gcols), g.N, g.Ho, g.Wo)
         if self.needs_input_grad[1]:
-            gw = xp.matmul(self.x_mat, gcols.transpose(0, 2, 1)).reshape(self.inputs[1].shape)
+            x_mat = _channel_major(xp, self.inputs[0].data, self.groups)  # (g, C_in/g, N H W)
+            gw = xp.matmul(x_mat, gcols.transpose(0, 2, 1)).reshape(self.inputs[1].shape)
         grads = (gx, gw)
         return grads + (self._bias_grad(gy),) if len(self.inputs) == 3 else grads
 

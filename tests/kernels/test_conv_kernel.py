@@ -140,7 +140,8 @@ def test_pad_modes_on_device(device, mode, numpy_mode):
 
 
 def test_retain_graph_second_backward(device):
-    """The columns are freed in the first backward and made again for a second one."""
+    """The backward rebuilds the columns from the input, so a second backward equals the
+    first."""
     x, w = _x((2, 2, 5, 4), device), _x((3, 2, 3, 2), device, seed=1)
     y = F.conv2d(x, w, stride=(1, 2), padding=1)
     assert "FusedConv2dFn" in grad_fn_names(y)
@@ -148,3 +149,42 @@ def test_retain_graph_second_backward(device):
     second = mg.grad(y.sum(), [x, w])
     for a, b in zip(first, second):
         np.testing.assert_array_equal(cpu(a), cpu(b))
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 3000, 1 << 30], ids=["per-sample", "some", "whole"])
+@pytest.mark.parametrize("x_shape,w_shape,options", CONV_CASES)
+def test_batch_chunks_give_the_same_results(monkeypatch, x_shape, w_shape, options,
+                                            chunk_bytes):
+    """NumPy works through the batch in chunks of columns: one sample at a time, a few, or all
+    at once give the reference's output and gradients."""
+    monkeypatch.setattr(conv_kernel, "COLUMN_CHUNK_BYTES", chunk_bytes)
+    x_shape = (5,) + x_shape[1:]  # an odd batch: the last chunk is shorter
+    x, w = _x(x_shape, "cpu"), _x(w_shape, "cpu", seed=1)
+    b = _x((w_shape[0],), "cpu", seed=2)
+    assert_same(lambda x, w, b: F.conv2d(x, w, b, **options), [x, w, b])
+
+
+def test_forward_keeps_no_columns():
+    """What a conv holds from forward to backward is its output (the input is the caller's):
+    not the im2col columns, which are kh * kw = 9 times the input here, and which never exist
+    whole."""
+    import tracemalloc
+
+    x = mg.tensor(np.random.default_rng(0).standard_normal((64, 16, 24, 24), dtype=np.float32))
+    w = mg.tensor(np.random.default_rng(1).standard_normal((16, 16, 3, 3), dtype=np.float32),
+                  requires_grad=True)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        y = F.conv2d(x, w, padding=1)
+        held, peak = (m - before for m in tracemalloc.get_traced_memory())
+    finally:
+        tracemalloc.stop()
+    assert "FusedConv2dFn" in grad_fn_names(y)
+    columns = 9 * x.data.nbytes
+    assert held < y.data.nbytes + 64 * 1024, held
+    # at most one chunk of columns and its product at a time
+    assert peak < y.data.nbytes + 1.25 * conv_kernel.COLUMN_CHUNK_BYTES + 64 * 1024, peak
+    assert columns > peak  # (the bound above tests something)
+    y.sum().backward()
+    assert w.grad.shape == w.shape
