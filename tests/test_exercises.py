@@ -22,6 +22,20 @@ NAMES = exercises.names()
 
 # What a student writes in the stub's NotImplementedError line (its indentation kept).
 SOLUTIONS = {
+    "shard_indices": """
+    n = len(order)
+    if drop_last and n % num_replicas:
+        size = n // num_replicas
+    else:
+        size = -(-n // num_replicas)
+    total = size * num_replicas
+    order = np.asarray(order)
+    if drop_last:
+        order = order[:total]
+    else:
+        order = np.concatenate([order, np.resize(order, total - n)])
+    return order[rank:total:num_replicas].tolist()
+""",
     "topo_order": """
     order, seen = [], set()
     stack = [(root, False)]
@@ -127,6 +141,8 @@ SOLUTIONS = {
 # A classic mistake per exercise: (text in the solution, its replacement, words the failure
 # message must contain).
 MISTAKES = {
+    "shard_indices": ("np.resize(order, total - n)", "order[:total - n]",
+                      "every rank must get as many"),
     "topo_order": ("return order[::-1]", "return order", "should come first"),
     "div_backward": ("gb = -gy * a", "gb = gy * a", "the gradient of b (input 1) is wrong"),
     "sum_to": ("k + lead for k, s in enumerate(shape) if s == 1 and x.shape[k + lead] != 1",

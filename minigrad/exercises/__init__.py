@@ -20,7 +20,8 @@ from typing import Dict, List, Optional, Tuple
 
 from minigrad.exercises import (
     adam_update, attention_backward, col2im, cross_entropy_backward, div_backward,
-    kv_cache_append, layer_norm_backward, lora_forward, lstm_step_backward, sum_to, topo_order,
+    kv_cache_append, layer_norm_backward, lora_forward, lstm_step_backward, shard_indices, sum_to,
+    topo_order,
 )
 from minigrad.exercises._base import Exercise, Wrong, load_module, run_checks
 
@@ -31,7 +32,7 @@ EXERCISES: Dict[str, Exercise] = {
     m.EXERCISE.name: m.EXERCISE
     for m in (topo_order, div_backward, sum_to, cross_entropy_backward, adam_update,
               lstm_step_backward, attention_backward, layer_norm_backward, col2im, lora_forward,
-              kv_cache_append)
+              kv_cache_append, shard_indices)
 }
 
 DEFAULT_DIR = Path("minigrad-exercises")
