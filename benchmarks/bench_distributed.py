@@ -15,7 +15,10 @@ standard workloads with 2 ranks x 1 thread against 1 rank x 1 thread, beside PyT
    are checked equal. Both frameworks run the same step as their users write it (zero_grad,
    forward, loss, backward, Adam step) with DDP's defaults; the row ``W1-view`` is W1 with
    ``gradient_as_bucket_view=True`` on both sides (PyTorch's option: ``.grad`` a view of the
-   bucket, no copy back after the all-reduce).
+   bucket, no copy back after the all-reduce). The row "minigrad, no all-reduce" runs R
+   independent minigrad processes side by side (started and timed together, no DDP): what the
+   machine gives R processes with no communication at all, the ceiling of the scaling (the
+   ranks share caches, memory bandwidth and clock headroom).
    PyTorch's ranks meet through a file in the run's own temporary folder (no TCP port to
    collide with another program's), with a 2-minute rendezvous timeout; a configuration that
    fails is run once more, and the retry is printed and recorded (``retries`` in the JSON).
@@ -49,6 +52,7 @@ from benchmarks.common import machine, markdown_table, write_results
 ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = ("W1", "W1-view", "W4", "W5")
 BATCH = {"W1": 128, "W1-view": 128, "W4": 16, "W5": 128}
+ALONE = "minigrad-alone"  # the configuration of independent processes (no all-reduce)
 W1_BUCKET_MB = (784 * 128 + 128 + 128 * 10 + 10 + 4) * 4 / 2**20  # W1's gradients + DDP's counts
 
 
@@ -146,7 +150,9 @@ def worker_throughput(framework: str, name: str, steps: int, out: str) -> None:
         if ranks > 1:
             dist.init_process_group()
         barrier = dist.barrier if ranks > 1 else (lambda: None)
-    model, step = _model_and_step(framework, name, rank, ranks)
+    alone = framework == ALONE  # the ranks train side by side, each on its own (no DDP)
+    model, step = _model_and_step("minigrad" if alone else framework, name, rank,
+                                  1 if alone else ranks)
     for _ in range(3):
         step()
     barrier()
@@ -157,7 +163,7 @@ def worker_throughput(framework: str, name: str, steps: int, out: str) -> None:
     checksum = float(sum(float(p.detach().sum()) for p in model.parameters()))
     times, sums = _gather_floats(framework, ranks, [elapsed, checksum])
     if rank == 0:
-        if len(set(sums)) != 1:
+        if len(set(sums)) != 1 and not alone:
             raise AssertionError(f"{framework} {name}: the replicas differ: {sums}")
         slowest = max(times)
         Path(out).write_text(json.dumps({
@@ -287,6 +293,8 @@ def main(argv=None) -> None:
         steps = 2 if args.quick else (200 if name.startswith("W1") else
                                       20 if name == "W4" else 10)
         samples = {(fw, ranks): [] for fw in frameworks for ranks in (1, args.ranks)}
+        if not name.endswith("-view"):
+            samples[(ALONE, args.ranks)] = []
         for k in range(rounds):
             configs = list(samples)
             for fw, ranks in configs[k % len(configs):] + configs[: k % len(configs)]:
@@ -299,6 +307,13 @@ def main(argv=None) -> None:
             entry[fw] = {"1x1": one, f"{args.ranks}x1": many, "speedup": many / one,
                          "rounds": samples[(fw, 1)] + samples[(fw, args.ranks)]}
             rows.append([name, fw, f"{one:,.0f}", f"{many:,.0f}", f"{many / one:.2f}x"])
+        if (ALONE, args.ranks) in samples:
+            one = statistics.median(samples[("minigrad", 1)])
+            many = statistics.median(samples[(ALONE, args.ranks)])
+            entry[ALONE] = {f"{args.ranks}x1": many, "speedup": many / one,
+                            "rounds": samples[(ALONE, args.ranks)]}
+            rows.append([name, "minigrad, no all-reduce", f"{one:,.0f}", f"{many:,.0f}",
+                         f"{many / one:.2f}x"])
         results[name] = entry
     if rows:
         tables.append(markdown_table(
