@@ -68,7 +68,7 @@ def check_row_sums(module):
     _, (xhat, *_) = module.layer_norm_forward(x, weight, bias)
     close("the row sums of dx (shifting a row changes nothing)", dx.sum(axis=1), np.zeros(3),
           atol=1e-9)
-    close("the rows of dx times xhat (scaling a row changes almost nothing)",
+    close("the row sums of dx * xhat (scaling a row changes almost nothing)",
           (dx * xhat).sum(axis=1), np.zeros(3), atol=1e-4)
 
 
