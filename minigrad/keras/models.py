@@ -208,15 +208,15 @@ class Model(nn.Module):
             self._return_logits = previous
 
     # ---------------------------------------------------------------- compile
-    def compile(self, optimizer: Any = "adam", loss: Any = None,
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None,
                 metrics: Sequence[Any] | None = None, loss_weights: Any = None,
                 **kwargs: Any) -> None:
         """Chooses the optimizer, loss and metrics.
 
         Args:
-            optimizer: ``'adam'`` (the default here; Keras's is ``'rmsprop'``, which minigrad
-                lacks), ``'adamw'``, ``'sgd'``, a `keras.optimizers` object or a
-                `minigrad.optim` optimizer over ``model.parameters()``.
+            optimizer: a name (``'rmsprop'``, the default as in Keras, ``'adam'``, ``'adamw'``,
+                ``'sgd'``, ``'adagrad'``, ``'adamax'``, ``'nadam'``), a `keras.optimizers`
+                object or a `minigrad.optim` optimizer over ``model.parameters()``.
             loss: ``'sparse_categorical_crossentropy'``, ``'categorical_crossentropy'``,
                 ``'binary_crossentropy'``, ``'mse'``, ``'mae'``, a `keras.losses.Loss`, or a
                 function ``fn(y_true, y_pred)``.
@@ -1371,7 +1371,7 @@ class Functional(Model):
     def _output_names(self) -> list:
         return self.output_names
 
-    def compile(self, optimizer: Any = "adam", loss: Any = None, metrics: Any = None,
+    def compile(self, optimizer: Any = "rmsprop", loss: Any = None, metrics: Any = None,
                 loss_weights: Any = None, **kwargs: Any) -> None:
         """As `Model.compile`; with several outputs `loss` is one loss for all, a list or a
         dict by output name, `metrics` a list for all outputs, a list of lists or a dict, and

@@ -31,6 +31,8 @@ from __future__ import annotations
 
 from typing import Any, Dict, Iterable
 
+import numpy as np
+
 from minigrad import backend, optim
 from minigrad.optim.optimizer import _state_zeros, _step_counter
 from minigrad.tensor import Tensor, full_like
@@ -40,12 +42,38 @@ __all__ = [
 ]
 
 
-class Optimizer:
-    """Base class: Keras settings now, a `minigrad.optim` optimizer after `build`."""
+# Keras's arguments common to every optimizer that minigrad takes (see `Optimizer`)
+COMMON_OPTIONS = ("clipnorm", "clipvalue", "global_clipnorm", "gradient_accumulation_steps")
 
-    def __init__(self, learning_rate: float, **settings: Any) -> None:
+
+class Optimizer:
+    """Base class: Keras settings now, a `minigrad.optim` optimizer after `build`.
+
+    Every optimizer also takes Keras's common arguments ``clipnorm`` (each gradient's norm
+    clipped to it), ``global_clipnorm`` (all gradients scaled together so their joint norm is
+    at most it), ``clipvalue`` (each element clipped to ``[-clipvalue, clipvalue]``), at most
+    one of the three, applied before the step as in Keras, and ``gradient_accumulation_steps``
+    (read by ``model.fit``). Any other argument raises, as in Keras.
+    """
+
+    def __init__(self, learning_rate: float, options: dict | None = None,
+                 **settings: Any) -> None:
+        options = dict(options or {})
+        unknown = {k: v for k, v in options.items() if k not in COMMON_OPTIONS}
+        if unknown:
+            raise ValueError(f"Argument(s) not recognized: {unknown}")
+        clipping = {k: options.get(k) for k in ("clipnorm", "clipvalue", "global_clipnorm")}
+        if sum(v is not None for v in clipping.values()) > 1:
+            raise ValueError(
+                "Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set. "
+                "Received: " + ", ".join(f"{k}={v}" for k, v in clipping.items()))
         self._learning_rate = float(learning_rate)
-        self._settings = settings
+        # NOTE: only the common options given go into the config, so it rebuilds the same
+        self._settings = {**settings, **{k: v for k, v in options.items() if v is not None}}
+        self.clipnorm = clipping["clipnorm"]
+        self.clipvalue = clipping["clipvalue"]
+        self.global_clipnorm = clipping["global_clipnorm"]
+        self.gradient_accumulation_steps = options.get("gradient_accumulation_steps")
         self.optimizer: optim.Optimizer | None = None
 
     def _make(self, params: list) -> optim.Optimizer:
@@ -95,8 +123,35 @@ class Optimizer:
         self._inner().zero_grad(set_to_none)
 
     def step(self) -> None:
-        """One update of the optimized parameters from their gradients."""
-        self._inner().step()
+        """One update of the optimized parameters from their gradients (clipped first when
+        ``clipnorm``, ``global_clipnorm`` or ``clipvalue`` is set)."""
+        inner = self._inner()
+        self._clip_gradients(inner)
+        inner.step()
+
+    def _clip_gradients(self, inner: optim.Optimizer) -> None:
+        """Keras's ``_clip_gradients``: each ``.grad`` replaced by its clipped copy."""
+        params = [p for group in inner.param_groups for p in group["params"]
+                  if p.grad is not None]
+        if not params or (self.clipnorm, self.global_clipnorm, self.clipvalue) == (None,) * 3:
+            return
+        grads = [p.grad.data for p in params]
+        xp = backend.array_module(grads[0])
+        if self.clipnorm is not None:
+            c = self.clipnorm
+            clipped = [g * g.dtype.type(c) / xp.maximum(xp.sqrt((g * g).sum()), c)
+                       for g in grads]
+        elif self.global_clipnorm is not None:
+            c = self.global_clipnorm
+            norm = xp.sqrt(sum((g.astype(np.float64) ** 2).sum() for g in grads))
+            # NOTE: an infinite or NaN norm makes every gradient NaN, as in Keras
+            scale = xp.where(xp.isfinite(norm), c / xp.maximum(norm, c), xp.nan)
+            clipped = [g * scale.astype(g.dtype) for g in grads]
+        else:
+            v = self.clipvalue
+            clipped = [xp.clip(g, -v, v) for g in grads]
+        for p, g in zip(params, clipped):
+            p.grad = Tensor._make(g.astype(p.grad.dtype, copy=False))
 
     def state_dict(self) -> dict:
         """The inner optimizer's state, as ``minigrad.optim`` writes it."""
@@ -125,8 +180,8 @@ class Adam(Optimizer):
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
                  epsilon: float = 1e-7, amsgrad: bool = False,
-                 weight_decay: float | None = None) -> None:
-        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                 weight_decay: float | None = None, **kwargs: Any) -> None:
+        super().__init__(learning_rate, kwargs, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
                          amsgrad=amsgrad, weight_decay=weight_decay)
 
     def _make(self, params: list) -> optim.Optimizer:
@@ -143,8 +198,8 @@ class AdamW(Optimizer):
 
     def __init__(self, learning_rate: float = 0.001, weight_decay: float = 0.004,
                  beta_1: float = 0.9, beta_2: float = 0.999, epsilon: float = 1e-7,
-                 amsgrad: bool = False) -> None:
-        super().__init__(learning_rate, weight_decay=weight_decay, beta_1=beta_1,
+                 amsgrad: bool = False, **kwargs: Any) -> None:
+        super().__init__(learning_rate, kwargs, weight_decay=weight_decay, beta_1=beta_1,
                          beta_2=beta_2, epsilon=epsilon, amsgrad=amsgrad)
 
     def _make(self, params: list) -> optim.Optimizer:
@@ -159,8 +214,8 @@ class SGD(Optimizer):
     0.01."""
 
     def __init__(self, learning_rate: float = 0.01, momentum: float = 0.0,
-                 nesterov: bool = False, weight_decay: float | None = None) -> None:
-        super().__init__(learning_rate, momentum=momentum, nesterov=nesterov,
+                 nesterov: bool = False, weight_decay: float | None = None, **kwargs: Any) -> None:
+        super().__init__(learning_rate, kwargs, momentum=momentum, nesterov=nesterov,
                          weight_decay=weight_decay)
 
     def _make(self, params: list) -> optim.Optimizer:
@@ -309,6 +364,7 @@ class RMSprop(Optimizer):
         epsilon: added to the mean square before its square root (1e-7).
         centered: divide by the gradient's estimated variance instead of its second moment.
         weight_decay: decoupled weight decay (see the module docstring).
+        **kwargs: Keras's common arguments, ``clipnorm`` and the others (see `Optimizer`).
 
     Example:
         >>> import minigrad as mg
@@ -324,11 +380,11 @@ class RMSprop(Optimizer):
 
     def __init__(self, learning_rate: float = 0.001, rho: float = 0.9, momentum: float = 0.0,
                  epsilon: float = 1e-7, centered: bool = False,
-                 weight_decay: float | None = None) -> None:
+                 weight_decay: float | None = None, **kwargs: Any) -> None:
         _check_unit("rho", rho)
         _check_unit("momentum", momentum)
         _check_positive("epsilon", epsilon)
-        super().__init__(learning_rate, rho=rho, momentum=momentum, epsilon=epsilon,
+        super().__init__(learning_rate, kwargs, rho=rho, momentum=momentum, epsilon=epsilon,
                          centered=centered, weight_decay=weight_decay)
 
     def _make(self, params: list) -> optim.Optimizer:
@@ -347,14 +403,15 @@ class Adagrad(Optimizer):
         initial_accumulator_value: the accumulators' starting value (0.1; non-negative).
         epsilon: added to the accumulator before its square root (1e-7).
         weight_decay: decoupled weight decay.
+        **kwargs: Keras's common arguments (see `Optimizer`).
     """
 
     def __init__(self, learning_rate: float = 0.001, initial_accumulator_value: float = 0.1,
-                 epsilon: float = 1e-7, weight_decay: float | None = None) -> None:
+                 epsilon: float = 1e-7, weight_decay: float | None = None, **kwargs: Any) -> None:
         if initial_accumulator_value < 0:
             raise ValueError(f"initial_accumulator_value must be non-negative, got "
                              f"{initial_accumulator_value}")
-        super().__init__(learning_rate, initial_accumulator_value=initial_accumulator_value,
+        super().__init__(learning_rate, kwargs, initial_accumulator_value=initial_accumulator_value,
                          epsilon=epsilon, weight_decay=weight_decay)
 
     def _make(self, params: list) -> optim.Optimizer:
@@ -373,11 +430,12 @@ class Adamax(Optimizer):
         beta_2: decay of the infinity norm (0.999).
         epsilon: added to the norm (1e-7).
         weight_decay: decoupled weight decay.
+        **kwargs: Keras's common arguments (see `Optimizer`).
     """
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, weight_decay: float | None = None) -> None:
-        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                 epsilon: float = 1e-7, weight_decay: float | None = None, **kwargs: Any) -> None:
+        super().__init__(learning_rate, kwargs, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
                          weight_decay=weight_decay)
 
     def _make(self, params: list) -> optim.Optimizer:
@@ -397,11 +455,12 @@ class Nadam(Optimizer):
         beta_2: decay of the second moment (0.999).
         epsilon: added to the root of the second moment (1e-7).
         weight_decay: decoupled weight decay.
+        **kwargs: Keras's common arguments (see `Optimizer`).
     """
 
     def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, weight_decay: float | None = None) -> None:
-        super().__init__(learning_rate, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                 epsilon: float = 1e-7, weight_decay: float | None = None, **kwargs: Any) -> None:
+        super().__init__(learning_rate, kwargs, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
                          weight_decay=weight_decay)
 
     def _make(self, params: list) -> optim.Optimizer:

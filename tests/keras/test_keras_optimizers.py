@@ -237,3 +237,78 @@ def test_pytorch_optimizers_still_pass_through():
     w = Parameter(mg.zeros(2))
     opt = optim.RMSprop([w])
     assert optimizers.get(opt) is opt
+
+
+# ---------------------------------------------------------------------------- common arguments
+
+
+def test_clipnorm_and_clipvalue_as_kerass_tests():
+    for settings, expected in ((dict(clipnorm=1), [2**0.5 / 2, 2**0.5 / 2]),
+                               (dict(clipvalue=1), [1.0, 1.0])):
+        var = Parameter(mg.zeros(2))
+        _apply(keras.optimizers.SGD(learning_rate=1.0, **settings), var, [100.0, 100.0])
+        np.testing.assert_allclose(var.detach().numpy(), -np.asarray(expected), rtol=1e-6)
+
+
+@pytest.mark.parametrize("settings, grad_b, want_a, want_b", [
+    (dict(clipnorm=1.0), 0.5, [0.6, 0.8], [0.5]),  # each alone: [3, 4] has norm 5, [0.5] stays
+    (dict(global_clipnorm=1.0), 1.0, np.array([3.0, 4.0]) / 26**0.5, [1 / 26**0.5]),
+    (dict(global_clipnorm=10.0), 1.0, [3.0, 4.0], [1.0]),  # joint norm sqrt(26) < 10
+])
+def test_clipnorm_is_per_gradient_and_global_clipnorm_joint(settings, grad_b, want_a, want_b):
+    a, b = Parameter(mg.zeros(2, dtype=mg.float64)), Parameter(mg.zeros(1, dtype=mg.float64))
+    opt = keras.optimizers.SGD(learning_rate=1.0, **settings)
+    opt.build([a, b])
+    a.grad = mg.tensor([3.0, 4.0], dtype=mg.float64)
+    b.grad = mg.tensor([grad_b], dtype=mg.float64)
+    opt.step()
+    np.testing.assert_allclose(-a.detach().numpy(), want_a, rtol=1e-12)
+    np.testing.assert_allclose(-b.detach().numpy(), want_b, rtol=1e-12)
+
+
+def test_a_non_finite_global_norm_makes_nan_as_keras():
+    var = Parameter(mg.zeros(2))
+    _apply(keras.optimizers.SGD(learning_rate=1.0, global_clipnorm=1.0), var, [np.inf, 1.0])
+    assert np.isnan(var.detach().numpy()).all()
+
+
+def test_common_arguments_are_checked_and_kept_in_the_config():
+    with pytest.raises(ValueError, match="Only one of `clipnorm`, `clipvalue` and "
+                                         "`global_clipnorm` can be set"):
+        keras.optimizers.Adam(clipnorm=1.0, clipvalue=0.5)
+    with pytest.raises(ValueError, match="Argument\\(s\\) not recognized: \\{'lr_decay': 0.1\\}"):
+        keras.optimizers.RMSprop(lr_decay=0.1)
+    opt = keras.optimizers.Nadam(learning_rate=0.01, clipnorm=2.0)
+    again = optimizers.deserialize(json.loads(json.dumps(optimizers.serialize(opt))))
+    assert again.clipnorm == 2.0 and again.get_config() == opt.get_config()
+    assert "clipnorm" not in keras.optimizers.Nadam().get_config()
+
+
+def test_gradient_accumulation_steps_on_the_optimizer_as_keras_3():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(16, 3)).astype(np.float32)
+    y = rng.normal(size=(16, 1)).astype(np.float32)
+    weights = []
+    for optimizer, fit_kwargs in (
+        (keras.optimizers.SGD(learning_rate=0.1, gradient_accumulation_steps=2), {}),
+        (keras.optimizers.SGD(learning_rate=0.1), {"gradient_accumulation_steps": 2}),
+        (keras.optimizers.SGD(learning_rate=0.1), {}),
+    ):
+        mg.manual_seed(0)
+        model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(1)])
+        model.compile(optimizer=optimizer, loss="mse")
+        model.fit(x, y, batch_size=4, epochs=1, shuffle=False, verbose=0, **fit_kwargs)
+        weights.append(model.get_weights()[0])
+    np.testing.assert_array_equal(weights[0], weights[1])
+    assert not np.array_equal(weights[0], weights[2])
+
+
+def test_compile_defaults_to_rmsprop_as_keras():
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    model.compile(loss="mse")
+    assert type(model.optimizer) is keras.optimizers.RMSprop
+    assert model.optimizer.get_config() == keras.optimizers.RMSprop().get_config()
+    inputs = keras.Input((3,))
+    functional = keras.Model(inputs, [keras.layers.Dense(1)(inputs), keras.layers.Dense(2)(inputs)])
+    functional.compile(loss=["mse", "mse"])
+    assert type(functional.optimizer) is keras.optimizers.RMSprop
