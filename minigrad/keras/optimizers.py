@@ -10,10 +10,10 @@ RMSprop, Adagrad, Adamax and Nadam follow Keras's own update rules, which differ
 classes of the same names: Keras adds ``epsilon`` inside the square root in RMSprop and Adagrad
 (PyTorch outside), starts Adagrad's accumulator at 0.1 (PyTorch 0), adds ``epsilon`` after the
 infinity norm in Adamax and uses its own momentum schedule in Nadam. Adam and AdamW are
-PyTorch's, with Keras's defaults: Keras adds ``epsilon`` to the bias-corrected root instead of
-the raw one, a difference of order ``epsilon`` that does not show at 1e-7. A ``weight_decay`` is
-decoupled in every class, as in Keras (``w <- w - learning_rate * weight_decay * w`` before the
-step).
+PyTorch's, with Keras's defaults: Keras adds ``epsilon`` to the raw root ``sqrt(v)``, PyTorch to
+the bias-corrected one, a difference of order ``epsilon`` that does not show at 1e-7. A
+``weight_decay`` is decoupled in every class, as in Keras (``w <- w - learning_rate *
+weight_decay * w`` before the step).
 
 Example:
     >>> import minigrad as mg
