@@ -31,10 +31,12 @@ from the first one; NCCL finds its own network between GPUs.
 Mixed precision: a gradient scaler's found-inf flag goes through `combine_found_inf` (the
 maximum over the ranks), so that every rank skips the same steps.
 
-A rank that raises prints its traceback and aborts the whole job (no rank is left waiting),
-and a collective that waits longer than the timeout (``init_process_group(timeout=...)``,
-``$MINIGRAD_DIST_TIMEOUT``, 30 minutes by default) aborts it with a message naming the rank
-and the operation.
+A rank that raises prints its traceback and aborts the whole job (no rank is left waiting), so
+does a rank that ends with ``sys.exit(status)``, status not 0 (after its ``finally`` blocks; a
+``raise SystemExit`` written out is not seen: call ``sys.exit``), a rank that is killed ends it
+through the MPI launcher, and a collective that waits longer than the timeout
+(``init_process_group(timeout=...)``, ``$MINIGRAD_DIST_TIMEOUT``, 30 minutes by default) aborts
+it with a message naming the rank and the operation.
 """
 
 from minigrad.distributed.collectives import (  # noqa: F401
