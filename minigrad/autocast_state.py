@@ -10,6 +10,9 @@ floating tensors on a device type being autocast, never float64 ones.
 - :func:`fp32`: softmax, log-softmax, norms and reductions run in float32 on CUDA; on the CPU
   (PyTorch's CPU autocast) they keep their input's dtype, parameters following the input.
 - :func:`loss`: the losses run in float32 on every device type.
+- :func:`fp32_cuda`: the rest of CUDA's float32 list (pointwise exp, log, log1p, rsqrt, pow;
+  cumsum, cumprod, norms, softplus, cosine_similarity, interpolate), which the CPU's autocast
+  leaves alone.
 - :func:`rnn`: the dtype an LSTM/GRU layer or cell runs in (its own rule, below).
 """
 
@@ -73,6 +76,18 @@ def fp32(*tensors) -> tuple:
     dt = first.data.dtype
     return (first,) + tuple([t if t is None or not _eligible(t) or t.data.dtype == dt
                              else t.to(dt) for t in tensors[1:]])
+
+
+def fp32_cuda(*tensors) -> tuple:
+    """CUDA's float32 list where the CPU has none: 2-byte floats on an autocast CUDA device
+    become float32; CPU tensors and non-tensors are left alone.
+
+    Composites whose PyTorch op keeps its dtype (elu, mish, logsigmoid) call the ``Function``
+    of exp/log1p directly, so that this widening reaches only what users call."""
+    if "cuda" not in state.dtypes:
+        return tensors
+    return tuple([_widen(t) if hasattr(t, "grad_fn") and _device_type(t) == "cuda" else t
+                  for t in tensors])
 
 
 def loss(*tensors) -> tuple:

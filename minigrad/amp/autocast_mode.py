@@ -2,8 +2,10 @@
 
 Inside ``with mg.autocast('cuda'):`` the ops on the lists cast their operands as PyTorch's
 autocast does (the policies and the lists are in ``minigrad/autocast_state.py``): matmul,
-linear and attention run in float16 (CUDA's default) or bfloat16 (the CPU's default), softmax,
-norms and reductions in float32 on CUDA, the losses in float32 everywhere. Parameters stay
+linear, conv, attention and the LSTM/GRU layers and cells run in float16 (CUDA's default) or
+bfloat16 (the CPU's default; there the GRU and the cells follow their state's dtype, as
+PyTorch's composites do), softmax, norms, reductions and pointwise exp/log/pow in float32 on
+CUDA, the losses in float32 everywhere. Parameters stay
 float32 (the casts are ops, so gradients reach the float32 master weights); ops given an
 explicit ``dtype=`` and in-place ops are not autocast.
 """

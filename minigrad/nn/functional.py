@@ -31,6 +31,7 @@ from minigrad import autocast_state, backend, kernels, ops, references
 from minigrad.autocast_state import state as _autocast
 from minigrad.fused import fused_enabled
 from minigrad.ops import linalg
+from minigrad.ops.elementwise import ExpFn, Log1pFn
 from minigrad.tensor import Tensor
 from minigrad.nn.functional_conv import (  # noqa: F401  (F.conv2d, F.pad, ...)
     conv1d, conv2d, conv_transpose1d, conv_transpose2d, pad,
@@ -196,8 +197,10 @@ def logsigmoid(input: Tensor) -> Tensor:
         tensor([-1.0000e+04, -6.9315e-01])
     """
     # NOTE: minimum() splits the gradient at the tie x = 0, which gives the exact
-    # derivative sigmoid(-0) = 1/2 there (the log1p term's derivative is 0 at x = 0)
-    return ops.minimum(input, 0) - ops.log1p(ops.exp(-ops.abs(input)))
+    # derivative sigmoid(-0) = 1/2 there (the log1p term's derivative is 0 at x = 0).
+    # The Functions, not ops.exp/log1p: those are on CUDA autocast's float32 list, logsigmoid
+    # is not (PyTorch keeps its dtype)
+    return ops.minimum(input, 0) - Log1pFn.apply(ExpFn.apply(-ops.abs(input)))
 
 
 def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tensor:
@@ -209,6 +212,8 @@ def softplus(input: Tensor, beta: float = 1.0, threshold: float = 20.0) -> Tenso
         >>> F.softplus(mg.tensor([0.0, 1e4]))
         tensor([6.9315e-01, 1.0000e+04])
     """
+    if _autocast.on:  # on CUDA autocast's float32 list
+        input, = autocast_state.fp32_cuda(input)
     z = input * beta
     # NOTE: the stable form max(z, 0) + log1p(exp(-|z|)); the naive one overflows for large z
     soft = (ops.maximum(z, 0) + ops.log1p(ops.exp(-ops.abs(z)))) / beta
@@ -579,6 +584,12 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor]
     reduction = _reduction(reduction, size_average, reduce)
     _check_tensor(input, "binary_cross_entropy", "input")
     if _autocast.on:
+        if "cuda" in _autocast.dtypes and input.device.type == "cuda":
+            raise RuntimeError(  # PyTorch refuses it too: float16 probabilities near 0 or 1
+                "F.binary_cross_entropy and nn.BCELoss are unsafe to autocast on CUDA. Many "
+                "models use a sigmoid right before the binary cross entropy; combine the two "
+                "with F.binary_cross_entropy_with_logits or nn.BCEWithLogitsLoss, which are "
+                "safe to autocast.")
         input, target, weight = autocast_state.loss(input, target, weight)
     _check_tensor(target, "binary_cross_entropy", "target")
     if tuple(target.shape) != tuple(input.shape):

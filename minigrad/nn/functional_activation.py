@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from typing import Optional
 
-from minigrad import backend, ops
+from minigrad import autocast_state, backend, ops
+from minigrad.autocast_state import state as _autocast
+from minigrad.ops.elementwise import ExpFn, Log1pFn
 from minigrad.ops.norms import vector_norm
 from minigrad.tensor import Tensor
 
@@ -50,8 +52,9 @@ def elu(input: Tensor, alpha: float = 1.0, inplace: bool = False) -> Tensor:
         tensor([0., 2.])
     """
     # NOTE: exp of min(x, 0): the branch not taken must stay finite, or its zero gradient
-    # times exp(large x) = inf would give nan
-    negative = (ops.exp(ops.minimum(input, 0)) - 1) * alpha
+    # times exp(large x) = inf would give nan. ExpFn, not ops.exp: exp is on CUDA autocast's
+    # float32 list, elu is not (PyTorch keeps its dtype)
+    negative = (ExpFn.apply(ops.minimum(input, 0)) - 1) * alpha
     return ops.where(input.detach() > 0, input, negative)
 
 
@@ -64,8 +67,9 @@ def mish(input: Tensor, inplace: bool = False) -> Tensor:
         >>> F.mish(mg.tensor([0.0, 1.0]))
         tensor([0.0000, 0.8651])
     """
-    # NOTE: softplus(x) = max(x, 0) + log1p(exp(-|x|)) never overflows
-    softplus = ops.maximum(input, 0) + ops.log1p(ops.exp(-ops.abs(input)))
+    # NOTE: softplus(x) = max(x, 0) + log1p(exp(-|x|)) never overflows; the Functions, not
+    # ops.exp/log1p, which CUDA autocast runs in float32 (mish keeps its dtype in PyTorch)
+    softplus = ops.maximum(input, 0) + Log1pFn.apply(ExpFn.apply(-ops.abs(input)))
     return input * ops.tanh(softplus)
 
 
@@ -194,6 +198,8 @@ def cosine_similarity(x1: Tensor, x2: Tensor, dim: int = 1, eps: float = 1e-8) -
         >>> F.cosine_similarity(mg.tensor([[1.0, 0.0]]), mg.tensor([[1.0, 1.0]]))
         tensor([0.7071])
     """
+    if _autocast.on:  # on CUDA autocast's float32 list
+        x1, x2 = autocast_state.fp32_cuda(x1, x2)
     shape = _broadcast(x1.shape, x2.shape)
     x1, x2 = ops.expand(x1, shape), ops.expand(x2, shape)
 
@@ -241,6 +247,8 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
             reduction = "sum"
         else:
             reduction = "mean"
+    if _autocast.on:  # a loss: float32 under autocast, on the CPU too
+        input, target = autocast_state.loss(input, target)
     if log_target:
         loss = ops.exp(target) * (target - input)
     else:

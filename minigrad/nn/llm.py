@@ -21,7 +21,8 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from minigrad import kernels, references
+from minigrad import autocast_state, kernels, references
+from minigrad.autocast_state import state as _autocast
 from minigrad.fused import fused_enabled
 from minigrad.nn import init
 from minigrad.nn.module import Module, Parameter
@@ -62,6 +63,8 @@ def rms_norm(input: Tensor, normalized_shape: _Shape, weight: Optional[Tensor] =
         >>> F.rms_norm(mg.tensor([[3.0, 4.0]]), (2,), eps=0.0)
         tensor([[0.8485, 1.1314]])
     """
+    if _autocast.on:  # float32 on CUDA; on the CPU the weight follows the input's dtype
+        input, weight = autocast_state.fp32(input, weight)
     shape, dims = _trailing(input, normalized_shape, "rms_norm")
     if weight is not None and tuple(weight.shape) != shape:
         raise RuntimeError(

@@ -26,7 +26,8 @@ from typing import Optional
 
 import numpy as np
 
-from minigrad import kernels, ops, references
+from minigrad import autocast_state, kernels, ops, references
+from minigrad.autocast_state import state as _autocast
 from minigrad.autograd import no_grad
 from minigrad.fused import fused_enabled
 from minigrad.nn import init
@@ -85,8 +86,9 @@ def batch_norm(input: Tensor, running_mean: Optional[Tensor], running_var: Optio
         if running_mean is None or running_var is None:
             raise RuntimeError("batch_norm: running_mean and running_var must be defined in "
                                "evaluation mode")
-        # a per-channel affine map: y = x * scale + shift
-        scale = ops.rsqrt(running_var.detach().to(input.dtype) + eps)
+        # a per-channel affine map: y = x * scale + shift (1/sqrt, not ops.rsqrt: that is on
+        # CUDA autocast's float32 list, batch_norm is not)
+        scale = 1 / ops.sqrt(running_var.detach().to(input.dtype) + eps)
         if weight is not None:
             scale = scale * weight
         shift = -running_mean.detach().to(input.dtype) * scale
@@ -142,6 +144,8 @@ def group_norm(input: Tensor, num_groups: int, weight: Optional[Tensor] = None,
     if input.ndim < 2:
         raise ValueError(f"group_norm: expected an input of shape (N, C, *), got "
                          f"{tuple(input.shape)}")
+    if _autocast.on:  # float32 on CUDA; on the CPU the parameters follow the input's dtype
+        input, weight, bias = autocast_state.fp32(input, weight, bias)
     N, C = input.shape[:2]
     if num_groups <= 0 or C % num_groups:
         raise ValueError(f"group_norm: expected number of channels in input ({C}) to be "

@@ -26,7 +26,8 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
-from minigrad import ops
+from minigrad import autocast_state, ops
+from minigrad.autocast_state import state as _autocast
 from minigrad.nn.module import Module
 from minigrad.tensor import Tensor
 
@@ -103,6 +104,8 @@ def interpolate(input: Tensor, size: Union[int, Sequence[int], None] = None,
     if mode == "nearest" and align_corners is not None:
         raise ValueError("align_corners option can only be set with the interpolating modes: "
                          "linear | bilinear | bicubic | trilinear")
+    if _autocast.on:  # on CUDA autocast's float32 list (upsample_*)
+        input, = autocast_state.fp32_cuda(input)
     if input.ndim not in (3, 4):
         raise ValueError(f"interpolate: expected a 3-D (N, C, L) or 4-D (N, C, H, W) input, "
                          f"got shape {tuple(input.shape)}")

@@ -11,7 +11,8 @@ from typing import Union
 
 import numpy as np
 
-from minigrad import backend, dtypes
+from minigrad import autocast_state, backend, dtypes
+from minigrad.autocast_state import state as _autocast
 from minigrad.autograd import Function
 from minigrad.tensor import Tensor
 
@@ -185,6 +186,8 @@ def div(a, b) -> Tensor:
 
 def pow(a, b) -> Tensor:  # noqa: A001
     """a ** b, broadcasting."""
+    if _autocast.on:  # on CUDA autocast's float32 list
+        a, b = autocast_state.fp32_cuda(a, b)
     return PowFn.apply(*binary_operands(a, b))
 
 
@@ -352,16 +355,22 @@ class ClampFn(Function):
 
 def exp(x: Tensor) -> Tensor:
     """Elementwise e**x."""
+    if _autocast.on:  # on CUDA autocast's float32 list
+        x, = autocast_state.fp32_cuda(x)
     return ExpFn.apply(x)
 
 
 def log(x: Tensor) -> Tensor:
     """Elementwise natural logarithm."""
+    if _autocast.on:  # on CUDA autocast's float32 list
+        x, = autocast_state.fp32_cuda(x)
     return LogFn.apply(x)
 
 
 def log1p(x: Tensor) -> Tensor:
     """Elementwise log(1 + x), accurate for small x."""
+    if _autocast.on:  # on CUDA autocast's float32 list
+        x, = autocast_state.fp32_cuda(x)
     return Log1pFn.apply(x)
 
 
@@ -372,6 +381,8 @@ def sqrt(x: Tensor) -> Tensor:
 
 def rsqrt(x: Tensor) -> Tensor:
     """Elementwise 1 / sqrt(x)."""
+    if _autocast.on:  # on CUDA autocast's float32 list
+        x, = autocast_state.fp32_cuda(x)
     return 1 / sqrt(x)
 
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigrad import backend, dtypes
+from minigrad import autocast_state, backend, dtypes
+from minigrad.autocast_state import state as _autocast
 from minigrad.autograd import Function
 from minigrad.ops.elementwise import cast, mul
 from minigrad.ops.indexing import getitem, index_select, scatter_add
@@ -174,7 +175,7 @@ class CumsumFn(Function):
 
     def forward(self, x, axis=0):
         self.axis = axis
-        out_dtype = x.dtype if x.dtype.kind in "fc" else np.int64
+        out_dtype = x.dtype if x.dtype.kind in "fc" or dtypes.is_floating(x.dtype) else np.int64
         return self.xp.cumsum(x, axis=axis, dtype=out_dtype)
 
     def backward(self, gy):
@@ -191,6 +192,8 @@ def cumsum(x: Tensor, dim: int, dtype=None) -> Tensor:
     """
     if dtype is not None:
         x = cast(x, dtypes.to_dtype(dtype))
+    elif _autocast.on:  # on CUDA autocast's float32 list
+        x, = autocast_state.fp32_cuda(x)
     if x.ndim == 0:
         return reshape(CumsumFn.apply(reshape(x, (1,)), axis=0), ())
     return CumsumFn.apply(x, axis=_norm_dim(dim, x.ndim))
@@ -209,6 +212,8 @@ def cumprod(x: Tensor, dim: int, dtype=None) -> Tensor:
     """
     if dtype is not None:
         x = cast(x, dtypes.to_dtype(dtype))
+    elif _autocast.on:  # on CUDA autocast's float32 list
+        x, = autocast_state.fp32_cuda(x)
     if x.ndim == 0:
         return x * 1
     d = _norm_dim(dim, x.ndim)

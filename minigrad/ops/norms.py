@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import math
 
+from minigrad import autocast_state, dtypes
+from minigrad.autocast_state import state as _autocast
 from minigrad.autograd import Function
-from minigrad import dtypes
 from minigrad.ops.elementwise import _output, abs, cast, where
 from minigrad.ops.reduction import amax, amin, sum
 from minigrad.ops.shape import _norm_dims, reshape
@@ -54,7 +55,9 @@ def vector_norm(x: Tensor, ord=2, dim=None, keepdim: bool = False, *, dtype=None
     """
     if dtype is not None:
         x = cast(x, dtypes.to_dtype(dtype))
-    if x.dtype.kind != "f":
+    elif _autocast.on:  # on CUDA autocast's float32 list (torch.norm too: it comes here)
+        x, = autocast_state.fp32_cuda(x)
+    if not dtypes.is_floating(x.dtype):
         raise RuntimeError(
             f"linalg.vector_norm: Expected a floating point or complex tensor as input. Got "
             f"{x.dtype}"

@@ -12,7 +12,8 @@ def _needs_bfloat16():
     pytest.importorskip("ml_dtypes")  # bfloat16 on NumPy (CI installs it)
 
 
-# op name -> call, for minigrad or torch (lib, fn); inputs: x (4, 8), w (6, 8), b (6,), logits (4, 6)
+# op name -> call, for minigrad or torch (lib, fn);
+# inputs: x (4, 8), w (6, 8), b (6,), logits (4, 6)
 def _cases(lib, fn):
     return {
         "matmul": lambda t: lib.matmul(t["x"], t["w"].T if lib is not mg else t["w"].t()),
@@ -40,6 +41,29 @@ def _cases(lib, fn):
         "prod": lambda t: lib.prod(t["logits"], dim=1),
         "logsumexp": lambda t: lib.logsumexp(t["logits"], dim=1),
         "softmax_method": lambda t: t["logits"].softmax(dim=-1),
+        # CUDA's float32 list beyond the reductions and losses (the CPU's leaves them alone)
+        "exp": lambda t: t["logits"].exp(),
+        "log": lambda t: t["logits"].abs().log(),
+        "log1p": lambda t: t["logits"].abs().log1p(),
+        "rsqrt": lambda t: t["logits"].abs().rsqrt(),
+        "pow_scalar": lambda t: t["logits"] ** 2,
+        "pow_tensor": lambda t: lib.pow(t["logits"].abs(), t["logits2"]),
+        "cumsum": lambda t: lib.cumsum(t["logits"], dim=1),
+        "cumprod": lambda t: lib.cumprod(t["logits"], dim=1),
+        "norm": lambda t: t["logits"].norm(),
+        "softplus": lambda t: fn.softplus(t["logits"]),
+        "group_norm": lambda t: fn.group_norm(t["logits"].reshape(4, 6, 1), 2, t["b"], t["b"]),
+        "rms_norm": lambda t: fn.rms_norm(t["logits"], (6,), t["b"], eps=1e-5),
+        "cosine_similarity": lambda t: fn.cosine_similarity(t["logits"], t["logits2"]),
+        "kl_div": lambda t: fn.kl_div(t["logits"], t["logits2"].softmax(-1),
+                                      reduction="batchmean"),
+        "interpolate": lambda t: fn.interpolate(t["logits"].reshape(1, 4, 6), scale_factor=2),
+        # composites of listed ops that PyTorch keeps in their input's dtype
+        "elu": lambda t: fn.elu(t["logits"]),
+        "mish": lambda t: fn.mish(t["logits"]),
+        "logsigmoid": lambda t: fn.logsigmoid(t["logits"]),
+        "batch_norm_eval": lambda t: fn.batch_norm(t["logits"], t["b"], t["b"].abs() + 0.5,
+                                                   training=False),
     }
 
 
@@ -181,7 +205,12 @@ def test_bfloat16_missing_package_error(monkeypatch):
     ("log_softmax", "float32"), ("layer_norm", "float32"), ("cross_entropy", "float32"),
     ("mse_loss", "float32"), ("softmax_dtype", "float64"), ("add", "float16"),
     ("sum", "float32"), ("sum_dim", "float32"), ("prod", "float32"), ("logsumexp", "float32"),
-    ("softmax_method", "float32"),
+    ("softmax_method", "float32"), ("exp", "float32"), ("log", "float32"), ("log1p", "float32"),
+    ("rsqrt", "float32"), ("pow_scalar", "float32"), ("pow_tensor", "float32"),
+    ("cumsum", "float32"), ("cumprod", "float32"), ("norm", "float32"), ("softplus", "float32"),
+    ("group_norm", "float32"), ("rms_norm", "float32"), ("cosine_similarity", "float32"),
+    ("kl_div", "float32"), ("interpolate", "float32"), ("elu", "float16"), ("mish", "float16"),
+    ("logsigmoid", "float16"), ("batch_norm_eval", "float16"),
 ])
 def test_cuda_policy(op, want):
     if not mg.cuda.is_available():
@@ -191,6 +220,16 @@ def test_cuda_policy(op, want):
     with mg.autocast("cuda"):
         got = _cases(mg, F)[op](inputs)
     assert got.dtype.name == want and got.device.type == "cuda"
+
+
+@pytest.mark.gpu
+def test_cuda_refuses_binary_cross_entropy_as_pytorch():
+    if not mg.cuda.is_available():
+        pytest.skip("needs CuPy and an NVIDIA GPU")
+    p = mg.tensor([0.2, 0.7], device="cuda")
+    with mg.autocast("cuda"), pytest.raises(RuntimeError, match="binary_cross_entropy_with_logits"):
+        F.binary_cross_entropy(p, p)
+    assert F.binary_cross_entropy(p, p).dtype == mg.float32  # outside autocast: as before
 
 
 @pytest.mark.gpu
