@@ -30,6 +30,16 @@ Run everything (on a quiet machine; the lead times it):
 
 ``--quick`` only checks that everything runs (tiny sizes, one round). Writes
 benchmarks/results/distributed.md and .json.
+
+DDP's own work per step, counted rather than timed (instructions do not depend on the load):
+``--ddp-cost MODE STEPS`` runs STEPS steps of W1 in one process, MODE ``plain`` (no DDP),
+``ddp``, ``view`` (gradient_as_bucket_view) or ``keep`` (view, and ``zero_grad(set_to_none=
+False)``), with DDP on a process group that says it has 2 ranks but talks over
+MPI_COMM_SELF (the MPI calls are made, no bytes travel). Instructions per step = (the count
+with 12 steps - the count with 2) / 10::
+
+    OMP_NUM_THREADS=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+        python -m benchmarks.bench_distributed --ddp-cost ddp 12
 """
 
 from __future__ import annotations
@@ -171,6 +181,47 @@ def worker_throughput(framework: str, name: str, steps: int, out: str) -> None:
             "steps": steps, "ranks": ranks}))
 
 
+def ddp_cost(mode: str, steps: int) -> None:
+    """Runs `steps` W1 steps for ``--ddp-cost`` (see the module docstring)."""
+    import functools
+
+    import minigrad as mg
+    import minigrad.nn.functional as F
+    from minigrad.distributed import group as dist_group
+    from minigrad.distributed._mpi import MPIBackend, import_mpi
+    from minigrad.nn.parallel import DistributedDataParallel
+
+    from benchmarks import workloads
+
+    if mode not in ("plain", "ddp", "view", "keep"):
+        raise SystemExit(f"--ddp-cost: unknown mode {mode!r} (plain, ddp, view, keep)")
+
+    class TwoRanksAlone(DistributedDataParallel):
+        """DDP with nothing to check or copy at wrap time (there is no other rank)."""
+
+        def _check_same_model(self) -> None:
+            pass
+
+        def _sync_module_states(self) -> None:
+            pass
+
+    group = dist_group.ProcessGroup(0, 2, 0, "mpi", MPIBackend(import_mpi().COMM_SELF.Dup()),
+                                    None, 60.0)
+    group.watchdog.stop()
+    group.watchdog = None  # no thread waking up: the same count every run
+    x_np, y_np = workloads._data("W1", np.random.default_rng(0))
+    mg.manual_seed(0)
+    model = workloads._build(mg.nn, "W1")
+    options = {"gradient_as_bucket_view": True} if mode in ("view", "keep") else {}
+    wrapped = model if mode == "plain" else TwoRanksAlone(model, process_group=group, **options)
+    opt = mg.optim.Adam(wrapped.parameters(), lr=1e-3)
+    if mode == "keep":
+        opt.zero_grad = functools.partial(opt.zero_grad, set_to_none=False)
+    step = workloads._training_step(wrapped, opt, F, mg.tensor(x_np), mg.tensor(y_np), None)
+    for _ in range(steps):
+        step()
+
+
 def _gather_floats(framework: str, ranks: int, values: list) -> tuple:
     """Every rank's (elapsed, checksum), on every rank."""
     if ranks == 1:
@@ -251,10 +302,15 @@ def main(argv=None) -> None:
     parser.add_argument("--mb", type=float, default=25.0, help="all-reduce size in MiB")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check that it runs")
+    parser.add_argument("--ddp-cost", nargs=2, metavar=("MODE", "STEPS"),
+                        help="run W1 steps for counting DDP's instructions (see the docstring)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
+    if args.ddp_cost:
+        ddp_cost(args.ddp_cost[0], int(args.ddp_cost[1]))
+        return
     if args.worker:  # a rank of a launched configuration
         kind, *rest = args.worker
         if kind == "allreduce":

@@ -1,7 +1,10 @@
 """benchmarks/bench_distributed.py's launcher: PyTorch's gloo ranks meet through a file (no
 port to race for), and a configuration that fails is run once more, said and recorded."""
 
+import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from dist_helpers import needs_mpi
@@ -42,3 +45,15 @@ def test_pytorch_ddp_ranks_meet_through_a_file():
     pytest.importorskip("torch")
     result = bench._launch_once(2, ["throughput", "torch", "W1", "2"], 240)
     assert result["ranks"] == 2 and result["samples_per_s"] > 0
+
+
+@needs_mpi
+@pytest.mark.parametrize("mode", ["ddp", "keep"])
+def test_the_ddp_cost_runner_runs(mode):
+    root = Path(bench.__file__).resolve().parent.parent
+    env = dict(os.environ, OMP_NUM_THREADS="1",
+               PYTHONPATH=os.pathsep.join([str(root), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.bench_distributed", "--ddp-cost",
+                           mode, "2"], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
