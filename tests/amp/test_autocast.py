@@ -253,3 +253,27 @@ def test_cuda_float16_training_step():
         assert p.dtype == mg.float32 and p.grad.dtype == mg.float32
         assert not np.array_equal(mg.backend.to_device(p.data, mg.backend.CPU),
                                   mg.backend.to_device(b.data, mg.backend.CPU))
+
+
+@pytest.mark.torch
+@pytest.mark.filterwarnings("ignore:CUDA is not available")  # PyTorch without a GPU
+@pytest.mark.parametrize("device_type", ["cpu", "cuda"])
+@pytest.mark.parametrize("self_low", [False, True])
+@pytest.mark.parametrize("op", ["add_", "sub_", "mul_", "div_", "copy_", "clamp_"])
+def test_in_place_ops_keep_their_dtype_as_torch(op, self_low, device_type):
+    """In-place ops are on no autocast list: the tensor written keeps its dtype (PyTorch's
+    autocast for CUDA is compared on CPU tensors, which it leaves alone as minigrad does)."""
+    torch = pytest.importorskip("torch")
+
+    def run(lib):
+        a = lib.tensor(np.arange(1.0, 7.0, dtype=np.float32).reshape(2, 3))
+        b = lib.tensor(np.full((2, 3), 2.0, dtype=np.float32)).to(lib.float16)
+        if self_low:
+            a = a.to(lib.float16)
+        with lib.autocast(device_type, dtype=lib.float16):
+            out = a.clamp_(min=2.0) if op == "clamp_" else getattr(a, op)(b)
+        assert out is a
+        return str(a.dtype).replace("torch.", ""), a.float().tolist()
+
+    got, want = run(mg), run(torch)
+    assert got == want
