@@ -117,9 +117,11 @@ def encode_example(tokenizer, row: dict, max_length: Optional[int] = None) -> tu
 
 def causal_lm_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """Mean next-token cross-entropy: logits at t against ``labels[t + 1]``, -100 ignored."""
-    V = logits.shape[-1]
-    return F.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1),
-                           ignore_index=IGNORE)
+    # the targets shifted instead of the logits (the last position ignored): no copy of them
+    targets = labels.xp.full(labels.shape, IGNORE, dtype=labels.data.dtype)
+    targets[:, :-1] = labels.data[:, 1:]
+    return F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                           Tensor._make(targets.reshape(-1)), ignore_index=IGNORE)
 
 
 class LMBatches:
@@ -265,8 +267,7 @@ def finetune_lm(model: LlamaForCausalLM, rows: list, out: PathLike,
     train = LMBatches([encode(r) for r in train_rows], config.batch_size, shuffle=True,
                       seed=config.seed, pad_token_id=pad)
     held = LMBatches([encode(r) for r in held_rows], config.batch_size, pad_token_id=pad)
-    net = _Logits(model)
-    forward = net
+    net = _Hidden(model)
     if resume:
         load_lora(model, os.path.join(out, ADAPTERS))
         for p in model.parameters():
@@ -283,19 +284,20 @@ def finetune_lm(model: LlamaForCausalLM, rows: list, out: PathLike,
         info = load_checkpoint(os.path.join(out, CHECKPOINT), optimizer=optimizer)
         initial_epoch = int(info["epoch"]) + 1
     elif held_rows:
-        before = _eval_loss(model, held, forward)
+        before = _eval_loss(model, held, net)
     total, trainable = count_parameters(model)
     if on_start is not None:
         on_start({"parameters": total, "trainable": trainable, "train_examples": len(train_rows),
                   "eval_examples": len(held_rows), "eval_loss_before": before,
                   "initial_epoch": initial_epoch})
     timer, speed = _EpochTimer(), TokensPerSecond()
-    history = fit(net, causal_lm_loss, optimizer, train, epochs=config.epochs,
+    # the loss applies the head: while training, with the cross-entropy in blocks of rows
+    history = fit(net, model.causal_lm_loss, optimizer, train, epochs=config.epochs,
                   val_loader=held if held_rows else None, metrics={"tok/s": speed},
                   callbacks=[timer, speed, _SaveEachEpoch(out, model, config)], verbose=verbose,
                   file=file, initial_epoch=initial_epoch,
                   gradient_accumulation_steps=config.gradient_accumulation_steps)
-    after = _eval_loss(model, held, forward) if held_rows else None
+    after = _eval_loss(model, held, net) if held_rows else None
     model.eval()
     if merge:
         merge_lora(model, unwrap=True)
@@ -305,27 +307,28 @@ def finetune_lm(model: LlamaForCausalLM, rows: list, out: PathLike,
             "epoch_seconds": timer.seconds}
 
 
-def _eval_loss(model, batches: LMBatches, forward) -> float:
+def _eval_loss(model, batches: LMBatches, net) -> float:
     """The held-out response loss (mean over the answer tokens of all batches)."""
     total = count = 0.0
     model.eval()
     with no_grad():
         for ids, labels in batches:
             n = float((labels.numpy()[:, 1:] != IGNORE).sum())
-            total += causal_lm_loss(forward(ids), labels).item() * n
+            total += model.causal_lm_loss(net(ids), labels).item() * n
             count += n
     return total / max(count, 1.0)
 
 
-class _Logits(Module):
-    """The model as ``ids -> logits``, the form `fit` and `evaluate` call."""
+class _Hidden(Module):
+    """The model as ``ids -> last hidden states``, the form `fit` and `evaluate` call; the
+    loss (`LlamaForCausalLM.causal_lm_loss`) applies the head."""
 
     def __init__(self, lm: LlamaForCausalLM):
         super().__init__()
         self.lm = lm
 
     def forward(self, input_ids: Tensor) -> Tensor:
-        return self.lm(input_ids).logits
+        return self.lm.model(input_ids)
 
 
 class _EpochTimer(Callback):

@@ -35,7 +35,9 @@ from typing import Optional, Union
 import numpy as np
 
 from minigrad import backend, ops
+from minigrad.autocast_state import state as _autocast
 from minigrad.autograd import is_grad_enabled
+from minigrad.fused import FusedFunction, is_fused
 from minigrad.io.gguf import read_gguf
 from minigrad.io.safetensors import load_file, save_file
 from minigrad.models.bpe import BPETokenizer
@@ -275,22 +277,123 @@ class CausalLMOutput:
     """The output of `LlamaForCausalLM.forward`, with Hugging Face's attribute names.
 
     Attributes:
-        logits: ``(B, T, vocab)``.
+        logits: ``(B, T, vocab)`` (when the loss was computed without them, they are computed
+            on first access).
         past_key_values: the `KVCache` (None unless ``use_cache``).
         loss: the mean next-token cross-entropy (None without ``labels``).
     """
 
-    def __init__(self, logits: Tensor, past_key_values: Optional[KVCache] = None,
+    def __init__(self, logits, past_key_values: Optional[KVCache] = None,
                  loss: Optional[Tensor] = None):
-        self.logits = logits
+        self._logits = logits  # a Tensor, or a function that computes it
         self.past_key_values = past_key_values
         self.loss = loss
+
+    @property
+    def logits(self) -> Tensor:
+        if not isinstance(self._logits, Tensor):
+            self._logits = self._logits()
+        return self._logits
 
     def __getitem__(self, key: str):
         return getattr(self, key)
 
     def __repr__(self) -> str:
         return f"CausalLMOutput(logits={tuple(self.logits.shape)}, loss={self.loss})"
+
+
+# ---------------------------------------------------------------------------- the training loss
+
+_LOSS_BLOCK = 1 << 22  # logits per block of rows in `LMHeadLossFn` (16 MiB in float32)
+
+
+class LMHeadLossFn(FusedFunction):
+    """(hidden (N, H), head weight (V, H)) -> the mean cross-entropy of ``hidden @ weight.T``
+    against ``target`` (N,), ``ignore_index`` not counted (PyTorch's ``cross_entropy``).
+
+    The (N, V) logits are never stored whole: rows go in blocks of `_LOSS_BLOCK` logits, each
+    block's logits -> max-shifted exps -> loss and softmax - one-hot, then straight into the
+    gradients (``d hidden = P W``, ``d W += P^T hidden`` when the weight trains), so a vocabulary
+    of 49152 costs one block of scratch instead of three (N, V) arrays (logits, exps, their
+    gradient) and their passes. The gradients are formed in the forward (first-order only: a
+    recorded backward differentiates the composite, as every fused kernel's does).
+    """
+
+    target: object  # forward parameters: the (N,) class indices (an array)
+    ignore_index: int
+
+    def reference(self, hidden, weight):
+        return F.cross_entropy(F.linear(hidden, weight), Tensor._make(self.target),
+                               ignore_index=self.ignore_index)
+
+    def _forward_numpy(self, h, w):
+        xp = self.xp
+        N, V = h.shape[0], w.shape[0]
+        t = self.target
+        valid = t != self.ignore_index
+        if bool(((t < 0) | (t >= V))[valid].any()):
+            bad = int(t[valid & ((t < 0) | (t >= V))][0])
+            raise IndexError(f"target {bad} is out of bounds for {V} classes")
+        self.count = int(valid.sum())
+        # (needs_input_grad is set after forward: the inputs say it; called with grad on)
+        want_h, want_w = self.inputs[0].requires_grad, self.inputs[1].requires_grad
+        self.gh = xp.empty_like(h) if want_h else None
+        self.gw = xp.zeros_like(w) if want_w else None
+        safe = xp.where(valid, t, 0)
+        rows = max(1, _LOSS_BLOCK // max(V, 1))
+        scratch = xp.empty((min(rows, N), V), dtype=h.dtype)
+        total = 0.0
+        for r0 in range(0, N, rows):
+            r1 = min(N, r0 + rows)
+            z, keep, idx = scratch[:r1 - r0], valid[r0:r1], xp.arange(r1 - r0)
+            xp.matmul(h[r0:r1], w.T, out=z)
+            z -= z.max(axis=1, keepdims=True)  # max-shift: exp never overflows
+            picked = z[idx, safe[r0:r1]]
+            xp.exp(z, out=z)
+            s = z.sum(axis=1)
+            total += float(((xp.log(s) - picked) * keep).sum())  # lse - x_t, counted rows
+            if want_h or want_w:
+                z /= s[:, None]  # softmax - one-hot: the gradient of the row's loss
+                z[idx, safe[r0:r1]] -= keep
+                if not bool(keep.all()):
+                    z *= keep[:, None].astype(z.dtype)
+                if want_h:
+                    xp.matmul(z, w, out=self.gh[r0:r1])
+                if want_w:
+                    self.gw += z.T @ h[r0:r1]
+        with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: nan, as PyTorch
+            return xp.asarray(np.float64(total) / self.count, dtype=h.dtype)
+
+    _forward_cuda = _forward_numpy  # (the same array code on CuPy)
+
+    def _backward_numpy(self, gy):
+        scale = gy / self.count if self.count else gy * 0  # all ignored: zero gradients
+        return (None if self.gh is None else self.gh * scale,
+                None if self.gw is None else self.gw * scale)
+
+    _backward_cuda = _backward_numpy
+
+
+def _lm_head_loss(hidden: Tensor, head: Module, labels: Tensor) -> Optional[Tensor]:
+    """The shifted next-token loss of ``head(hidden)`` through `LMHeadLossFn`, or None where
+    that does not apply (no graph wanted, fused kernels off, autocast, a wrapped head)."""
+    weight = head.weight
+    if not (is_grad_enabled() and is_fused() and not _autocast.on and type(head) is Linear
+            and head.bias is None and hidden.dtype == weight.dtype
+            and hidden.dtype in (np.float32, np.float64)
+            and (hidden.requires_grad or weight.requires_grad)):
+        return None
+    return LMHeadLossFn.apply(hidden.reshape(-1, hidden.shape[-1]), weight,
+                              target=_shifted_labels(labels).reshape(-1), ignore_index=-100)
+
+
+def _shifted_labels(labels: Tensor):
+    """``labels[:, 1:]`` with the last position -100 (ignored): the targets of every
+    position's logits, so the loss reads the (B*T, V) logits as they are (logits[:, :-1] would
+    copy them and their gradient), as transformers' loss does."""
+    targets = labels.xp.full(labels.shape, -100, dtype=labels.data.dtype)
+    targets[:, :-1] = labels.data[:, 1:]
+    return targets
 
 
 # ---------------------------------------------------------------------------- inference on arrays
@@ -690,16 +793,48 @@ class LlamaForCausalLM(GenerationMixin, Module):
         hidden = self.model(input_ids, attention_mask, cache, position_ids)
         if logits_to_keep:
             hidden = hidden[:, -logits_to_keep:]
-        logits = self.lm_head(hidden)
-        loss = None
+        loss = logits = None
         if labels is not None:
-            if not isinstance(labels, Tensor):
-                labels = Tensor._make(np.asarray(labels))
-            V = logits.shape[-1]
-            loss = F.cross_entropy(logits[:, :-1].reshape(-1, V), labels[:, 1:].reshape(-1),
-                                   ignore_index=-100)
+            loss, logits = self._loss_and_logits(hidden, labels)
+        if loss is None:
+            logits = self.lm_head(hidden)
+        elif logits is None:  # training: the loss did without the logits; made if asked for
+            head = self.lm_head
+
+            def logits():
+                return head(hidden)
         return CausalLMOutput(logits, cache if (use_cache or past_key_values is not None)
                               else None, loss)
+
+    def causal_lm_loss(self, hidden: Tensor, labels: Tensor) -> Tensor:
+        """The loss of ``forward(..., labels=labels)`` from the last hidden states.
+
+        Args:
+            hidden: ``(B, T, hidden)``, `LlamaModel`'s output.
+            labels: ``(B, T)``: the logits at t are compared with ``labels[t + 1]``; ``-100``
+                is ignored; the mean over the rest.
+
+        While training (``train()``, gradients on) the head and the cross-entropy go together
+        in blocks of rows (`LMHeadLossFn`), never storing the (B*T, vocab) logits.
+        """
+        return self._loss_and_logits(hidden, labels)[0]
+
+    def _loss_and_logits(self, hidden: Tensor, labels) -> tuple:
+        """``(loss, logits)``; logits None when the loss did without them."""
+        if not isinstance(labels, Tensor):
+            labels = Tensor._make(np.asarray(labels))
+        if tuple(labels.shape) != tuple(hidden.shape[:2]):
+            raise ValueError(f"labels must be (batch, seq) = {tuple(hidden.shape[:2])} "
+                             f"(all positions' logits), got {tuple(labels.shape)}")
+        # (training only: it forms the head's gradients as it goes, wasted on an evaluation)
+        loss = _lm_head_loss(hidden, self.lm_head, labels) if self.training else None
+        if loss is not None:
+            return loss, None
+        logits = self.lm_head(hidden)
+        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]),
+                               Tensor._make(_shifted_labels(labels).reshape(-1)),
+                               ignore_index=-100)
+        return loss, logits
 
     def new_cache(self, capacity: int = 0) -> KVCache:
         """An empty `KVCache` with room for ``capacity`` positions."""
