@@ -34,7 +34,7 @@ def bar_chart(title, rows, axis_label, reference=1.0):
         reference: where to draw the vertical "1x" line.
 
     Returns:
-        The SVG element as a string (scales with the page width).
+        The SVG element, in a box that scrolls sideways on a narrow screen, as a string.
     """
     series = sorted({s for _, values in rows for s in values}, key=list(COLORS).index)
     top = max([reference] + [v for _, values in rows for v in values.values()]) * 1.1
@@ -48,7 +48,8 @@ def bar_chart(title, rows, axis_label, reference=1.0):
     parts = [
         f'<svg class="bench-chart" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="{html.escape(title)}" xmlns="http://www.w3.org/2000/svg" '
-        'style="max-width:100%;height:auto;font-family:sans-serif;font-size:12px">',
+        # at least 560 px wide, so that a phone scrolls the chart instead of shrinking its text
+        'style="width:100%;min-width:560px;height:auto;font-family:sans-serif;font-size:12px">',
         f'<text x="{LABEL_WIDTH}" y="16" font-weight="bold">{html.escape(title)}</text>',
     ]
     for i, (label, values) in enumerate(rows):
@@ -73,7 +74,7 @@ def bar_chart(title, rows, axis_label, reference=1.0):
     if legend:
         parts.append(f'<text x="{LABEL_WIDTH}" y="{bottom + 36}">{legend}</text>')
     parts.append("</svg>")
-    return "".join(parts)
+    return '<div class="bench-chart-scroll" style="overflow-x:auto">' + "".join(parts) + "</div>"
 
 
 def charts_for(name):

@@ -1,4 +1,6 @@
-"""Griffe extension: reads minigrad's ``Example:`` docstring sections as ``Examples:``.
+"""Griffe extension: minigrad's docstrings as the API pages should render them.
+
+``Example:`` sections are read as ``Examples:``, and Sphinx roles become code spans.
 
 minigrad's docstrings head their doctests ``Example:`` (Napoleon's spelling); griffe's Google
 parser knows only ``Examples:`` and would render the doctest as prose, where an output line
@@ -12,12 +14,21 @@ import re
 import griffe
 
 EXAMPLE = re.compile(r"^(\s*)Example:\s*$", re.MULTILINE)
+# :class:`Module`, :func:`~minigrad.save`, :meth:`forward`: Sphinx's roles, which a few
+# docstrings use; Markdown would print the role. ``~`` drops the module path, as in Sphinx.
+ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|attr|data|exc|obj):`(~?)([^`]+)`")
+
+
+def _role_to_code(match):
+    name = match.group(2)
+    return f"``{name.rsplit('.', 1)[-1] if match.group(1) else name}``"
 
 
 class ExampleSections(griffe.Extension):
-    """Rename each ``Example:`` section header to ``Examples:`` as objects are loaded."""
+    """Rename ``Example:`` headers to ``Examples:`` and roles to code, as objects are loaded."""
 
     def on_instance(self, *, node, obj, agent, **kwargs):
         """Griffe calls this for every object it creates."""
         if obj.docstring is not None:
-            obj.docstring.value = EXAMPLE.sub(r"\1Examples:", obj.docstring.value)
+            text = EXAMPLE.sub(r"\1Examples:", obj.docstring.value)
+            obj.docstring.value = ROLE.sub(_role_to_code, text)
