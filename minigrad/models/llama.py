@@ -461,8 +461,8 @@ def _rope_array(x, cos, sin):
 
 def _attention_array(q, k, v, past: int, bias):
     """Causal grouped-query attention on arrays: q (B, T, Hq, D) at positions past..past+T-1,
-    k/v (B, Hkv, S, D); ``bias`` (B or 1, 1, T, S) of 0 / -inf or None (every key allowed
-    up to the query's position). Returns (B, T, Hq * D).
+    k/v (B, Hkv, S, D); ``bias`` (B or 1, 1, T, S) of 0 / -inf (None: one query, T = 1, that
+    sees every key). Returns (B, T, Hq * D).
 
     Each key/value head's g = Hq / Hkv query heads are one (g T, D) block against its keys (no
     copy of k/v per query head); query rows go in blocks bounded by `_ATTENTION_BLOCK`, each
@@ -487,9 +487,6 @@ def _attention_array(q, k, v, past: int, bias):
         view = scores.reshape(B, Hkv, g, t1 - t0, keys)
         if bias is not None:
             view += bias[:, :, None, t0:t1, :keys]
-        elif T > 1:  # causal: query t sees keys up to past + t
-            allowed = xp.arange(keys)[None, :] <= (past + xp.arange(t0, t1))[:, None]
-            view += xp.where(allowed, dt(0), dt(-np.inf))
         top = scores.max(axis=-1, keepdims=True)
         top[top == -np.inf] = 0  # a row with every key masked: zeros, as PyTorch's SDPA
         scores -= top
@@ -699,13 +696,17 @@ class LlamaModel(GradientCheckpointing, Module):
         xp = backend.array_module(x)
         cos, sin = self.rotary_emb(Tensor._make(positions))
         cos, sin = cos.data.astype(x.dtype, copy=False), sin.data.astype(x.dtype, copy=False)
-        bias = None
+        T = input_ids.shape[1]
+        if mask is None and T > 1:  # causal: query t sees the keys up to past + t
+            allowed = xp.arange(past + T)[None, :] <= (past + xp.arange(T))[:, None]
+            mask = Tensor._make(allowed[None, None])
+        bias = None  # (one query without padding sees every key)
         if mask is not None:  # True: may attend
             bias = xp.where(mask.data, x.dtype.type(0), x.dtype.type(-np.inf))
         for layer in self.layers:
             x = layer._infer(x, cos, sin, past, bias, cache)
         if cache is not None:
-            cache.advance(input_ids.shape[1])
+            cache.advance(T)
         return Tensor._make(_rms_norm_array(x, self.norm))
 
 
