@@ -291,6 +291,9 @@ class CausalLMOutput:
 
     @property
     def logits(self) -> Tensor:
+        """The ``(B, T, vocab)`` logits, computed on first access when the loss was computed without
+        them.
+        """
         if not isinstance(self._logits, Tensor):
             self._logits = self._logits()
         return self._logits
