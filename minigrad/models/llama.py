@@ -291,9 +291,7 @@ class CausalLMOutput:
 
     @property
     def logits(self) -> Tensor:
-        """The ``(B, T, vocab)`` logits, computed on first access when the loss was computed without
-        them.
-        """
+        """The ``(B, T, vocab)`` logits (computed on first access if the loss did without them)."""
         if not isinstance(self._logits, Tensor):
             self._logits = self._logits()
         return self._logits
