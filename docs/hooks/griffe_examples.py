@@ -1,6 +1,7 @@
 """Griffe extension: minigrad's docstrings as the API pages should render them.
 
-``Example:`` sections are read as ``Examples:``, and Sphinx roles become code spans.
+``Example:`` sections are read as ``Examples:``, Sphinx roles become code spans, and the ``::``
+that opens a literal block becomes ``:``.
 
 minigrad's docstrings head their doctests ``Example:`` (Napoleon's spelling); griffe's Google
 parser knows only ``Examples:`` and would render the doctest as prose, where an output line
@@ -17,6 +18,9 @@ EXAMPLE = re.compile(r"^(\s*)Example:\s*$", re.MULTILINE)
 # :class:`Module`, :func:`~minigrad.save`, :meth:`forward`: Sphinx's roles, which a few
 # docstrings use; Markdown would print the role. ``~`` drops the module path, as in Sphinx.
 ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|attr|data|exc|obj):`(~?)([^`]+)`")
+# "text::" before an indented literal block reads "text:" in Sphinx; the block itself is already
+# a Markdown code block (indented four spaces), so only the doubled colon goes
+LITERAL = re.compile(r"(\S)::$", re.MULTILINE)
 
 
 def _role_to_code(match):
@@ -31,4 +35,4 @@ class ExampleSections(griffe.Extension):
         """Griffe calls this for every object it creates."""
         if obj.docstring is not None:
             text = EXAMPLE.sub(r"\1Examples:", obj.docstring.value)
-            obj.docstring.value = ROLE.sub(_role_to_code, text)
+            obj.docstring.value = LITERAL.sub(r"\1:", ROLE.sub(_role_to_code, text))
