@@ -94,7 +94,7 @@ CONFIGS = {
             "tiny": {"batch": 2, "seq": 16, "lora_r": 8, "lora_alpha": 16}},
 }
 LABELS = {"T12": "12-block transformer (d256, T128, B16)",
-          "W4": "W4: 1 transformer block (d256, T128, B16)",
+          "W4": "the W4 workload: 1 post-norm transformer block (d256, T128, B16)",
           "LLM": "SmolLM2-135M LoRA step (B4 x T128)"}
 MIB = 2 ** 20
 _RESULT = "RESULT "  # a worker's last stdout line: this prefix, then its JSON
