@@ -9,6 +9,7 @@ part of minigrad's source for reading (``...`` for elided lines) with ``<!-- no-
 cannot hide a broken example.
 """
 
+import json
 import re
 import textwrap
 from pathlib import Path
@@ -134,3 +135,40 @@ def test_parser_refuses_a_reason_that_is_not_allowed():
         python_blocks("<!-- no-run: slow -->\n```python\npass\n```\n")
     with pytest.raises(ValueError, match="never closed"):
         python_blocks("```python\npass\n")
+
+
+def _hook(name):
+    """A module of docs/hooks/ (MkDocs loads them by path; they are not a package)."""
+    import importlib.util
+
+    path = DOCS / "hooks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"docs_hook_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_benchmark_charts_are_drawn_from_the_results(tmp_path, monkeypatch):
+    hook = _hook("bench_charts")
+    results = {"device": "cpu",
+               "kernels": [{"kernel": "gelu", "speedup": 6.4}, {"kernel": "broken", "error": "x"}],
+               "workloads": {"W1": {"ratio": 0.75, "composite_ratio": 0.84}}}
+    (tmp_path / "benchmarks_cpu.json").write_text(json.dumps(results))
+    (tmp_path / "benchmarks_cuda.md").write_text("# title\n\n| a |\n|---|\n| 1 |\n")
+    monkeypatch.setattr(hook, "RESULTS", tmp_path)
+    page = hook.on_page_markdown("<!-- bench-chart: benchmarks_cpu.json -->\n"
+                                 "<!-- bench-optional: benchmarks_cuda.md -->\n"
+                                 "<!-- bench-optional: missing.md -->", None, None, None)
+    assert page.count("<svg") == 2 and ">gelu<" in page and "broken" not in page
+    assert "6.40x" in page and "0.75x" in page and "0.84x" in page
+    assert "| 1 |" in page and "# title" not in page          # the table without its title
+    assert "Not measured yet: `benchmarks/results/missing.md`" in page
+
+
+def test_griffe_extension_renders_examples_roles_and_literal_blocks():
+    pytest.importorskip("griffe", reason="the [docs] extra is not installed")
+    hook = _hook("griffe_examples")
+    text = "See :class:`~minigrad.nn.Linear` and :func:`mg.save`::\n\n    code\n\nExample:\n"
+    text = hook.EXAMPLE.sub(r"\1Examples:", text)
+    text = hook.LITERAL.sub(r"\1:", hook.ROLE.sub(hook._role_to_code, text))
+    assert text == "See ``Linear`` and ``mg.save``:\n\n    code\n\nExamples:\n"

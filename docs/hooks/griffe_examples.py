@@ -14,7 +14,7 @@ import re
 
 import griffe
 
-EXAMPLE = re.compile(r"^(\s*)Example:\s*$", re.MULTILINE)
+EXAMPLE = re.compile(r"^([ \t]*)Example:[ \t]*$", re.MULTILINE)
 # :class:`Module`, :func:`~minigrad.save`, :meth:`forward`: Sphinx's roles, which a few
 # docstrings use; Markdown would print the role. ``~`` drops the module path, as in Sphinx.
 ROLE = re.compile(r":(?:py:)?(?:class|func|meth|mod|attr|data|exc|obj):`(~?)([^`]+)`")
