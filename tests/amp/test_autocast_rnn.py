@@ -137,3 +137,29 @@ def test_cuda_every_rnn_runs_in_float16(name, hx_kind):
     flat[0].float().sum().backward()
     for p in module.parameters():
         assert p.dtype == mg.float32 and p.grad.dtype == mg.float32
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("hx_low", [False, True])
+@pytest.mark.parametrize("name", ["LSTM", "GRU"])
+def test_cpu_stacked_bidirectional_batch_first_match_torch(name, hx_low):
+    torch = pytest.importorskip("torch")
+    _needs_bfloat16()
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((4, 5, 8)).astype(np.float32)  # (B, T, I)
+    states = [rng.standard_normal((4, 4, 6)).astype(np.float32)  # (L*D, B, H)
+              for _ in range(2 if name == "LSTM" else 1)]
+
+    def run(lib):
+        module = getattr(lib.nn, name)(8, 6, num_layers=2, bidirectional=True,
+                                       batch_first=True, dropout=0.5)
+        hs = [lib.tensor(s) for s in states]
+        if hx_low:
+            hs = [h.to(lib.bfloat16) for h in hs]
+        hx = tuple(hs) if name == "LSTM" else hs[0]
+        with lib.autocast("cpu", dtype=lib.bfloat16):
+            out = module(lib.tensor(x), hx)
+        assert tuple(out[0].shape) == (4, 5, 12)
+        return _dtypes(out)
+
+    assert run(mg) == run(torch)
