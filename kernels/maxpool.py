@@ -13,10 +13,10 @@ input, so a window whose real values are all -inf still points at a real element
 
 NumPy: the input padded once with -inf (only when a window reaches past it), then passes over
 strided views of it, one per kernel tap (no per-pixel Python): ``np.maximum`` gives the values,
-then an equality test per tap, last to first, the first tap holding the maximum (one byte per
-output); the index is a window base plus that tap's offset (clipped into the input only when a
-window can start in the padding). The backward puts dy at the indices (``put_along_axis`` when
-the windows cannot overlap, else one ``bincount`` that sums the overlaps).
+then a few passes of bytes per tap the first tap holding the maximum (``_first_taps``); the
+index is a window base plus that tap's offset (clipped into the input only when a window can
+start in the padding). The backward puts dy at the indices (``put_along_axis`` when the windows
+cannot overlap, else one ``bincount`` that sums the overlaps).
 
 CUDA (``maxpool.cu``): the forward one thread per output (grid-stride), the backward one thread
 per input element, which sums the dy of the few windows that can reach it and chose it (a
@@ -75,23 +75,11 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
         views = [padded[:, :, a * dh:a * dh + (OH - 1) * sh + 1:sh,
                          b * dw:b * dw + (OW - 1) * sw + 1:sw]
                  for a in range(kh) for b in range(kw)]
-        # the values first (np.maximum propagates a NaN), then which tap holds them: taps
-        # visited last to first so that the first one of a tie (or the first NaN) is kept; one
-        # pass per tap each, and the tap number in one byte
+        # the values first (np.maximum propagates a NaN), then which tap holds them
         y = views[0].copy() if len(views) == 1 else np.maximum(views[0], views[1])
         for v in views[2:]:
             np.maximum(y, v, out=y)
-        tap_dtype = np.int8 if len(views) <= 127 else np.int32
-        tap = np.full(y.shape, len(views) - 1, dtype=tap_dtype)
-        hit = np.empty(y.shape, dtype=bool)
-        # the NaN test costs two passes per tap: made only when the input has a NaN (an inf
-        # sum, from large finite values, takes the careful path too)
-        nan_possible = not np.isfinite(x.sum())
-        for t in range(len(views) - 2, -1, -1):
-            np.equal(views[t], y, out=hit)
-            if nan_possible:
-                hit |= np.isnan(views[t])
-            np.copyto(tap, t, where=hit)
+        tap = self._first_taps(views, y, nan_possible=not np.isfinite(x.sum()))
         if padded is x:  # every window inside x: the flat index is a window base plus an offset
             offsets = np.array([a * dh * W + b * dw for a in range(kh) for b in range(kw)],
                                dtype=np.int64)
@@ -104,6 +92,35 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
             indices = rows.astype(np.int64) * W + cols
         self.indices, self.in_shape = indices, x.shape
         return y, indices
+
+    @staticmethod
+    def _first_taps(views: list, y, nan_possible: bool):
+        """For each output, the first tap whose view holds its maximum ``y`` (the first NaN
+        where ``y`` is NaN), one byte each.
+
+        Without NaN a tap holds the maximum unless ``y > v``: the taps counted while still
+        "not found" (a running AND of ``y > v``), three passes of bytes per tap. The NaN test
+        costs more (an equality, an isnan and a masked write per tap, last to first): made only
+        when the input has a NaN (an inf sum, from large finite values, takes it too)."""
+        dtype = np.int8 if len(views) <= 127 else np.int32
+        if len(views) == 1:
+            return np.zeros(y.shape, dtype=dtype)
+        if not nan_possible:
+            not_found = np.greater(y, views[0])
+            tap = not_found.astype(dtype)
+            below = np.empty(y.shape, dtype=bool)
+            for v in views[1:-1]:
+                np.greater(y, v, out=below)
+                not_found &= below
+                np.add(tap, not_found, out=tap, casting="unsafe")
+            return tap
+        tap = np.full(y.shape, len(views) - 1, dtype=dtype)
+        hit = np.empty(y.shape, dtype=bool)
+        for t in range(len(views) - 2, -1, -1):
+            np.equal(views[t], y, out=hit)
+            hit |= np.isnan(views[t])
+            np.copyto(tap, t, where=hit)
+        return tap
 
     def _backward_numpy(self, gy, _g_indices):
         N, C, H, W = self.in_shape
