@@ -172,3 +172,6 @@ def test_griffe_extension_renders_examples_roles_and_literal_blocks():
     text = hook.EXAMPLE.sub(r"\1Examples:", text)
     text = hook.LITERAL.sub(r"\1:", hook.ROLE.sub(hook._role_to_code, text))
     assert text == "See ``Linear`` and ``mg.save``:\n\n    code\n\nExamples:\n"
+    assert hook._one_line_summary("A ``code\nspan`` ends.\n\nMore.\nText.") == \
+        "A ``code span`` ends.\n\nMore.\nText."
+    assert hook._one_line_summary("Items:\n- one\n- two") == "Items:\n- one\n- two"
