@@ -52,3 +52,18 @@ def test_driver_runs_each_variant_in_its_own_process(capsys):
 def test_unknown_workload_is_refused():
     with pytest.raises(SystemExit):
         bench.main(["--tiny", "--only", "W9"])
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("workload", ["T12", "W4"])
+def test_minigrad_cuda_variants_measure(workload):
+    import minigrad as mg
+
+    if not mg.cuda.is_available():
+        pytest.skip("needs CuPy and an NVIDIA GPU")
+    got = {mode: bench.measure("minigrad", workload, mode, device="cuda", tiny=True, steps=1)
+           for mode in ("plain", "checkpoint")}
+    for r in got.values():  # the allocator's counters
+        assert r["saved_mib"] > 0 and r["peak_mib"] >= r["saved_mib"] and r["ms"] > 0
+    assert got["checkpoint"]["saved_mib"] < got["plain"]["saved_mib"]
+    assert bench.check_bitwise(workload, device="cuda", tiny=True)
