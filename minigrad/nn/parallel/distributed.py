@@ -473,7 +473,8 @@ class DistributedDataParallel(Module):
                     else:
                         self._take_gradient(slot, grad)
             chunk.pending = 0
-        self._launch_ready()
+        if self._next < len(self._chunks):  # (none left: no MPI_Test just before the waits)
+            self._launch_ready()
         for chunk in self._chunks:
             chunk.work.wait()
         as_view = self.gradient_as_bucket_view
