@@ -680,7 +680,11 @@ def _install_excepthook(group: ProcessGroup) -> None:
 
 def _install_exit_hook() -> None:
     """Wraps ``sys.exit`` so that the status a rank exits with is known at exit (Python's
-    ``atexit`` handlers are not told it): `_at_exit` aborts the job when it is not 0."""
+    ``atexit`` handlers are not told it): `_at_exit` aborts the job when it is not 0.
+
+    The status noted is the last one passed: a program that catches the SystemExit of a
+    ``sys.exit(1)`` and goes on should call ``sys.exit(0)`` (or destroy the process group)
+    when it ends well."""
     global _original_exit
     if _original_exit is not None:
         return
