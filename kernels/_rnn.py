@@ -1,6 +1,6 @@
 """What the fused LSTM and GRU layers (kernels/lstm.py, kernels/gru.py) share: the step order of
 the reverse direction, the padding masks, the CUDA host loops through time, the gradients of
-the weights (one GEMM over all steps), and a one-exp tanh.
+the weights (one GEMM over all steps), and the NumPy kernels' per-gate constants.
 
 Both layers run backpropagation through time as written, step by step, in kernels/bptt.py;
 they differ from it in where the numbers live (preallocated (T, ...) buffers, in place), in
@@ -43,6 +43,11 @@ class RecurrentFn(FusedFunction):
             return None, None
         pad = ~self._step_order(self.mask.data)
         return pad, pad.any(axis=(1, 2)).tolist()
+
+    def _padded_columns(self):
+        """:meth:`_padded_rows` for the NumPy kernels' (T, units, B) layout: (T, 1, B) bool."""
+        pad, any_pad = self._padded_rows()
+        return (None if pad is None else pad.transpose(0, 2, 1)), any_pad
 
     def _output(self, hs):
         """The layer's output from the states ``hs`` (T + 1, B, H) of processing order: time
@@ -129,22 +134,7 @@ class RecurrentFn(FusedFunction):
         return dh_mm
 
 
-def sigmoid_of_negated(a):
-    """a = 1 / (1 + exp(a)) = sigmoid(-a), in place: the gates' pre-activations are kept negated
-    (input, weight and bias), which spares a negation per step. exp(+large) = inf gives 0."""
-    np.exp(a, out=a)
-    a += 1
-    np.reciprocal(a, out=a)
-
-
-def tanh_into(x, out):
-    """out = tanh(x) = 2 / (1 + exp(-2x)) - 1, in place in ``out`` (one exp; finite for any x;
-    ``out`` may be ``x``).
-
-    NOTE: near 0 this loses a few ulps of relative precision against np.tanh, but its absolute
-    error stays below 1e-7 (float32); np.tanh costs three times an exp here."""
-    np.multiply(x, -2, out=out)
-    np.exp(out, out=out)
-    out += 1
-    np.divide(2, out, out=out)
-    out -= 1
+def gate_column(dtype, values) -> np.ndarray:
+    """A (gates, 1) column of ``values``: a per-gate constant for a step's (gates, H * B) view
+    of the NumPy kernels' (gates * H, B) layout (each gate's block is contiguous there)."""
+    return np.array(values, dtype=dtype)[:, None]

@@ -25,9 +25,10 @@ and after the loop ONE GEMM for the weights over all steps (bptt.py's step 6 sum
 ``dW_hh = dp_all^T @ h_prev_all``, ``db_hh = sum(dp_all)``, ``dx_proj = dx_all``.
 
 NumPy: r, z, n and p of every step are kept, so the backward never recomputes a
-transcendental. The x_r, x_z parts and the r, z columns of ``W_hh^T`` and ``b_hh`` are
-pre-multiplied by -1 once, so that ``sigmoid = 1 / (1 + exp(.))`` needs no negation per step.
-All step maths is in place (``out=``), in the input dtype.
+transcendental. The layout is that of ``lstm.py``'s NumPy path (units-major, batch last: each
+gate one contiguous ``(H, B)`` block; ``sigmoid(x) = 0.5 tanh(x / 2) + 0.5`` with the r, z
+pre-activations kept halved; the factors of the backward that do not depend on the carried dh
+computed for all steps at once). All step maths is in place (``out=``), in the input dtype.
 
 CUDA (``gru.cu``): per step one cuBLAS GEMM (CuPy ``matmul``) and one fused gate kernel; the
 backward likewise, then the same single weight GEMM. The kernels get the whole (T, ...) buffers
@@ -41,7 +42,8 @@ import numpy as np
 from minigrad import references
 from minigrad.tensor import Tensor
 
-from ._rnn import RecurrentFn, sigmoid_of_negated, tanh_into
+from ._numpy import ROW_CHUNK, flat_chunks
+from ._rnn import RecurrentFn
 
 CUDA_KERNELS = ("gru_step_fwd", "gru_step_bwd")
 
@@ -62,89 +64,105 @@ class GRUFn(RecurrentFn, kernel="gru"):
         T, B, G = x_proj.shape
         H = G // 3
         dt = x_proj.dtype
-        # NOTE: sigmoid(x) = 1 / (1 + exp(-x)): the r, z columns are kept negated (x, W, b)
-        neg = np.ones(G, dtype=dt)
-        neg[:2 * H] = -1.0
-        xs = np.multiply(self._step_order(x_proj), neg)  # (T, B, 3H), processing order
-        w_t = np.multiply(w_hh.T, neg, order="C")  # (H, 3H), row-major (see lstm.py)
-        bias = None if b_hh is None else b_hh * neg
-        ps = np.empty((T, B, G), dtype=dt)  # h @ W_hh^T + b_hh of every step (r, z negated)
-        rz = np.empty((T, B, 2 * H), dtype=dt)  # r, z
-        ns = np.empty((T, B, H), dtype=dt)  # n
-        hs = np.empty((T + 1, B, H), dtype=dt)  # hs[k] is the state entering step k
-        hs[0] = h0
-        tmp = np.empty((B, H), dtype=dt)
-        pad, any_pad = self._padded_rows()
-        with np.errstate(over="ignore"):  # exp(+large) = inf gives sigmoid 0, as it should
-            for k in range(T):
-                p = ps[k]
-                np.matmul(hs[k], w_t, out=p)
-                if bias is not None:
-                    p += bias
-                s = rz[k]
-                np.add(xs[k, :, :2 * H], p[:, :2 * H], out=s)
-                sigmoid_of_negated(s)  # r, z
-                r, z = s[:, :H], s[:, H:]
-                n = ns[k]
-                np.multiply(r, p[:, 2 * H:], out=n)
-                n += xs[k, :, 2 * H:]
-                tanh_into(n, n)
-                h = hs[k + 1]
-                np.subtract(hs[k], n, out=tmp)
-                tmp *= z
-                np.add(n, tmp, out=h)  # (1 - z) n + z h
-                if any_pad and any_pad[k]:  # padded rows keep their state
-                    np.copyto(h, hs[k], where=pad[k])
+        # sigmoid(x) = 0.5 tanh(x / 2) + 0.5: the r, z pre-activations are kept halved (input,
+        # bias and weight rows scaled once); p_n stays whole (r multiplies it)
+        xs = np.empty((T, G, B), dtype=dt)  # x_proj in processing order, r, z halved
+        np.copyto(xs, self._step_order(x_proj).transpose(0, 2, 1))  # (see lstm.py)
+        xs[:, :2 * H] *= dt.type(0.5)
+        w_s = np.array(w_hh, dtype=dt, order="C")  # (3H, H)
+        w_s[:2 * H] *= 0.5
+        b_n = None
+        if b_hh is not None:  # b_hr, b_hz join the input once; b_hn is added per step
+            xs[:, :2 * H] += np.repeat(b_hh[:2 * H, None] * dt.type(0.5), B, axis=1)
+            b_n = np.repeat(b_hh[2 * H:, None], B, axis=1)  # (H, B)
+        ps = np.empty((T, G, B), dtype=dt)  # W_hh h of every step (r, z halved); p_n += b_hn
+        rz = np.empty((T, 2 * H, B), dtype=dt)  # r, z
+        ns = np.empty((T, H, B), dtype=dt)  # n
+        hs = np.empty((T + 1, H, B), dtype=dt)  # hs[k] is the state entering step k
+        hs[0] = h0.T
+        tmp = np.empty((H, B), dtype=dt)
+        pad, any_pad = self._padded_columns()
+        for k in range(T):
+            hw = ps[k]
+            np.matmul(w_s, hs[k], out=hw)
+            s = rz[k]
+            np.add(xs[k, :2 * H], hw[:2 * H], out=s)
+            np.tanh(s, out=s)
+            s *= 0.5
+            s += 0.5  # r, z
+            r, z = s[:H], s[H:]
+            p = hw[2 * H:]
+            if b_n is not None:
+                p += b_n
+            n = ns[k]
+            np.multiply(r, p, out=n)
+            n += xs[k, 2 * H:]
+            np.tanh(n, out=n)
+            h = hs[k + 1]
+            np.subtract(hs[k], n, out=tmp)
+            tmp *= z
+            np.add(n, tmp, out=h)  # (1 - z) n + z h
+            if any_pad and any_pad[k]:  # padded rows keep their state
+                np.copyto(h, hs[k], where=pad[k])
         self.saved = (ps, rz, ns, hs, w_hh)
-        return self._output(hs), hs[T]
+        return self._output(hs.transpose(0, 2, 1)), hs[T].T
 
     def _backward_numpy(self, gy, gh_n):
         ps, rz, ns, hs, w_hh = self.saved
-        T, B, G = ps.shape
+        T, G, B = ps.shape
         H = G // 3
         dt = ps.dtype
+        pad, any_pad = self._padded_columns()
+        # everything that does not depend on the carried dh, over all steps at once:
+        # dn_pre = dh (1-z)(1-n^2), dz_pre = dh (h-n) z(1-z), dr_pre = dn_pre p_n r(1-r);
+        # the multipliers of dh (n, z) and of dn_pre (r) are kept in the gradient buffers
+        dp_all = np.empty((T, G, B), dtype=dt)  # d(h W_hh^T + b_hh): [dr_pre, dz_pre, dp_n]
+        dxn_all = np.empty((T, H, B), dtype=dt)  # dn_pre
+        for steps in flat_chunks(T, max(1, ROW_CHUNK // (G * B))):
+            s, n, m = rz[steps], ns[steps], dp_all[steps]
+            z = s[:, H:]
+            m_rz, m_r, m_z, m_n = m[:, :2 * H], m[:, :H], m[:, H:2 * H], dxn_all[steps]
+            np.subtract(1, s, out=m_rz)
+            m_rz *= s  # r (1 - r), z (1 - z)
+            m_r *= ps[steps, 2 * H:]  # p_n
+            np.subtract(hs[steps], n, out=m[:, 2 * H:])  # scratch: h - n
+            m_z *= m[:, 2 * H:]
+            np.multiply(n, n, out=m_n)
+            np.subtract(1, m_n, out=m_n)
+            np.subtract(1, z, out=m[:, 2 * H:])  # scratch: 1 - z
+            m_n *= m[:, 2 * H:]
+            if any_pad:  # padded rows: no gate gradient
+                np.copyto(m_rz, 0, where=pad[steps])
+                np.copyto(m_n, 0, where=pad[steps])
         gy = self._upstream(gy)
-        pad, any_pad = self._padded_rows()
-        dp_all = np.empty((T, B, G), dtype=dt)  # d(h @ W_hh^T + b_hh) of every step
-        dxn_all = np.empty((T, B, H), dtype=dt)  # d(x_n) of every step
-        dh = np.array(gh_n, dtype=dt)
-        dh_next = np.empty((B, H), dtype=dt)
-        tmp = np.empty((B, H), dtype=dt)
-        deriv = np.empty((B, 2 * H), dtype=dt)
+        gy = gy.transpose(0, 2, 1) if gy.any() else None  # an unused output: zeros
+        dh = np.array(gh_n.T, dtype=dt, order="C")  # a copy: updated in place below
+        dh_next = np.empty((H, B), dtype=dt)
+        tmp = np.empty((H, B), dtype=dt)
+        w = np.ascontiguousarray(w_hh.T)  # (H, 3H)
         for k in range(T - 1, -1, -1):  # bptt.gru_backward's steps 1-7, in place
-            dh += gy[k]
-            s, n, dp, dxn = rz[k], ns[k], dp_all[k], dxn_all[k]
-            r, z = s[:, :H], s[:, H:]
-            # dn_pre = dh (1 - z) (1 - n^2)
-            np.subtract(1, z, out=dxn)
-            dxn *= dh
-            np.multiply(n, n, out=tmp)
-            np.subtract(1, tmp, out=tmp)
-            dxn *= tmp
-            # dr = dn_pre * p_n (the raw W_hn h + b_hn); dz = dh (h - n)
-            np.multiply(dxn, ps[k, :, 2 * H:], out=dp[:, :H])
-            np.subtract(hs[k], n, out=dp[:, H:2 * H])
-            dp[:, H:2 * H] *= dh
-            np.subtract(1, s, out=deriv)
-            deriv *= s
-            dp[:, :2 * H] *= deriv  # through the sigmoids
-            np.multiply(dxn, r, out=dp[:, 2 * H:])  # d p_n = dn_pre * r
-            padded = any_pad is not None and any_pad[k]
-            if padded:  # padded rows: no gate gradient; dh passes through unchanged
-                np.copyto(dp, 0, where=pad[k])
-                np.copyto(dxn, 0, where=pad[k])
-            np.matmul(dp, w_hh, out=dh_next)  # (B, 3H) @ (3H, H)
-            np.multiply(dh, z, out=tmp)
-            dh_next += tmp
-            if padded:
+            if gy is not None:
+                dh += gy[k]
+            dp, dxn = dp_all[k], dxn_all[k]
+            dxn *= dh  # dn_pre
+            dp[H:2 * H] *= dh  # dz_pre
+            dp[:H] *= dxn  # dr_pre
+            np.multiply(dxn, rz[k, :H], out=dp[2 * H:])  # d p_n = dn_pre r
+            np.matmul(w, dp, out=dh_next)  # (H, 3H) @ (3H, B)
+            np.multiply(dh, rz[k, H:], out=tmp)
+            dh_next += tmp  # + dh z
+            if any_pad and any_pad[k]:  # padded rows: dh passes through unchanged
                 np.copyto(dh_next, dh, where=pad[k])
             dh, dh_next = dh_next, dh
+        dp_rows = np.ascontiguousarray(dp_all.transpose(0, 2, 1))  # (T, B, 3H)
         gx = None
-        if self.needs_input_grad[0]:
-            gx = np.empty((T, B, G), dtype=dt)  # dx = [dr_pre, dz_pre, dn_pre]
-            gx[:, :, :2 * H] = dp_all[:, :, :2 * H]
-            gx[:, :, 2 * H:] = dxn_all
-        return self._input_grads(dp_all, hs, gx, (dh,))
+        if self.needs_input_grad[0]:  # dx = [dr_pre, dz_pre, dn_pre]
+            gx = np.empty((T, B, G), dtype=dt)
+            gx[:, :, :2 * H] = dp_rows[:, :, :2 * H]
+            gx[:, :, 2 * H:] = dxn_all.transpose(0, 2, 1)
+        hs_rows = np.ascontiguousarray(hs[:T].transpose(0, 2, 1)) if self.needs_input_grad[2] \
+            else None
+        return self._input_grads(dp_rows, hs_rows, gx, (dh.T,))
 
     # ---------------------------------------------------------------- CUDA
     def _forward_cuda(self, x_proj, h0, w_hh, b_hh=None):

@@ -24,12 +24,18 @@ and after the loop, ONE GEMM for the weights over all steps (bptt.py's step 5 su
 ``dW_hh = da_all^T @ h_prev_all`` (``(4H, T*B) @ (T*B, H)``), ``db_hh = sum(da_all)``,
 ``dx_proj = da_all``.
 
-NumPy: the activations, cell states and tanh(c) of every step are kept (``(T, B, 4H)`` and
-``(T+1, B, H)`` buffers) and the backward never recomputes a transcendental. Every gate is a
-sigmoid of a scaled pre-activation (``tanh(x) = 2 sigmoid(2x) - 1``), so one ``exp`` pass per
-step activates all four gates: the pre-activations are kept pre-multiplied by ``-1`` (i, f, o)
-and ``-2`` (g), by scaling ``x_proj + b_hh`` once and ``W_hh^T`` once. All step maths is
-in place (``out=``); nothing leaves the input dtype.
+NumPy: the activations, cell states and tanh(c) of every step are kept and the backward never
+recomputes a transcendental. Every per-step buffer is laid out units-major, batch last:
+``(4H, B)`` gates, ``(H, B)`` states, so each gate is one contiguous block; the recurrent GEMM
+is ``W_hh (4H, H) @ h (H, B)``. (NumPy runs an elementwise pass over a row slice such as
+``a[:, H:2H]`` of a ``(B, 4H)`` array several times slower than over a contiguous block of the
+same size.) ``x_proj`` is transposed into that layout once, the gradients back once. One
+``tanh`` pass activates all four gates: the i, f, o pre-activations are kept halved (input,
+bias and weight rows scaled once) and ``sigmoid(x) = 0.5 tanh(x / 2) + 0.5``. The backward
+computes everything that does not depend on the carried dh, dc (the gates' derivatives times
+the other factors of each gate's gradient) for all steps at once, in a few large passes, so
+a step is five small products and its GEMM. All step maths is in place (``out=``); nothing
+leaves the input dtype.
 
 CUDA (``lstm.cu``): per step one cuBLAS GEMM (CuPy ``matmul``) and one fused gate kernel; the
 backward likewise, then the same single weight GEMM. The kernels get the whole (T, ...) buffers
@@ -44,7 +50,8 @@ import numpy as np
 from minigrad import references
 from minigrad.tensor import Tensor
 
-from ._rnn import RecurrentFn, sigmoid_of_negated, tanh_into
+from ._numpy import ROW_CHUNK, flat_chunks
+from ._rnn import RecurrentFn, gate_column
 
 CUDA_KERNELS = ("lstm_step_fwd", "lstm_step_bwd")
 
@@ -65,96 +72,104 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         T, B, G = x_proj.shape
         H = G // 4
         dt = x_proj.dtype
-        # NOTE: tanh(x) = 2 sigmoid(2x) - 1, and sigmoid(x) = 1 / (1 + exp(-x)): scaling the
-        # pre-activations by -1 (i, f, o) and -2 (g) lets one exp pass activate all gates
-        neg = np.full(G, -1.0, dtype=dt)
-        neg[2 * H:3 * H] = -2.0
-        acts = np.empty((T, B, G), dtype=dt)  # pre-activations, then activations i, f, g, o
+        # sigmoid(x) = 0.5 tanh(x / 2) + 0.5: the i, f, o pre-activations are kept halved
+        # (input, bias and weight rows scaled once), so one tanh pass activates all four gates
+        half = gate_column(dt, (0.5, 0.5, 1.0, 0.5))  # (4, 1), per gate: i, f, g, o
+        shift = gate_column(dt, (0.5, 0.5, 0.0, 0.5))  # with half: tanh -> sigmoid
+        acts = np.empty((T, G, B), dtype=dt)  # pre-activations, then activations i, f, g, o
+        # NOTE: a plain transposing copy, then the scaling as a contiguous pass: scaling
+        # during the copy made it twice as slow
+        np.copyto(acts, self._step_order(x_proj).transpose(0, 2, 1))
+        by_gate = acts.reshape(T, 4, H * B)
+        by_gate *= half
         if b_hh is not None:
-            np.add(self._step_order(x_proj), b_hh, out=acts)
-            acts *= neg
-        else:
-            np.multiply(self._step_order(x_proj), neg, out=acts)
-        # (H, 4H), scaled like the pre-activations; row-major, the order the per-step GEMM
-        # reads fastest
-        w_t = np.multiply(w_hh.T, neg, order="C")
-        hs = np.empty((T + 1, B, H), dtype=dt)  # hs[k] is the state entering step k
-        cs = np.empty((T + 1, B, H), dtype=dt)
-        tcs = np.empty((T, B, H), dtype=dt)  # tanh(c) of every step
-        hs[0], cs[0] = h0, c0
-        hw = np.empty((B, G), dtype=dt)
-        tmp = np.empty((B, H), dtype=dt)
-        pad, any_pad = self._padded_rows()
-        with np.errstate(over="ignore"):  # exp(+large) = inf gives sigmoid 0, as it should
-            for k in range(T):
-                a = acts[k]
-                np.matmul(hs[k], w_t, out=hw)
-                a += hw
-                sigmoid_of_negated(a)  # sigmoid of every gate (g: of twice its input)
-                i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-                g *= 2
-                g -= 1  # tanh
-                c = cs[k + 1]
-                np.multiply(f, cs[k], out=c)
-                np.multiply(i, g, out=tmp)
-                c += tmp
-                tc = tcs[k]
-                tanh_into(c, tc)
-                np.multiply(o, tc, out=hs[k + 1])
-                if any_pad and any_pad[k]:  # padded rows keep their state
-                    np.copyto(hs[k + 1], hs[k], where=pad[k])
-                    np.copyto(c, cs[k], where=pad[k])
+            acts += np.repeat(b_hh.reshape(4, H) * half, B, axis=1).reshape(G, B)
+        w_s = np.multiply(w_hh.reshape(4, H, H), half[:, :, None]).reshape(G, H)
+        hs = np.empty((T + 1, H, B), dtype=dt)  # hs[k] is the state entering step k
+        cs = np.empty((T + 1, H, B), dtype=dt)
+        tcs = np.empty((T, H, B), dtype=dt)  # tanh(c) of every step
+        hs[0], cs[0] = h0.T, c0.T
+        hw = np.empty((G, B), dtype=dt)
+        tmp = np.empty((H, B), dtype=dt)
+        pad, any_pad = self._padded_columns()
+        for k in range(T):
+            a = acts[k]
+            np.matmul(w_s, hs[k], out=hw)
+            a += hw
+            np.tanh(a, out=a)
+            gates = a.reshape(4, H * B)
+            gates *= half
+            gates += shift  # i, f, o: sigmoids; g: tanh
+            i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
+            c = cs[k + 1]
+            np.multiply(f, cs[k], out=c)
+            np.multiply(i, g, out=tmp)
+            c += tmp
+            tc = tcs[k]
+            np.tanh(c, out=tc)
+            np.multiply(o, tc, out=hs[k + 1])
+            if any_pad and any_pad[k]:  # padded rows keep their state
+                np.copyto(hs[k + 1], hs[k], where=pad[k])
+                np.copyto(c, cs[k], where=pad[k])
         self.saved = (acts, hs, cs, tcs, w_hh)
-        return self._output(hs), hs[T], cs[T]
+        return self._output(hs.transpose(0, 2, 1)), hs[T].T, cs[T].T
 
     def _backward_numpy(self, gy, gh_n, gc_n):
         acts, hs, cs, tcs, w_hh = self.saved
-        T, B, G = acts.shape
+        T, G, B = acts.shape
         H = G // 4
         dt = acts.dtype
+        pad, any_pad = self._padded_columns()
+        # everything that does not depend on the carried dh, dc, over all steps at once:
+        # d(pre-activation) = [dc * g i(1-i), dc * c f(1-f), dc * i (1-g^2), dh * tc o(1-o)]
+        # and dc += dh * o (1 - tc^2); the multipliers are kept in da_all and dc_from_dh
+        da_all = np.empty((T, G, B), dtype=dt)
+        dc_from_dh = np.empty((T, H, B), dtype=dt)
+        for steps in flat_chunks(T, max(1, ROW_CHUNK // (G * B))):
+            s, m, tc, mc = acts[steps], da_all[steps], tcs[steps], dc_from_dh[steps]
+            i, g, o = s[:, :H], s[:, 2 * H:3 * H], s[:, 3 * H:]
+            for rows in (slice(0, 2 * H), slice(3 * H, G)):  # i, f and o
+                np.subtract(1, s[:, rows], out=m[:, rows])
+                m[:, rows] *= s[:, rows]  # s (1 - s): the sigmoids' derivative
+            m_g = m[:, 2 * H:3 * H]
+            np.multiply(g, g, out=m_g)
+            np.subtract(1, m_g, out=m_g)
+            m_g *= i
+            m[:, :H] *= g
+            m[:, H:2 * H] *= cs[steps]  # the cell state entering each step
+            m[:, 3 * H:] *= tc
+            np.multiply(tc, tc, out=mc)
+            np.subtract(1, mc, out=mc)
+            mc *= o
+            if any_pad:  # padded rows: no gate gradient, dc passes through
+                np.copyto(m, 0, where=pad[steps])
+                np.copyto(mc, 0, where=pad[steps])
         gy = self._upstream(gy)
-        pad, any_pad = self._padded_rows()
-        da_all = np.empty((T, B, G), dtype=dt)  # d(pre-activation) of every step
-        dh = np.array(gh_n, dtype=dt)  # copies: updated in place below
-        dc = np.array(gc_n, dtype=dt)
-        dh_next = np.empty((B, H), dtype=dt)
-        dct = np.empty((B, H), dtype=dt)
-        tmp = np.empty((B, H), dtype=dt)
-        deriv = np.empty((B, G), dtype=dt)
+        gy = gy.transpose(0, 2, 1) if gy.any() else None  # an unused output: zeros
+        dh = np.array(gh_n.T, dtype=dt, order="C")  # copies: updated in place below
+        dc = np.array(gc_n.T, dtype=dt, order="C")
+        dh_next = np.empty((H, B), dtype=dt)
+        dct = np.empty((H, B), dtype=dt)
+        w = np.ascontiguousarray(w_hh.T)  # (H, 4H)
         for k in range(T - 1, -1, -1):  # bptt.lstm_backward's steps 1-6, in place
-            dh += gy[k]
-            a, da, tc = acts[k], da_all[k], tcs[k]
-            i, f, g, o = a[:, :H], a[:, H:2 * H], a[:, 2 * H:3 * H], a[:, 3 * H:]
-            # dc_total = dc + dh * o * (1 - tanh(c)^2)
-            np.multiply(tc, tc, out=tmp)
-            np.subtract(1, tmp, out=tmp)
-            tmp *= o
-            tmp *= dh
-            np.add(dc, tmp, out=dct)
-            # gradients at the activations, then through them
-            np.multiply(dct, g, out=da[:, :H])  # d i
-            np.multiply(dct, cs[k], out=da[:, H:2 * H])  # d f
-            np.multiply(dct, i, out=da[:, 2 * H:3 * H])  # d g
-            np.multiply(dh, tc, out=da[:, 3 * H:])  # d o
-            np.subtract(1, a, out=deriv)
-            deriv *= a  # sigmoid' = s (1 - s) for i, f, o ...
-            dg = deriv[:, 2 * H:3 * H]
-            np.multiply(g, g, out=dg)
-            np.subtract(1, dg, out=dg)  # ... tanh' = 1 - g^2 for g
-            da *= deriv
-            padded = any_pad is not None and any_pad[k]
-            if padded:  # padded rows: no gate gradient; dh and dc pass through unchanged
-                np.copyto(da, 0, where=pad[k])
-                np.multiply(dct, f, out=tmp)
-                np.copyto(tmp, dc, where=pad[k])
-                dc, tmp = tmp, dc
-            else:
-                np.multiply(dct, f, out=dc)  # dc of the previous step
-            np.matmul(da, w_hh, out=dh_next)  # (B, 4H) @ (4H, H)
-            if padded:
+            if gy is not None:
+                dh += gy[k]
+            da = da_all[k]
+            np.multiply(dh, dc_from_dh[k], out=dct)
+            dct += dc  # the cell's gradient, dc + dh o (1 - tanh(c)^2)
+            d_ifg = da[:3 * H].reshape(3, H, B)
+            d_ifg *= dct  # i, f, g
+            da[3 * H:] *= dh  # o
+            np.multiply(dct, acts[k, H:2 * H], out=dc)  # dc of the previous step
+            np.matmul(w, da, out=dh_next)  # (H, 4H) @ (4H, B)
+            if any_pad and any_pad[k]:  # padded rows: dh and dc pass through unchanged
+                np.copyto(dc, dct, where=pad[k])
                 np.copyto(dh_next, dh, where=pad[k])
             dh, dh_next = dh_next, dh
-        return self._input_grads(da_all, hs, da_all, (dh, dc))
+        rows = np.ascontiguousarray(da_all.transpose(0, 2, 1))  # (T, B, 4H)
+        hs_rows = np.ascontiguousarray(hs[:T].transpose(0, 2, 1)) if self.needs_input_grad[3] \
+            else None
+        return self._input_grads(rows, hs_rows, rows, (dh.T, dc.T))
 
     # ---------------------------------------------------------------- CUDA
     def _forward_cuda(self, x_proj, h0, c0, w_hh, b_hh=None):

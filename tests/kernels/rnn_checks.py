@@ -58,6 +58,27 @@ def check_matches_reference(kind, device, lengths, reverse, dtype):
         np.testing.assert_allclose(a, b, **tol)
 
 
+def check_final_state_only(kind, device, lengths, reverse, dtype):
+    """A loss on the final states alone (the sequence output unused, its gradient all zeros:
+    the NumPy kernels then skip the per-step upstream adds), as a classifier over the last
+    state trains: gradients equal the reference's."""
+    T, B, H = 6, 4, 5
+    mask = mask_tensor(lengths, T, device)
+    inputs = layer_inputs(kind, device, T, B, H, dtype)
+    grads = []
+    for fn in (layer_fn(kind, mask, reverse), reference_fn(kind, mask, reverse)):
+        for t in inputs:
+            t.grad = None
+        with mg.use_fused(True):
+            finals = fn(*inputs)[1:]
+            loss = sum(((f * f).sum() * (i + 1) for i, f in enumerate(finals)), start=0)
+            grads.append([cpu(g) for g in mg.grad(loss, inputs)])
+    tol = dict(rtol=1e-9, atol=1e-11) if dtype == "float64" else dict(rtol=2e-4, atol=2e-5)
+    for a, b in zip(*grads):
+        assert a.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(a, b, **tol)
+
+
 def check_gradcheck(kind, device, reverse):
     T, B, H = 4, 3, 3
     mask = mask_tensor([4, 2, 1], T, device)

@@ -20,6 +20,13 @@ def test_matches_reference(kind, device, lengths, reverse, dtype):
     rc.check_matches_reference(kind, device, lengths, reverse, dtype)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("lengths", [None, [6, 3, 1, 6]], ids=["full", "lengths"])
+def test_final_state_only(kind, device, lengths, reverse, dtype):
+    rc.check_final_state_only(kind, device, lengths, reverse, dtype)
+
+
 @pytest.mark.parametrize("reverse", [False, True])
 def test_gradcheck_fused_function(kind, device, reverse):
     rc.check_gradcheck(kind, device, reverse)
