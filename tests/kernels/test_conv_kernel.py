@@ -151,13 +151,20 @@ def test_retain_graph_second_backward(device):
         np.testing.assert_array_equal(cpu(a), cpu(b))
 
 
+# BATCH_MAJOR_MAX_ROWS: 0 makes every NumPy conv channel-major, a million batch-major
+LAYOUTS = {"channel-major": 0, "batch-major": 10**6}
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
 @pytest.mark.parametrize("chunk_bytes", [1, 3000, 1 << 30], ids=["per-sample", "some", "whole"])
 @pytest.mark.parametrize("x_shape,w_shape,options", CONV_CASES)
 def test_batch_chunks_give_the_same_results(monkeypatch, x_shape, w_shape, options,
-                                            chunk_bytes):
-    """NumPy works through the batch in chunks of columns: one sample at a time, a few, or all
-    at once give the reference's output and gradients."""
+                                            chunk_bytes, layout):
+    """NumPy works through the batch in chunks of columns, multiplied channel-major or sample
+    by sample: one sample at a time, a few, or all at once give the reference's output and
+    gradients in either layout."""
     monkeypatch.setattr(conv_kernel, "COLUMN_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(conv_kernel, "BATCH_MAJOR_MAX_ROWS", LAYOUTS[layout])
     x_shape = (5,) + x_shape[1:]  # an odd batch: the last chunk is shorter
     x, w = _x(x_shape, "cpu"), _x(w_shape, "cpu", seed=1)
     b = _x((w_shape[0],), "cpu", seed=2)
@@ -188,3 +195,40 @@ def test_forward_keeps_no_columns():
     assert columns > peak  # (the bound above tests something)
     y.sum().backward()
     assert w.grad.shape == w.shape
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_gradcheck_both_layouts(monkeypatch, layout):
+    """float64 gradcheck of the NumPy conv (groups, stride, dilation, asymmetric padding) in
+    each layout, chunked one sample at a time."""
+    monkeypatch.setattr(conv_kernel, "BATCH_MAJOR_MAX_ROWS", LAYOUTS[layout])
+    monkeypatch.setattr(conv_kernel, "COLUMN_CHUNK_BYTES", 1)
+    x, w, b = _x((3, 4, 5, 4), "cpu"), _x((6, 2, 2, 3), "cpu", seed=1), _x((6,), "cpu", seed=2)
+    fn = lambda x, w, b: kernels.conv.apply(x, w, b, (2, 1), ((1, 0), (2, 1)), (1, 2), 2)  # noqa
+    assert "FusedConv2dFn" in grad_fn_names(fn(x, w, b))
+    assert mg.autograd.gradcheck(fn, [x, w, b])
+
+
+def test_batch_major_im2col_col2im_are_adjoint():
+    """The batch-major routines: the same adjoint identity, and the same columns as the
+    channel-major im2col with the sample axis moved first."""
+    rng = np.random.default_rng(1)
+    g = conv_kernel._ConvGeometry(2, 3, 5, 6, 2, 3, 3, 2, (2, 2), (1, 2), (1, 1))
+    x = rng.standard_normal((2, 3, 5, 6))
+    c = rng.standard_normal((2, 3, 2, 3, 3, 2))
+    cols = conv_kernel._im2col_numpy(np, x, g, batch_major=True)
+    np.testing.assert_array_equal(
+        cols, conv_kernel._im2col_numpy(np, x, g).transpose(3, 0, 1, 2, 4, 5))
+    lhs = np.sum(cols * c)
+    rhs = np.sum(x * conv_kernel._col2im_numpy(np, c, g, batch_major=True))
+    np.testing.assert_allclose(lhs, rhs, rtol=1e-12)
+
+
+def test_first_layer_is_batch_major():
+    """W5's first conv (1 channel, 3x3: 9 rows) takes the batch-major path, its second (32
+    channels: 288 rows) the channel-major one."""
+    fn = conv_kernel.FusedConv2dFn.__new__(conv_kernel.FusedConv2dFn)
+    fn.xp, fn.groups = np, 1
+    first = conv_kernel._ConvGeometry(8, 1, 28, 28, 3, 3, 26, 26, (1, 1), (1, 1), (0, 0))
+    second = conv_kernel._ConvGeometry(8, 32, 13, 13, 3, 3, 11, 11, (1, 1), (1, 1), (0, 0))
+    assert fn._batch_major(first) and not fn._batch_major(second)
