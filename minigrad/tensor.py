@@ -1055,7 +1055,7 @@ class Tensor:
         return ops.abs(self)
 
     def __invert__(self):
-        return ops.logical_not(self)
+        return ops.bitwise_not(self)
 
     def __and__(self, other):
         return ops.logical_and(self, other)

@@ -323,3 +323,21 @@ def test_set_num_threads_sets_the_kernels_and_the_blas(monkeypatch):
             mg.set_num_threads(0)
     finally:
         mg.set_num_threads(previous)
+
+
+@pytest.mark.torch
+def test_logical_not_and_bitwise_not_as_pytorch():
+    """logical_not gives bools for any dtype; ~ / bitwise_not is bitwise on integers, not on
+    bools, and refuses floats, as PyTorch's."""
+    torch = pytest.importorskip("torch")
+    for values, dtype in (([1, 0, -3], "int64"), ([0.0, 2.5, -1.0], "float32"),
+                          ([True, False], "bool")):
+        ours = mg.logical_not(mg.tensor(np.array(values, dtype=dtype)))
+        theirs = torch.logical_not(torch.tensor(np.array(values, dtype=dtype)))
+        assert ours.dtype == mg.bool and ours.tolist() == theirs.tolist()
+    for values, dtype in (([1, 0, -3], "int64"), ([5, 0], "uint8"), ([True, False], "bool")):
+        x = np.array(values, dtype=dtype)
+        assert (~mg.tensor(x)).tolist() == (~torch.tensor(x)).tolist()
+        assert mg.bitwise_not(mg.tensor(x)).tolist() == torch.bitwise_not(torch.tensor(x)).tolist()
+    with pytest.raises(TypeError, match="bool or integer"):
+        ~mg.tensor([1.0, 2.0])

@@ -6,10 +6,10 @@ methods where PyTorch has them (``mg.exp(x)`` and ``x.exp()``). The helpers the 
 """
 
 from minigrad.ops.elementwise import (  # noqa: F401  (the namespace ops.*)
-    abs, add, cast, clamp, clip, clone, cos, div, eq, erf, exp, ge, gelu, gt, isfinite, isnan,
-    le, lift, log, log1p, logical_and, logical_not, logical_or, logical_xor, lt, maximum,
-    minimum, mul, ne, neg, pow, relu, rsqrt, sigmoid, sign, sin, sqrt, square, sub, tanh,
-    to_device, where,
+    abs, add, bitwise_not, cast, clamp, clip, clone, cos, div, eq, erf, exp, ge, gelu, gt,
+    isfinite, isnan, le, lift, log, log1p, logical_and, logical_not, logical_or, logical_xor,
+    lt, maximum, minimum, mul, ne, neg, pow, relu, rsqrt, sigmoid, sign, sin, sqrt, square, sub,
+    tanh, to_device, where,
 )
 from minigrad.ops.indexing import (  # noqa: F401  (the namespace ops.*)
     gather, getitem, index_select, masked_fill, scatter_add, tril, triu,
@@ -41,7 +41,8 @@ __all__ = [
     "abs", "add", "amax", "amin", "argmax", "argmin", "bmm", "broadcast_to", "cat", "chunk",
     "clamp", "clip", "clone", "concatenate", "cos", "div", "einsum", "eq", "erf", "exp",
     "flatten", "gather", "ge", "gelu", "gt", "index_select", "isfinite", "isnan", "le", "log",
-    "log1p", "log_softmax", "logical_and", "logical_not", "logical_or", "logical_xor",
+    "bitwise_not", "log1p", "log_softmax", "logical_and", "logical_not", "logical_or",
+    "logical_xor",
     "logsumexp", "lt", "masked_fill", "matmul", "max", "maximum", "mean", "min", "minimum", "mm",
     "mul", "ne", "neg", "permute", "pow", "prod", "relu", "reshape", "rsqrt", "scatter_add",
     "sigmoid", "sign", "sin", "softmax", "split", "sqrt", "square", "squeeze", "stack", "std",

@@ -661,10 +661,21 @@ class LogicalXorFn(_BoolBinaryFn):
 
 
 class LogicalNotFn(Function):
-    """y = not x for a bool tensor, the bitwise inverse ``~x`` for an integer one; no gradient."""
+    """y = (x == 0), a bool tensor, for any dtype; no gradient."""
     differentiable = False
 
     def forward(self, x):
+        return self.xp.logical_not(x)
+
+
+class BitwiseNotFn(Function):
+    """y = ~x: not for a bool tensor, the bitwise inverse for an integer one; no gradient."""
+    differentiable = False
+
+    def forward(self, x):
+        if x.dtype.kind not in "biu":
+            raise TypeError(f"bitwise_not (~) needs a bool or integer tensor, got {x.dtype}; "
+                            "use logical_not for a float tensor")
         return self.xp.logical_not(x) if x.dtype == np.bool_ else self.xp.invert(x)
 
 
@@ -740,10 +751,15 @@ def logical_xor(a, b) -> Tensor:
 
 
 def logical_not(x: Tensor) -> Tensor:
-    """Elementwise not of a bool tensor. On an integer tensor it is the bitwise inverse ``~x``
-    (``torch.logical_not`` returns bools there: a difference still open).
-    """
+    """Elementwise logical not: True where ``x`` is zero (False), a bool tensor whatever the
+    dtype of ``x``, as ``torch.logical_not``."""
     return LogicalNotFn.apply(x)
+
+
+def bitwise_not(x: Tensor) -> Tensor:
+    """``~x``: logical not of a bool tensor, the bitwise inverse of an integer one (a float
+    tensor raises ``TypeError``), as ``torch.bitwise_not``."""
+    return BitwiseNotFn.apply(x)
 
 
 def isfinite(x: Tensor) -> Tensor:
