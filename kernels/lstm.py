@@ -128,9 +128,9 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         for steps in flat_chunks(T, max(1, ROW_CHUNK // (G * B))):
             s, m, tc, mc = acts[steps], da_all[steps], tcs[steps], dc_from_dh[steps]
             i, g, o = s[:, :H], s[:, 2 * H:3 * H], s[:, 3 * H:]
-            for rows in (slice(0, 2 * H), slice(3 * H, G)):  # i, f and o
-                np.subtract(1, s[:, rows], out=m[:, rows])
-                m[:, rows] *= s[:, rows]  # s (1 - s): the sigmoids' derivative
+            for block in (slice(0, 2 * H), slice(3 * H, G)):  # i, f and o
+                np.subtract(1, s[:, block], out=m[:, block])
+                m[:, block] *= s[:, block]  # s (1 - s): the sigmoids' derivative
             m_g = m[:, 2 * H:3 * H]
             np.multiply(g, g, out=m_g)
             np.subtract(1, m_g, out=m_g)
