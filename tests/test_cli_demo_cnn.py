@@ -138,3 +138,35 @@ def test_the_mlp_runs_on_the_new_data_sets(dataset, tmp_path, monkeypatch, capsy
                      "--epochs", "1", "--out", str(tmp_path / "out")])
     assert code == 0
     assert inputs in capsys.readouterr().out
+
+
+def test_keras_cnn_on_tiny_fashion_mnist(tmp_path, monkeypatch, capsys):
+    """--model keras-cnn: the image CNN through the Keras facade (channels-last), the same
+    trainable parameters as --model cnn; only for the 28x28 data sets."""
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (24, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 24)
+    monkeypatch.setattr(demo.datasets, "fashion_mnist",
+                        lambda root, download: ((images, labels), (images[:8], labels[:8])))
+    code = cli.main(["demo", "--dataset", "fashion-mnist", "--model", "keras-cnn",
+                     "--epochs", "1", "--batch-size", "8", "--out", str(tmp_path)])
+    text = capsys.readouterr().out
+    assert code == 0
+    assert "Total params: 131,050" in text and "conv2d (Conv2D)" in text
+    assert (tmp_path / "fashion-mnist-keras-cnn.safetensors").exists()
+    assert "keras_mnist_cnn().load_state_dict" in text
+    assert cli.main(["demo", "--dataset", "mnist1d", "--model", "keras-cnn"]) == 2
+    assert "use it with --dataset mnist or fashion-mnist" in capsys.readouterr().err
+
+
+def test_keras_cnn_matches_the_cnn():
+    """keras_mnist_cnn and mnist_cnn: the same trainable parameter shapes, logits of the same
+    shape from channels-last and channels-first inputs."""
+    keras_model, model = cnn.keras_mnist_cnn(), cnn.mnist_cnn()
+    shapes = sorted(tuple(p.shape) for p in keras_model.parameters())
+    # Keras keeps 3x3 kernels as (kh, kw, in, out) and Dense as (in, out): compare sizes
+    assert sorted(int(np.prod(s)) for s in shapes) == sorted(
+        int(np.prod(p.shape)) for p in model.parameters())
+    x = np.zeros((2, 28, 28, 1), dtype=np.float32)
+    assert keras_model(mg.tensor(x)).shape == (2, 10)
+    assert model(mg.tensor(x.transpose(0, 3, 1, 2))).shape == (2, 10)

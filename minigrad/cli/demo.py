@@ -65,9 +65,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "mnist: the real 28x28 MNIST from --data-dir; fashion-mnist: "
                         "Fashion-MNIST (found where Debian's dataset-fashion-mnist puts it); "
                         "mnist1d: MNIST-1D's 40-point signals (a Conv1d network)")
-    p.add_argument("--model", choices=["mlp", "cnn"], default=None,
+    p.add_argument("--model", choices=["mlp", "cnn", "keras-cnn"], default=None,
                    help="mlp: the classic Keras MNIST model (default for images); cnn: a "
-                        "small convolutional network (default for mnist1d and speech)")
+                        "small convolutional network (default for mnist1d and speech); "
+                        "keras-cnn: the 28x28 image CNN written with the Keras facade")
     p.add_argument("--task", choices=["image", "speech"], default="image",
                    help="image: classify --dataset (default); speech: the spoken digits of "
                         "FSDD (3,000 recordings, official split) with a Conv1d network over "
@@ -130,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     model = args.model or ("cnn" if args.dataset == "mnist1d" else "mlp")
-    if args.task == "speech" or model == "cnn":
+    if args.task == "speech" or model in ("cnn", "keras-cnn"):
         if args.task == "speech" and args.model == "mlp":
             return error(NAME, "--task speech trains a CNN; leave out --model mlp", 2)
         return _run_cnn(args)
@@ -229,6 +230,10 @@ def _run_cnn(args: argparse.Namespace) -> int:
     lr = args.lr if args.lr is not None else defaults["lr"]
     if epochs <= 0 or batch_size <= 0 or lr <= 0:
         return error(NAME, "--epochs, --batch-size and --lr must be positive", 2)
+    keras_model = args.model == "keras-cnn"
+    if keras_model and key not in ("mnist", "fashion-mnist"):
+        return error(NAME, "--model keras-cnn is the 28x28 image CNN: use it with --dataset "
+                     "mnist or fashion-mnist", 2)
     try:
         backend.set_default_device(args.device)
     except (RuntimeError, ValueError) as exc:
@@ -239,26 +244,36 @@ def _run_cnn(args: argparse.Namespace) -> int:
         return error(NAME, exc, 1)
 
     backend.manual_seed(args.seed)
-    model = CNN_BUILDERS[key]()
+    builder = cnn.keras_mnist_cnn if keras_model else CNN_BUILDERS[key]
+    model = builder()
     n_params = sum(int(np.prod(p.shape)) for p in model.parameters())
     print(f"minigrad demo: a CNN on {DATASET_NAMES[key]}: {len(train[0]):,} training and "
           f"{len(test[0]):,} test examples of shape {tuple(train[0].shape[1:])}; {epochs} "
           f"epochs, batch {batch_size}, Adam lr {lr:g} (cosine decay), device "
           f"{backend.default_device()}")
     if args.verbose:
-        print(model)
+        if keras_model:
+            model.summary()
+        else:
+            print(model)
         print(f"Total params: {n_params:,}")
-    result = cnn.train_classifier(model, train, test, epochs, batch_size, lr, seed=args.seed,
-                                  verbose=args.verbose)
+    if keras_model:  # the same network and recipe through the Keras facade, channels-last
+        result = cnn.train_keras_classifier(
+            model, (train[0].transpose(0, 2, 3, 1), train[1]),
+            (test[0].transpose(0, 2, 3, 1), test[1]), epochs, batch_size, lr,
+            verbose=args.verbose)
+    else:
+        result = cnn.train_classifier(model, train, test, epochs, batch_size, lr,
+                                      seed=args.seed, verbose=args.verbose)
     print(f"Test accuracy: {result.test_accuracy * 100:.2f}% (test loss {result.test_loss:.4f})")
     print(f"Training time: {result.seconds:.1f} s ({result.seconds / epochs:.2f} s/epoch)")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    weights = out / f"{key}-cnn.safetensors"
+    weights = out / f"{key}-{args.model if keras_model else 'cnn'}.safetensors"
     run_on_rank_zero(save, model.state_dict(), weights)  # written once under data parallel
     print(f"Saved the weights to {weights}; load them with "
-          f"minigrad.models.cnn.{CNN_BUILDERS[key].__name__}().load_state_dict("
+          f"minigrad.models.cnn.{builder.__name__}().load_state_dict("
           f"minigrad.load({str(weights)!r}))")
     if launcher_rank() != 0:
         return 0

@@ -3,7 +3,8 @@
 The models behind ``minigrad demo --model cnn``, ``--dataset mnist1d`` and ``--task speech``:
 
 - `digits_cnn`: the bundled 8x8 UCI digits (two 3x3 convolutions, one pooling).
-- `mnist_cnn`: 28x28 MNIST or Fashion-MNIST (three 3x3 conv/BatchNorm/ReLU/max-pool blocks).
+- `mnist_cnn`: 28x28 MNIST or Fashion-MNIST (three 3x3 conv/BatchNorm/ReLU/max-pool blocks);
+  `keras_mnist_cnn` the same network through the Keras facade (`train_keras_classifier`).
 - `mnist1d_cnn`: MNIST-1D's 40-point signals (Conv1d blocks).
 - `speech_cnn`: spoken digits as 40 log-mel channels (Conv1d over time, global average pool).
 
@@ -21,13 +22,14 @@ Example:
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from minigrad import audio, backend, nn, optim
+from minigrad import audio, backend, keras, nn, optim
 from minigrad.data import DataLoader, TensorDataset
 from minigrad.optim.lr_scheduler import CosineAnnealingLR
 from minigrad.tensor import tensor
@@ -38,12 +40,14 @@ __all__ = [
     "TrainResult",
     "digits_cnn",
     "image_batches",
+    "keras_mnist_cnn",
     "mnist1d_batches",
     "mnist1d_cnn",
     "mnist_cnn",
     "speech_cnn",
     "speech_features",
     "train_classifier",
+    "train_keras_classifier",
 ]
 
 
@@ -76,6 +80,23 @@ def mnist_cnn(num_classes: int = 10) -> nn.Sequential:
         nn.Flatten(), nn.Dropout(0.3), nn.Linear(64 * 3 * 3, 128), nn.ReLU(),
         nn.Linear(128, num_classes),
     )
+
+
+def keras_mnist_cnn(num_classes: int = 10) -> keras.Sequential:
+    """`mnist_cnn` written with the Keras facade as a Keras user writes it: channels-last
+    input (N, 28, 28, 1), Keras's BatchNormalization defaults (momentum 0.99, epsilon 1e-3),
+    the same 131,050 trainable parameters; compiled with `train_keras_classifier`."""
+    layers = keras.layers
+
+    def block(filters):
+        return [layers.Conv2D(filters, 3, padding="same", use_bias=False),
+                layers.BatchNormalization(), layers.Activation("relu"), layers.MaxPooling2D(2)]
+
+    return keras.Sequential([
+        keras.Input(shape=(28, 28, 1)), *block(32), *block(64), *block(64),  # 14, 7, 3
+        layers.Flatten(), layers.Dropout(0.3), layers.Dense(128, activation="relu"),
+        layers.Dense(num_classes),
+    ])
 
 
 def mnist1d_cnn(length: int = 40, num_classes: int = 10) -> nn.Sequential:
@@ -213,3 +234,36 @@ def train_classifier(
     seconds = time.perf_counter() - start
     logs = evaluate(model, loss_fn, test_loader, metrics)
     return TrainResult(history, float(logs["loss"]), float(logs["accuracy"]), seconds)
+
+
+def train_keras_classifier(
+    model: keras.Sequential,
+    train: tuple[np.ndarray, np.ndarray],
+    test: tuple[np.ndarray, np.ndarray],
+    epochs: int,
+    batch_size: int = 64,
+    lr: float = 1e-3,
+    verbose: int = 1,
+) -> TrainResult:
+    """`train_classifier`'s recipe through Keras's API: Adam, the same per-epoch cosine decay
+    as a `LearningRateScheduler`, sparse categorical cross-entropy from logits.
+
+    Args:
+        model: a Keras model (e.g. `keras_mnist_cnn`), its inputs as Keras takes them
+            (channels-last images: ``x.transpose(0, 2, 3, 1)`` of `image_batches`).
+        train, test, epochs, batch_size, lr, verbose: as `train_classifier`.
+
+    Returns:
+        A `TrainResult` (the Keras History's per-epoch logs).
+    """
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    cosine = keras.callbacks.LearningRateScheduler(
+        lambda epoch: lr * 0.5 * (1 + math.cos(math.pi * epoch / epochs)))
+    start = time.perf_counter()
+    history = model.fit(train[0], train[1], epochs=epochs, batch_size=batch_size,
+                        validation_data=test, callbacks=[cosine], verbose=verbose)
+    seconds = time.perf_counter() - start
+    test_loss, test_accuracy = model.evaluate(test[0], test[1], verbose=0)
+    return TrainResult(history, float(test_loss), float(test_accuracy), seconds)
