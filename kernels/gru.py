@@ -155,14 +155,13 @@ class GRUFn(RecurrentFn, kernel="gru"):
                 np.copyto(dh_next, dh, where=pad[k])
             dh, dh_next = dh_next, dh
         dp_rows = np.ascontiguousarray(dp_all.transpose(0, 2, 1))  # (T, B, 3H)
-        gx = None
-        if self.needs_input_grad[0]:  # dx = [dr_pre, dz_pre, dn_pre]
-            gx = np.empty((T, B, G), dtype=dt)
-            gx[:, :, :2 * H] = dp_rows[:, :, :2 * H]
-            gx[:, :, 2 * H:] = dxn_all.transpose(0, 2, 1)
         hs_rows = np.ascontiguousarray(hs[:T].transpose(0, 2, 1)) if self.needs_input_grad[2] \
             else None
-        return self._input_grads(dp_rows, hs_rows, gx, (dh.T,))
+        grads = self._input_grads(dp_rows, hs_rows, dp_rows, (dh.T,))
+        # dx = [dr_pre, dz_pre, dn_pre] differs from dp in its n block only (dp_n = dn_pre r):
+        # written over dp's rows now that the weight gradients have been taken from them
+        np.copyto(dp_rows[:, :, 2 * H:], dxn_all.transpose(0, 2, 1))
+        return grads
 
     # ---------------------------------------------------------------- CUDA
     def _forward_cuda(self, x_proj, h0, w_hh, b_hh=None):
