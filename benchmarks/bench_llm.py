@@ -8,7 +8,8 @@ Measured, each side the same way, on the same weights:
   adapters on q_proj and v_proj (minigrad.finetune.apply_lora; on the PyTorch side the same
   adapter written as a module around the frozen Linear);
 - memory: the growth of the process's resident size while the model loads (and the growth of
-  its peak), beside the float32 weights' bytes.
+  its peak), and after the first prefill (transformers maps the safetensors file: its weights
+  become resident as they are first read), beside the float32 weights' bytes.
 
 Each side runs in a fresh process of its own (this module with ``--side minigrad|torch``,
 one JSON line on stdout), so neither side's memory or caches disturb the other's numbers; the
@@ -130,6 +131,7 @@ def _side_minigrad(folder: str, quick: bool) -> dict:
         return time.perf_counter() - t0, tokens
 
     _, out = prefill()
+    used = _memory()  # (after a first forward: PyTorch's weights are read from their file then)
     np.save(os.path.join(folder, "logits_minigrad.npy"), out.logits.numpy()[0, -1])
     tokens = decode()[1]
     prefill_ms = _median_ms(prefill, repeats)
@@ -148,7 +150,8 @@ def _side_minigrad(folder: str, quick: bool) -> dict:
     return {"prefill_ms": prefill_ms, "decode_tok_s": N / decode_s,
             "lora_step_ms": _median_ms(step, repeats), "tokens": tokens,
             "rss_mb": (after["VmRSS"] - before["VmRSS"]) / 2**20,
-            "peak_mb": (after["VmHWM"] - before["VmRSS"]) / 2**20, "weights_mb": weights / 2**20}
+            "peak_mb": (after["VmHWM"] - before["VmRSS"]) / 2**20,
+            "rss_used_mb": (used["VmRSS"] - before["VmRSS"]) / 2**20, "weights_mb": weights / 2**20}
 
 
 def _side_torch(folder: str, quick: bool) -> dict:
@@ -185,7 +188,9 @@ def _side_torch(folder: str, quick: bool) -> dict:
                 nxt = out.logits[:, -1].argmax(-1, keepdim=True)
         return time.perf_counter() - t0, tokens
 
-    np.save(os.path.join(folder, "logits_torch.npy"), prefill().logits[0, -1].numpy())
+    first = prefill()
+    used = _memory()  # from_pretrained maps the file: the weights are resident once read
+    np.save(os.path.join(folder, "logits_torch.npy"), first.logits[0, -1].numpy())
     tokens = decode()[1]
     prefill_ms = _median_ms(prefill, repeats)
     decode_s = statistics.median(decode()[0] for _ in range(repeats))
@@ -217,7 +222,8 @@ def _side_torch(folder: str, quick: bool) -> dict:
     return {"prefill_ms": prefill_ms, "decode_tok_s": N / decode_s,
             "lora_step_ms": _median_ms(step, repeats), "tokens": tokens,
             "rss_mb": (after["VmRSS"] - before["VmRSS"]) / 2**20,
-            "peak_mb": (after["VmHWM"] - before["VmRSS"]) / 2**20, "weights_mb": weights / 2**20}
+            "peak_mb": (after["VmHWM"] - before["VmRSS"]) / 2**20,
+            "rss_used_mb": (used["VmRSS"] - before["VmRSS"]) / 2**20, "weights_mb": weights / 2**20}
 
 
 def _export(folder: str, quick: bool) -> None:
@@ -296,7 +302,7 @@ def run(device: str = "cpu", quick: bool = False, rounds: int = None) -> dict:
     out = {"prompt": sizes["prompt"], "new_tokens": sizes["new_tokens"], "quick": quick,
            "rounds": rounds, "check": check, "raw": raw}
     for key in ("prefill_ms", "decode_tok_s", "lora_step_ms", "rss_mb", "peak_mb",
-                "weights_mb"):
+                "rss_used_mb", "weights_mb"):
         out[key] = tuple(statistics.median(run[key] for run in raw[side]) if side in raw
                          else None for side in SIDES)
     return out
@@ -310,7 +316,8 @@ def rows(result: dict) -> list:
                        ("decode_tok_s", f"decode (tokens/s, {result['new_tokens']} steps)"),
                        ("lora_step_ms", "LoRA step (ms)"),
                        ("rss_mb", f"resident growth at load (MB; weights {weights:.0f})"),
-                       ("peak_mb", "peak resident growth at load (MB)")):
+                       ("peak_mb", "peak resident growth at load (MB)"),
+                       ("rss_used_mb", "resident growth after load + one prefill (MB)")):
         ours, theirs = result[key]
         ratio = f"{ours / theirs:.2f}" if theirs else "-"
         out.append([label, f"{ours:.1f}", "-" if theirs is None else f"{theirs:.1f}", ratio])

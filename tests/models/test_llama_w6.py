@@ -26,7 +26,7 @@ def test_w6_quick_runs_and_reports():
         assert result["check"]["logits_rel_diff"] < bench_llm.LOGITS_RTOL
         assert result["weights_mb"][0] == pytest.approx(result["weights_mb"][1])
     rows = bench_llm.rows(result)
-    assert len(rows) == 5 and all(len(r) == len(bench_llm.HEADERS) for r in rows)
+    assert len(rows) == 6 and all(len(r) == len(bench_llm.HEADERS) for r in rows)
     with pytest.raises(NotImplementedError):
         bench_llm.run("cuda", quick=True)
 
