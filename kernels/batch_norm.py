@@ -12,8 +12,9 @@ The statistics are outputs (``F.batch_norm`` updates the running averages from t
 gradients (zero unless something downstream uses them) are added exactly, so the node is the
 reference's derivative whichever outputs are used.
 
-NumPy: whole-tensor reductions over the batch and length axes and in-place passes; xhat and r
-are kept for the backward.
+NumPy: whole-tensor reductions over the batch and length axes and in-place passes; only the
+mean and r are kept for the backward, which centres the input (held by the graph) again: five
+passes forward, seven backward, and no normalised copy of the input between the two.
 
 CUDA (``batch_norm.cu``): one block per channel, both passes (mean, then the centred sum of
 squares) as block reductions; the backward is one block per channel too: the two sums, then
@@ -51,35 +52,34 @@ class BatchNormFn(AffineInputs, FusedFunction, kernel="batch_norm"):
         inv_m = dt(1.0 / (N * L))
         mean = x.sum(axis=(0, 2))
         mean *= inv_m
-        xhat = x - mean[:, None]
-        var = np.einsum("ncl,ncl->c", xhat, xhat)
+        y = x - mean[:, None]  # centred: y is made from it in place
+        var = np.einsum("ncl,ncl->c", y, y)
         var *= inv_m  # NOTE: biased, as PyTorch (F.batch_norm makes the unbiased one)
         rstd = 1 / np.sqrt(var + dt(self.eps))
-        xhat *= rstd[:, None]
-        if w is not None:
-            y = xhat * w[:, None]
-        else:
-            y = xhat.copy()
+        y *= (rstd if w is None else rstd * w)[:, None]
         if b is not None:
             y += b[:, None]
-        self.xhat, self.rstd, self.w = xhat, rstd, w
+        # NOTE: no xhat kept (a copy of the input's size): the backward centres the input again
+        self.mean, self.rstd, self.w = mean.copy(), rstd, w
         return y, mean, var
 
     def _backward_numpy(self, gy, gmean, gvar):
-        xhat, rstd, w = self.xhat, self.rstd, self.w
-        N, C, L = xhat.shape
-        dt = xhat.dtype.type
+        mean, rstd, w = self.mean, self.rstd, self.w
+        x = self.inputs[0].data
+        N, C, L = x.shape
+        dt = x.dtype.type
         inv_m = dt(1.0 / (N * L))
+        xc = x - mean[:, None]  # xhat = xc r
         gb = gy.sum(axis=(0, 2))
-        gw = np.einsum("ncl,ncl->c", gy, xhat)
+        gw = np.einsum("ncl,ncl->c", gy, xc)
+        gw *= rstd  # sum(dy xhat)
         scale = rstd if w is None else rstd * w
-        gx = xhat * (gw * inv_m)[:, None]
-        np.subtract(gy, gx, out=gx)
-        gx -= (gb * inv_m)[:, None]
-        gx *= scale[:, None]
-        # the statistics' own gradients: d mean/dx = 1/M, d var/dx = 2 xhat / (r M)
-        gx += (gmean * inv_m)[:, None]
-        gx += xhat * (gvar * (2 * inv_m) / rstd)[:, None]
+        # dx = scale (dy - db/M - xhat dw/M) + dmean/M + dvar 2 xhat / (r M)
+        #    = scale dy + xc (2 dvar - scale dw r) / M + (dmean - scale db) / M
+        xc *= ((2 * gvar - scale * gw * rstd) * inv_m)[:, None]
+        gx = gy * scale[:, None]
+        gx += xc
+        gx += ((gmean - scale * gb) * inv_m)[:, None]
         return self._input_grads(gx, gw, gb)
 
     # ---------------------------------------------------------------- CUDA

@@ -110,3 +110,25 @@ def test_module_and_switch(device):
     assert_switch("BatchNormFn", lambda: bn(x))
     bn.eval()
     assert "BatchNormFn" not in grad_fn_names(bn(x))  # evaluation is an affine composite
+
+
+def test_forward_keeps_no_normalised_copy():
+    """From forward to backward the NumPy kernel keeps its output and per-channel statistics,
+    not a normalised copy of the input (the backward centres the input again), and its
+    gradients still equal the reference's."""
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    x = mg.tensor(rng.standard_normal((16, 8, 32, 32), dtype=np.float32), requires_grad=True)
+    w = mg.tensor(rng.standard_normal(8, dtype=np.float32), requires_grad=True)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        y = F.batch_norm(x, None, None, w, None, training=True)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert "BatchNormFn" in grad_fn_names(y)
+    assert held < y.data.nbytes + 64 * 1024, held  # (with a copy: twice the output)
+    assert_same(lambda x, w: F.batch_norm(x, None, None, w, None, training=True), [x, w],
+                dtype="float32")
