@@ -79,7 +79,9 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
         y = views[0].copy() if len(views) == 1 else np.maximum(views[0], views[1])
         for v in views[2:]:
             np.maximum(y, v, out=y)
-        tap = self._first_taps(views, y, nan_possible=not np.isfinite(x.sum()))
+        # (a NaN in a window makes its maximum NaN: the outputs' sum, a quarter of the input's
+        # for 2x2 windows, tells whether there is one)
+        tap = self._first_taps(views, y, nan_possible=not np.isfinite(y.sum()))
         if padded is x:  # every window inside x: the flat index is a window base plus an offset
             offsets = np.array([a * dh * W + b * dw for a in range(kh) for b in range(kw)],
                                dtype=np.int64)
@@ -101,7 +103,7 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
         Without NaN a tap holds the maximum unless ``y > v``: the taps counted while still
         "not found" (a running AND of ``y > v``), three passes of bytes per tap. The NaN test
         costs more (an equality, an isnan and a masked write per tap, last to first): made only
-        when the input has a NaN (an inf sum, from large finite values, takes it too)."""
+        when a maximum is NaN (an inf sum, from large finite values, takes it too)."""
         dtype = np.int8 if len(views) <= 127 else np.int32
         if len(views) == 1:
             return np.zeros(y.shape, dtype=dtype)
