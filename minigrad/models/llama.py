@@ -521,6 +521,12 @@ class LlamaAttention(Module):
         self.o_proj = Linear(q_out, hidden, bias=bias)
         self._qkv = _pack_rows([self.q_proj, self.k_proj, self.v_proj])
 
+    def _repack(self) -> None:
+        """Pack q/k/v again after their arrays were replaced (``to()``), unless wrapped."""
+        linears = [self.q_proj, self.k_proj, self.v_proj]
+        if not _still_packed(linears, self._qkv) and all(type(m) is Linear for m in linears):
+            self._qkv = _pack_rows(linears)
+
     def _infer(self, x, cos, sin, past: int, bias, cache: Optional[KVCache]):
         """`forward` on arrays under no_grad (see `_attention_array`)."""
         B, T, _ = x.shape
@@ -562,6 +568,12 @@ class LlamaMLP(Module):
         self.up_proj = Linear(hidden, inner, bias=bias)
         self.down_proj = Linear(inner, hidden, bias=bias)
         self._gate_up = _pack_rows([self.gate_proj, self.up_proj])
+
+    def _repack(self) -> None:
+        """Pack gate/up again after their arrays were replaced (``to()``), unless wrapped."""
+        linears = [self.gate_proj, self.up_proj]
+        if not _still_packed(linears, self._gate_up) and all(type(m) is Linear for m in linears):
+            self._gate_up = _pack_rows(linears)
 
     def _infer(self, x):
         """`forward` on arrays under no_grad."""
@@ -756,6 +768,16 @@ class LlamaForCausalLM(GenerationMixin, Module):
     def is_gradient_checkpointing(self) -> bool:
         """Whether the decoder layers are checkpointed."""
         return self.model.is_gradient_checkpointing
+
+    def _move(self, convert) -> "LlamaForCausalLM":
+        # ``to()`` gives every parameter a new array: the packed q/k/v and gate/up weights
+        # (one GEMM each in inference) are packed again on the new device / dtype
+        super()._move(convert)
+        for layer in self.model.layers:
+            for part in (layer.self_attn, layer.mlp):
+                if type(part) in (LlamaAttention, LlamaMLP):
+                    part._repack()
+        return self
 
     def tie_weights(self) -> None:
         """Share the embedding matrix with the head when ``config.tie_word_embeddings``."""

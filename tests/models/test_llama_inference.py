@@ -104,6 +104,8 @@ def test_replaced_weights_fall_back_to_separate_products(tiny):
 def test_lora_wrapped_and_float64_models_compute_the_same(tiny):
     ids = _ids(tiny.config.vocab_size, (2, 6), seed=3)
     double = LlamaForCausalLM.from_pretrained(TINY).to(mg.float64)
+    attn = double.model.layers[0].self_attn  # to() packed the new arrays again
+    assert attn._qkv.dtype == np.float64 and attn.q_proj.weight.data.base is attn._qkv
     plain, fast = _both(double, ids)
     assert fast.dtype == np.float64
     _close(plain, fast, 1e-12)
