@@ -100,7 +100,7 @@ def _torch_device(device: str):
         return None
 
 
-def run(names, device="cpu", quick=False, scale=1, rounds=None):
+def run(names, device="cpu", quick=False, scale=1, rounds=None, sides=SIDES):
     """Each workload's sides, each in fresh processes, in interleaved rounds; one result dict
     per workload (times in ms per step: ``minigrad_ms`` fused, ``composite_ms``, ``torch_ms``;
     their ratios; ``phases``; ``peak_mib``; ``rss_mib``; ``page_faults``), or ``{"error"}``."""
@@ -118,13 +118,12 @@ def run(names, device="cpu", quick=False, scale=1, rounds=None):
         np.savez(weights, **{k: mg.backend.to_device(v.detach().data, mg.backend.CPU)
                              for k, v in model.state_dict().items()})
         steps, repeats = QUICK_TIMING if quick else TIMING[name]
-        sides = ["fused", "composite"]
         torch_device = _torch_device(device)
-        if torch_device is not None:
-            sides.append("torch")
-        runs = {side: [] for side in sides}
+        chosen = [side for side in SIDES if side in sides and
+                  (side != "torch" or torch_device is not None)]
+        runs = {side: [] for side in chosen}
         for r in range(rounds):
-            for side in fresh.rotated(sides, r):
+            for side in fresh.rotated(chosen, r):
                 kwargs = {"name": name, "side": side, "device": device, "weights": weights,
                           "steps": steps, "repeats": repeats, "threads": threads(),
                           "scale": scale, "phases": side != "composite"}
@@ -157,11 +156,13 @@ def _summary(name, runs, torch_device):
                         for side, rs in runs.items()}
     entry["page_faults"] = {side: statistics.median(r["page_faults_per_step"] for r in rs)
                             for side, rs in runs.items()}
-    entry["fused_speedup"] = entry["composite_ms"] / entry["minigrad_ms"]
+    if "composite_ms" in entry:
+        entry["fused_speedup"] = entry["composite_ms"] / entry["minigrad_ms"]
     if "torch_ms" in entry:
         entry["torch_device"] = torch_device
         entry["ratio"] = entry["minigrad_ms"] / entry["torch_ms"]
-        entry["composite_ratio"] = entry["composite_ms"] / entry["torch_ms"]
+        if "composite_ms" in entry:
+            entry["composite_ratio"] = entry["composite_ms"] / entry["torch_ms"]
     return entry
 
 def table_headers(device):
@@ -214,9 +215,15 @@ def main(argv=None):
     parser.add_argument("--scale", type=int, default=1, help="multiply every batch size")
     parser.add_argument("--rounds", type=int, default=None,
                         help=f"interleaved rounds of fresh processes (default {ROUNDS}, quick 1)")
+    parser.add_argument("--sides", default=",".join(SIDES),
+                        help="which sides to time (default: fused,composite,torch)")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",")]
-    res = run(names, args.device, args.quick, args.scale, args.rounds)
+    sides = [s.strip() for s in args.sides.split(",")]
+    unknown = set(sides) - set(SIDES)
+    if unknown or "fused" not in sides:
+        parser.error(f"--sides takes fused (always) and any of composite, torch; got {args.sides}")
+    res = run(names, args.device, args.quick, args.scale, args.rounds, sides)
     rows = []
     for name in names:
         r = res[name]

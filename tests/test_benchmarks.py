@@ -314,3 +314,9 @@ def test_a_kernel_case_runs_each_variant_in_a_fresh_process():
     assert r["fused_ms"] > 0 and r["composite_ms"] > 0
     assert r["speedup"] == pytest.approx(r["composite_ms"] / r["fused_ms"])
     assert r["max_abs_diff"] is not None  # the fused variant's process validated it
+
+
+def test_workloads_time_only_the_sides_asked_for():
+    r = workloads.run(["W1"], "cpu", quick=True, sides=("fused",))["W1"]
+    assert r["minigrad_ms"] > 0 and "composite_ms" not in r and "torch_ms" not in r
+    assert "fused_speedup" not in r
