@@ -339,7 +339,7 @@ class LMHeadLossFn(FusedFunction):
         # (needs_input_grad is set after forward: the inputs say it; called with grad on)
         want_h, want_w = self.inputs[0].requires_grad, self.inputs[1].requires_grad
         self.gh = xp.empty_like(h) if want_h else None
-        self.gw = xp.zeros_like(w) if want_w else None
+        self.gw = xp.empty_like(w) if want_w else None
         safe = xp.where(valid, t, 0)
         rows = max(1, _LOSS_BLOCK // max(V, 1))
         scratch = xp.empty((min(rows, N), V), dtype=h.dtype)
@@ -360,7 +360,9 @@ class LMHeadLossFn(FusedFunction):
                     z *= keep[:, None].astype(z.dtype)
                 if want_h:
                     xp.matmul(z, w, out=self.gh[r0:r1])
-                if want_w:
+                if want_w and r0 == 0:
+                    xp.matmul(z.T, h[r0:r1], out=self.gw)
+                elif want_w:
                     self.gw += z.T @ h[r0:r1]
         with np.errstate(invalid="ignore", divide="ignore"):  # all ignored: nan, as PyTorch
             return xp.asarray(np.float64(total) / self.count, dtype=h.dtype)
@@ -401,8 +403,9 @@ def _shifted_labels(labels: Tensor):
 # Under no_grad (prefill and decoding) the decoder runs on the backend arrays directly: no graph
 # is built, so the per-op work of autograd (a Function object, its checks, its saved inputs) is
 # pure overhead there, and a decoding step is otherwise a few hundred small ops around GEMVs
-# bounded by reading the weights. Same maths as the layers (tests/models/test_llama.py compares
-# the two paths); taken only when every block is the plain one (no LoRA wrapper, no subclass).
+# bounded by reading the weights. Same maths as the layers (tests/models/test_llama_inference.py
+# compares the two paths); taken only when every block is the plain one (no LoRA wrapper, no
+# subclass).
 
 _ATTENTION_BLOCK = 1 << 22  # score entries per block of query rows (16 MiB in float32)
 
