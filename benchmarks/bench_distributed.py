@@ -36,10 +36,14 @@ DDP's own work per step, counted rather than timed (instructions do not depend o
 ``ddp``, ``view`` (gradient_as_bucket_view) or ``keep`` (view, and ``zero_grad(set_to_none=
 False)``), with DDP on a process group that says it has 2 ranks but talks over
 MPI_COMM_SELF (the MPI calls are made, no bytes travel). Instructions per step = (the count
-with 12 steps - the count with 2) / 10::
+with 42 steps - the count with 2) / 40, with the hash seed fixed and the bytecode cached, so
+that the start-up costs the same in both runs (a random hash seed moves it by about 1%)::
 
-    OMP_NUM_THREADS=1 valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-        python -m benchmarks.bench_distributed --ddp-cost ddp 12
+    export OMP_NUM_THREADS=1 PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=
+    export PYTHONPYCACHEPREFIX=/tmp/pyc
+    python -m benchmarks.bench_distributed --ddp-cost ddp 1     # fills the bytecode cache
+    VG='valgrind --tool=callgrind --callgrind-out-file=/dev/null'
+    $VG python -m benchmarks.bench_distributed --ddp-cost ddp 42  # then 2; plain, view
 """
 
 from __future__ import annotations
