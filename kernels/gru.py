@@ -71,11 +71,12 @@ class GRUFn(RecurrentFn, kernel="gru"):
         xs[:, :2 * H] *= dt.type(0.5)
         w_s = np.array(w_hh, dtype=dt, order="C")  # (3H, H)
         w_s[:2 * H] *= 0.5
-        b_n = None
-        if b_hh is not None:  # b_hr, b_hz join the input once; b_hn is added per step
-            xs[:, :2 * H] += np.repeat(b_hh[:2 * H, None] * dt.type(0.5), B, axis=1)
-            b_n = np.repeat(b_hh[2 * H:, None], B, axis=1)  # (H, B)
-        ps = np.empty((T, G, B), dtype=dt)  # W_hh h of every step (r, z halved); p_n += b_hn
+        bias = None
+        if b_hh is not None:  # added to each step's W_hh h, in the reference's order
+            b_s = np.array(b_hh, dtype=dt)
+            b_s[:2 * H] *= 0.5
+            bias = np.repeat(b_s[:, None], B, axis=1)  # (3H, B)
+        ps = np.empty((T, G, B), dtype=dt)  # W_hh h + b_hh of every step (r, z halved)
         rz = np.empty((T, 2 * H, B), dtype=dt)  # r, z
         ns = np.empty((T, H, B), dtype=dt)  # n
         hs = np.empty((T + 1, H, B), dtype=dt)  # hs[k] is the state entering step k
@@ -85,15 +86,15 @@ class GRUFn(RecurrentFn, kernel="gru"):
         for k in range(T):
             hw = ps[k]
             np.matmul(w_s, hs[k], out=hw)
+            if bias is not None:
+                hw += bias
             s = rz[k]
             np.add(xs[k, :2 * H], hw[:2 * H], out=s)
             np.tanh(s, out=s)
-            s *= 0.5
-            s += 0.5  # r, z
+            s += 1
+            s *= 0.5  # r, z, rounded as minigrad's sigmoid
             r, z = s[:H], s[H:]
             p = hw[2 * H:]
-            if b_n is not None:
-                p += b_n
             n = ns[k]
             np.multiply(r, p, out=n)
             n += xs[k, 2 * H:]

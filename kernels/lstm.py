@@ -75,7 +75,7 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         # sigmoid(x) = 0.5 tanh(x / 2) + 0.5: the i, f, o pre-activations are kept halved
         # (input, bias and weight rows scaled once), so one tanh pass activates all four gates
         half = gate_column(dt, (0.5, 0.5, 1.0, 0.5))  # (4, 1), per gate: i, f, g, o
-        shift = gate_column(dt, (0.5, 0.5, 0.0, 0.5))  # with half: tanh -> sigmoid
+        one = gate_column(dt, (1.0, 1.0, 0.0, 1.0))  # (tanh + 1) * half: tanh -> sigmoid
         acts = np.empty((T, G, B), dtype=dt)  # pre-activations, then activations i, f, g, o
         # NOTE: a plain transposing copy, then the scaling as a contiguous pass: scaling
         # during the copy made it twice as slow
@@ -98,8 +98,8 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
             a += hw
             np.tanh(a, out=a)
             gates = a.reshape(4, H * B)
-            gates *= half
-            gates += shift  # i, f, o: sigmoids; g: tanh
+            gates += one
+            gates *= half  # i, f, o: sigmoids, rounded as minigrad's sigmoid; g: tanh
             i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
             c = cs[k + 1]
             np.multiply(f, cs[k], out=c)
