@@ -60,6 +60,22 @@ def test_opt_out_keeps_glibc_defaults():
     assert faults > 5000  # glibc hands the memory back and faults it in again (~14,000)
 
 
+@glibc
+def test_release_hands_free_memory_back():
+    code = ("import numpy as np, minigrad\n"
+            "from minigrad import allocator\n"
+            "def rss():\n"
+            "    return int(open('/proc/self/statm').read().split()[1]) * 4096\n"
+            "held = [np.ones((1024, 1024), np.float32) for _ in range(64)]\n"
+            "del held\n"
+            "kept = rss()\n"
+            "allocator.release()\n"
+            "print(kept - rss())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout
+    assert int(out) > 128 * 2 ** 20  # the 256 MiB freed above were kept, then handed back
+
+
 def test_bad_thresholds_are_refused():
     with pytest.raises(ValueError, match="positive"):
         allocator.tune(0, 1)
