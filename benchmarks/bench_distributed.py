@@ -35,15 +35,12 @@ DDP's own work per step, counted rather than timed (instructions do not depend o
 ``--ddp-cost MODE STEPS`` runs STEPS steps of W1 in one process, MODE ``plain`` (no DDP),
 ``ddp``, ``view`` (gradient_as_bucket_view) or ``keep`` (view, and ``zero_grad(set_to_none=
 False)``), with DDP on a process group that says it has 2 ranks but talks over
-MPI_COMM_SELF (the MPI calls are made, no bytes travel). Instructions per step = (the count
-with 42 steps - the count with 2) / 40, with the hash seed fixed and the bytecode cached, so
-that the start-up costs the same in both runs (a random hash seed moves it by about 1%)::
+MPI_COMM_SELF (the MPI calls are made, no bytes travel). The STEPS steps run (after 3 of
+warm-up) inside ``functools.reduce``, so that callgrind counts them alone; instructions per
+step = the count / STEPS (the same on every run, whatever the load)::
 
-    export OMP_NUM_THREADS=1 PYTHONHASHSEED=0 PYTHONDONTWRITEBYTECODE=
-    export PYTHONPYCACHEPREFIX=/tmp/pyc
-    python -m benchmarks.bench_distributed --ddp-cost ddp 1     # fills the bytecode cache
-    VG='valgrind --tool=callgrind --callgrind-out-file=/dev/null'
-    $VG python -m benchmarks.bench_distributed --ddp-cost ddp 42  # then 2; plain, view
+    OMP_NUM_THREADS=1 valgrind --tool=callgrind --toggle-collect=functools_reduce \\
+        --callgrind-out-file=/dev/null python -m benchmarks.bench_distributed --ddp-cost ddp 20
 """
 
 from __future__ import annotations
@@ -222,8 +219,11 @@ def ddp_cost(mode: str, steps: int) -> None:
     if mode == "keep":
         opt.zero_grad = functools.partial(opt.zero_grad, set_to_none=False)
     step = workloads._training_step(wrapped, opt, F, mg.tensor(x_np), mg.tensor(y_np), None)
-    for _ in range(steps):
+    for _ in range(3):  # warm-up: the buckets, Adam's state, NumPy's first allocations
         step()
+    # the counted steps run inside functools.reduce, so that callgrind can count them alone
+    # (--toggle-collect=functools_reduce): MPI's start-up does not count the same every run
+    functools.reduce(lambda _, __: step(), range(steps), None)
 
 
 def _gather_floats(framework: str, ranks: int, values: list) -> tuple:
