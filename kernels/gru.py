@@ -141,6 +141,7 @@ class GRUFn(RecurrentFn, kernel="gru"):
         dh_next = np.empty((H, B), dtype=dt)
         tmp = np.empty((H, B), dtype=dt)
         w = np.ascontiguousarray(w_hh.T)  # (H, 3H)
+        row = np.empty((B, G), dtype=dt)
         for k in range(T - 1, -1, -1):  # bptt.gru_backward's steps 1-7, in place
             if gy is not None:
                 dh += gy[k]
@@ -150,12 +151,14 @@ class GRUFn(RecurrentFn, kernel="gru"):
             dp[:H] *= dxn  # dr_pre
             np.multiply(dxn, rz[k, :H], out=dp[2 * H:])  # d p_n = dn_pre r
             np.matmul(w, dp, out=dh_next)  # (H, 3H) @ (3H, B)
+            np.copyto(row, dp.T)  # dp is done with: its memory takes its rows (see lstm.py)
+            np.copyto(dp.reshape(B, G), row)
             np.multiply(dh, rz[k, H:], out=tmp)
             dh_next += tmp  # + dh z
             if any_pad and any_pad[k]:  # padded rows: dh passes through unchanged
                 np.copyto(dh_next, dh, where=pad[k])
             dh, dh_next = dh_next, dh
-        dp_rows = np.ascontiguousarray(dp_all.transpose(0, 2, 1))  # (T, B, 3H)
+        dp_rows = dp_all.reshape(T, B, G)
         hs_rows = np.ascontiguousarray(hs[:T].transpose(0, 2, 1)) if self.needs_input_grad[2] \
             else None
         grads = self._input_grads(dp_rows, hs_rows, dp_rows, (dh.T,))

@@ -151,6 +151,7 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         dh_next = np.empty((H, B), dtype=dt)
         dct = np.empty((H, B), dtype=dt)
         w = np.ascontiguousarray(w_hh.T)  # (H, 4H)
+        row = np.empty((B, G), dtype=dt)
         for k in range(T - 1, -1, -1):  # bptt.lstm_backward's steps 1-6, in place
             if gy is not None:
                 dh += gy[k]
@@ -162,11 +163,16 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
             da[3 * H:] *= dh  # o
             np.multiply(dct, acts[k, H:2 * H], out=dc)  # dc of the previous step
             np.matmul(w, da, out=dh_next)  # (H, 4H) @ (4H, B)
+            # da is done with: its memory takes its (B, 4H) rows, while it is in cache (the
+            # rows of all steps are then dx_proj, without a second (T, B, 4H) buffer)
+            np.copyto(row, da.T)
+            np.copyto(da.reshape(B, G), row)
             if any_pad and any_pad[k]:  # padded rows: dh and dc pass through unchanged
                 np.copyto(dc, dct, where=pad[k])
                 np.copyto(dh_next, dh, where=pad[k])
             dh, dh_next = dh_next, dh
-        rows = np.ascontiguousarray(da_all.transpose(0, 2, 1))  # (T, B, 4H)
+        del dc_from_dh
+        rows = da_all.reshape(T, B, G)  # (see above)
         hs_rows = np.ascontiguousarray(hs[:T].transpose(0, 2, 1)) if self.needs_input_grad[3] \
             else None
         return self._input_grads(rows, hs_rows, rows, (dh.T, dc.T))
