@@ -29,9 +29,10 @@ recomputes a transcendental. Every per-step buffer is laid out units-major, batc
 ``(4H, B)`` gates, ``(H, B)`` states, so each gate is one contiguous block; the recurrent GEMM
 is ``W_hh (4H, H) @ h (H, B)``. (NumPy runs an elementwise pass over a row slice such as
 ``a[:, H:2H]`` of a ``(B, 4H)`` array several times slower than over a contiguous block of the
-same size.) ``x_proj`` is transposed into that layout once, the gradients back once. One
-``tanh`` pass activates all four gates: the i, f, o pre-activations are kept halved (input,
-bias and weight rows scaled once) and ``sigmoid(x) = 0.5 tanh(x / 2) + 0.5``. The backward
+same size.) ``x_proj`` is transposed into that layout once; each step's gradient goes back
+to rows in place, once its GEMM has read it. One ``tanh`` pass activates all four gates: the
+i, f, o pre-activations are kept halved (input, bias and weight rows scaled once) and
+``sigmoid(x) = (tanh(x / 2) + 1) / 2`` (rounded as minigrad's sigmoid). The backward
 computes everything that does not depend on the carried dh, dc (the gates' derivatives times
 the other factors of each gate's gradient) for all steps at once, in a few large passes, so
 a step is five small products and its GEMM. All step maths is in place (``out=``); nothing
