@@ -26,7 +26,7 @@ and after the loop ONE GEMM for the weights over all steps (bptt.py's step 6 sum
 
 NumPy: r, z, n and p of every step are kept, so the backward never recomputes a
 transcendental. The layout is that of ``lstm.py``'s NumPy path (units-major, batch last: each
-gate one contiguous ``(H, B)`` block; ``sigmoid(x) = 0.5 tanh(x / 2) + 0.5`` with the r, z
+gate one contiguous ``(H, B)`` block; ``sigmoid(x) = (tanh(x / 2) + 1) / 2`` with the r, z
 pre-activations kept halved; the factors of the backward that do not depend on the carried dh
 computed for all steps at once). All step maths is in place (``out=``), in the input dtype.
 
@@ -64,7 +64,7 @@ class GRUFn(RecurrentFn, kernel="gru"):
         T, B, G = x_proj.shape
         H = G // 3
         dt = x_proj.dtype
-        # sigmoid(x) = 0.5 tanh(x / 2) + 0.5: the r, z pre-activations are kept halved (input,
+        # sigmoid(x) = (tanh(x / 2) + 1) / 2: the r, z pre-activations are kept halved (input,
         # bias and weight rows scaled once); p_n stays whole (r multiplies it)
         xs = np.empty((T, G, B), dtype=dt)  # x_proj in processing order, r, z halved
         np.copyto(xs, self._step_order(x_proj).transpose(0, 2, 1))  # (see lstm.py)

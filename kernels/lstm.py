@@ -73,7 +73,7 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         T, B, G = x_proj.shape
         H = G // 4
         dt = x_proj.dtype
-        # sigmoid(x) = 0.5 tanh(x / 2) + 0.5: the i, f, o pre-activations are kept halved
+        # sigmoid(x) = (tanh(x / 2) + 1) / 2: the i, f, o pre-activations are kept halved
         # (input, bias and weight rows scaled once), so one tanh pass activates all four gates
         half = gate_column(dt, (0.5, 0.5, 1.0, 0.5))  # (4, 1), per gate: i, f, g, o
         one = gate_column(dt, (1.0, 1.0, 0.0, 1.0))  # (tanh + 1) * half: tanh -> sigmoid
