@@ -387,7 +387,10 @@ def main_for(module_case, argv=None) -> None:
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
-    names = [name for name, build in kernel_cases(args.device) if build is module_case]
+    # (run as ``python -m benchmarks.bench_x``, the case is __main__'s copy of the function)
+    names = [name for name, build in kernel_cases(args.device)
+             if build.__name__ == module_case.__name__
+             and build.__code__.co_filename == module_case.__code__.co_filename]
     if not names:
         raise ValueError(f"{module_case.__module__}.{module_case.__name__} is not a listed "
                          "kernel case (kernel_bench.KERNELS)")
