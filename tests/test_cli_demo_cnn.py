@@ -52,7 +52,7 @@ def test_options_and_defaults():
     assert (args.task, args.dataset, args.model, args.lr) == ("speech", "fashion-mnist",
                                                               "cnn", 0.01)
     assert set(demo.CNN_DEFAULTS) == {"digits", "mnist", "fashion-mnist", "mnist1d", "speech"}
-    assert demo.CNN_DEFAULTS["mnist"]["epochs"] == 12  # the "within 12 epochs"
+    assert demo.CNN_DEFAULTS["mnist"]["epochs"] <= 12  # the "within 12 epochs"
 
 
 def test_cnn_on_the_bundled_digits(tmp_path, capsys):
