@@ -24,7 +24,7 @@ NumPy: im2col is one copy of an ``as_strided`` view of the zero-padded input (no
 over pixels); col2im is ``kh * kw`` strided slice adds into a zeroed frame (no ``np.add.at``:
 within one kernel offset no two entries land on the same pixel). The batch goes through in
 chunks of samples whose columns take at most ``COLUMN_CHUNK_BYTES`` (one GEMM per group and
-chunk): the columns never exist whole, and each chunk's GEMM reads them back from cache.
+chunk): the columns of a large batch never exist whole.
 CUDA (``conv.cu``): one grid-stride kernel each for im2col (padding by bounds checks, no padded
 copy) and col2im (one thread per output pixel gathers its sum: no atomics); the GEMMs are CuPy's
 ``matmul`` (cuBLAS), over the whole batch at once.
@@ -50,7 +50,10 @@ from . import _cuda
 CUDA_KERNELS = ("im2col", "col2im")
 
 # The most bytes of im2col columns a NumPy convolution makes at once (see _ConvBase._chunks).
-COLUMN_CHUNK_BYTES = 4 << 20
+# On W5's second conv (17.8 MB of columns) with 2 BLAS threads, 8 MiB chunks cost about as much
+# as the whole batch at once and 4 MiB about 10% more (more GEMM calls, each a thread handoff);
+# W5's step peak (tracemalloc): 46 MiB with 4 MiB chunks, 51 with 8, 62 with 16.
+COLUMN_CHUNK_BYTES = 8 << 20
 # Column matrices with at most this many rows (C/groups * kh * kw) are multiplied sample by
 # sample, batch-major (see _ConvBase._batch_major). Measured on W5's shapes, one thread: 9 rows
 # (1 channel) and 36 (4 channels) 2.5-3x faster than channel-major, 288 (32 channels) slower.
@@ -179,7 +182,7 @@ class _ConvBase(FusedFunction):
 
     def _chunks(self, g: _ConvGeometry, itemsize: int, extra: int = 0) -> list:
         """``(start, stop)`` slices of the batch: on NumPy as many samples at a time as keep the
-        columns under ``COLUMN_CHUNK_BYTES`` (so that they never exist whole: ``kh * kw``
+        columns under ``COLUMN_CHUNK_BYTES`` (so that they need not exist whole: ``kh * kw``
         times the input; and each chunk's GEMM reads them back from cache); one chunk on a GPU
         (each would be a round of kernel launches). ``extra``: more elements per sample that
         exist beside the columns."""
