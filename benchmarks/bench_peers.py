@@ -19,7 +19,8 @@ of their own, so that nothing else in the environment changes::
 - DeZero 0.0.13 (``dezero.functions`` conv2d/pooling/dropout, ``optimizers.Adam``). Under
   NumPy 2 it may compute in float64 (peers.md); its ``dtype`` column says what it ran in.
 - tinygrad 0.14 (``nn.Conv2d``, ``max_pool2d``, ``nn.optim.Adam``, no TinyJit): its CPU device
-  compiles kernels with clang (``apt-get install clang``); without it the row says why.
+  compiles kernels with clang (``apt-get install clang``); without it the row says why. (Its
+  worker was checked on tinygrad's pure-Python device, ``DEV=PYTHON``, at batch 2 only.)
 - Chainer 7.8 is also in peers.md but not installable here (its sdist does not build with this
   pip/setuptools): reported as unavailable unless importable from ``--peers``.
 
@@ -267,7 +268,7 @@ def _dezero(a: dict):
 
 
 def _tinygrad(a: dict):
-    from tinygrad import Tensor, nn
+    from tinygrad import Context, Tensor, nn
 
     class CNN:
         def __init__(self):
@@ -289,7 +290,7 @@ def _tinygrad(a: dict):
     first = float(model(x).sparse_categorical_crossentropy(y).item())  # (training off)
 
     def step():
-        with Tensor.train():
+        with Context(TRAINING=1):  # (dropout and the optimizer act only when TRAINING is set)
             opt.zero_grad()
             loss = model(x).sparse_categorical_crossentropy(y)
             loss.backward()

@@ -83,14 +83,18 @@ def mnist_cnn(num_classes: int = 10) -> nn.Sequential:
 
 
 def keras_mnist_cnn(num_classes: int = 10) -> keras.Sequential:
-    """`mnist_cnn` written with the Keras facade as a Keras user writes it: channels-last
-    input (N, 28, 28, 1), Keras's BatchNormalization defaults (momentum 0.99, epsilon 1e-3),
-    the same 131,050 trainable parameters; compiled with `train_keras_classifier`."""
+    """`mnist_cnn` written with the Keras facade: channels-last input (N, 28, 28, 1), the same
+    131,050 trainable parameters, trained by `train_keras_classifier`.
+
+    BatchNormalization takes PyTorch's momentum and epsilon (Keras's 0.9 and 1e-5 for
+    BatchNorm2d's 0.1 and 1e-5): with Keras's defaults (0.99, 1e-3) the running statistics lag
+    over a 3-epoch run (MNIST 99.15% instead of 99.31%)."""
     layers = keras.layers
 
     def block(filters):
         return [layers.Conv2D(filters, 3, padding="same", use_bias=False),
-                layers.BatchNormalization(), layers.Activation("relu"), layers.MaxPooling2D(2)]
+                layers.BatchNormalization(momentum=0.9, epsilon=1e-5),
+                layers.Activation("relu"), layers.MaxPooling2D(2)]
 
     return keras.Sequential([
         keras.Input(shape=(28, 28, 1)), *block(32), *block(64), *block(64),  # 14, 7, 3
