@@ -88,7 +88,8 @@ def keras_mnist_cnn(num_classes: int = 10) -> keras.Sequential:
 
     BatchNormalization takes PyTorch's momentum and epsilon (Keras's 0.9 and 1e-5 for
     BatchNorm2d's 0.1 and 1e-5): with Keras's defaults (0.99, 1e-3) the running statistics lag
-    over a 3-epoch run (MNIST 99.15% instead of 99.31%)."""
+    over a 3-epoch run (MNIST 99.15%). Measured with `minigrad demo --model keras-cnn`'s
+    defaults (seed 0): MNIST 99.28% after 3 epochs, Fashion-MNIST 91.88% after 5."""
     layers = keras.layers
 
     def block(filters):
