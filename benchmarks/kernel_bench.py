@@ -223,7 +223,8 @@ def run_variant(kernel: str, variant: str, device: str, quick: bool) -> dict:
     case = builders[kernel](device, quick)
     err = validate(case) if variant == "fused" else None
     variants = _variants(case, device, variant)  # none: no PyTorch for this device
-    times = interleaved_ms(variants, 1.0 if quick else 6.0, device=device) if variants else {}
+    # 2 s per process: the rounds of fresh processes (run_fresh) give the spread
+    times = interleaved_ms(variants, 1.0 if quick else 2.0, device=device) if variants else {}
     return {"times": times, "max_abs_diff": err, "shape": case.shape, "notes": case.notes,
             "torch_device": case.torch_device, "flops": case.flops, "bytes": case.bytes}
 
