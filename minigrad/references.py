@@ -406,15 +406,24 @@ def max_pool2d(input: Tensor, kernel_size: tuple, stride: tuple, padding: tuple,
     iw, vw = pool_windows(W, OW, kw, stride[1], padding[1], dilation[1])  # (OW, kw)
     rows = ih[:, None, :, None]  # (OH, 1, kh, 1)
     cols = iw[None, :, None, :]  # (1, OW, 1, kw)
-    windows = ops.getitem(input, (slice(None), slice(None), xp.asarray(rows), xp.asarray(cols)))
-    windows = windows.reshape(N, C, OH, OW, kh * kw)
+    if (tuple(stride) == (kh, kw) and not any(padding) and tuple(dilation) == (1, 1)
+            and OH * kh <= H and OW * kw <= W):
+        # windows that tile the input: a slice reshaped (its gradient a strided copy, where
+        # the gather below would scatter-add)
+        windows = input[:, :, :OH * kh, :OW * kw].reshape(N, C, OH, kh, OW, kw)
+        windows = windows.permute(0, 1, 2, 4, 3, 5).reshape(N, C, OH, OW, kh * kw)
+    else:
+        key = (slice(None), slice(None), xp.asarray(rows), xp.asarray(cols))
+        windows = ops.getitem(input, key).reshape(N, C, OH, OW, kh * kw)
     pad = ~(vh[:, None, :, None] & vw[None, :, None, :]).reshape(OH, OW, kh * kw)
     # the winning tap, padding read as -inf (argmax: the first maximum, a NaN first of all);
     # its value is then picked from the clipped gather, so a window whose real values are all
     # -inf still takes its value and gradient from a real element, as the kernel does
     scores = xp.where(xp.asarray(pad), -math.inf, windows.data) if pad.any() else windows.data
     arg = xp.argmax(scores, axis=-1)[..., None]  # (N, C, OH, OW, 1)
-    values = ops.gather(windows, -1, _const(arg)).squeeze(-1)
+    # the winner picked by a mask and a sum of it and zeros (exact; the gradient a masked copy)
+    winner = _const(xp.arange(kh * kw) == arg)
+    values = ops.where(winner, windows, 0.0).sum(-1)
     flat = xp.asarray(rows * W + cols).reshape(OH, OW, kh * kw)  # each tap's flat position
     oh, ow = xp.arange(OH)[:, None], xp.arange(OW)[None, :]
     indices = flat[oh, ow, arg[..., 0]]  # (N, C, OH, OW)

@@ -310,3 +310,24 @@ def test_every_pooling_on_the_device_matches_the_cpu(device, fused):
                 results.append((npy(y), npy(x.grad)))
             for got, want in zip(results[1], results[0]):
                 np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_composite_tiling_windows_match_the_kernel_with_ties_and_infinities():
+    """Windows that tile the input take the reshape path of the composite reference: values,
+    indices and the gradient (to the first maximum of a tied window) equal the kernel's, with
+    all-zero windows (ReLU outputs) and infinities."""
+    import minigrad.nn.functional as F
+
+    rng = np.random.default_rng(0)
+    x_np = np.maximum(rng.standard_normal((2, 3, 6, 7)), 0).astype(np.float32)
+    x_np[0, 0, 0, 0], x_np[0, 1, 2, 3], x_np[1, 2, 4, 4] = np.inf, -np.inf, np.inf
+    gy = mg.tensor(rng.standard_normal((2, 3, 3, 3)).astype(np.float32))
+    out = {}
+    for fused in (True, False):
+        x = mg.tensor(x_np, requires_grad=True)
+        with mg.use_fused(fused):
+            y, idx = F.max_pool2d(x, 2, return_indices=True)
+            (y * gy).sum().backward()
+        out[fused] = (y.detach().numpy(), idx.numpy(), x.grad.numpy())
+    for a, b in zip(out[True], out[False]):
+        np.testing.assert_array_equal(a, b)
