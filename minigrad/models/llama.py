@@ -34,7 +34,7 @@ from typing import Optional, Union
 
 import numpy as np
 
-from minigrad import backend, ops
+from minigrad import allocator, backend, ops
 from minigrad.autocast_state import state as _autocast
 from minigrad.autograd import is_grad_enabled
 from minigrad.fused import FusedFunction, is_fused
@@ -915,6 +915,7 @@ class LlamaForCausalLM(GenerationMixin, Module):
             has_vocab = "tokenizer.ggml.tokens" in gguf.metadata
         model.tie_weights()
         model.tokenizer = BPETokenizer.from_gguf(path) if has_vocab else None
+        allocator.release()  # the dequantisation's temporaries: free memory back to the system
         return model.eval()
 
     @classmethod
@@ -928,6 +929,7 @@ class LlamaForCausalLM(GenerationMixin, Module):
         model.load_hf_state_dict(_read_weights(folder))
         if os.path.isfile(os.path.join(folder, "tokenizer.json")):
             model.tokenizer = BPETokenizer.from_file(os.path.join(folder, "tokenizer.json"))
+        allocator.release()  # the file's arrays, copied into the parameters: memory back
         return model.eval()
 
     def save_pretrained(self, folder: PathLike) -> None:
