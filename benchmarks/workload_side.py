@@ -151,12 +151,16 @@ def _training_step(model, opt, F, x, y, mask):
 # ---------------------------------------------------------------------------- one side
 
 
-def _rss_bytes() -> int:
-    """This process's resident size now (Linux; 0 elsewhere)."""
+def _rss_bytes(field: str = "VmRSS") -> int:
+    """This process's resident size now (``VmRSS``) or its peak (``VmHWM``), Linux; 0 elsewhere.
+
+    (Not ``getrusage``'s ``ru_maxrss``: Linux carries the parent's size at the fork into a
+    child's maximum across ``exec``, so a fresh process started by a large driver reports the
+    driver's size.)"""
     try:
         with open("/proc/self/status") as f:
             for line in f:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024
     except OSError:
         pass
@@ -291,7 +295,7 @@ def run_side(name: str, side: str, device: str, weights: str, steps: int, repeat
         if phases:
             result["phases"] = phase_ms(step, sync, max(5, repeats * steps // 2))
         result["peak_step_mib"] = _peak_step_mib(lib, side, step, sync, device)
-        result["peak_rss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        result["peak_rss_mib"] = _rss_bytes("VmHWM") / 2 ** 20
         result["threads"] = threads
         # each framework alone in its process, as users run it (tests check this)
         result["imported"] = sorted(m for m in ("minigrad", "torch") if m in sys.modules)
