@@ -227,15 +227,9 @@ def _torch_llm(cfg, device, checkpointed, tiny, folder):
     model = transformers.LlamaForCausalLM.from_pretrained(
         folder, dtype=torch.float32, attn_implementation="eager", use_kernels=False)
 
-    class LoRA(torch.nn.Module):  # minigrad.finetune.LoRALinear written as a module
-        def __init__(self, base, r, alpha):
-            super().__init__()
-            self.base, self.scaling = base, alpha / r
-            self.A = torch.nn.Parameter(torch.randn(r, base.in_features) * 0.01)
-            self.B = torch.nn.Parameter(torch.zeros(base.out_features, r))
+    from benchmarks.bench_llm import torch_lora_class
 
-        def forward(self, x):
-            return self.base(x) + (x @ self.A.T @ self.B.T) * self.scaling
+    LoRA = torch_lora_class(torch)
 
     for p in model.parameters():
         p.requires_grad_(False)

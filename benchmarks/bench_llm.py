@@ -154,6 +154,23 @@ def _side_minigrad(folder: str, quick: bool) -> dict:
             "rss_used_mb": (used["VmRSS"] - before["VmRSS"]) / 2**20, "weights_mb": weights / 2**20}
 
 
+def torch_lora_class(torch):
+    """minigrad.finetune.LoRALinear written as a PyTorch module (the PyTorch side of the LoRA
+    step here and in bench_checkpoint): ``base(x) + x A^T B^T * alpha / r``, B zero."""
+
+    class LoRA(torch.nn.Module):
+        def __init__(self, base, r=8, alpha=16):
+            super().__init__()
+            self.base, self.scaling = base, alpha / r
+            self.A = torch.nn.Parameter(torch.randn(r, base.in_features) * 0.01)
+            self.B = torch.nn.Parameter(torch.zeros(base.out_features, r))
+
+        def forward(self, x):
+            return self.base(x) + (x @ self.A.T @ self.B.T) * self.scaling
+
+    return LoRA
+
+
 def _side_torch(folder: str, quick: bool) -> dict:
     # this folder's kernels/ is minigrad's, not the PyPI `kernels` that transformers probes for
     sys.modules.setdefault("kernels", None)
@@ -195,15 +212,7 @@ def _side_torch(folder: str, quick: bool) -> dict:
     prefill_ms = _median_ms(prefill, repeats)
     decode_s = statistics.median(decode()[0] for _ in range(repeats))
 
-    class LoRA(torch.nn.Module):
-        def __init__(self, base, r=8, alpha=16):
-            super().__init__()
-            self.base, self.scaling = base, alpha / r
-            self.A = torch.nn.Parameter(torch.randn(r, base.in_features) * 0.01)
-            self.B = torch.nn.Parameter(torch.zeros(base.out_features, r))
-
-        def forward(self, x):
-            return self.base(x) + (x @ self.A.T @ self.B.T) * self.scaling
+    LoRA = torch_lora_class(torch)
 
     for p in model.parameters():
         p.requires_grad_(False)

@@ -42,6 +42,8 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.workload_side import _cnn
+
 FRAMEWORKS = ["minigrad", "minigrad-composite", "torch", "mygrad", "dezero", "tinygrad",
               "chainer"]
 # what --install fetches (pip, no dependencies: each needs only NumPy)
@@ -103,19 +105,7 @@ def _minigrad(a: dict, fused: bool):
     import minigrad.nn.functional as F
     from minigrad import nn
 
-    class CNN(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1, self.conv2 = nn.Conv2d(1, 32, 3), nn.Conv2d(32, 64, 3)
-            self.fc1, self.drop, self.fc2 = nn.Linear(1600, 128), nn.Dropout(DROPOUT), \
-                nn.Linear(128, 10)
-
-        def forward(self, x):
-            x = F.max_pool2d(self.conv1(x).relu(), 2)
-            x = F.max_pool2d(self.conv2(x).relu(), 2)
-            return self.fc2(self.drop(self.fc1(x.flatten(1)).relu()))
-
-    model = CNN()
+    model = _cnn(nn)  # W5's network, written once for both frameworks
     model.load_state_dict({k: mg.tensor(v) for k, v in a.items() if "." in k})
     x, y = mg.tensor(a["x"]), mg.tensor(a["y"])
     opt = mg.optim.Adam(model.parameters(), lr=LR)
@@ -142,19 +132,7 @@ def _torch(a: dict, threads: int):
 
     torch.set_num_threads(threads)
 
-    class CNN(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.conv1, self.conv2 = nn.Conv2d(1, 32, 3), nn.Conv2d(32, 64, 3)
-            self.fc1, self.drop, self.fc2 = nn.Linear(1600, 128), nn.Dropout(DROPOUT), \
-                nn.Linear(128, 10)
-
-        def forward(self, x):
-            x = F.max_pool2d(self.conv1(x).relu(), 2)
-            x = F.max_pool2d(self.conv2(x).relu(), 2)
-            return self.fc2(self.drop(self.fc1(x.flatten(1)).relu()))
-
-    model = CNN()
+    model = _cnn(nn)  # W5's network, written once for both frameworks
     model.load_state_dict({k: torch.tensor(v) for k, v in a.items() if "." in k})
     x, y = torch.tensor(a["x"]), torch.tensor(a["y"])
     opt = torch.optim.Adam(model.parameters(), lr=LR)
