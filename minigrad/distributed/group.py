@@ -673,9 +673,19 @@ def _install_excepthook(group: ProcessGroup) -> None:
         sys.stderr.write(f"minigrad.distributed: rank {group.rank} of {group.size} failed; "
                          "aborting the job\n")
         traceback.print_exception(exc_type, exc, tb)
+        _let_output_through()
         group.abort()
 
     sys.excepthook = abort_on_exception
+
+
+def _let_output_through() -> None:
+    """Flush this rank's output and give the launcher a moment to forward it: MPI_Abort makes
+    mpiexec kill every process, and what still sat in its forwarding pipes was lost (a
+    traceback cut after its first line, one run in several under load)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    time.sleep(0.5)
 
 
 def _install_exit_hook() -> None:
@@ -726,6 +736,7 @@ def _at_exit() -> None:
         sys.stdout.flush()
         sys.stderr.write(f"minigrad.distributed: rank {group.rank} of {group.size} exited with "
                          f"status {code}; aborting the job\n")
+        _let_output_through()
         group.abort(code)
     destroy_process_group()
 
