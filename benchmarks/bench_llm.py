@@ -95,6 +95,24 @@ def _tiny_config():
 # ---------------------------------------------------------------------------- the two sides
 
 
+def _result(model, opt, ids, repeats, prefill_ms, decode_tok_s, tokens, memory, weights):
+    """A side's numbers: times its LoRA training step (either framework: the same calls) and
+    adds the memory readings ``(before load, after load, after one prefill)``."""
+    model.train()
+
+    def step():
+        opt.zero_grad()
+        model(ids, labels=ids).loss.backward()
+        opt.step()
+
+    before, after, used = memory
+    return {"prefill_ms": prefill_ms, "decode_tok_s": decode_tok_s,
+            "lora_step_ms": _median_ms(step, repeats), "tokens": tokens,
+            "rss_mb": (after["VmRSS"] - before["VmRSS"]) / 2**20,
+            "peak_mb": (after["VmHWM"] - before["VmRSS"]) / 2**20,
+            "rss_used_mb": (used["VmRSS"] - before["VmRSS"]) / 2**20, "weights_mb": weights / 2**20}
+
+
 def _side_minigrad(folder: str, quick: bool) -> dict:
     import minigrad as mg
     from minigrad.finetune import apply_lora
@@ -139,19 +157,8 @@ def _side_minigrad(folder: str, quick: bool) -> dict:
 
     apply_lora(model, ["q_proj", "v_proj"], r=8, alpha=16)
     opt = mg.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    model.train()
-    ids = mg.tensor(batch)
-
-    def step():
-        opt.zero_grad()
-        model(ids, labels=ids).loss.backward()
-        opt.step()
-
-    return {"prefill_ms": prefill_ms, "decode_tok_s": N / decode_s,
-            "lora_step_ms": _median_ms(step, repeats), "tokens": tokens,
-            "rss_mb": (after["VmRSS"] - before["VmRSS"]) / 2**20,
-            "peak_mb": (after["VmHWM"] - before["VmRSS"]) / 2**20,
-            "rss_used_mb": (used["VmRSS"] - before["VmRSS"]) / 2**20, "weights_mb": weights / 2**20}
+    return _result(model, opt, mg.tensor(batch), repeats, prefill_ms, N / decode_s, tokens,
+                   (before, after, used), weights)
 
 
 def torch_lora_class(torch):
@@ -220,19 +227,8 @@ def _side_torch(folder: str, quick: bool) -> dict:
         layer.self_attn.q_proj = LoRA(layer.self_attn.q_proj)
         layer.self_attn.v_proj = LoRA(layer.self_attn.v_proj)
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
-    model.train()
-    labels = torch.tensor(batch)
-
-    def step():
-        opt.zero_grad()
-        model(labels, labels=labels).loss.backward()
-        opt.step()
-
-    return {"prefill_ms": prefill_ms, "decode_tok_s": N / decode_s,
-            "lora_step_ms": _median_ms(step, repeats), "tokens": tokens,
-            "rss_mb": (after["VmRSS"] - before["VmRSS"]) / 2**20,
-            "peak_mb": (after["VmHWM"] - before["VmRSS"]) / 2**20,
-            "rss_used_mb": (used["VmRSS"] - before["VmRSS"]) / 2**20, "weights_mb": weights / 2**20}
+    return _result(model, opt, torch.tensor(batch), repeats, prefill_ms, N / decode_s, tokens,
+                   (before, after, used), weights)
 
 
 def _export(folder: str, quick: bool) -> None:
