@@ -421,7 +421,26 @@ class Adagrad(Optimizer):
             initial_accumulator_value=s["initial_accumulator_value"], epsilon=s["epsilon"]))
 
 
-class Adamax(Optimizer):
+class _TwoMoments(Optimizer):
+    """The Keras optimizers of the Adam family with their own rule (``_rule``, a torch-style
+    optimizer with the group settings plus ``_state``): Keras's arguments and defaults."""
+
+    _rule: type
+    _state: dict = {}
+
+    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
+                 epsilon: float = 1e-7, weight_decay: float | None = None, **kwargs: Any) -> None:
+        super().__init__(learning_rate, kwargs, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
+                         weight_decay=weight_decay)
+
+    def _make(self, params: list) -> optim.Optimizer:
+        s = self._settings
+        return self._rule(params, _keras_defaults(
+            self._learning_rate, s["weight_decay"], beta_1=s["beta_1"], beta_2=s["beta_2"],
+            epsilon=s["epsilon"], **self._state))
+
+
+class Adamax(_TwoMoments):
     """Adamax (Adam with the infinity norm) with Keras's defaults and update rule.
 
     Args:
@@ -433,19 +452,10 @@ class Adamax(Optimizer):
         **kwargs: Keras's common arguments (see `Optimizer`).
     """
 
-    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, weight_decay: float | None = None, **kwargs: Any) -> None:
-        super().__init__(learning_rate, kwargs, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-                         weight_decay=weight_decay)
-
-    def _make(self, params: list) -> optim.Optimizer:
-        s = self._settings
-        return _AdamaxRule(params, _keras_defaults(
-            self._learning_rate, s["weight_decay"], beta_1=s["beta_1"], beta_2=s["beta_2"],
-            epsilon=s["epsilon"]))
+    _rule = _AdamaxRule
 
 
-class Nadam(Optimizer):
+class Nadam(_TwoMoments):
     """Nadam (Adam with Nesterov momentum) with Keras's defaults and update rule (its momentum
     schedule ``beta_1 * (1 - 0.5 * 0.96^t)`` differs from PyTorch's NAdam).
 
@@ -458,16 +468,8 @@ class Nadam(Optimizer):
         **kwargs: Keras's common arguments (see `Optimizer`).
     """
 
-    def __init__(self, learning_rate: float = 0.001, beta_1: float = 0.9, beta_2: float = 0.999,
-                 epsilon: float = 1e-7, weight_decay: float | None = None, **kwargs: Any) -> None:
-        super().__init__(learning_rate, kwargs, beta_1=beta_1, beta_2=beta_2, epsilon=epsilon,
-                         weight_decay=weight_decay)
-
-    def _make(self, params: list) -> optim.Optimizer:
-        s = self._settings
-        return _NadamRule(params, _keras_defaults(
-            self._learning_rate, s["weight_decay"], beta_1=s["beta_1"], beta_2=s["beta_2"],
-            epsilon=s["epsilon"], u_product=1.0, iterations=0))
+    _rule = _NadamRule
+    _state = {"u_product": 1.0, "iterations": 0}  # Keras's momentum schedule
 
 
 OPTIMIZERS = {
