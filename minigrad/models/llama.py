@@ -436,7 +436,7 @@ def _still_packed(linears: list, packed) -> bool:
 
 def _linear_array(x, weight):
     """``x @ weight.T`` over the last dim of ``x`` (BLAS reads the transpose in place)."""
-    return (x.reshape(-1, x.shape[-1]) @ weight.T).reshape(x.shape[:-1] + (weight.shape[0],))
+    return (weight @ x.reshape(-1, x.shape[-1]).T).T.reshape(x.shape[:-1] + (weight.shape[0],))
 
 
 def _rms_norm_array(x, norm: RMSNorm):
