@@ -463,6 +463,32 @@ def _rope_array(x, cos, sin):
     return y
 
 
+def _softmax_numerator(xp, scores):
+    """``exp`` of ``scores`` shifted per row as softmax allows, and its row sums (keys last).
+
+    On the CPU unshifted first: float32 ``exp`` is exact to rounding wherever it neither
+    overflows (a score above ~88) nor underflows a whole row, and then the row maximum, the
+    slowest pass here, is not needed; rows whose sum came out infinite, zero or NaN are redone
+    shifted by their maximum. On a GPU always shifted (the check would wait for the device).
+    A row with every key masked gives zeros, as PyTorch's SDPA does.
+    """
+    if xp is np:
+        with np.errstate(over="ignore"):
+            weights = np.exp(scores)
+        total = weights.sum(axis=-1, keepdims=True)
+        if np.isfinite(total).all() and total.all():
+            return weights, total
+    else:
+        weights = xp.empty_like(scores)
+    top = scores.max(axis=-1, keepdims=True)
+    top[top == -np.inf] = 0
+    xp.subtract(scores, top, out=weights)
+    xp.exp(weights, out=weights)
+    total = weights.sum(axis=-1, keepdims=True)
+    total[total == 0] = 1
+    return weights, total
+
+
 def _attention_array(q, k, v, past: int, bias):
     """Causal grouped-query attention on arrays: q (B, T, Hq, D) at positions past..past+T-1,
     k/v (B, Hkv, S, D); ``bias`` (B or 1, 1, T, S) of 0 / -inf (None: one query, T = 1, that
@@ -491,15 +517,10 @@ def _attention_array(q, k, v, past: int, bias):
         view = scores.reshape(B, Hkv, g, t1 - t0, keys)
         if bias is not None:
             view += bias[:, :, None, t0:t1, :keys]
-        top = scores.max(axis=-1, keepdims=True)
-        top[top == -np.inf] = 0  # a row with every key masked: zeros, as PyTorch's SDPA
-        scores -= top
-        xp.exp(scores, out=scores)
-        total = scores.sum(axis=-1, keepdims=True)
-        total[total == 0] = 1
-        scores /= total
-        result = (scores @ v[:, :, :keys]).reshape(B, Hkv, g, t1 - t0, D)
-        out[:, t0:t1] = result.transpose(0, 3, 1, 2, 4)
+        weights, total = _softmax_numerator(xp, scores)
+        result = weights @ v[:, :, :keys]
+        result /= total  # normalised after the product: D values per row instead of keys
+        out[:, t0:t1] = result.reshape(B, Hkv, g, t1 - t0, D).transpose(0, 3, 1, 2, 4)
     return out.reshape(B, T, Hq * D)
 
 
