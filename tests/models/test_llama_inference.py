@@ -113,3 +113,34 @@ def test_lora_wrapped_and_float64_models_compute_the_same(tiny):
     apply_lora(tiny, ["q_proj", "v_proj"], r=2, alpha=4)
     assert not tiny.model._array_path_ok()  # the wrappers run through the layers
     _close(*_both(tiny, ids))
+
+
+def _reference_attention(q, k, v, bias):
+    """Float64 softmax attention with the row maximum subtracted, (B, T, Hq * D)."""
+    B, T, Hq, D = q.shape
+    g = Hq // k.shape[1]
+    kk = np.repeat(k.astype(np.float64), g, axis=1)
+    vv = np.repeat(v.astype(np.float64), g, axis=1)
+    s = q.astype(np.float64).transpose(0, 2, 1, 3) @ kk.swapaxes(-1, -2) / np.sqrt(D) + bias
+    s = np.exp(s - s.max(axis=-1, keepdims=True))
+    return (s / s.sum(axis=-1, keepdims=True) @ vv).transpose(0, 2, 1, 3).reshape(B, T, Hq * D)
+
+
+@pytest.mark.parametrize("scale", [1.0, 40.0, -40.0])
+def test_array_attention_rows_that_overflow_or_underflow_unshifted(scale):
+    # scores of +-hundreds: exp overflows (or a whole row underflows) unless shifted by the
+    # row maximum; those rows are redone shifted, the rest stay as computed
+    rng = np.random.default_rng(3)
+    B, T, Hq, Hkv, D = 2, 7, 4, 2, 8
+    q = rng.standard_normal((B, T, Hq, D)).astype(np.float32)
+    k = rng.standard_normal((B, Hkv, T, D)).astype(np.float32)
+    v = rng.standard_normal((B, Hkv, T, D)).astype(np.float32)
+    q[0, 3] *= scale
+    if scale < 0:  # every score of a row far below -88: unshifted, the row sums to zero
+        k[0] = np.abs(k[0])
+        q[0, 3] = -np.abs(q[0, 3]) * 40
+    bias = np.triu(np.full((T, T), -np.inf, np.float32), 1)[None, None]
+    got = llama._attention_array(q, k, v, 0, bias)
+    want = _reference_attention(q, k, v, bias)
+    assert np.isfinite(got).all()
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
