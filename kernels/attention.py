@@ -78,77 +78,93 @@ class AttentionFn(FusedFunction, kernel="attention"):
 
     def _forward_numpy(self, q, k, v):
         L, E, S, Ev = q.shape[-2], q.shape[-1], k.shape[-2], v.shape[-1]
-        dt = q.dtype
-        bias = self._additive_mask(L, S, dt)
+        bias = self._additive_mask(L, S, q.dtype)
         batch = np.broadcast_shapes(q.shape[:-2], k.shape[:-2], v.shape[:-2],
                                     () if bias is None else bias.shape[:-2])
-        nb = int(np.prod(batch))
-
-        def fold(a, T, D):  # (*batch, T, D) -> (nb, T, D); copies only what broadcasts
-            return np.broadcast_to(a, batch + (T, D)).reshape(nb, T, D)
-
-        # NOTE: scale q (L*E) rather than the scores (L*S), as the reference does
-        qs = fold(q, L, E) * dt.type(self.scale)
-        k3, v3 = fold(k, S, E), fold(v, S, Ev)
+        operands = [(q, L, E), (k, S, E), (v, S, Ev)]
         if bias is not None and bias.ndim > 2:
-            bias = fold(bias, L, S)
+            operands.append((bias, L, S))
+        fold = _fold4(batch, operands)
+        q4, k4, v4 = fold[:3]
+        if bias is not None and bias.ndim > 2:
+            bias = fold[3]
+        out = np.empty(q4.shape[:2] + (L, Ev), dtype=q.dtype)
+        self._attend(q4, k4, v4, bias, out)
+        self._batch = batch
+        return out.reshape(batch + (L, Ev))
+
+    def _attend(self, q4, k4, v4, bias, out) -> None:
+        """The NumPy forward on (B, H, T, D) arrays of any strides (BLAS reads them through
+        their strides: a head split of a (B, T, H, D) projection is not copied), writing
+        ``out`` (B, H, L, Ev) (a view into a caller's buffer is fine)."""
+        nb, nh, L, E = q4.shape
+        S = k4.shape[-2]
+        dt = q4.dtype
+        # NOTE: scale q (L*E) rather than the scores (L*S), as the reference does
+        qs = np.multiply(q4, dt.type(self.scale), dtype=dt)
         blocks = _row_blocks(bias, L, S)
-        probs = [np.empty((nb, r1 - r0, ke - ks), dtype=dt) for r0, r1, ks, ke, _ in blocks]
-        out = np.empty((nb, L, Ev), dtype=dt)
-        for part in row_chunks(nb, L * S, 65536):  # cache-sized pieces: kernels/_numpy.py
+        probs = [np.empty((nb, nh, r1 - r0, ke - ks), dtype=dt)
+                 for r0, r1, ks, ke, _ in blocks]
+        for part in row_chunks(nb, nh * L * S, 65536):  # cache-sized pieces: kernels/_numpy.py
             for (r0, r1, ks, ke, b), pb in zip(blocks, probs):
                 if ke == ks:  # no query of the block may attend anything: zeros (as PyTorch)
-                    out[part, r0:r1] = 0
+                    out[part, :, r0:r1] = 0
                     continue
                 sc = pb[part]
-                np.matmul(qs[part, r0:r1], np.swapaxes(k3[part, ks:ke], -1, -2), out=sc)
+                np.matmul(qs[part, :, r0:r1], np.swapaxes(k4[part, :, ks:ke], -1, -2), out=sc)
                 if b is not None:
                     sc += b if b.ndim == 2 else b[part]
-                row_max = sc.max(axis=-1, keepdims=True)  # NOTE: max-shift: no overflow
+                row_max = np.maximum.reduce(sc, axis=-1, keepdims=True)  # NOTE: no overflow
                 if b is not None:
                     # NOTE: a row whose keys are all masked has max -inf: shift it by 0
                     # instead; its exps are then all 0, and dividing by 1 keeps them 0
                     row_max[row_max == -np.inf] = 0
                 sc -= row_max
                 np.exp(sc, out=sc)
-                total = sc.sum(axis=-1, keepdims=True)
+                total = np.add.reduce(sc, axis=-1, keepdims=True)
                 if b is not None:
                     total[total == 0] = 1
                 sc /= total
-                np.matmul(sc, v3[part, ks:ke], out=out[part, r0:r1])
-        self.saved = (qs, k3, v3, blocks, probs, batch)
-        return out.reshape(batch + (L, Ev))
+                np.matmul(sc, v4[part, :, ks:ke], out=out[part, :, r0:r1])
+        self.saved = (qs, k4, v4, blocks, probs)
 
     def _backward_numpy(self, gy):
-        qs, k3, v3, blocks, probs, batch = self.saved
-        nb, L, E = qs.shape
-        S, Ev = k3.shape[-2], v3.shape[-1]
-        dt = qs.dtype.type
-        go = np.broadcast_to(gy, batch + (L, Ev)).reshape(nb, L, Ev)
-        gq = np.empty((nb, L, E), dtype=qs.dtype)
-        gk = np.empty((nb, S, E), dtype=qs.dtype)
-        gv = np.empty((nb, S, Ev), dtype=qs.dtype)
-        ks0, ke0 = blocks[0][2:4]  # the widest block writes dk, dv; the others add to them
-        for part in row_chunks(nb, L * S, 65536):
-            for g in (gk, gv):  # keys no query attends: zero gradients
-                g[part, :ks0] = 0
-                g[part, ke0:] = 0
-            for i, ((r0, r1, ks, ke, _), pb) in enumerate(zip(blocks, probs)):
-                if ke == ks:
-                    gq[part, r0:r1] = 0
-                    continue
-                p, dout = pb[part], go[part, r0:r1]
-                _matmul_into(gv[part, ks:ke], np.swapaxes(p, -1, -2), dout, i > 0)  # P^T dout
-                ds = np.matmul(dout, np.swapaxes(v3[part, ks:ke], -1, -2))  # dP = dout v^T
-                # NOTE: rowsum(dP * P) from these very dP values (not as dout . out, equal only
-                # in exact arithmetic): a saturated softmax (P one-hot) then gives dS = 0
-                ds -= np.einsum("nls,nls->nl", ds, p)[..., None]
-                ds *= p  # dS = P (dP - rowsum(dP P))
-                np.matmul(ds, k3[part, ks:ke], out=gq[part, r0:r1])
-                _matmul_into(gk[part, ks:ke], np.swapaxes(ds, -1, -2), qs[part, r0:r1], i > 0)
-        gq *= dt(self.scale)
+        qs, k4, v4 = self.saved[:3]
+        nb, nh, L, E = qs.shape
+        S, Ev = k4.shape[-2], v4.shape[-1]
+        go = np.broadcast_to(gy, self._batch + (L, Ev)).reshape(nb, nh, L, Ev)
+        gq = np.empty((nb, nh, L, E), dtype=qs.dtype)
+        gk = np.empty((nb, nh, S, E), dtype=qs.dtype)
+        gv = np.empty((nb, nh, S, Ev), dtype=qs.dtype)
+        self._attend_backward(go, gq, gk, gv)
+        batch = self._batch
         return (gq.reshape(batch + (L, E)), gk.reshape(batch + (S, E)),
                 gv.reshape(batch + (S, Ev)))
+
+    def _attend_backward(self, go, gq, gk, gv) -> None:
+        """The NumPy backward on (B, H, T, D) arrays of any strides: writes gq, gk, gv."""
+        qs, k4, v4, blocks, probs = self.saved
+        nb, nh, L, S = qs.shape[0], qs.shape[1], qs.shape[2], k4.shape[2]
+        ks0, ke0 = blocks[0][2:4]  # the widest block writes dk, dv; the others add to them
+        for part in row_chunks(nb, nh * L * S, 65536):
+            for g in (gk, gv):  # keys no query attends: zero gradients
+                g[part, :, :ks0] = 0
+                g[part, :, ke0:] = 0
+            for i, ((r0, r1, ks, ke, _), pb) in enumerate(zip(blocks, probs)):
+                if ke == ks:
+                    gq[part, :, r0:r1] = 0
+                    continue
+                p, dout = pb[part], go[part, :, r0:r1]
+                _matmul_into(gv[part, :, ks:ke], np.swapaxes(p, -1, -2), dout, i > 0)
+                ds = np.matmul(dout, np.swapaxes(v4[part, :, ks:ke], -1, -2))  # dP = dout v^T
+                # NOTE: rowsum(dP * P) from these very dP values (not as dout . out, equal only
+                # in exact arithmetic): a saturated softmax (P one-hot) then gives dS = 0
+                ds -= np.einsum("...ls,...ls->...l", ds, p)[..., None]
+                ds *= p  # dS = P (dP - rowsum(dP P))
+                np.matmul(ds, k4[part, :, ks:ke], out=gq[part, :, r0:r1])
+                _matmul_into(gk[part, :, ks:ke], np.swapaxes(ds, -1, -2), qs[part, :, r0:r1],
+                             i > 0)
+        gq *= qs.dtype.type(self.scale)
 
     # ---------------------------------------------------------------- CUDA
     def _mask_cuda(self, B, H, L, S, dtype):
@@ -226,11 +242,100 @@ class AttentionFn(FusedFunction, kernel="attention"):
                 gv.reshape(self._batch + (S, Ev)))
 
 
+class PackedAttentionFn(AttentionFn, kernel=None):
+    """Self-attention on ``MultiheadAttention``'s packed projection: ``qkv`` (B, L, 3E), the
+    q, k and v of every head side by side, -> the heads' outputs side by side (B, L, E).
+
+    The same maths as :class:`AttentionFn`, as one node that takes the head split and merge
+    with it: on the CPU the heads are strided views of ``qkv`` and of the output, which BLAS
+    reads and writes through their strides, and the gradient is written straight into one
+    (B, L, 3E) array; the composite instead copies q, k, v out of ``qkv`` and the output back
+    into (B, L, E), and joins the three gradients. (CUDA: the heads are made contiguous for
+    the flash kernels.)
+    """
+
+    num_heads: int  # forward parameter (with AttentionFn's)
+
+    def reference(self, qkv):
+        return _packed_reference(qkv, self.num_heads, self.mask, self.is_causal, self.scale)
+
+    def _heads(self, qkv):
+        """The q, k, v views (B, h, L, d) of a (B, L, 3E) array."""
+        B, L, E3 = qkv.shape
+        h = self.num_heads
+        x = qkv.reshape(B, L, 3, h, E3 // (3 * h))
+        return [x[:, :, i].transpose(0, 2, 1, 3) for i in range(3)]
+
+    def _forward_numpy(self, qkv):
+        q, k, v = self._heads(qkv)
+        B, h, L, d = q.shape
+        bias = self._additive_mask(L, L, q.dtype)
+        if bias is not None and bias.ndim > 2:  # (B, 1, 1, L) padding, (B, h, L, L)
+            bias = np.broadcast_to(bias, (B, h, L, L))
+        out = np.empty((B, L, h * d), dtype=q.dtype)
+        self._attend(q, k, v, bias, out.reshape(B, L, h, d).transpose(0, 2, 1, 3))
+        return out
+
+    def _backward_numpy(self, gy):
+        B, L, E = gy.shape
+        h = self.num_heads
+        go = gy.reshape(B, L, h, E // h).transpose(0, 2, 1, 3)
+        g = np.empty((B, L, 3 * E), dtype=gy.dtype)
+        self._attend_backward(go, *self._heads(g))
+        return g
+
+    def _forward_cuda(self, qkv):
+        out = super()._forward_cuda(*self._heads(qkv))  # (B, h, L, d)
+        B, h, L, d = out.shape
+        return out.transpose(0, 2, 1, 3).reshape(B, L, h * d)
+
+    def _backward_cuda(self, gy):
+        B, L, E = gy.shape
+        h = self.num_heads
+        grads = super()._backward_cuda(gy.reshape(B, L, h, E // h).transpose(0, 2, 1, 3))
+        return self.xp.concatenate([g.transpose(0, 2, 1, 3).reshape(B, L, E) for g in grads],
+                                   axis=-1)
+
+
+def _packed_reference(qkv: Tensor, num_heads: int, mask, is_causal: bool, scale: float):
+    """The composite of :class:`PackedAttentionFn`: split, attend, merge the heads."""
+    B, L, E3 = qkv.shape
+    q, k, v = (t.reshape(B, L, num_heads, E3 // (3 * num_heads)).transpose(1, 2)
+               for t in qkv.chunk(3, -1))
+    out = references.scaled_dot_product_attention(q, k, v, mask, is_causal, scale)
+    return out.transpose(1, 2).reshape(B, L, E3 // 3)
+
+
 # ---------------------------------------------------------------------------- geometry
 
 FLASH_ROWS = 64  # query (or key) rows per block: one thread per row
 FLASH_MAX_TILE = 64  # rows of the other operands staged in shared memory per iteration
 FLASH_SMEM_LIMIT = 48 * 1024  # dynamic shared memory a launch may use without opting in
+
+
+def _fold4(batch: tuple, operands) -> list:
+    """Each ``(array, T, D)`` broadcast to ``batch + (T, D)`` and viewed as (B, H, T, D):
+    every batch dim merged into B (H = 1) when that needs no copy for any operand (the NumPy
+    kernel then walks single matrices in cache-sized chunks); otherwise B = the leading batch
+    dims, H = the last (a head split of a (B, T, H, D) projection, or keys broadcast over the
+    heads, stays a view)."""
+    nh = batch[-1] if batch else 1
+    nb = math.prod(batch[:-1])
+    arrays = [(np.broadcast_to(a, batch + (T, D)), T, D) for a, T, D in operands]
+    if all(_merges_without_copy(a.shape[:-2], a.strides[:-2]) for a, _, _ in arrays):
+        return [a.reshape(nb * nh, 1, T, D) for a, T, D in arrays]
+    return [a.reshape(nb, nh, T, D) for a, T, D in arrays]
+
+
+def _merges_without_copy(shape: tuple, strides: tuple) -> bool:
+    """Whether dims of these sizes and strides can be viewed as one (sizes of 1 aside).
+
+    Example:
+        >>> _merges_without_copy((2, 3), (12, 4)), _merges_without_copy((2, 3), (4, 8))
+        (True, False)
+    """
+    dims = [(n, st) for n, st in zip(shape, strides) if n != 1]
+    return all(st0 == st1 * n1 for (_, st0), (n1, st1) in zip(dims, dims[1:]))
 
 
 def _matmul_into(out, a, b, add: bool) -> None:
@@ -351,3 +456,20 @@ def apply(query: Tensor, key: Tensor, value: Tensor, attn_mask=None, is_causal: 
                                                        scale)
     return AttentionFn.apply(query, key, value, mask=attn_mask, is_causal=is_causal,
                              scale=float(scale))
+
+
+def apply_packed(qkv: Tensor, num_heads: int, attn_mask=None, is_causal: bool = False,
+                 scale=None) -> Tensor:
+    """Self-attention of ``MultiheadAttention`` on its packed projection ``qkv`` (B, L, 3E):
+    returns the heads' outputs side by side, (B, L, E). ``attn_mask`` in sdpa's convention,
+    broadcastable to (B, num_heads, L, L). The fused kernel in its domain (:func:`supported`),
+    the composite (:func:`_packed_reference`) outside it.
+    """
+    head_dim = qkv.shape[-1] // (3 * num_heads)
+    if scale is None:
+        scale = 1.0 / math.sqrt(head_dim)
+    if attn_mask is not None and attn_mask.requires_grad or (
+            type(qkv.data) is not np.ndarray and head_dim > MAX_HEAD_DIM_CUDA):
+        return _packed_reference(qkv, num_heads, attn_mask, is_causal, scale)
+    return PackedAttentionFn.apply(qkv, mask=attn_mask, is_causal=is_causal, scale=float(scale),
+                                   num_heads=num_heads)

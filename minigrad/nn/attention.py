@@ -339,17 +339,26 @@ class MultiheadAttention(Module):
         S = key.shape[1]
         mask = self._mask(key_padding_mask, attn_mask, is_causal, B, L, S, query)
 
-        q, k, v = self._project(query, key, value)  # (B, L, E), (B, S, E), (B, S, E)
-        q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
         scale = 1.0 / math.sqrt(self.head_dim)
         dropping = self.dropout > 0.0 and self.training  # dropout on the weights: composite
-        if not need_weights and not dropping and fused_enabled("attention", q):
-            out = kernels.attention.apply(q, k, v, mask, False, scale)  # (B, h, L, d)
+        qkv = None
+        if self._qkv_same_embed_dim and query is key and key is value:
+            qkv = F.linear(query, self.in_proj_weight, self.in_proj_bias)  # (B, L, 3E)
+        fused = not need_weights and not dropping and fused_enabled(
+            "attention", query if qkv is None else qkv)
+        if fused and qkv is not None:  # self-attention: the head split and merge in the kernel
+            out = kernels.attention.apply_packed(qkv, self.num_heads, mask, False, scale)
         else:
-            probs = references.attention_probs(q, k, mask, scale=scale)  # (B, h, L, S)
-            probs = F.dropout(probs, self.dropout, training=self.training)
-            out = probs @ v  # (B, h, L, d)
-        out = out.transpose(1, 2).reshape(B, L, self.embed_dim)  # heads side by side
+            q, k, v = (ops.chunk(qkv, 3, dim=-1) if qkv is not None
+                       else self._project(query, key, value))  # (B, L|S, E) each
+            q, k, v = self._split_heads(q), self._split_heads(k), self._split_heads(v)
+            if fused and fused_enabled("attention", q):
+                out = kernels.attention.apply(q, k, v, mask, False, scale)  # (B, h, L, d)
+            else:
+                probs = references.attention_probs(q, k, mask, scale=scale)  # (B, h, L, S)
+                probs = F.dropout(probs, self.dropout, training=self.training)
+                out = probs @ v  # (B, h, L, d)
+            out = out.transpose(1, 2).reshape(B, L, self.embed_dim)  # heads side by side
         out = self.out_proj(out)  # (B, L, E)
 
         if not batched:
