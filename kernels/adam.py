@@ -27,9 +27,10 @@ fused multiply-add or elementwise kernel language, so on the CPU this saves per-
 much for many small parameters, nothing for a few large ones, whose passes are bound by
 memory traffic; 12 passes is the fewest NumPy's binary ufuncs can make (each of m, v and the
 step needs a multiply and an add per element; the square root and the division are one pass
-each). The segments go through ``_numpy.run_chunks``: with ``MINIGRAD_NUM_THREADS=N`` they are
-spread over N threads (NumPy releases the GIL inside its loops; each segment writes only its
-own values, so the result does not depend on the thread count); one thread is the default.
+each). The segments of a group of at least ``THREADED_MIN`` values go through
+``_numpy.run_chunks``: with ``MINIGRAD_NUM_THREADS=N`` they are spread over N threads (NumPy
+releases the GIL inside its loops; each segment writes only its own values, so the result does
+not depend on the thread count); one thread is the default.
 The GPU kernel is where the fusion pays. A bucket with a non-contiguous parameter runs the
 reference update parameter by parameter. (Timings, pass by pass and against PyTorch's
 ``fused=True``: benchmarks/results/kernel_notes.md.)
@@ -113,6 +114,11 @@ class _FlatMoments:
 
 
 SEGMENT = 1 << 16  # values per segment: enough to amortise a ufunc call, small enough to cache
+# Groups of fewer values than this run their segments on the calling thread whatever
+# MINIGRAD_NUM_THREADS says: right after backward the BLAS threads still spin on the other
+# cores, and a kernel thread handed one or two segments waits for a core longer than the
+# segment takes (W1, 102K values, two threads: the optimizer phase 0.30 -> 0.26 ms inline)
+THREADED_MIN = 1 << 20
 
 
 def _segments(offsets, size: int = SEGMENT) -> list:
@@ -238,7 +244,11 @@ def _update(flat: _FlatMoments, params, step: float, group: dict) -> None:
             add(view, tmp[start:start + view.size], view)
             start += view.size
 
-    _numpy.run_chunks(segment, flat.segments)  # MINIGRAD_NUM_THREADS threads (default 1)
+    if flat.offsets[-1] < THREADED_MIN:
+        for run in flat.segments:  # a small group: no thread hand-off (see THREADED_MIN)
+            segment(run)
+    else:
+        _numpy.run_chunks(segment, flat.segments)  # MINIGRAD_NUM_THREADS threads (default 1)
 
 
 def _update_each(flat: _FlatMoments, params, step: float, group: dict) -> None:

@@ -105,7 +105,9 @@ def _keep_mask(shape, p: float) -> np.ndarray:
     t = round(p * 2**32), drawn lazily: first only w's top byte (8 random bits per element);
     a byte above t's top byte keeps, one below drops, and only for the 1/256 of elements whose
     byte ties with t's are the 24 low bits drawn to settle the comparison. So the mask costs
-    about 8 random bits per element instead of 32, and every pass runs over bytes.
+    about 8 random bits per element instead of 32, and every pass runs over bytes. When t's low
+    24 bits are zero (p a multiple of 1/256, such as 0.5) a tie keeps whatever the low bits
+    are, so the top byte decides alone: one comparison, nothing more drawn.
 
     Example:
         >>> import minigrad as mg
@@ -121,6 +123,8 @@ def _keep_mask(shape, p: float) -> np.ndarray:
     bits = backend.generator(backend.CPU).bit_generator
     top = bits.random_raw((n + 7) // 8).view(np.uint8)[:n]  # 8 bytes per 64-bit word
     t_top, t_low = np.uint8(threshold >> 24), threshold & 0xFFFFFF
+    if t_low == 0:  # p a multiple of 1/256 (0.5, 0.25, ...): w >= t exactly when its top byte
+        return np.greater_equal(top, t_top).reshape(shape)  # is >= t's; no ties to settle
     keep = np.greater(top, t_top)
     ties = np.flatnonzero(top == t_top)
     if ties.size:  # the low 24 bits of the tied words decide

@@ -161,6 +161,7 @@ def test_cpu_segments_and_threads_do_not_change_the_numbers(monkeypatch, threads
     """Small segments (parameters cut across several, several parameters in one) spread over
     threads give the numbers of one thread over large segments, bit for bit."""
     results = []
+    monkeypatch.setattr(kernels.adam, "THREADED_MIN", 0)  # threads even for this small group
     for segment, n_threads in ((1 << 16, 1), (37, threads)):
         monkeypatch.setattr(kernels.adam, "SEGMENT", segment)
         monkeypatch.setenv("MINIGRAD_NUM_THREADS", str(n_threads))
@@ -172,6 +173,26 @@ def test_cpu_segments_and_threads_do_not_change_the_numbers(monkeypatch, threads
     for a, b in zip(*results):
         for x, y in zip(a, b):
             np.testing.assert_array_equal(x, y)
+
+
+def test_cpu_small_groups_run_on_the_calling_thread(monkeypatch):
+    """A group of fewer than THREADED_MIN values never hands its segments to the kernel
+    threads; a larger one does (the numbers are the same either way: the test above)."""
+    calls = []
+    real = kernels.adam._numpy.run_chunks
+
+    def counting(fn, chunks):
+        calls.append(len(chunks))
+        return real(fn, chunks)
+
+    monkeypatch.setattr(kernels.adam._numpy, "run_chunks", counting)
+    monkeypatch.setattr(kernels.adam, "SEGMENT", 37)
+    monkeypatch.setenv("MINIGRAD_NUM_THREADS", "2")
+    _run("Adam", dict(lr=0.01), "cpu", "float32", True, steps=2)
+    assert calls == []
+    monkeypatch.setattr(kernels.adam, "THREADED_MIN", 0)
+    _run("Adam", dict(lr=0.01), "cpu", "float32", True, steps=2)
+    assert calls and max(calls) > 1
 
 
 def test_cpu_non_contiguous_parameter_runs_the_reference():

@@ -64,6 +64,32 @@ def test_cpu_mask_follows_the_generator_state():
     assert not np.array_equal(a, b)
 
 
+@pytest.mark.parametrize("p", [0.25, 0.5, 0.75, 0.3])
+def test_cpu_mask_is_the_word_threshold_comparison(p):
+    """keep = (w >= round(p 2**32)) for each element's 32-bit word w, whose top byte is the
+    element's byte of the first draw and whose low 24 bits come from one more word drawn per
+    tie, in order (for p a multiple of 1/256 a tie always keeps and nothing more is drawn)."""
+    shape = (37, 29)
+    n = shape[0] * shape[1]
+    mg.manual_seed(11)
+    mask = kernels.dropout._keep_mask(shape, p)
+    mg.manual_seed(11)
+    bits = mg.backend.generator(mg.backend.CPU).bit_generator
+    threshold = round(p * 2.0**32)
+    top = bits.random_raw((n + 7) // 8).view(np.uint8)[:n].astype(np.uint64)
+    ties = np.flatnonzero(top == threshold >> 24)
+    words = top << np.uint64(24)
+    if threshold & 0xFFFFFF:
+        words[ties] += bits.random_raw(ties.size) & np.uint64(0xFFFFFF)
+    else:  # nothing more drawn: the generator is where the first draw left it
+        words[ties] += np.uint64(0xFFFFFF)
+    np.testing.assert_array_equal(mask, (words >= threshold).reshape(shape))
+    after = bits.random_raw(1)
+    mg.manual_seed(11)
+    kernels.dropout._keep_mask(shape, p)
+    assert mg.backend.generator(mg.backend.CPU).bit_generator.random_raw(1) == after
+
+
 @pytest.mark.parametrize("p", [0.2, 0.7])
 def test_mask_semantics(device, p):
     """Each element is dropped or scaled by 1/(1 - p); the gradient uses the same mask; the
