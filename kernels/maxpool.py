@@ -17,6 +17,11 @@ then a few passes of bytes per tap the first tap holding the maximum (``_first_t
 index is a window base plus that tap's offset (clipped into the input only when a window can
 start in the padding). The backward puts dy at the indices (``put_along_axis`` when the windows
 cannot overlap, else one ``bincount`` that sums the overlaps).
+Windows that tile the input (stride = kernel, no padding or dilation: the usual ``MaxPool2d(2)``)
+take a shorter way: the batch in chunks of samples of about ``TILE_CHUNK_BYTES`` (every pass
+over a chunk finds it in cache), the node keeps only the winning tap, one byte per output, and
+the backward writes each tap's share of dx (dy where the tap won, else 0) into a strided view;
+the int64 indices are made only when the caller asks for them (``with_indices``).
 
 CUDA (``maxpool.cu``): the forward one thread per output (grid-stride), the backward one thread
 per input element, which sums the dy of the few windows that can reach it and chose it (a
@@ -34,13 +39,17 @@ from minigrad.tensor import Tensor
 from . import _cuda
 
 CUDA_KERNELS = ("max_pool2d_fwd", "max_pool2d_bwd")
+# Input bytes per chunk of samples for tiling windows on NumPy (a few hundred KiB: the chunk,
+# its outputs and taps stay in a core's L2 over the passes).
+TILE_CHUNK_BYTES = 512 << 10
 
 
 class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
     """x (N, C, H, W) -> (y, indices), both (N, C, OH, OW); indices int64, not differentiable.
 
     Parameters (keywords of :meth:`apply`, pairs for (height, width)): ``kernel_size``,
-    ``stride``, ``padding``, ``dilation`` and ``out_size`` (computed by ``F.max_pool2d``).
+    ``stride``, ``padding``, ``dilation`` and ``out_size`` (computed by ``F.max_pool2d``);
+    ``with_indices=False`` makes ``y`` the only output.
     """
 
     kernel_size: tuple
@@ -48,10 +57,23 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
     padding: tuple
     dilation: tuple
     out_size: tuple
+    with_indices = True
 
     def reference(self, x):
-        return references.max_pool2d(x, self.kernel_size, self.stride, self.padding,
-                                     self.dilation, self.out_size)
+        y, indices = references.max_pool2d(x, self.kernel_size, self.stride, self.padding,
+                                           self.dilation, self.out_size)
+        return (y, indices) if self.with_indices else y
+
+    def _outputs(self, y, indices):
+        return (y, indices) if self.with_indices else y
+
+    def _tiles(self, shape) -> bool:
+        """True when the windows tile the input ``(N, C, H, W)``: stride = kernel, no padding
+        or dilation, every window inside (``ceil_mode`` may make a last one reach past)."""
+        (kh, kw), (OH, OW) = self.kernel_size, self.out_size
+        return (tuple(self.stride) == (kh, kw) and not any(self.padding)
+                and tuple(self.dilation) == (1, 1) and OH * kh <= shape[2]
+                and OW * kw <= shape[3])
 
     def _overlapping(self) -> bool:
         """True when an input element can fall in more than one window."""
@@ -60,6 +82,8 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
 
     # ---------------------------------------------------------------- NumPy
     def _forward_numpy(self, x):
+        if self._tiles(x.shape):
+            return self._forward_tiles(x)
         N, C, H, W = x.shape
         (kh, kw), (sh, sw) = self.kernel_size, self.stride
         (ph, pw), (dh, dw) = self.padding, self.dilation
@@ -93,7 +117,58 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
             cols = np.clip(np.arange(OW)[None, :] * sw - pw + (tap % kw) * dw, 0, W - 1)
             indices = rows.astype(np.int64) * W + cols
         self.indices, self.in_shape = indices, x.shape
-        return y, indices
+        return self._outputs(y, indices)
+
+    def _tile_chunks(self, shape, itemsize: int) -> list:
+        """Slices of the batch of about ``TILE_CHUNK_BYTES`` of input each."""
+        N, per_sample = shape[0], max(1, int(np.prod(shape[1:])) * itemsize)
+        step = max(1, TILE_CHUNK_BYTES // per_sample)
+        return [slice(n, n + step) for n in range(0, N, step)]
+
+    def _forward_tiles(self, x):
+        """Windows that tile ``x``: per chunk of samples, the maximum over the taps' strided
+        views, then the first tap holding it (kept as one byte per output)."""
+        N, C, H, W = x.shape
+        (kh, kw), (OH, OW) = self.kernel_size, self.out_size
+        y = np.empty((N, C, OH, OW), dtype=x.dtype)
+        tap = np.empty(y.shape, dtype=np.int8 if kh * kw <= 127 else np.int32)
+        for part in self._tile_chunks(x.shape, x.itemsize):
+            xs, ys = x[part], y[part]
+            views = [xs[:, :, a:a + (OH - 1) * kh + 1:kh, b:b + (OW - 1) * kw + 1:kw]
+                     for a in range(kh) for b in range(kw)]
+            if len(views) == 1:
+                np.copyto(ys, views[0])
+            else:
+                np.maximum(views[0], views[1], out=ys)
+                for v in views[2:]:
+                    np.maximum(ys, v, out=ys)
+            tap[part] = self._first_taps(views, ys, nan_possible=not np.isfinite(ys.sum()))
+        self.tap, self.in_shape = tap, x.shape
+        indices = None
+        if self.with_indices:  # the flat index: a window base plus the tap's offset
+            offsets = np.array([a * W + b for a in range(kh) for b in range(kw)], dtype=np.int64)
+            indices = offsets.take(tap)
+            indices += np.arange(OH)[:, None] * (kh * W) + np.arange(OW)[None, :] * kw
+        return self._outputs(y, indices)
+
+    def _backward_tiles(self, gy):
+        """dx of tiling windows: for each tap its strided view of dx gets dy where the tap won
+        and 0 elsewhere (rows and columns past the last window: 0)."""
+        N, C, H, W = self.in_shape
+        (kh, kw), (OH, OW) = self.kernel_size, self.out_size
+        covered = (OH * kh, OW * kw) == (H, W)
+        gx = np.empty(self.in_shape, dtype=gy.dtype) if covered else np.zeros(self.in_shape,
+                                                                               dtype=gy.dtype)
+        tiles = gx[:, :, :OH * kh, :OW * kw].reshape(N, C, OH, kh, OW, kw)  # (a view)
+        won = None
+        for part in self._tile_chunks(self.in_shape, gy.itemsize):
+            gys, taps = gy[part], self.tap[part]
+            if won is None or won.shape != taps.shape:
+                won = np.empty(taps.shape, dtype=bool)
+            for t in range(kh * kw):
+                np.equal(taps, t, out=won)
+                np.multiply(gys, won, out=tiles[part, :, :, t // kw, :, t % kw])
+        return gx
 
     @staticmethod
     def _first_taps(views: list, y, nan_possible: bool):
@@ -124,7 +199,9 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
             np.copyto(tap, t, where=hit)
         return tap
 
-    def _backward_numpy(self, gy, _g_indices):
+    def _backward_numpy(self, gy, _g_indices=None):
+        if self._tiles(self.in_shape):
+            return self._backward_tiles(gy)
         N, C, H, W = self.in_shape
         NC = N * C
         idx = self.indices.reshape(NC, -1)
@@ -156,9 +233,9 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
         fn(grid, block, (x, y, indices, np.int64(y.size), np.int32(H), np.int32(W),
                          np.int32(OH), np.int32(OW), *self._geometry()))
         self.indices, self.in_shape = indices, x.shape
-        return y, indices
+        return self._outputs(y, indices)
 
-    def _backward_cuda(self, gy, _g_indices):
+    def _backward_cuda(self, gy, _g_indices=None):
         xp = self.xp
         gy = xp.ascontiguousarray(gy)
         N, C, H, W = self.in_shape
@@ -173,9 +250,10 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
 
 
 def apply(x: Tensor, kernel_size: tuple, stride: tuple, padding: tuple, dilation: tuple,
-          out_size: tuple) -> tuple[Tensor, Tensor]:
+          out_size: tuple, with_indices: bool = True):
     """``(values, indices)`` of max pooling with the arguments of
-    :func:`minigrad.references.max_pool2d` (checked by ``F.max_pool2d``)."""
+    :func:`minigrad.references.max_pool2d` (checked by ``F.max_pool2d``); only the values
+    when not ``with_indices`` (the int64 indices are then not made on NumPy)."""
     return MaxPool2dFn.apply(x, kernel_size=tuple(kernel_size), stride=tuple(stride),
                              padding=tuple(padding), dilation=tuple(dilation),
-                             out_size=tuple(out_size))
+                             out_size=tuple(out_size), with_indices=bool(with_indices))

@@ -145,6 +145,9 @@ def _max_pool(fn: str, spatial: int, input: Tensor, kernel_size, stride, padding
     kernel, stride, padding, dilation = _pool_args(fn, 2, *args)
     out = _out_sizes(fn, x, kernel, stride, padding, dilation, ceil_mode)
     if fused_enabled("max_pool2d", x):
+        if not return_indices:  # (the kernel then makes none)
+            return back(kernels.maxpool.apply(x, kernel, stride, padding, dilation, out,
+                                              with_indices=False))
         values, indices = kernels.maxpool.apply(x, kernel, stride, padding, dilation, out)
     else:
         values, indices = references.max_pool2d(x, kernel, stride, padding, dilation, out)

@@ -127,3 +127,45 @@ def test_module_and_switch(device):
     assert_switch("MaxPool2dFn", lambda: pool(x))
     x16 = tensor(cpu(x), device, "float16", True)
     assert "MaxPool2dFn" not in grad_fn_names(F.max_pool2d(x16, 2))  # no float16 kernel
+
+
+# windows that tile the input (stride = kernel): the NumPy kernel's chunked path
+TILES = [((5, 3, 8, 8), 2), ((3, 2, 11, 11), 2), ((2, 3, 9, 7), (3, 2))]  # (covered, remainder)
+
+
+@pytest.mark.parametrize("with_nan", [False, True], ids=["no-nan", "nan"])
+@pytest.mark.parametrize("chunk_bytes", [1, 1 << 30], ids=["per-sample", "whole"])
+@pytest.mark.parametrize("shape,kernel", TILES, ids=str)
+def test_tiling_windows_without_indices(monkeypatch, shape, kernel, chunk_bytes, with_nan):
+    """Without return_indices the kernel returns only the values (its node keeps a byte per
+    output, no int64 indices): values and gradients equal the reference's, with ties (rounded
+    values), rows and columns past the last window, a NaN in one chunk, one sample or all per
+    chunk."""
+    monkeypatch.setattr(kernels.maxpool, "TILE_CHUNK_BYTES", chunk_bytes)
+    a = np.round(np.random.default_rng(7).standard_normal(shape))
+    if with_nan:
+        a[1, 0, 1, 0] = np.nan
+    x = tensor(a, "cpu", "float64", True)
+    y = F.max_pool2d(x, kernel)
+    assert "MaxPool2dFn" in grad_fn_names(y)
+    assert not hasattr(y.grad_fn, "indices")
+    assert_same(lambda t: F.max_pool2d(t, kernel), [x])
+    # the values and the indices asked for in the same call agree with the values alone
+    values, indices = F.max_pool2d(x, kernel, return_indices=True)
+    np.testing.assert_array_equal(cpu(values), cpu(y))
+    with mg.use_fused(False):
+        np.testing.assert_array_equal(cpu(indices),
+                                      cpu(F.max_pool2d(x, kernel, return_indices=True)[1]))
+
+
+def test_without_indices_on_device(device):
+    """``with_indices=False`` on every device: one output, the values of the two-output call,
+    the same gradient."""
+    x = _x(device, "float32", (2, 3, 7, 6))
+    args = ((3, 2), (2, 1), (1, 1), (1, 1), (4, 6))
+    y = kernels.maxpool.apply(x, *args, with_indices=False)
+    y2, _ = kernels.maxpool.apply(x, *args)
+    np.testing.assert_array_equal(cpu(y), cpu(y2))
+    (g1,) = mg.grad(y.sum(), [x])
+    (g2,) = mg.grad(y2.sum(), [x])
+    np.testing.assert_array_equal(cpu(g1), cpu(g2))
