@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from minigrad.autograd import Function
 from minigrad.fused import FusedFunction
 
 from . import _cuda
@@ -132,6 +133,39 @@ class RecurrentFn(FusedFunction):
             xp.matmul(d_all[k], w_hh, out=dh_mm)
         dh_mm += dh_keep  # rows padded at the first step pass their gradient to h0
         return dh_mm
+
+
+class GateMajorProjectionFn(Function):
+    """y = x W_ih^T for all steps, (T, B, I) -> (T, B, G), stored gate-major: y is a view of
+    the (T, G, B) array of the per-step products ``W_ih @ x_t^T`` (one batched GEMM);
+    ``gW_ih = gy^T x`` and ``gx = gy W_ih`` over all ``T * B`` rows.
+
+    Why not ``x @ W_ih^T`` and a transposed copy: the fused NumPy LSTM works in a units-major
+    layout ((G, B) per step), and a transposed copy of x_proj, or a step reading its
+    transposed rows, cost more than the batched GEMM's loss against one GEMM (it runs 64
+    (G, I) @ (I, B) products). The gradient is taken as a (G, T * B) matrix: for the fused
+    LSTM's gradient (a view of (G, T, B) memory) a view, so both weight GEMMs run on it as is.
+    A primitive, not a composite: ``matmul(W_ih, x^T)`` broadcast over T would reduce its
+    weight gradient from a (T, G, I) product.
+    """
+
+    def forward(self, x, w_ih):
+        return self.xp.matmul(w_ih, x.transpose(0, 2, 1)).transpose(0, 2, 1)
+
+    def backward(self, gy):
+        x, w_ih = self.inputs
+        T, B, n_in = x.shape
+        g = gy.permute(2, 0, 1).reshape(w_ih.shape[0], T * B)  # (G, T * B)
+        gx = (w_ih.T @ g).reshape(n_in, T, B).permute(1, 2, 0) if self.needs_input_grad[0] \
+            else None
+        gw = g @ x.reshape(T * B, n_in) if self.needs_input_grad[1] else None
+        return gx, gw
+
+
+def gate_major_projection(x, w_ih):
+    """``x W_ih^T`` (T, B, G) of a (T, B, I) input, stored gate-major
+    (:class:`GateMajorProjectionFn`)."""
+    return GateMajorProjectionFn.apply(x, w_ih)
 
 
 def gate_column(dtype, values) -> np.ndarray:

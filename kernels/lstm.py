@@ -4,7 +4,9 @@ through time, as one ``Function``.
 What is fused: everything :func:`minigrad.references.lstm_layer` (the composite reference)
 does after the input projection: per step the recurrent GEMM ``h @ W_hh^T``, the gate activations,
 the cell and hidden updates and the ``lengths`` mask; and the backward through time. The input
-projection ``x W_ih^T + b_ih`` stays one GEMM over all ``T * B`` rows, outside (in ``LSTM``).
+projection ``x W_ih^T`` stays outside (in ``LSTM``); for this kernel's NumPy branch ``LSTM``
+computes it with :func:`project`, in the layout the kernel reads, and hands both biases in as
+one ``b_hh`` (``b_ih + b_hh``), added per step while the step's block is in cache.
 
 Forward, per step (gates in PyTorch's order i, f, g, o)::
 
@@ -24,19 +26,22 @@ and after the loop, ONE GEMM for the weights over all steps (bptt.py's step 5 su
 ``dW_hh = da_all^T @ h_prev_all`` (``(4H, T*B) @ (T*B, H)``), ``db_hh = sum(da_all)``,
 ``dx_proj = da_all``.
 
-NumPy: the activations, cell states and tanh(c) of every step are kept and the backward never
-recomputes a transcendental. Every per-step buffer is laid out units-major, batch last:
-``(4H, B)`` gates, ``(H, B)`` states, so each gate is one contiguous block; the recurrent GEMM
-is ``W_hh (4H, H) @ h (H, B)``. (NumPy runs an elementwise pass over a row slice such as
-``a[:, H:2H]`` of a ``(B, 4H)`` array several times slower than over a contiguous block of the
-same size.) ``x_proj`` is transposed into that layout once; each step's gradient goes back
-to rows in place, once its GEMM has read it. One ``tanh`` pass activates all four gates: the
-i, f, o pre-activations are kept halved (input, bias and weight rows scaled once) and
-``sigmoid(x) = (tanh(x / 2) + 1) / 2`` (rounded as minigrad's sigmoid). The backward
-computes everything that does not depend on the carried dh, dc (the gates' derivatives times
-the other factors of each gate's gradient) for all steps at once, in a few large passes, so
-a step is five small products and its GEMM. All step maths is in place (``out=``); nothing
-leaves the input dtype.
+NumPy: every per-step buffer is laid out units-major, batch last: ``(4H, B)`` gates, ``(H, B)``
+states, so each gate is one contiguous block; the recurrent GEMM is ``W_hh (4H, H) @ h (H, B)``.
+(NumPy runs an elementwise pass over a row slice such as ``a[:, H:2H]`` of a ``(B, 4H)`` array
+several times slower than over a contiguous block of the same size.) A step reads its (4H, B)
+block of ``x_proj`` as a (T, 4H, B) view: contiguous when it comes from :func:`project`, a
+transposed read otherwise. One ``tanh`` pass activates all four gates: the i, f, o
+pre-activations are halved and ``sigmoid(x) = (tanh(x / 2) + 1) / 2`` (rounded as minigrad's
+sigmoid). In training, the forward also computes, while the step's values are in cache,
+everything of the backward that does not depend on the carried dh, dc (each gate's derivative
+times the other factors of its gradient, :meth:`LSTMFn._step_multipliers`), so the backward
+never recomputes a transcendental and a step of it is five small products and its GEMM. The
+backward writes each step's gradient contiguously into a block of ``STEP_BLOCK`` steps, which
+moves into a (4H, T, B) array at once: the gradients of all steps are then one (4H, T * B)
+matrix for the weight GEMMs (of ``W_hh`` here, of ``W_ih`` in :func:`project`'s backward),
+none of them on a transposed copy. All step maths is in place (``out=``); nothing leaves the
+input dtype; the backward only reads what the forward saved (``retain_graph``).
 
 CUDA (``lstm.cu``): per step one cuBLAS GEMM (CuPy ``matmul``) and one fused gate kernel; the
 backward likewise, then the same single weight GEMM. The kernels get the whole (T, ...) buffers
@@ -49,12 +54,13 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad import references
+from minigrad.autograd import is_grad_enabled
 from minigrad.tensor import Tensor
 
-from ._numpy import ROW_CHUNK, flat_chunks
-from ._rnn import RecurrentFn, gate_column
+from ._rnn import RecurrentFn, gate_column, gate_major_projection
 
 CUDA_KERNELS = ("lstm_step_fwd", "lstm_step_bwd")
+STEP_BLOCK = 8  # NumPy backward: steps whose gradients move into the (4H, T, B) layout at once
 
 
 class LSTMFn(RecurrentFn, kernel="lstm"):
@@ -73,32 +79,42 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         T, B, G = x_proj.shape
         H = G // 4
         dt = x_proj.dtype
-        # sigmoid(x) = (tanh(x / 2) + 1) / 2: the i, f, o pre-activations are kept halved
-        # (input, bias and weight rows scaled once), so one tanh pass activates all four gates
+        # sigmoid(x) = (tanh(x / 2) + 1) / 2: the i, f, o pre-activations are halved (exact in
+        # binary), so one tanh pass activates all four gates
         half = gate_column(dt, (0.5, 0.5, 1.0, 0.5))  # (4, 1), per gate: i, f, g, o
         one = gate_column(dt, (1.0, 1.0, 0.0, 1.0))  # (tanh + 1) * half: tanh -> sigmoid
-        acts = np.empty((T, G, B), dtype=dt)  # pre-activations, then activations i, f, g, o
-        # NOTE: a plain transposing copy, then the scaling as a contiguous pass: scaling
-        # during the copy made it twice as slow
-        np.copyto(acts, self._step_order(x_proj).transpose(0, 2, 1))
-        by_gate = acts.reshape(T, 4, H * B)
-        by_gate *= half
-        if b_hh is not None:
-            acts += np.repeat(b_hh.reshape(4, H) * half, B, axis=1).reshape(G, B)
-        w_s = np.multiply(w_hh.reshape(4, H, H), half[:, :, None]).reshape(G, H)
+        quarter = gate_column(dt, (0.25, 0.25, 1.0, 0.25))  # derivatives (_step_multipliers)
+        # each step reads its (B, 4H) rows of x_proj transposed, while they are in cache (a
+        # transposed copy of all steps before the loop cost one more pass over T * B * 4H)
+        xs = self._step_order(x_proj).transpose(0, 2, 1)  # (T, 4H, B) views
+        bias = np.repeat(b_hh[:, None], B, axis=1) if b_hh is not None else None  # (4H, B)
         hs = np.empty((T + 1, H, B), dtype=dt)  # hs[k] is the state entering step k
         cs = np.empty((T + 1, H, B), dtype=dt)
-        tcs = np.empty((T, H, B), dtype=dt)  # tanh(c) of every step
         hs[0], cs[0] = h0.T, c0.T
+        training = is_grad_enabled() and any(t.requires_grad for t in self.inputs)
+        # training: per step the gate multipliers of the backward (see _step_multipliers), dc's
+        # multiplier from dh (in tanh(c)'s place) and the forget gate
+        ms = np.empty((T, G, B), dtype=dt) if training else None
+        tcs = np.empty((T if training else 1, H, B), dtype=dt)
+        fs = np.empty((T, H, B), dtype=dt) if training else None
+        a = np.empty((G, B), dtype=dt)
         hw = np.empty((G, B), dtype=dt)
         tmp = np.empty((H, B), dtype=dt)
         pad, any_pad = self._padded_columns()
         for k in range(T):
-            a = acts[k]
-            np.matmul(w_s, hs[k], out=hw)
-            a += hw
-            np.tanh(a, out=a)
+            np.matmul(w_hh, hs[k], out=hw)
+            if bias is not None:  # (x + b_hh) + W_hh h: the composite's order of the sums
+                np.add(xs[k], bias, out=a)
+                a += hw
+            else:
+                np.add(xs[k], hw, out=a)
             gates = a.reshape(4, H * B)
+            gates *= half
+            np.tanh(a, out=a)
+            if training:  # 1 - tanh^2 of every gate, before the sigmoids overwrite a
+                m = ms[k]
+                np.multiply(a, a, out=m)
+                np.subtract(1, m, out=m)
             gates += one
             gates *= half  # i, f, o: sigmoids, rounded as minigrad's sigmoid; g: tanh
             i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
@@ -106,45 +122,49 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
             np.multiply(f, cs[k], out=c)
             np.multiply(i, g, out=tmp)
             c += tmp
-            tc = tcs[k]
+            tc = tcs[k if training else 0]
             np.tanh(c, out=tc)
             np.multiply(o, tc, out=hs[k + 1])
             if any_pad and any_pad[k]:  # padded rows keep their state
                 np.copyto(hs[k + 1], hs[k], where=pad[k])
                 np.copyto(c, cs[k], where=pad[k])
-        self.saved = (acts, hs, cs, tcs, w_hh)
+            if training:
+                self._step_multipliers(m, a, cs[k], tc, quarter)
+                np.copyto(fs[k], f)
+                if any_pad and any_pad[k]:  # padded rows: no gate gradient, dc passes through
+                    np.copyto(m, 0, where=pad[k])
+                    np.copyto(tc, 0, where=pad[k])
+        if training:
+            self.saved = (ms, tcs, fs, hs, w_hh)
         return self._output(hs.transpose(0, 2, 1)), hs[T].T, cs[T].T
 
+    @staticmethod
+    def _step_multipliers(m, a, c_prev, tc, quarter):
+        """A step's factors of the backward that do not depend on the carried dh, dc, while
+        the step's values are in cache: ``m`` (4H, B), holding ``1 - tanh^2`` of each gate's
+        (halved) pre-activation, becomes the factors that turn dc (i, f, g) and dh (o) into
+        the pre-activations' gradients; ``tc`` becomes dc's factor from dh, ``o (1 - tc^2)``.
+
+        With ``t = tanh(x / 2)`` and ``s = (t + 1) / 2``, ``s (1 - s) = (1 - t^2) / 4``: the
+        sigmoids' derivatives are a quarter of m's rows (``quarter``: (4, 1), 1 for g)."""
+        H = tc.shape[0]
+        i, g, o = a[:H], a[2 * H:3 * H], a[3 * H:]
+        m[:H] *= g  # di = dc * g * i(1-i)
+        m[H:2 * H] *= c_prev  # df = dc * c_prev * f(1-f)
+        m[2 * H:3 * H] *= i  # dg = dc * i * (1-g^2)
+        m[3 * H:] *= tc  # do = dh * tc * o(1-o)
+        by_gate = m.reshape(4, -1)
+        by_gate *= quarter
+        np.multiply(tc, tc, out=tc)
+        np.subtract(1, tc, out=tc)
+        tc *= o
+
     def _backward_numpy(self, gy, gh_n, gc_n):
-        acts, hs, cs, tcs, w_hh = self.saved
-        T, G, B = acts.shape
+        ms, dc_from_dh, fs, hs, w_hh = self.saved  # read only (retain_graph)
+        T, G, B = ms.shape
         H = G // 4
-        dt = acts.dtype
+        dt = ms.dtype
         pad, any_pad = self._padded_columns()
-        # everything that does not depend on the carried dh, dc, over all steps at once:
-        # d(pre-activation) = [dc * g i(1-i), dc * c f(1-f), dc * i (1-g^2), dh * tc o(1-o)]
-        # and dc += dh * o (1 - tc^2); the multipliers are kept in da_all and dc_from_dh
-        da_all = np.empty((T, G, B), dtype=dt)
-        dc_from_dh = np.empty((T, H, B), dtype=dt)
-        for steps in flat_chunks(T, max(1, ROW_CHUNK // (G * B))):
-            s, m, tc, mc = acts[steps], da_all[steps], tcs[steps], dc_from_dh[steps]
-            i, g, o = s[:, :H], s[:, 2 * H:3 * H], s[:, 3 * H:]
-            for block in (slice(0, 2 * H), slice(3 * H, G)):  # i, f and o
-                np.subtract(1, s[:, block], out=m[:, block])
-                m[:, block] *= s[:, block]  # s (1 - s): the sigmoids' derivative
-            m_g = m[:, 2 * H:3 * H]
-            np.multiply(g, g, out=m_g)
-            np.subtract(1, m_g, out=m_g)
-            m_g *= i
-            m[:, :H] *= g
-            m[:, H:2 * H] *= cs[steps]  # the cell state entering each step
-            m[:, 3 * H:] *= tc
-            np.multiply(tc, tc, out=mc)
-            np.subtract(1, mc, out=mc)
-            mc *= o
-            if any_pad:  # padded rows: no gate gradient, dc passes through
-                np.copyto(m, 0, where=pad[steps])
-                np.copyto(mc, 0, where=pad[steps])
         gy = self._upstream(gy)
         gy = gy.transpose(0, 2, 1) if gy.any() else None  # an unused output: zeros
         dh = np.array(gh_n.T, dtype=dt, order="C")  # copies: updated in place below
@@ -152,31 +172,33 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         dh_next = np.empty((H, B), dtype=dt)
         dct = np.empty((H, B), dtype=dt)
         w = np.ascontiguousarray(w_hh.T)  # (H, 4H)
-        row = np.empty((B, G), dtype=dt)
-        for k in range(T - 1, -1, -1):  # bptt.lstm_backward's steps 1-6, in place
+        # the gradients of all steps as one (4H, T * B) matrix, for the weight gradients'
+        # GEMMs without a transposed operand: each step's (4H, B) gradient is made
+        # contiguous in a block of STEP_BLOCK steps, which then moves into d_all at once
+        # (B values per move; a strided write per step cost more than the copy)
+        d_all = np.empty((G, T, B), dtype=dt)
+        block = np.empty((STEP_BLOCK, G, B), dtype=dt)
+        for k in range(T - 1, -1, -1):  # bptt.lstm_backward's steps 1-6
             if gy is not None:
                 dh += gy[k]
-            da = da_all[k]
+            m, da = ms[k], block[k % STEP_BLOCK]
             np.multiply(dh, dc_from_dh[k], out=dct)
             dct += dc  # the cell's gradient, dc + dh o (1 - tanh(c)^2)
-            d_ifg = da[:3 * H].reshape(3, H, B)
-            d_ifg *= dct  # i, f, g
-            da[3 * H:] *= dh  # o
-            np.multiply(dct, acts[k, H:2 * H], out=dc)  # dc of the previous step
+            np.multiply(m[:3 * H].reshape(3, H, B), dct, out=da[:3 * H].reshape(3, H, B))
+            np.multiply(m[3 * H:], dh, out=da[3 * H:])  # i, f, g from dc; o from dh
+            np.multiply(dct, fs[k], out=dc)  # dc of the previous step
             np.matmul(w, da, out=dh_next)  # (H, 4H) @ (4H, B)
-            # da is done with: its memory takes its (B, 4H) rows, while it is in cache (the
-            # rows of all steps are then dx_proj, without a second (T, B, 4H) buffer)
-            np.copyto(row, da.T)
-            np.copyto(da.reshape(B, G), row)
             if any_pad and any_pad[k]:  # padded rows: dh and dc pass through unchanged
                 np.copyto(dc, dct, where=pad[k])
                 np.copyto(dh_next, dh, where=pad[k])
             dh, dh_next = dh_next, dh
-        del dc_from_dh
-        rows = da_all.reshape(T, B, G)  # (see above)
-        hs_rows = np.ascontiguousarray(hs[:T].transpose(0, 2, 1)) if self.needs_input_grad[3] \
-            else None
-        return self._input_grads(rows, hs_rows, rows, (dh.T, dc.T))
+            if k % STEP_BLOCK == 0:  # the block is complete (steps k, k + 1, ...)
+                n = min(STEP_BLOCK, T - k)
+                np.copyto(d_all[:, k:k + n], block[:n].transpose(1, 0, 2))
+        h_all = np.empty((H, T, B), dtype=dt)  # the states likewise, (H, T * B)
+        np.copyto(h_all, hs[:T].transpose(1, 0, 2))
+        rows = d_all.transpose(1, 2, 0)  # (T, B, 4H) views of the (4H, T, B) memory
+        return self._input_grads(rows, h_all.transpose(1, 2, 0), rows, (dh.T, dc.T))
 
     # ---------------------------------------------------------------- CUDA
     def _forward_cuda(self, x_proj, h0, c0, w_hh, b_hh=None):
@@ -208,6 +230,12 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         args = (gy, acts, cs, tcs, valid, dc, da_all, np.int32(B), np.int32(G // 4))
         dh = self._backward_steps_cuda("lstm_step_bwd", geometry, args, da_all, w_hh, gh_n)
         return self._input_grads(da_all, hs, da_all, (dh, dc))
+
+
+def project(x: Tensor, w_ih: Tensor) -> Tensor:
+    """The input projection ``x W_ih^T`` (T, B, 4H) in the layout the NumPy kernel reads: each
+    step's (4H, B) block contiguous (``_rnn.GateMajorProjectionFn``)."""
+    return gate_major_projection(x, w_ih)
 
 
 def apply(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh, mask, reverse=False):

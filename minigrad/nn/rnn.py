@@ -288,6 +288,11 @@ class _RNNBase(_Recurrent):
     def _layer(self, x_proj, states, w_hh, b_hh, mask, reverse):  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def _project(self, x: Tensor, w_ih: Tensor, b_ih, b_hh) -> tuple:
+        """``(x_proj, b_hh)`` for :meth:`_layer`: the input projection of a layer and direction
+        and the recurrent bias that goes with it."""
+        return _input_projection(x, w_ih, b_ih), b_hh
+
     def forward(self, x: Tensor, hx=None, lengths=None):
         """Run all layers and directions; see the subclass docstring for the shapes."""
         cast = None
@@ -314,7 +319,7 @@ class _RNNBase(_Recurrent):
             for direction in range(num_directions):
                 k = layer * num_directions + direction
                 w_ih, w_hh, b_ih, b_hh = weights[k]
-                x_proj = _input_projection(layer_input, w_ih, b_ih)  # (T, B, G*H)
+                x_proj, b_hh = self._project(layer_input, w_ih, b_ih, b_hh)  # (T, B, G*H)
                 states = [s[k] for s in initial]
                 out, states = self._layer(x_proj, states, w_hh, b_hh, mask, direction == 1)
                 outputs.append(out)  # (T, B, H)
@@ -382,6 +387,17 @@ class LSTM(_RNNBase):
 
     _gates = 4
     _n_states = 2
+
+    def _project(self, x, w_ih, b_ih, b_hh):
+        if x.device.type != "cpu" or not fused_enabled("lstm", x):
+            return super()._project(x, w_ih, b_ih, b_hh)
+        # the fused NumPy kernel: x_proj in its layout, and both biases added once, per step
+        # (their gradients are equal: d b_ih = d b_hh = the gates' gradient summed)
+        if b_ih is not None and b_hh is not None:
+            b_hh = b_ih + b_hh
+        elif b_ih is not None:
+            b_hh = b_ih
+        return kernels.lstm.project(x, w_ih), b_hh
 
     def _layer(self, x_proj, states, w_hh, b_hh, mask, reverse):
         if fused_enabled("lstm", x_proj):  # mg.use_fused on + kernel for device/dtype

@@ -2,11 +2,13 @@
 references (``references.lstm_layer``, ``references.gru_layer``): forward, gradients, second order,
 masks, odd shapes."""
 
+import numpy as np
 import pytest
 import rnn_checks as rc
-from kernel_utils import fused_on  # noqa: F401  (autouse: kernels on, whatever the env)
+from kernel_utils import cpu, fused_on, tensor  # noqa: F401  (fused_on: autouse, kernels on)
 
-
+import minigrad as mg
+from minigrad import kernels, nn
 
 @pytest.fixture(params=["lstm", "gru"])
 def kind(request):
@@ -60,3 +62,39 @@ def test_extreme_inputs(kind, device, dtype):
 
 def test_use_fused_switch(kind, device):
     rc.check_switch(kind, device)
+
+
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_lstm_input_projection(device, batch_first):
+    """kernels.lstm.project: x W_ih^T with each step's (4H, B) block contiguous, and its
+    gradients (gradcheck, float64), also for a transposed (batch-first) input."""
+    rng = np.random.default_rng(3)
+    T, B, n_in, G = 5, 3, 4, 8
+    x = tensor(rng.standard_normal((B, T, n_in) if batch_first else (T, B, n_in)), device,
+               requires_grad=True)
+    w = tensor(rng.standard_normal((G, n_in)), device, requires_grad=True)
+
+    def project(x, w):
+        return kernels.lstm.project(x.transpose(0, 1) if batch_first else x, w)
+
+    y = project(x, w)
+    x_tbi = cpu(x).transpose(1, 0, 2) if batch_first else cpu(x)
+    np.testing.assert_allclose(cpu(y), x_tbi @ cpu(w).T, rtol=1e-12, atol=1e-12)
+    if device == "cpu":
+        assert y.data.transpose(0, 2, 1)[2].flags.c_contiguous  # a step's (G, B) block
+    assert mg.autograd.gradcheck(project, [x, w])
+
+
+def test_lstm_second_backward_with_retain_graph(device):
+    """The fused LSTM's backward only reads what its forward saved: a second backward through
+    a retained graph gives the same gradients."""
+    mg.manual_seed(0)
+    lstm = nn.LSTM(4, 6).to(device=device, dtype="float64")
+    x = tensor(np.random.default_rng(4).standard_normal((5, 3, 4)), device, requires_grad=True)
+    out, (h, c) = lstm(x)
+    loss = (out * out).sum() + (c * h).sum()
+    params = [x, *lstm.parameters()]
+    first = mg.grad(loss, params, retain_graph=True)
+    second = mg.grad(loss, params)
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(cpu(a), cpu(b))
