@@ -22,7 +22,9 @@ apart).
 
 NumPy: 12 ufunc passes per segment (the reference's 13 with the two bias-correction constants
 folded: ``m / (sqrt(v) / c + eps) = c m / (sqrt(v) + eps c)``, one division fewer per
-element; so the numbers equal the reference's to rounding, not bit for bit). NumPy has no
+element; so the numbers equal the reference's to rounding, not bit for bit), or 7 where NumPy's
+BLAS is the wheels' OpenBLAS, whose ``axpby``/``axpy`` do ``y <- a x + b y`` in one pass
+(:func:`_blas1`). NumPy has no
 fused multiply-add or elementwise kernel language, so on the CPU this saves per-call overhead:
 much for many small parameters, nothing for a few large ones, whose passes are bound by
 memory traffic; 12 passes is the fewest NumPy's binary ufuncs can make (each of m, v and the
@@ -44,9 +46,11 @@ parameter or gradient, or a gradient of another dtype, in the bucket).
 
 from __future__ import annotations
 
+import ctypes
+
 import numpy as np
 
-from minigrad import backend, references
+from minigrad import backend, references, threads
 from minigrad.fused import register_kernel
 
 from . import _cuda, _numpy
@@ -117,7 +121,7 @@ SEGMENT = 1 << 16  # values per segment: enough to amortise a ufunc call, small 
 # Groups of fewer values than this run their segments on the calling thread whatever
 # MINIGRAD_NUM_THREADS says: right after backward the BLAS threads still spin on the other
 # cores, and a kernel thread handed one or two segments waits for a core longer than the
-# segment takes (W1, 102K values, two threads: the optimizer phase 0.30 -> 0.26 ms inline)
+# segments take (measured on W1's 102K values with two threads: inline is faster)
 THREADED_MIN = 1 << 20
 
 
@@ -199,6 +203,11 @@ def _update(flat: _FlatMoments, params, step: float, group: dict) -> None:
         (1 - beta1, beta2, 1 - beta2, eps * bias_correction2_sqrt,
          -step_size * bias_correction2_sqrt))
     add, subtract, multiply, divide, sqrt = np.add, np.subtract, np.multiply, np.divide, np.sqrt
+    blas = _blas1(dtype)
+    if blas is not None:
+        axpy, axpby = blas
+        b1, one_minus_b1, b2, one_minus_b2 = beta1, 1 - beta1, beta2, 1 - beta2
+        neg_step = float(neg_step_c)
 
     def segment(run) -> None:
         lo, hi, pieces = run
@@ -220,6 +229,25 @@ def _update(flat: _FlatMoments, params, step: float, group: dict) -> None:
         # NOTE: a fresh scratch per segment, not a flat one: the allocator hands back the block
         # the previous segment freed, still in cache (a flat scratch adds a whole buffer's traffic)
         tmp = np.empty(hi - lo, dtype=dtype)
+        if blas is not None and g.dtype == dtype and g.flags.c_contiguous:
+            n = hi - lo
+            tmp_ptr = tmp.ctypes.data
+            # m <- (1 - beta1) g + beta1 m;  v <- (1 - beta2) g g + beta2 v   (one pass each)
+            axpby(n, one_minus_b1, g.ctypes.data, 1, b1, m.ctypes.data, 1)
+            multiply(g, g, tmp)
+            axpby(n, one_minus_b2, tmp_ptr, 1, b2, v.ctypes.data, 1)
+            if amsgrad:
+                v_max = flat.buffers["max_exp_avg_sq"][lo:hi]
+                np.maximum(v_max, v, out=v_max)
+                v = v_max
+            sqrt(v, tmp)
+            add(tmp, eps_c, tmp)
+            divide(m, tmp, tmp)
+            start = 0  # theta <- theta - (step_size c) * (m / (sqrt(v) + eps c))   (one pass)
+            for view in p_views:
+                axpy(view.size, neg_step, tmp_ptr + start * tmp.itemsize, 1, view.ctypes.data, 1)
+                start += view.size
+            return
         # (outputs passed positionally: ``out=`` costs a keyword parse per call)
         # m <- m + (1 - beta1) (g - m)   (PyTorch's lerp_)
         subtract(g, m, tmp)
@@ -249,6 +277,54 @@ def _update(flat: _FlatMoments, params, step: float, group: dict) -> None:
             segment(run)
     else:
         _numpy.run_chunks(segment, flat.segments)  # MINIGRAD_NUM_THREADS threads (default 1)
+
+
+# ---------------------------------------------------------------------------- BLAS level 1
+
+_BLAS1: dict = {}  # dtype character -> (axpy, axpby) of NumPy's BLAS, or None
+
+
+def _blas1(dtype: np.dtype):
+    """``(axpy, axpby)`` for ``dtype`` (float32 or float64) from the OpenBLAS NumPy links, as
+    ctypes functions taking ``(n, a, x_ptr, 1[, b], y_ptr, 1)``; None when there is none.
+
+    Why: ``y <- a x + b y`` is one pass in the BLAS and three in NumPy (two multiplies and an
+    add), and the update is bound by memory traffic: with them the moments take one pass each
+    (the second moment one more for g g) and the step one, 7 passes per segment instead of 12.
+    The products are fused multiply-adds, so the numbers differ from the NumPy passes' in the
+    last bit; each element's result depends on its own values only (not on the segment or
+    thread split). The NumPy wheels' OpenBLAS (``scipy_openblas``) is found through the
+    process's loaded libraries, as :mod:`minigrad.threads` finds it; any other BLAS (MKL, a
+    system OpenBLAS, whose integer width is unknown) uses the NumPy passes.
+    """
+    fns = _BLAS1.get(dtype.char, False)
+    if fns is False:
+        fns = _BLAS1[dtype.char] = _find_blas1(dtype)
+    return fns
+
+
+def _find_blas1(dtype: np.dtype):
+    letter = {"f": "s", "d": "d"}.get(np.dtype(dtype).char)
+    if letter is None:
+        return None
+    real = ctypes.c_float if letter == "s" else ctypes.c_double
+    for path in threads._loaded_blas_paths():
+        try:
+            lib = ctypes.CDLL(path, mode=getattr(ctypes, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL)
+        except OSError:
+            continue
+        # the wheels' builds: 64-bit integers (symbol suffix 64_) or 32-bit ones
+        for suffix, index in (("64_", ctypes.c_int64), ("", ctypes.c_int32)):
+            axpy = getattr(lib, f"scipy_cblas_{letter}axpy{suffix}", None)
+            axpby = getattr(lib, f"scipy_cblas_{letter}axpby{suffix}", None)
+            if axpy is None or axpby is None:
+                continue
+            ptr = ctypes.c_void_p
+            axpy.restype = axpby.restype = None
+            axpy.argtypes = [index, real, ptr, index, ptr, index]
+            axpby.argtypes = [index, real, ptr, index, real, ptr, index]
+            return axpy, axpby
+    return None
 
 
 def _update_each(flat: _FlatMoments, params, step: float, group: dict) -> None:

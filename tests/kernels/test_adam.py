@@ -195,6 +195,33 @@ def test_cpu_small_groups_run_on_the_calling_thread(monkeypatch):
     assert calls and max(calls) > 1
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_cpu_blas_passes_equal_the_numpy_passes(monkeypatch, dtype):
+    """Where NumPy's BLAS has axpby/axpy (the wheels' OpenBLAS), the update runs through them
+    (fused multiply-adds); its numbers equal those of the NumPy passes to rounding."""
+    blas = kernels.adam._blas1(np.dtype(dtype))
+    if blas is None:
+        pytest.skip("NumPy's BLAS is not the wheels' OpenBLAS: the NumPy passes run")
+    calls = []
+
+    def counting(fn):
+        def call(*args):
+            calls.append(args[0])
+            return fn(*args)
+        return call
+
+    monkeypatch.setitem(kernels.adam._BLAS1, np.dtype(dtype).char, tuple(map(counting, blas)))
+    kw = dict(lr=0.01, weight_decay=0.1, amsgrad=True)
+    with_blas, _ = _run("Adam", kw, "cpu", dtype, True, steps=6)
+    assert calls  # the BLAS path ran
+    monkeypatch.setitem(kernels.adam._BLAS1, np.dtype(dtype).char, None)
+    numpy_only, _ = _run("Adam", kw, "cpu", dtype, True, steps=6)
+    tol = dict(rtol=2e-6, atol=1e-7) if dtype == "float32" else dict(rtol=1e-13, atol=1e-15)
+    for a, b in zip(with_blas, numpy_only):
+        for x, y in zip(a, b):
+            np.testing.assert_allclose(x, y, **tol)
+
+
 def test_cpu_non_contiguous_parameter_runs_the_reference():
     """A parameter whose values are not contiguous cannot be cut into flat pieces: its bucket
     runs the reference update (the same numbers as the composite path)."""
