@@ -150,7 +150,8 @@ def _max_pool(fn: str, spatial: int, input: Tensor, kernel_size, stride, padding
                                               with_indices=False))
         values, indices = kernels.maxpool.apply(x, kernel, stride, padding, dilation, out)
     else:
-        values, indices = references.max_pool2d(x, kernel, stride, padding, dilation, out)
+        values, indices = references.max_pool2d(x, kernel, stride, padding, dilation, out,
+                                                with_indices=return_indices)
     if return_indices:
         return back(values), back(indices)
     return back(values)

@@ -169,3 +169,29 @@ def test_without_indices_on_device(device):
     (g1,) = mg.grad(y.sum(), [x])
     (g2,) = mg.grad(y2.sum(), [x])
     np.testing.assert_array_equal(cpu(g1), cpu(g2))
+
+
+def test_tiling_windows_second_order():
+    """The composite's tiling path differentiated twice (the kernel differentiates it)."""
+    x = _x("cpu", "float64", (2, 3, 6, 7), ties=True)
+    assert_same_second_order(lambda t: F.max_pool2d(t, 2) ** 2, [x])
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "composite"])
+def test_tiling_windows_match_pytorch(fused):
+    """Values and gradients of tiling windows against PyTorch with ties (ReLU zeros: PyTorch
+    sends a window's gradient to its first maximum), infinities, a remainder column."""
+    torch = pytest.importorskip("torch")
+    a = np.maximum(np.round(np.random.default_rng(9).standard_normal((3, 4, 8, 9))), 0)
+    a[0, 0, 0, 1] = np.inf
+    a[1, 2, 4:6, 4:6] = -np.inf
+    gy = np.random.default_rng(10).standard_normal((3, 4, 4, 4))
+    x, tx = mg.tensor(a, requires_grad=True), torch.tensor(a, requires_grad=True)
+    with mg.use_fused(fused):
+        y = F.max_pool2d(x, 2)
+        y.backward(mg.tensor(gy))
+    ty = torch.nn.functional.max_pool2d(tx, 2)
+    ty.backward(torch.tensor(gy))
+    np.testing.assert_array_equal(y.detach().numpy(), ty.detach().numpy())
+    np.testing.assert_array_equal(x.grad.numpy(), tx.grad.numpy())
