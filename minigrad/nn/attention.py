@@ -26,7 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from minigrad import kernels, ops, references
-from minigrad.fused import fused_enabled
+from minigrad.fused import fused_enabled, is_fused
 from minigrad.nn import functional as F
 from minigrad.nn import init
 from minigrad.nn.checkpoint import GradientCheckpointing
@@ -34,6 +34,7 @@ from minigrad.nn.functional import _check_mask_dtype, _shape
 from minigrad.nn.functional import scaled_dot_product_attention  # noqa: F401  (re-exported)
 from minigrad.nn.layers import Dropout, LayerNorm, Linear
 from minigrad.nn.module import Module, ModuleList, Parameter
+from minigrad.ops import linalg
 from minigrad.tensor import Tensor, empty
 
 Array = Any
@@ -440,8 +441,14 @@ class _TransformerLayer(Module):
         return self.dropout1(x)
 
     def _ff_block(self, x: Tensor, out_dropout: Dropout) -> Tensor:
-        x = self.linear2(self.dropout(self.activation(self.linear1(x))))
-        return out_dropout(x)
+        lin1 = self.linear1
+        if (self.activation is F.relu and type(lin1) is Linear and is_fused()
+                and (self.dropout.p == 0 or not self.dropout.training)):
+            # linear1 and the ReLU as one node: the ReLU in place on the product (fused path)
+            h = linalg.linear(x, lin1.weight, lin1.bias, relu=True)
+        else:
+            h = self.dropout(self.activation(lin1(x)))
+        return out_dropout(self.linear2(h))
 
 
 class TransformerEncoderLayer(_TransformerLayer):

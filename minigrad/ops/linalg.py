@@ -10,7 +10,7 @@ import numpy as np
 from minigrad import autocast_state
 from minigrad.autocast_state import state as _autocast
 from minigrad.autograd import Function
-from minigrad.ops.elementwise import binary_operands
+from minigrad.ops.elementwise import binary_operands, relu as _relu
 from minigrad.ops.shape import expand, reshape, transpose
 from minigrad.tensor import Tensor
 
@@ -99,7 +99,10 @@ def bmm(a: Tensor, b: Tensor) -> Tensor:
 
 class LinearFn(Function):
     """y = x W^T + b over the last dimension (PyTorch's ``linear``/``addmm``), one node;
-    gx = gy W,  gW = gy^T x (row-major, like W),  gb = gy summed over the rows.
+    gx = gy W,  gW = gy^T x (row-major, like W),  gb = gy summed over the rows. With ``relu``
+    (a forward parameter) the node is ``relu(x W^T + b)``: the ReLU runs in place on the fresh
+    product and its backward masks gy by the output (> 0), so the pair makes one array and
+    one node instead of two.
 
     ``F.linear`` could be written ``x @ W.t() + b`` (three nodes: a transpose, a product and a
     broadcast add, whose backward takes seven ops); as one node its backward is four, and the
@@ -107,23 +110,30 @@ class LinearFn(Function):
     least 2-D, W 2-D, b 1-D, one dtype, matching sizes.
     """
 
-    def forward(self, x, w, b=None):
+    def forward(self, x, w, b=None, relu=False):
         self.rows = n = math.prod(x.shape[:-1])  # (not -1: not inferable for 0 features)
         rows = x.reshape(n, x.shape[-1])  # a view when x is contiguous
         if x.dtype.char in "eE" and self.xp is np:  # NumPy: no fast 2-byte-float GEMM
             y = np.matmul(rows.astype(np.float32), w.T.astype(np.float32))
             if b is not None:
                 y += b
-            return y.astype(x.dtype).reshape(x.shape[:-1] + (w.shape[0],))
-        y = self.xp.matmul(rows, w.T)  # BLAS reads W^T through its strides: no copy
-        if b is not None:
-            y += b  # y is fresh: in place
+            y = y.astype(x.dtype)
+        else:
+            y = self.xp.matmul(rows, w.T)  # BLAS reads W^T through its strides: no copy
+            if b is not None:
+                y += b  # y is fresh: in place
+        self.relu = relu
+        if relu:
+            self.xp.maximum(y, 0, out=y)
+            self.y = y  # the backward's mask (the output's array)
         return y.reshape(x.shape[:-1] + (w.shape[0],))
 
     def backward(self, gy):
         x, w = self.inputs[0], self.inputs[1]
         needs, rows = self.needs_input_grad, self.rows
         gy = gy.reshape(rows, gy.shape[-1])  # (rows, out)
+        if self.relu:  # NOTE: the subgradient at 0 is 0, as ReLU's
+            gy = gy * Tensor._make(self.y > 0)
         gx = (gy @ w).reshape(x.shape) if needs[0] else None
         gw = gy.t() @ x.reshape(rows, x.shape[-1]) if needs[1] else None  # (out, in), like W
         if len(needs) == 2:
@@ -134,23 +144,31 @@ class LinearFn(Function):
         return gx, gw, gb
 
 
-def linear(x: Tensor, w: Tensor, b=None) -> Tensor:
-    """y = x W^T + b: one :class:`LinearFn` node when the operands are plain (x at least 2-D,
-    W 2-D, b None or 1-D, all one dtype, matching sizes); otherwise ``x @ W.t() + b`` with
-    matmul's broadcasting, promotion and error messages."""
+def linear(x: Tensor, w: Tensor, b=None, *, relu: bool = False) -> Tensor:
+    """y = x W^T + b (``relu(x W^T + b)`` with ``relu``): one :class:`LinearFn` node when the
+    operands are plain (x at least 2-D, W 2-D, b None or 1-D, all one dtype, matching sizes);
+    otherwise ``x @ W.t() + b`` with matmul's broadcasting, promotion and error messages.
+
+    Example:
+        >>> import minigrad as mg
+        >>> linear(mg.tensor([[1.0, -2.0]]), mg.eye(2), relu=True)
+        tensor([[1., 0.]])
+    """
     if _autocast.on:
         x, w, b = autocast_state.lower(x, w, b)
     if (x.ndim >= 2 and w.ndim == 2 and x.shape[-1] == w.shape[1]
             and x.data.dtype == w.data.dtype
             and (b is None or (isinstance(b, Tensor) and b.shape == (w.shape[0],)
                                and b.data.dtype == w.data.dtype))):
-        return LinearFn.apply(x, w) if b is None else LinearFn.apply(x, w, b)
+        return LinearFn.apply(x, w, relu=relu) if b is None else LinearFn.apply(x, w, b,
+                                                                                relu=relu)
     if w.ndim == 1 or x.ndim <= 2:
         out = matmul(x, transpose(w, 0, 1) if w.ndim == 2 else w)
     else:  # batch dimensions folded into one: the weight's gradient is one product
         out = matmul(reshape(x, (-1, x.shape[-1])), transpose(w, 0, 1))
         out = reshape(out, x.shape[:-1] + (w.shape[0],))
-    return out if b is None else out + b
+    out = out if b is None else out + b
+    return _relu(out) if relu else out
 
 
 def _parse_einsum(equation: str, shapes):

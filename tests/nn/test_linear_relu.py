@@ -1,0 +1,129 @@
+"""``linalg.linear(..., relu=True)``: Linear and a ReLU as one LinearFn node (the transformer's
+feed-forward block uses it on the fused path), against NumPy, its composite and PyTorch."""
+
+import numpy as np
+import pytest
+from conftest import to_numpy
+
+import minigrad as mg
+import minigrad.nn.functional as F
+from minigrad import nn
+from minigrad.ops import linalg
+
+
+def _rand(shape, device, seed, dtype=mg.float64):
+    # values kept away from the ReLU's kink at 0, so finite differences see no corner
+    arr = np.random.default_rng(seed).standard_normal(shape)
+    arr += np.sign(arr) * 0.1
+    return mg.tensor(arr, dtype=dtype, device=device, requires_grad=True)
+
+
+@pytest.mark.parametrize("x_shape", [(3, 4), (2, 3, 4)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_one_node_equal_to_linear_then_relu(device, x_shape, bias):
+    x, w = _rand(x_shape, device, 0), _rand((5, 4), device, 1)
+    b = _rand((5,), device, 2) if bias else None
+    y = linalg.linear(x, w, b, relu=True)
+    assert type(y.grad_fn).__name__ == "LinearFn"
+    ref = np.maximum(to_numpy(x) @ to_numpy(w).T + (to_numpy(b) if bias else 0), 0)
+    np.testing.assert_allclose(to_numpy(y), ref, rtol=1e-12)
+    assert (to_numpy(y) == 0).any() and (to_numpy(y) > 0).any()  # both sides of the kink
+    args = [x, w, b] if bias else [x, w]
+
+    def fn(*a):
+        return linalg.linear(*a, relu=True)
+
+    assert mg.autograd.gradcheck(fn, args)
+    assert mg.autograd.gradgradcheck(lambda *a: fn(*a) ** 2, args)
+    # the gradients equal those of the two ops (the subgradient at 0 is 0 in both)
+    gy = mg.tensor(np.random.default_rng(3).standard_normal(y.shape), device=device)
+    grads = mg.autograd.grad(fn(*args), args, gy)
+    grads_ref = mg.autograd.grad(F.relu(F.linear(*args)), args, gy)
+    for g, r in zip(grads, grads_ref):
+        np.testing.assert_allclose(to_numpy(g), to_numpy(r), rtol=1e-12)
+
+
+def test_exact_zeros_get_zero_gradient():
+    x = mg.tensor([[1.0, -1.0]], requires_grad=True)
+    w = mg.tensor([[1.0, 1.0], [1.0, 0.0]], requires_grad=True)  # first output exactly 0
+    y = linalg.linear(x, w, relu=True)
+    y.sum().backward()
+    np.testing.assert_array_equal(to_numpy(y), [[0.0, 1.0]])
+    np.testing.assert_array_equal(to_numpy(w.grad), [[0.0, 0.0], [1.0, -1.0]])
+
+
+def test_fallback_operands_apply_the_relu():
+    """Operands LinearFn does not take (a 1-D weight, a broadcasting bias) keep matmul's rules
+    and still get the ReLU."""
+    v, w = _rand((4,), "cpu", 0), _rand((5, 4), "cpu", 1)
+    np.testing.assert_allclose(to_numpy(linalg.linear(v, w, relu=True)),
+                               np.maximum(to_numpy(w) @ to_numpy(v), 0), rtol=1e-12)
+    x, b2 = _rand((3, 4), "cpu", 2), _rand((1, 5), "cpu", 3)
+    np.testing.assert_allclose(to_numpy(linalg.linear(x, w, b2, relu=True)),
+                               np.maximum(to_numpy(x) @ to_numpy(w).T + to_numpy(b2), 0),
+                               rtol=1e-12)
+
+
+def test_float16_input():
+    x = mg.tensor(np.array([[1.0, -2.0], [-3.0, 0.5]]), dtype=mg.float16)
+    w = mg.tensor(np.eye(2), dtype=mg.float16)
+    y = linalg.linear(x, w, relu=True)
+    assert y.dtype == mg.float16
+    np.testing.assert_array_equal(to_numpy(y).astype(np.float64), [[1.0, 0.0], [0.0, 0.5]])
+
+
+@pytest.mark.torch
+def test_matches_pytorch(device):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    arrays = [rng.standard_normal(s).astype(np.float32) for s in ((2, 6, 8), (16, 8), (16,))]
+    m_in = [mg.tensor(a, device=device, requires_grad=True) for a in arrays]
+    t_in = [torch.tensor(a, requires_grad=True) for a in arrays]
+    m_out = linalg.linear(*m_in, relu=True)
+    t_out = torch.relu(torch.nn.functional.linear(*t_in))
+    np.testing.assert_allclose(to_numpy(m_out), t_out.detach().numpy(), rtol=1e-5, atol=1e-6)
+    gy = rng.standard_normal(t_out.shape).astype(np.float32)
+    m_out.backward(mg.tensor(gy, device=device))
+    t_out.backward(torch.tensor(gy))
+    for m, t in zip(m_in, t_in):
+        np.testing.assert_allclose(to_numpy(m.grad), t.grad.numpy(), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("dropout,training", [(0.0, True), (0.3, False), (0.3, True)])
+def test_encoder_feed_forward_uses_it_when_dropout_is_off(dropout, training):
+    """The encoder's feed-forward block runs linear1 + ReLU as one node on the fused path,
+    with the same numbers as the composite; with dropout active (or use_fused(False), or
+    GELU) it runs the layers one by one."""
+    layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=dropout,
+                                       batch_first=True).double()
+    layer.train(training)
+    x = _rand((2, 5, 8), "cpu", 5)
+
+    def names(out):
+        seen, stack, found = set(), [out.grad_fn], []
+        while stack:
+            fn = stack.pop()
+            if fn is None or id(fn) in seen:
+                continue
+            seen.add(id(fn))
+            found.append((type(fn).__name__, getattr(fn, "relu", None)))
+            stack.extend(t.grad_fn for t in (fn.inputs or ()))
+        return found
+
+    fused_relu = ("LinearFn", True) in names(layer(x))
+    assert fused_relu == (not (dropout and training))
+    with mg.use_fused(False):
+        assert ("LinearFn", True) not in names(layer(x))
+    if not (dropout and training):
+        y = layer(x)
+        with mg.use_fused(False):
+            y_ref = layer(x)
+        np.testing.assert_allclose(to_numpy(y), to_numpy(y_ref), rtol=1e-10, atol=1e-12)
+        g = mg.autograd.grad(y.sum(), [x] + list(layer.parameters()))
+        with mg.use_fused(False):
+            g_ref = mg.autograd.grad(layer(x).sum(), [x] + list(layer.parameters()))
+        for a, b in zip(g, g_ref):
+            np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-9, atol=1e-12)
+    gelu = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0,
+                                      activation="gelu", batch_first=True).double()
+    assert ("LinearFn", True) not in names(gelu(x))
