@@ -100,8 +100,13 @@ class AttentionFn(FusedFunction, kernel="attention"):
         nb, nh, L, E = q4.shape
         S = k4.shape[-2]
         dt = q4.dtype
-        # NOTE: scale q (L*E) rather than the scores (L*S), as the reference does
-        qs = np.multiply(q4, dt.type(self.scale), dtype=dt)
+        # NOTE: scale q (L*E) rather than the scores (L*S), as the reference does; but where
+        # the mask adds only 0 / -inf, softmax(scale (q k^T + M)) is the same function, and
+        # scaling the scores in their cache-sized block costs less than a copy of strided q
+        # (the packed heads), and lets the backward read q itself
+        self.fold_scale = fold = self.scale > 0 and _zero_or_minus_inf(bias)
+        qs = q4 if fold else np.multiply(q4, dt.type(self.scale), dtype=dt)
+        scale = dt.type(self.scale)
         blocks = _row_blocks(bias, L, S)
         # NOTE: the probabilities are kept transposed, (keys, queries) per head: the softmax's
         # max and sum then run across rows (NumPy's vectorised loop), not along each row of
@@ -127,6 +132,8 @@ class AttentionFn(FusedFunction, kernel="attention"):
                     # instead; its exps are then all 0, and dividing by 1 keeps them 0
                     col_max[col_max == -np.inf] = 0
                 sc -= col_max
+                if fold:
+                    sc *= scale
                 np.exp(sc, out=sc)
                 total = np.add.reduce(sc, axis=-2, keepdims=True)
                 if bt is not None:
@@ -153,6 +160,7 @@ class AttentionFn(FusedFunction, kernel="attention"):
         qs, k4, v4, blocks, probs = self.saved
         nb, nh, L, S = qs.shape[0], qs.shape[1], qs.shape[2], k4.shape[2]
         ks0, ke0 = blocks[0][2:4]  # the widest block writes dk, dv; the others add to them
+        scale = qs.dtype.type(self.scale)
         for part in row_chunks(nb, nh * L * S, 65536):
             for g in (gk, gv):  # keys no query attends: zero gradients
                 g[part, :, :ks0] = 0
@@ -168,9 +176,12 @@ class AttentionFn(FusedFunction, kernel="attention"):
                 # equal only in exact arithmetic): a saturated softmax (P one-hot) gives dS = 0
                 ds -= np.add.reduce(ds * pt, axis=-2, keepdims=True)
                 ds *= pt  # dS^T = P^T (dP^T - colsum(dP^T P^T))
+                if self.fold_scale:  # the scores' scale, for dq and dk at once
+                    ds *= scale
                 np.matmul(np.swapaxes(ds, -1, -2), k4[part, :, ks:ke], out=gq[part, :, r0:r1])
                 _matmul_into(gk[part, :, ks:ke], ds, qs[part, :, r0:r1], i > 0)
-        gq *= qs.dtype.type(self.scale)
+        if not self.fold_scale:
+            gq *= scale
 
     # ---------------------------------------------------------------- CUDA
     def _mask_cuda(self, B, H, L, S, dtype):
@@ -342,6 +353,21 @@ def _merges_without_copy(shape: tuple, strides: tuple) -> bool:
     """
     dims = [(n, st) for n, st in zip(shape, strides) if n != 1]
     return all(st0 == st1 * n1 for (_, st0), (n1, st1) in zip(dims, dims[1:]))
+
+
+def _zero_or_minus_inf(bias) -> bool:
+    """Whether an additive mask (or None) holds only 0 and -inf (bool and causal masks do):
+    one a scale can be taken out of. Masks with batch dims are not examined (False).
+
+    Example:
+        >>> _zero_or_minus_inf(np.array([[0.0, -np.inf]])), _zero_or_minus_inf(np.ones((1, 1)))
+        (True, False)
+    """
+    if bias is None:
+        return True
+    if bias.ndim != 2:
+        return False
+    return bool(((bias == 0) | (bias == -np.inf)).all())
 
 
 def _matmul_into(out, a, b, add: bool) -> None:

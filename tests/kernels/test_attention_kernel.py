@@ -212,3 +212,15 @@ def test_flash_geometry():
     for E, Ev, itemsize, extra in ((128, 128, 4, 2), (128, 128, 8, 2), (16, 8, 8, 0)):
         _, _, smem, tile = kernels.attention.flash_geometry(100, E, Ev, 3, itemsize, extra)
         assert smem <= 48 * 1024 and smem == tile * (E + Ev + extra) * itemsize and tile >= 8
+
+
+@pytest.mark.parametrize("scale", [0.3, -0.7])
+@pytest.mark.parametrize("kind", ["none", "causal", "bool", "float"])
+def test_scale_taken_out_of_zero_or_minus_inf_masks(device, kind, scale):
+    """Under masks of 0 / -inf (none, causal, bool) and a positive scale, the NumPy kernel
+    scales the shifted scores instead of q; a negative scale or a float mask scales q."""
+    q, k, v, mask, causal = _case(device, "float64", kind, seed=4)
+    assert_same(lambda q, k, v: sdpa(q, k, v, mask, is_causal=causal, scale=scale), [q, k, v])
+    if device == "cpu":
+        fn = sdpa(q, k, v, mask, is_causal=causal, scale=scale).grad_fn
+        assert fn.fold_scale == (scale > 0 and kind != "float")
