@@ -45,6 +45,7 @@ from typing import Any, Optional
 import numpy as np
 
 from minigrad import backend, ops
+from minigrad.ops.window import im2col
 from minigrad.tensor import Tensor
 
 Array = Any
@@ -274,6 +275,12 @@ def lstm_layer(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tenso
                mask: Tensor | None, reverse: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """The recurrence of one LSTM layer in one direction (what ``kernels/lstm.py`` fuses).
 
+    The steps run on transposed states, units-major as the fused NumPy kernel: gates (4H, B),
+    h and c (H, B), the recurrent product ``W_hh @ h`` (BLAS runs it with the weight's 4H rows
+    as the GEMM's M, faster than ``h @ W_hh^T``), and each gate a contiguous block of rows (an
+    op over a column slice of a (B, 4H) array costs several times more). Only the layout
+    differs from :func:`lstm_step`: the sums and products are the same.
+
     Args:
         x_proj: ``W_ih x_t + b_ih`` for every step, shape (T, B, 4H).
         h0, c0: initial state, (B, H) each.
@@ -286,22 +293,25 @@ def lstm_layer(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tenso
     """
     if b_hh is not None:
         x_proj = x_proj + b_hh  # (T, B, 4H): b_hh added once, not once per step
-    w_hh_t = w_hh.T  # (H, 4H), transposed once for all steps
-    steps = ops.unbind(x_proj, 0)  # T x (B, 4H); one node, its backward one cat
-    valid = ops.unbind(mask, 0) if mask is not None else None  # T x (B, 1)
-    h, c = h0, c0
+    steps = ops.unbind(x_proj.transpose(1, 2), 0)  # T x (4H, B); one node, its backward one cat
+    valid = ops.unbind(mask.transpose(1, 2), 0) if mask is not None else None  # T x (1, B)
+    h, c = h0.T, c0.T  # (H, B)
     outputs: list[Tensor | None] = [None] * len(steps)
     for t in _time_steps(len(steps), reverse):
-        h_new, c_new = lstm_step(steps[t], h, c, w_hh_t)
+        gates = steps[t] + w_hh @ h  # (4H, B)
+        i, f, g, o = ops.chunk(gates, 4, dim=0)  # each (H, B), PyTorch's order i, f, g, o
+        i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+        c_new = f * c + i * g
+        h_new = o * c_new.tanh()
         if valid is not None:  # a padded step keeps the state
             h_new = ops.where(valid[t], h_new, h)
             c_new = ops.where(valid[t], c_new, c)
         h, c = h_new, c_new
         outputs[t] = h
-    output = ops.stack(outputs, 0)  # (T, B, H)
+    output = ops.stack(outputs, 0).transpose(1, 2)  # (T, B, H)
     if mask is not None:
         output = ops.where(mask, output, 0.0)  # padded steps output zeros, as PyTorch's packing
-    return output, h, c
+    return output, h.T, c.T
 
 
 def gru_layer(x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,
@@ -614,25 +624,24 @@ def conv_output_size(size: int, kernel: int, stride: int, dilation: int) -> int:
 def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: tuple,
            padding: tuple, dilation: tuple, groups: int) -> Tensor:
     """2-d convolution (cross-correlation, as PyTorch) of a batch ``(N, C, H, W)`` with
-    ``weight (O, C // groups, kh, kw)``: zero padding, then im2col, then one matrix product.
+    ``weight (O, C // groups, kh, kw)``: the kernel windows as one matrix, then one matrix
+    product per group (GEMM-shaped, as the fused kernel)::
 
-    ``padding`` is ``((top, bottom), (left, right))``. im2col gathers, for each kernel offset
-    (i, j), the strided slice ``x[:, :, i*dh :: sh, j*dw :: sw]`` that the offset sees (the
-    ``as_strided`` view of the fused kernel, as slices); the products are per group::
+        cols = im2col(x)  (C kh kw, N Ho Wo), zero padded;  y = weight (g, O/g, C/g kh kw) @ cols
 
-        cols (N, g, C/g * kh * kw, Ho * Wo);  y = weight (g, O/g, C/g * kh * kw) @ cols
-    """
-    (top, bottom), (left, right) = padding
-    x = pad(input, (left, right, top, bottom)) if any((top, bottom, left, right)) else input
-    N, C, H, W = x.shape
+    ``padding`` is ``((top, bottom), (left, right))``. The gradient of ``im2col`` is
+    ``col2im``, and the other way round, so the graph differentiates to any order."""
+    N = input.shape[0]
     c_out, _, kh, kw = weight.shape
-    (sh, sw), (dh, dw) = stride, dilation
-    Ho, Wo = conv_output_size(H, kh, sh, dh), conv_output_size(W, kw, sw, dw)
-    views = [x[:, :, i * dh:i * dh + sh * (Ho - 1) + 1:sh, j * dw:j * dw + sw * (Wo - 1) + 1:sw]
-             for i in range(kh) for j in range(kw)]
-    cols = ops.stack(views, dim=2).reshape(N, groups, -1, Ho * Wo)  # (N, g, C/g kh kw, L)
-    y = ops.matmul(weight.reshape(groups, c_out // groups, -1), cols).reshape(N, c_out, Ho, Wo)
-    return y if bias is None else y + bias.reshape(1, c_out, 1, 1)
+    cols = im2col(input, (kh, kw), stride, dilation, padding)
+    Ho, Wo = (conv_output_size(s + lo + hi, k, st, d) for s, (lo, hi), k, st, d in
+              zip(input.shape[2:], padding, (kh, kw), stride, dilation))
+    y = ops.matmul(weight.reshape(groups, c_out // groups, -1),
+                   cols.reshape(groups, -1, N * Ho * Wo))  # (g, O/g, N Ho Wo)
+    y = y.reshape(c_out, N, Ho, Wo)
+    if bias is not None:
+        y = y + bias.reshape(c_out, 1, 1, 1)
+    return y.permute(1, 0, 2, 3).contiguous()
 
 
 def _dilate(x: Tensor, dim: int, stride: int) -> Tensor:
