@@ -42,6 +42,7 @@ class LayerNormFn(AffineInputs, FusedFunction, kernel="layer_norm"):
     """
 
     n_dims: int  # forward parameter: how many trailing dims are normalised
+    weight_index = 1  # the weight's place among the inputs (when the call has one)
 
     def forward(self, x, *wb, **params):
         self.__dict__.update(params)
@@ -65,7 +66,7 @@ class LayerNormFn(AffineInputs, FusedFunction, kernel="layer_norm"):
         return super()._input_grads(gx.reshape(x.shape), gw, gb)
 
     # ---------------------------------------------------------------- NumPy
-    def _forward_numpy(self, x, w, b):
+    def _forward_numpy(self, x, w, b, residual=None):
         N, D = x.shape
         dt = x.dtype.type
         xhat = np.empty_like(x)
@@ -79,9 +80,15 @@ class LayerNormFn(AffineInputs, FusedFunction, kernel="layer_norm"):
             # standard deviation); the row sums are GEMVs with ones (np.mean's per-call
             # overhead is larger than the sum itself here)
             xh = xhat[rows]
-            mean = x[rows] @ ones
-            mean *= inv_d
-            np.subtract(x[rows], mean[:, None], out=xh)
+            if residual is None:
+                mean = x[rows] @ ones
+                mean *= inv_d
+                np.subtract(x[rows], mean[:, None], out=xh)
+            else:  # the residual sum, made in the chunk's own buffer (AddLayerNormFn)
+                np.add(x[rows], residual[rows], out=xh)
+                mean = xh @ ones
+                mean *= inv_d
+                xh -= mean[:, None]
             var = np.einsum("ij,ij->i", xh, xh)[:, None]  # row sums of squares, one pass
             var *= inv_d  # NOTE: biased, as PyTorch
             var += dt(self.eps)
@@ -106,7 +113,7 @@ class LayerNormFn(AffineInputs, FusedFunction, kernel="layer_norm"):
         gy = gy.reshape(N, D)
         dt = xhat.dtype
         needs = self.needs_input_grad
-        want_w = self.has_weight and needs[1]
+        want_w = self.has_weight and needs[self.weight_index]
         want_b = self.has_bias and needs[-1]
         gx = np.empty_like(xhat)
         inv_d = dt.type(1.0 / D)
@@ -180,6 +187,48 @@ class LayerNormFn(AffineInputs, FusedFunction, kernel="layer_norm"):
         grid, block = _cuda.grid_1d(D, block=128, sm_count=_cuda.sm_count(dev))
         k_dwdb(grid, block, (gy, xhat, gw, gb, np.int32(N), np.int32(D)))
         return self._input_grads(gx, gw, gb)
+
+
+class AddLayerNormFn(LayerNormFn):
+    """``(x, residual[, weight][, bias]) -> layer_norm(x + residual)``: a post-norm
+    Transformer's residual connection and its layer norm as one node. The NumPy forward adds
+    the two inside each chunk (no (N, D) sum array, no add node); both inputs get the layer
+    norm's input gradient. x and residual have one shape and dtype (:func:`apply_residual`).
+    """
+
+    weight_index = 2
+
+    def forward(self, x, r, *wb, **params):
+        self.__dict__.update(params)
+        w, b = self._weight_bias(wb)
+        D = int(np.prod(x.shape[x.ndim - self.n_dims:]))
+        w = None if w is None else w.reshape(D)
+        b = None if b is None else b.reshape(D)
+        if self.xp is np:
+            y = self._forward_numpy(x.reshape(-1, D), w, b, r.reshape(-1, D))
+        else:
+            y = self._forward_cuda((x + r).reshape(-1, D), w, b)
+        return y.reshape(x.shape)
+
+    def reference(self, x, r, *wb):
+        return super().reference(x + r, *wb)
+
+    def _input_grads(self, gx, gw, gb) -> tuple:
+        grads = super()._input_grads(gx, gw, gb)  # (gx, [gw], [gb]) in the inputs' shapes
+        return grads[:1] + grads
+
+
+def apply_residual(x: Tensor, residual: Tensor, normalized_shape, weight, bias,
+                   eps: float) -> Tensor:
+    """``layer_norm(x + residual)`` with the arguments of ``F.layer_norm`` (checked there):
+    one :class:`AddLayerNormFn` node when x and residual have one shape and dtype, otherwise
+    the add and :func:`apply`."""
+    if x.shape != residual.shape or x.dtype != residual.dtype:
+        return apply(x + residual, normalized_shape, weight, bias, eps)
+    n_dims = 1 if isinstance(normalized_shape, int) else len(tuple(normalized_shape))
+    inputs = [x, residual] + [t for t in (weight, bias) if t is not None]
+    return AddLayerNormFn.apply(*inputs, n_dims=n_dims, has_weight=weight is not None,
+                                has_bias=bias is not None, eps=float(eps))
 
 
 def apply(x: Tensor, normalized_shape, weight, bias, eps: float) -> Tensor:

@@ -26,6 +26,7 @@ from typing import Any, Callable
 import numpy as np
 
 from minigrad import kernels, ops, references
+from minigrad.autocast_state import state as _autocast
 from minigrad.fused import fused_enabled, is_fused
 from minigrad.nn import functional as F
 from minigrad.nn import init
@@ -426,7 +427,14 @@ class _TransformerLayer(Module):
         """``x + block(norm(x))`` pre-norm, ``norm(x + block(x))`` post-norm."""
         if self.norm_first:
             return x + block(norm(x), *args)
-        return norm(x + block(x, *args))
+        y = block(x, *args)
+        shape = tuple(getattr(norm, "normalized_shape", ()))
+        if (type(norm) is LayerNorm and not _autocast.on and x.shape[x.ndim - len(shape):] == shape
+                and fused_enabled("layer_norm", x, y, norm.weight, norm.bias)):
+            # the residual sum inside the layer norm's kernel (one node, no sum array)
+            return kernels.layer_norm.apply_residual(x, y, norm.normalized_shape, norm.weight,
+                                                     norm.bias, norm.eps)
+        return norm(x + y)
 
     def _sa_block(self, x, attn_mask, key_padding_mask, is_causal) -> Tensor:
         x, _ = self.self_attn(

@@ -84,3 +84,56 @@ def test_module_and_switch(device):
     assert_same(lambda x, *p: ln(x), [x, *ln.parameters()], dtype="float32")
     x16 = tensor(cpu(x), device, "float16", True)
     assert "LayerNormFn" not in grad_fn_names(F.layer_norm(x16, (6,)))  # no float16 kernel
+
+
+def _residual_fn(norm, affine):
+    """layer_norm(x + r): AddLayerNormFn on the fused path, the composite otherwise."""
+
+    def fn(x, r, *wb):
+        it = iter(wb)
+        w = next(it) if affine[0] else None
+        b = next(it) if affine[1] else None
+        if mg.fused.is_fused():
+            return kernels.layer_norm.apply_residual(x, r, norm, w, b, 1e-5)
+        return F.layer_norm(x + r, norm, w, b, 1e-5)
+
+    return fn
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("affine", AFFINE, ids=AFFINE_IDS)
+@pytest.mark.parametrize("shape, norm", [((4, 7), (7,)), ((2, 3, 4, 5), (4, 5))])
+def test_residual_matches_reference(device, dtype, affine, shape, norm):
+    x, w, b = norm_inputs(device, dtype, shape, norm, affine)
+    r, _, _ = norm_inputs(device, dtype, shape, norm, affine, scale=2.0, seed=1)
+    inputs = [t for t in (x, r, w, b) if t is not None]
+    assert "AddLayerNormFn" in grad_fn_names(_residual_fn(norm, affine)(*inputs))
+    out, grads = assert_same(_residual_fn(norm, affine), inputs, dtype=dtype)
+    np.testing.assert_array_equal(grads[0], grads[1])  # x and r get the same gradient
+
+
+@pytest.mark.parametrize("affine", AFFINE, ids=AFFINE_IDS)
+def test_residual_gradcheck_and_second_order(device, affine):
+    x, w, b = norm_inputs(device, "float64", (3, 2, 4), (2, 4), affine)
+    r, _, _ = norm_inputs(device, "float64", (3, 2, 4), (2, 4), affine, seed=1)
+    inputs = [t for t in (x, r, w, b) if t is not None]
+    fn = _residual_fn((2, 4), affine)
+    assert mg.autograd.gradcheck(fn, inputs)
+    assert_same_second_order(fn, inputs)
+
+
+def test_residual_of_another_shape_or_dtype_adds_first(device):
+    x, w, b = norm_inputs(device, "float64", (3, 4), (4,), (True, True))
+    r = tensor(np.ones((1, 4)), device, "float64", True)  # broadcasts
+    y = kernels.layer_norm.apply_residual(x, r, (4,), w, b, 1e-5)
+    assert "AddLayerNormFn" not in grad_fn_names(y)
+    np.testing.assert_allclose(cpu(y), cpu(F.layer_norm(x + r, (4,), w, b)), rtol=1e-12)
+
+
+@pytest.mark.parametrize("norm_first", [False, True])
+def test_post_norm_encoder_layer_uses_it(device, norm_first):
+    layer = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0, batch_first=True,
+                                       norm_first=norm_first).to(device).double()
+    x = tensor(np.random.default_rng(2).standard_normal((2, 5, 8)), device, "float64", True)
+    assert ("AddLayerNormFn" in grad_fn_names(layer(x))) == (not norm_first)
+    out, _ = assert_same(lambda x, *params: layer(x), [x] + list(layer.parameters()))
