@@ -432,17 +432,17 @@ def max_pool2d(input: Tensor, kernel_size: tuple, stride: tuple, padding: tuple,
 def _max_pool_tiles(input: Tensor, kh: int, kw: int, OH: int, OW: int,
                     with_indices: bool) -> tuple:
     """:func:`max_pool2d` of windows that tile the input (stride = kernel, no padding or
-    dilation): the input reshaped and permuted into one plane per tap, ``(kh kw, N, C, OH,
-    OW)`` (one copy; its gradient one strided copy back), the winner of each window picked by
-    a one-hot mask and summed over the tap planes. Every op is a pass over whole planes, with
+    dilation): the input reshaped and permuted into one plane per tap, ``(kh, kw, N, C, OH,
+    OW)`` (views; the gradient one strided copy back), the winner of each window picked by a
+    one-hot mask and summed over the tap planes. Every op is a pass over whole planes, with
     no masked selection where it can be avoided: NumPy runs a reduction over a last axis of
     ``kh * kw`` values as a loop per window, and ``where`` about 5x slower than a product."""
     xp = input.xp
     N, C, H, W = input.shape
     K = kh * kw
     tiled = input if (OH * kh, OW * kw) == (H, W) else input[:, :, :OH * kh, :OW * kw]
-    taps = tiled.reshape(N, C, OH, kh, OW, kw).permute(3, 5, 0, 1, 2, 4).reshape(K, N, C, OH, OW)
-    planes = taps.data
+    taps = tiled.reshape(N, C, OH, kh, OW, kw).permute(3, 5, 0, 1, 2, 4)  # views
+    planes = taps.data.reshape(K, N, C, OH, OW)  # (a copy, made once for the comparisons)
     top = planes.max(axis=0)
     # the winning tap: the first plane holding the maximum (the first NaN where there is one),
     # counted as the number of planes before it ("not found yet" after each plane)
@@ -454,11 +454,11 @@ def _max_pool_tiles(input: Tensor, kh: int, kw: int, OH: int, OW: int,
     for k in range(1, K - 1):
         not_found &= ~hit[k]
         arg += not_found
-    winner = _const(xp.arange(K, dtype=arg.dtype).reshape(K, 1, 1, 1, 1) == arg)
+    winner = _const(xp.arange(K, dtype=arg.dtype).reshape(kh, kw, 1, 1, 1, 1) == arg)
     # x * 0 is NaN for an infinite x: the product only where every tap is finite (a sum that
     # overflows merely takes the where)
     finite = bool(xp.isfinite(planes.sum()))
-    values = (taps * winner if finite else ops.where(winner, taps, 0.0)).sum(dim=0)
+    values = (taps * winner if finite else ops.where(winner, taps, 0.0)).sum(dim=(0, 1))
     if not with_indices:
         return values, None
     offsets = xp.asarray([a * W + b for a in range(kh) for b in range(kw)], dtype=np.int64)
@@ -632,7 +632,9 @@ def conv2d(input: Tensor, weight: Tensor, bias: Optional[Tensor], stride: tuple,
     y = y.reshape(c_out, N, Ho, Wo)
     if bias is not None:
         y = y + bias.reshape(c_out, 1, 1, 1)
-    return y.permute(1, 0, 2, 3).contiguous()
+    # (N, C_out, Ho, Wo) as a view: the ops after it read any layout, and its gradient comes
+    # back channel-major, as the product's gradient wants it
+    return y.permute(1, 0, 2, 3)
 
 
 def _dilate(x: Tensor, dim: int, stride: int) -> Tensor:
