@@ -275,6 +275,14 @@ def lstm_layer(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tenso
                mask: Tensor | None, reverse: bool = False) -> tuple[Tensor, Tensor, Tensor]:
     """The recurrence of one LSTM layer in one direction (what ``kernels/lstm.py`` fuses).
 
+    The steps run on transposed states, units-major as the fused NumPy kernel: gates (4H, B),
+    h and c (H, B), the recurrent product ``W_hh @ h`` (BLAS runs it with the weight's 4H rows
+    as the GEMM's M, faster than ``h @ W_hh^T``), and each gate a contiguous block of rows (an
+    op over a column slice of a (B, 4H) array costs several times more). Only the layout
+    differs from :func:`lstm_step`: the sums and products are the same. A step's (4H, B) block
+    of x_proj is contiguous when x_proj is stored gate-major, as ``nn.LSTM`` makes it on the
+    CPU (``kernels.lstm.project``); any other layout is read transposed.
+
     Args:
         x_proj: ``W_ih x_t + b_ih`` for every step, shape (T, B, 4H).
         h0, c0: initial state, (B, H) each.
@@ -287,22 +295,25 @@ def lstm_layer(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tenso
     """
     if b_hh is not None:
         x_proj = x_proj + b_hh  # (T, B, 4H): b_hh added once, not once per step
-    w_hh_t = w_hh.T  # (H, 4H), transposed once for all steps
-    steps = ops.unbind(x_proj, 0)  # T x (B, 4H); one node, its backward one cat
-    valid = ops.unbind(mask, 0) if mask is not None else None  # T x (B, 1)
-    h, c = h0, c0
+    steps = ops.unbind(x_proj.transpose(1, 2), 0)  # T x (4H, B); one node, its backward one cat
+    valid = ops.unbind(mask.transpose(1, 2), 0) if mask is not None else None  # T x (1, B)
+    h, c = h0.T, c0.T  # (H, B)
     outputs: list[Tensor | None] = [None] * len(steps)
     for t in _time_steps(len(steps), reverse):
-        h_new, c_new = lstm_step(steps[t], h, c, w_hh_t)
+        gates = steps[t] + w_hh @ h  # (4H, B)
+        i, f, g, o = ops.chunk(gates, 4, dim=0)  # each (H, B), PyTorch's order i, f, g, o
+        i, f, g, o = i.sigmoid(), f.sigmoid(), g.tanh(), o.sigmoid()
+        c_new = f * c + i * g
+        h_new = o * c_new.tanh()
         if valid is not None:  # a padded step keeps the state
             h_new = ops.where(valid[t], h_new, h)
             c_new = ops.where(valid[t], c_new, c)
         h, c = h_new, c_new
         outputs[t] = h
-    output = ops.stack(outputs, 0)  # (T, B, H)
+    output = ops.stack(outputs, 0).transpose(1, 2)  # (T, B, H)
     if mask is not None:
         output = ops.where(mask, output, 0.0)  # padded steps output zeros, as PyTorch's packing
-    return output, h, c
+    return output, h.T, c.T
 
 
 def gru_layer(x_proj: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None,

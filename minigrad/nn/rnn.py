@@ -389,15 +389,17 @@ class LSTM(_RNNBase):
     _n_states = 2
 
     def _project(self, x, w_ih, b_ih, b_hh):
-        if x.device.type != "cpu" or not fused_enabled("lstm", x):
-            return super()._project(x, w_ih, b_ih, b_hh)
-        # the fused NumPy kernel: x_proj in its layout, and both biases added once, per step
-        # (their gradients are equal: d b_ih = d b_hh = the gates' gradient summed)
+        # both biases as one, added once by the recurrence (per step by the fused kernel, to
+        # x_proj by the composite): one pass over x_proj fewer. Their gradients are equal
+        # (the gates' gradient summed), as they were.
         if b_ih is not None and b_hh is not None:
             b_hh = b_ih + b_hh
         elif b_ih is not None:
             b_hh = b_ih
-        return kernels.lstm.project(x, w_ih), b_hh
+        if x.device.type == "cpu" and x.data.dtype.char in "fd":  # each step's (4H, B) block
+            # contiguous, for the NumPy kernel and the composite's units-major steps alike
+            return kernels.lstm.project(x, w_ih), b_hh
+        return _input_projection(x, w_ih, None), b_hh
 
     def _layer(self, x_proj, states, w_hh, b_hh, mask, reverse):
         if fused_enabled("lstm", x_proj):  # mg.use_fused on + kernel for device/dtype
