@@ -383,9 +383,18 @@ def _current_stream() -> Any:
 
 def _shares(a: Array, b: Array) -> bool:
     """Whether two arrays are views of the same memory (a reshape or a dtype view)."""
-    a_ptr = a.data.ptr if hasattr(a.data, "ptr") else a.__array_interface__["data"][0]
-    b_ptr = b.data.ptr if hasattr(b.data, "ptr") else b.__array_interface__["data"][0]
-    return a_ptr == b_ptr
+    return _address(a) == _address(b)
+
+
+def _address(array: Array) -> int:
+    """Where an array's first element is: a NumPy array's data pointer or a CuPy one's."""
+    if isinstance(array, np.ndarray):  # (a NumPy array's .data is a memoryview, without .ptr)
+        return array.__array_interface__["data"][0]
+    return array.data.ptr
+
+
+def _nothing() -> None:
+    """The write-back of a collective that worked on the array's own memory."""
 
 
 def _contiguous_bytes(array: Array) -> Array:
@@ -419,8 +428,8 @@ def _wire_buffer(array: Array, supports: Callable) -> tuple:
         buf = xp.ascontiguousarray(array)
     else:  # bfloat16, or float16 on an MPI without it: reduced in float32
         buf = xp.ascontiguousarray(array, dtype=np.float32)
-    if _shares(buf, array) and buf.dtype.itemsize == dtype.itemsize:
-        return buf, lambda: None
+    if buf is array or (_shares(buf, array) and buf.dtype.itemsize == dtype.itemsize):
+        return buf, _nothing  # (``buf is array``: a contiguous array of a dtype the engine has)
 
     def finish() -> None:
         _write_result(array, buf)
