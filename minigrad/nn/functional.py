@@ -346,7 +346,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: Optional[int] = None,
         backend.defer_check((low < 0) | (high >= num), error)
         if input.xp is not np:
             input = _const(input.xp.clip(idx, 0, num - 1))
-    out = ops.getitem(weight, input)  # (*, D); the backward scatter-adds repeated indices
+    out = linalg.embedding(weight, input)  # (*, D); the backward adds repeated indices up
     if padding_idx is not None:
         if padding_idx < 0:
             padding_idx += num
