@@ -67,7 +67,7 @@ def test_use_fused_switch(kind, device):
 @pytest.mark.parametrize("batch_first", [False, True])
 def test_lstm_input_projection(device, batch_first):
     """kernels.lstm.project: x W_ih^T with each step's (4H, B) block contiguous, and its
-    gradients (gradcheck, float64), also for a transposed (batch-first) input."""
+    gradients of first and second order (float64), also for a transposed (batch-first) input."""
     rng = np.random.default_rng(3)
     T, B, n_in, G = 5, 3, 4, 8
     x = tensor(rng.standard_normal((B, T, n_in) if batch_first else (T, B, n_in)), device,
@@ -83,6 +83,7 @@ def test_lstm_input_projection(device, batch_first):
     if device == "cpu":
         assert y.data.transpose(0, 2, 1)[2].flags.c_contiguous  # a step's (G, B) block
     assert mg.autograd.gradcheck(project, [x, w])
+    assert mg.autograd.gradgradcheck(project, [x, w])  # its backward is made of ops
 
 
 def test_lstm_second_backward_with_retain_graph(device):
