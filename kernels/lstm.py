@@ -89,7 +89,7 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         xs = self._step_order(x_proj).transpose(0, 2, 1)  # (T, 4H, B) views
         bias = np.repeat(b_hh[:, None], B, axis=1) if b_hh is not None else None  # (4H, B)
         hs = np.empty((T + 1, H, B), dtype=dt)  # hs[k] is the state entering step k
-        cs = np.empty((T + 1, H, B), dtype=dt)
+        cs = np.empty((2, H, B), dtype=dt)  # the cell state entering and leaving a step
         hs[0], cs[0] = h0.T, c0.T
         training = is_grad_enabled() and any(t.requires_grad for t in self.inputs)
         # training: per step the gate multipliers of the backward (see _step_multipliers), dc's
@@ -118,8 +118,8 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
             gates += one
             gates *= half  # i, f, o: sigmoids, rounded as minigrad's sigmoid; g: tanh
             i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
-            c = cs[k + 1]
-            np.multiply(f, cs[k], out=c)
+            c_prev, c = cs[k % 2], cs[(k + 1) % 2]
+            np.multiply(f, c_prev, out=c)
             np.multiply(i, g, out=tmp)
             c += tmp
             tc = tcs[k if training else 0]
@@ -127,16 +127,16 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
             np.multiply(o, tc, out=hs[k + 1])
             if any_pad and any_pad[k]:  # padded rows keep their state
                 np.copyto(hs[k + 1], hs[k], where=pad[k])
-                np.copyto(c, cs[k], where=pad[k])
+                np.copyto(c, c_prev, where=pad[k])
             if training:
-                self._step_multipliers(m, a, cs[k], tc, quarter)
+                self._step_multipliers(m, a, c_prev, tc, quarter)
                 np.copyto(fs[k], f)
                 if any_pad and any_pad[k]:  # padded rows: no gate gradient, dc passes through
                     np.copyto(m, 0, where=pad[k])
                     np.copyto(tc, 0, where=pad[k])
         if training:
             self.saved = (ms, tcs, fs, hs, w_hh)
-        return self._output(hs.transpose(0, 2, 1)), hs[T].T, cs[T].T
+        return self._output(hs.transpose(0, 2, 1)), hs[T].T, cs[T % 2].T
 
     @staticmethod
     def _step_multipliers(m, a, c_prev, tc, quarter):
