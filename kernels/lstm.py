@@ -27,21 +27,22 @@ and after the loop, ONE GEMM for the weights over all steps (bptt.py's step 5 su
 ``dx_proj = da_all``.
 
 NumPy: every per-step buffer is laid out units-major, batch last: ``(4H, B)`` gates, ``(H, B)``
-states, so each gate is one contiguous block; the recurrent GEMM is ``W_hh (4H, H) @ h (H, B)``.
-(NumPy runs an elementwise pass over a row slice such as ``a[:, H:2H]`` of a ``(B, 4H)`` array
-several times slower than over a contiguous block of the same size.) A step reads its (4H, B)
-block of ``x_proj`` as a (T, 4H, B) view: contiguous when it comes from :func:`project`, a
-transposed read otherwise. One ``tanh`` pass activates all four gates: the i, f, o
-pre-activations are halved and ``sigmoid(x) = (tanh(x / 2) + 1) / 2`` (rounded as minigrad's
-sigmoid). In training, the forward also computes, while the step's values are in cache,
-everything of the backward that does not depend on the carried dh, dc (each gate's derivative
-times the other factors of its gradient, :meth:`LSTMFn._step_multipliers`), so the backward
-never recomputes a transcendental and a step of it is five small products and its GEMM. The
-backward writes each step's gradient contiguously into a block of ``STEP_BLOCK`` steps, which
-moves into a (4H, T, B) array at once: the gradients of all steps are then one (4H, T * B)
-matrix for the weight GEMMs (of ``W_hh`` here, of ``W_ih`` in :func:`project`'s backward),
-none of them on a transposed copy. All step maths is in place (``out=``); nothing leaves the
-input dtype; the backward only reads what the forward saved (``retain_graph``).
+states, so each gate is one contiguous block; the recurrent GEMM is ``W_hh (4H, H) @ h (H,
+B)``. (NumPy runs an elementwise pass over a row slice such as ``a[:, H:2H]`` of a ``(B, 4H)``
+array several times slower than over a contiguous block of the same size.) A step reads its
+(4H, B) block of ``x_proj`` as a (T, 4H, B) view: contiguous when it comes from
+:func:`project`, a transposed read otherwise. One ``tanh`` pass activates all four gates: the
+i, f, o pre-activations are halved and ``sigmoid(x) = (tanh(x / 2) + 1) / 2`` (rounded as
+minigrad's sigmoid). In training, the forward also computes, after each block of ``STEP_BLOCK``
+steps while their values are in cache, everything of the backward that does not depend on the
+carried dh, dc (each gate's derivative times the other factors of its gradient,
+:meth:`LSTMFn._block_multipliers`), so the backward never recomputes a transcendental and a
+step of it is five small products and its GEMM. The backward writes each step's gradient
+contiguously into a block of ``STEP_BLOCK`` steps, which moves into a (4H, T, B) array at once:
+the gradients of all steps are then one (4H, T * B) matrix for the weight GEMMs (of ``W_hh``
+here, of ``W_ih`` in :func:`project`'s backward), none of them on a transposed copy. All step
+maths is in place (``out=``); nothing leaves the input dtype; the backward only reads what the
+forward saved (``retain_graph``).
 
 CUDA (``lstm.cu``): per step one cuBLAS GEMM (CuPy ``matmul``) and one fused gate kernel; the
 backward likewise, then the same single weight GEMM. The kernels get the whole (T, ...) buffers
@@ -60,7 +61,9 @@ from minigrad.tensor import Tensor
 from ._rnn import RecurrentFn, gate_column, gate_major_projection
 
 CUDA_KERNELS = ("lstm_step_fwd", "lstm_step_bwd")
-STEP_BLOCK = 8  # NumPy backward: steps whose gradients move into the (4H, T, B) layout at once
+# NumPy: steps per block, for the forward's backward multipliers (made from the block's values
+# while they are in cache) and the backward's move of the gradients into the (4H, T, B) layout
+STEP_BLOCK = 8
 
 
 class LSTMFn(RecurrentFn, kernel="lstm"):
@@ -83,25 +86,30 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         # binary), so one tanh pass activates all four gates
         half = gate_column(dt, (0.5, 0.5, 1.0, 0.5))  # (4, 1), per gate: i, f, g, o
         one = gate_column(dt, (1.0, 1.0, 0.0, 1.0))  # (tanh + 1) * half: tanh -> sigmoid
-        quarter = gate_column(dt, (0.25, 0.25, 1.0, 0.25))  # derivatives (_step_multipliers)
-        # each step reads its (B, 4H) rows of x_proj transposed, while they are in cache (a
-        # transposed copy of all steps before the loop cost one more pass over T * B * 4H)
+        # each step reads its (4H, B) block of x_proj: contiguous when x_proj comes from
+        # project(), else its rows transposed, while they are in cache
         xs = self._step_order(x_proj).transpose(0, 2, 1)  # (T, 4H, B) views
         bias = np.repeat(b_hh[:, None], B, axis=1) if b_hh is not None else None  # (4H, B)
         hs = np.empty((T + 1, H, B), dtype=dt)  # hs[k] is the state entering step k
-        cs = np.empty((2, H, B), dtype=dt)  # the cell state entering and leaving a step
-        hs[0], cs[0] = h0.T, c0.T
+        hs[0] = h0.T
         training = is_grad_enabled() and any(t.requires_grad for t in self.inputs)
-        # training: per step the gate multipliers of the backward (see _step_multipliers), dc's
-        # multiplier from dh (in tanh(c)'s place) and the forget gate
+        # training: the gate multipliers of the backward (see _block_multipliers), dc's
+        # multiplier from dh (in tanh(c)'s place) and the forget gates, made for a block of
+        # steps at a time from the block's activations and cell states
+        S = STEP_BLOCK if training else 1
+        acts = np.empty((S, G, B), dtype=dt)  # the block's gate activations i, f, g, o
+        cs = np.empty((S + 1, H, B), dtype=dt)  # the cell states entering the block's steps
+        cs[0] = c0.T
         ms = np.empty((T, G, B), dtype=dt) if training else None
-        tcs = np.empty((T if training else 1, H, B), dtype=dt)
+        tcs = np.empty((T if training else 1, H, B), dtype=dt)  # tanh(c)
         fs = np.empty((T, H, B), dtype=dt) if training else None
-        a = np.empty((G, B), dtype=dt)
         hw = np.empty((G, B), dtype=dt)
         tmp = np.empty((H, B), dtype=dt)
         pad, any_pad = self._padded_columns()
+        first = 0  # the block's first step
         for k in range(T):
+            j = k - first
+            a = acts[j]
             np.matmul(w_hh, hs[k], out=hw)
             if bias is not None:  # (x + b_hh) + W_hh h: the composite's order of the sums
                 np.add(xs[k], bias, out=a)
@@ -111,14 +119,10 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
             gates = a.reshape(4, H * B)
             gates *= half
             np.tanh(a, out=a)
-            if training:  # 1 - tanh^2 of every gate, before the sigmoids overwrite a
-                m = ms[k]
-                np.multiply(a, a, out=m)
-                np.subtract(1, m, out=m)
             gates += one
             gates *= half  # i, f, o: sigmoids, rounded as minigrad's sigmoid; g: tanh
             i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
-            c_prev, c = cs[k % 2], cs[(k + 1) % 2]
+            c_prev, c = cs[j], cs[j + 1]
             np.multiply(f, c_prev, out=c)
             np.multiply(i, g, out=tmp)
             c += tmp
@@ -128,36 +132,45 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
             if any_pad and any_pad[k]:  # padded rows keep their state
                 np.copyto(hs[k + 1], hs[k], where=pad[k])
                 np.copyto(c, c_prev, where=pad[k])
-            if training:
-                self._step_multipliers(m, a, c_prev, tc, quarter)
-                np.copyto(fs[k], f)
-                if any_pad and any_pad[k]:  # padded rows: no gate gradient, dc passes through
-                    np.copyto(m, 0, where=pad[k])
-                    np.copyto(tc, 0, where=pad[k])
+            if j == S - 1 or k == T - 1:  # the block is complete
+                if training:
+                    steps = slice(first, k + 1)
+                    self._block_multipliers(ms[steps], acts[:j + 1], cs[:j + 1], tcs[steps],
+                                            fs[steps])
+                    if any_pad:  # padded rows: no gate gradient, dc passes through
+                        for n in range(first, k + 1):
+                            if any_pad[n]:
+                                np.copyto(ms[n], 0, where=pad[n])
+                                np.copyto(tcs[n], 0, where=pad[n])
+                np.copyto(cs[0], c)
+                first = k + 1
         if training:
             self.saved = (ms, tcs, fs, hs, w_hh)
-        return self._output(hs.transpose(0, 2, 1)), hs[T].T, cs[T % 2].T
+        return self._output(hs.transpose(0, 2, 1)), hs[T].T, cs[0].T
 
     @staticmethod
-    def _step_multipliers(m, a, c_prev, tc, quarter):
-        """A step's factors of the backward that do not depend on the carried dh, dc, while
-        the step's values are in cache: ``m`` (4H, B), holding ``1 - tanh^2`` of each gate's
-        (halved) pre-activation, becomes the factors that turn dc (i, f, g) and dh (o) into
-        the pre-activations' gradients; ``tc`` becomes dc's factor from dh, ``o (1 - tc^2)``.
-
-        With ``t = tanh(x / 2)`` and ``s = (t + 1) / 2``, ``s (1 - s) = (1 - t^2) / 4``: the
-        sigmoids' derivatives are a quarter of m's rows (``quarter``: (4, 1), 1 for g)."""
-        H = tc.shape[0]
-        i, g, o = a[:H], a[2 * H:3 * H], a[3 * H:]
-        m[:H] *= g  # di = dc * g * i(1-i)
-        m[H:2 * H] *= c_prev  # df = dc * c_prev * f(1-f)
-        m[2 * H:3 * H] *= i  # dg = dc * i * (1-g^2)
-        m[3 * H:] *= tc  # do = dh * tc * o(1-o)
-        by_gate = m.reshape(4, -1)
-        by_gate *= quarter
+    def _block_multipliers(m, acts, c_prev, tc, fs):
+        """The factors of the backward that do not depend on the carried dh, dc, for a block
+        of steps (a few calls over the block instead of a dozen per step), from the block's
+        activations ``acts`` (n, 4H, B) and the cell states entering its steps ``c_prev``:
+        ``m`` (n, 4H, B) gets the factors that turn dc (i, f, g) and dh (o) into the
+        pre-activations' gradients, ``tc`` (tanh(c)) becomes dc's factor from dh, ``o (1 -
+        tc^2)``, and ``fs`` the forget gates."""
+        H = tc.shape[1]
+        i, f, g, o = (acts[:, k * H:(k + 1) * H] for k in range(4))
+        np.subtract(1, acts, out=m)
+        m *= acts  # s (1 - s): the sigmoids' derivatives (the g rows are replaced below)
+        m_g = m[:, 2 * H:3 * H]
+        np.multiply(g, g, out=m_g)
+        np.subtract(1, m_g, out=m_g)
+        m_g *= i  # dg = dc * i * (1-g^2)
+        m[:, :H] *= g  # di = dc * g * i(1-i)
+        m[:, H:2 * H] *= c_prev  # df = dc * c_prev * f(1-f)
+        m[:, 3 * H:] *= tc  # do = dh * tc * o(1-o)
         np.multiply(tc, tc, out=tc)
         np.subtract(1, tc, out=tc)
         tc *= o
+        np.copyto(fs, f)
 
     def _backward_numpy(self, gy, gh_n, gc_n):
         ms, dc_from_dh, fs, hs, w_hh = self.saved  # read only (retain_graph)
