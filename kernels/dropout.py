@@ -9,11 +9,11 @@ NumPy: no uniforms. Each keep/drop decision compares a random 32-bit word with a
 threshold, keep where ``w >= round(p * 2**32)`` (so P(keep) is ``1 - p`` to within 2**-32;
 the reference's float32 uniforms resolve ``p`` to 2**-24), and the word is drawn lazily, top
 byte first (:func:`_keep_mask`): about 8 random bits per element instead of the 32 behind a
-float32 uniform, and the random draw is most of the work. The mask is kept as booleans (a
-byte per element) for the backward; forward and backward are a multiply by the scale and a
-multiply by the mask each. The words come from the CPU generator (``mg.manual_seed``,
-checkpoints), so the mask is reproducible from the seed; it is a different stream from the
-reference's (the two paths drop different elements from the same seed).
+float32 uniform (one bit for p = 1/2), and the random draw is most of the work. The mask is
+kept as booleans (a byte per element) for the backward; forward and backward are a multiply by
+the scale and a multiply by the mask each. The words come from the CPU generator
+(``mg.manual_seed``, checkpoints), so the mask is reproducible from the seed; it is a different
+stream from the reference's (the two paths drop different elements from the same seed).
 
 CUDA (``dropout.cu``): no uniforms and no mask are stored. Each element's keep/drop decision is
 a counter-based hash (a Philox-style mix of a 64-bit seed and the element's index), so the
@@ -106,8 +106,9 @@ def _keep_mask(shape, p: float) -> np.ndarray:
     a byte above t's top byte keeps, one below drops, and only for the 1/256 of elements whose
     byte ties with t's are the 24 low bits drawn to settle the comparison. So the mask costs
     about 8 random bits per element instead of 32, and every pass runs over bytes. When t's low
-    24 bits are zero (p a multiple of 1/256, such as 0.5) a tie keeps whatever the low bits
-    are, so the top byte decides alone: one comparison, nothing more drawn.
+    24 bits are zero (p a multiple of 1/256, such as 0.25) a tie keeps whatever the low bits
+    are, so the top byte decides alone: one comparison, nothing more drawn. For p = 1/2 the
+    decision is w's top bit alone, so each element takes one bit of the words, unpacked.
 
     Example:
         >>> import minigrad as mg
@@ -121,6 +122,9 @@ def _keep_mask(shape, p: float) -> np.ndarray:
     if threshold >= 2**32:  # p within 2**-33 of 1: every element dropped
         return np.zeros(shape, dtype=bool)
     bits = backend.generator(backend.CPU).bit_generator
+    if threshold == 1 << 31:  # p = 1/2: keep is w's top bit, so one random bit per element
+        words = bits.random_raw((n + 63) // 64)  # (the unpacked bits are bytes 0 or 1)
+        return np.unpackbits(words.view(np.uint8), count=n).view(np.bool_).reshape(shape)
     top = bits.random_raw((n + 7) // 8).view(np.uint8)[:n]  # 8 bytes per 64-bit word
     t_top, t_low = np.uint8(threshold >> 24), threshold & 0xFFFFFF
     if t_low == 0:  # p a multiple of 1/256 (0.5, 0.25, ...): w >= t exactly when its top byte

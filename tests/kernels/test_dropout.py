@@ -64,7 +64,23 @@ def test_cpu_mask_follows_the_generator_state():
     assert not np.array_equal(a, b)
 
 
-@pytest.mark.parametrize("p", [0.25, 0.5, 0.75, 0.3])
+def test_cpu_mask_for_one_half_is_one_bit_per_element():
+    """p = 1/2: each element keeps on one random bit (w >= 2**31 is w's top bit), the bits of
+    ceil(n / 64) words in order; the generator moves by that many words."""
+    shape = (37, 29)
+    n = shape[0] * shape[1]
+    mg.manual_seed(11)
+    mask = kernels.dropout._keep_mask(shape, 0.5)
+    after = mg.backend.generator(mg.backend.CPU).bit_generator.random_raw(1)
+    mg.manual_seed(11)
+    bits = mg.backend.generator(mg.backend.CPU).bit_generator
+    words = bits.random_raw((n + 63) // 64)
+    expected = np.unpackbits(words.view(np.uint8))[:n].astype(bool).reshape(shape)
+    np.testing.assert_array_equal(mask, expected)
+    assert bits.random_raw(1) == after
+
+
+@pytest.mark.parametrize("p", [0.25, 0.75, 0.3])
 def test_cpu_mask_is_the_word_threshold_comparison(p):
     """keep = (w >= round(p 2**32)) for each element's 32-bit word w, whose top byte is the
     element's byte of the first draw and whose low 24 bits come from one more word drawn per
