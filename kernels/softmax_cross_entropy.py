@@ -13,9 +13,13 @@ weights ``w`` (all ones without), ``W = sum_c w_c`` and smoothing ``eps``::
 
 with ``k_n`` the upstream gradient of loss_n (0 where ignored).
 
-NumPy: forward is a max, a subtract, an exp and a row sum over the (N, C) logits (one more row
-sum for smoothing); the exponentials are kept, so the backward is one scaling pass, a scatter of
-N values and, with smoothing, one more pass. Both walk the rows in cache-sized chunks spread
+NumPy: forward is a max, an exp and a row sum over the (N, C) logits (one more row sum for
+smoothing): where every logit of a chunk of rows is small enough that exp(x) and its row sums
+cannot overflow, the exponentials are taken unshifted (the max is then one reduction over the
+chunk instead of a subtract pass; a chunk with a row whose sum underflowed is redone shifted
+by each row's max, as are chunks with larger, infinite or NaN logits). The exponentials are
+kept, so the backward is one scaling pass, a scatter of N values and, with smoothing, one more
+pass. Both walk the rows in cache-sized chunks spread
 over threads (``kernels/_numpy.py``). Nothing is computed in float64 for float32.
 
 CUDA (``softmax_cross_entropy.cu``): one block per row for the forward (max, sum of exp, loss,
@@ -91,17 +95,36 @@ class SoftmaxCrossEntropyFn(FusedFunction, kernel="softmax_cross_entropy"):
         s = np.empty(N, dtype=x.dtype)
         loss = np.empty(N, dtype=x.dtype)
 
-        def chunk(rows):  # cache-sized pieces, on several threads: see kernels/_numpy.py
-            e = exps[rows]
-            # NOTE: max-shift: exp never overflows (logits of 1e4 give finite losses)
-            np.subtract(x[rows], np.maximum.reduce(x[rows], axis=1, keepdims=True), out=e)
-            picked = e[np.arange(e.shape[0]), self.safe[rows]]  # x_nt - max_n
-            if eps > 0:  # sum_c w_c (x_nc - max_n)
-                smooth_sum = e.sum(axis=1) if w is None else e @ w
-            np.exp(e, out=e)
+        finfo = np.finfo(x.dtype)
+        # below this, exp(x) and a row sum of C of them stay finite: no shift needed
+        unshifted_max = float(np.log(finfo.max)) - float(np.log(max(C, 1))) - 1.0
+        # a row sum under this came from exponentials that underflowed: redo it shifted
+        underflow = float(np.sqrt(finfo.tiny))
+
+        def exps_of(rows, shift):
+            """Exponentials of the chunk's logits into exps, their row sums into s; returns
+            (x_nt - shift_n, sum_c w_c (x_nc - shift_n) or None): what the loss needs."""
+            e, xr = exps[rows], x[rows]
+            if shift:  # NOTE: max-shift: exp never overflows (logits of 1e4 give finite losses)
+                np.subtract(xr, np.maximum.reduce(xr, axis=1, keepdims=True), out=e)
+                xr = e
+            picked = xr[np.arange(e.shape[0]), self.safe[rows]]
+            smooth_sum = None
+            if eps > 0:
+                smooth_sum = xr.sum(axis=1) if w is None else xr @ w
+            np.exp(xr, out=e)
             np.add.reduce(e, axis=1, out=s[rows])  # (not np.sum: its wrapper outweighs this sum)
+            return picked, smooth_sum
+
+        def chunk(rows):  # cache-sized pieces, on several threads: see kernels/_numpy.py
+            # (a NaN or infinite logit fails the comparison: shifted)
+            xr = x[rows]
+            small = xr.size > 0 and np.maximum.reduce(xr, axis=None) < unshifted_max
+            picked, smooth_sum = exps_of(rows, not small)
+            if small and np.minimum.reduce(s[rows]) < underflow:
+                picked, smooth_sum = exps_of(rows, True)
             log_s = np.log(s[rows])
-            # lse - x_t = log s - (x_t - max)
+            # lse - x_t = log s - (x_t - shift), the shift 0 or the row's max
             part = np.subtract(log_s, picked, out=loss[rows])
             part *= self.w_t[rows]
             if eps > 0:

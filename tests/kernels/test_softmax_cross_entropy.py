@@ -133,3 +133,20 @@ def test_use_fused_switch(device):
     assert "SoftmaxCrossEntropyFn" in grad_fn_names(F.cross_entropy(x, t))
     x16 = tensor(cpu(x), device, "float16", True)  # no float16 kernel: the composite runs
     assert "SoftmaxCrossEntropyFn" not in grad_fn_names(F.cross_entropy(x16, t))
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_unshifted_and_shifted_chunks(device, dtype):
+    """The NumPy forward takes exponentials unshifted in chunks of small logits, shifted by
+    each row's max elsewhere: a chunk with a huge logit, one with a row so negative that its
+    unshifted exponentials underflow (redone shifted), and plain ones give the reference's
+    losses and gradients (40000 rows of 7: two chunks)."""
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((40000, 7)) * 2
+    x[3] -= 2000.0  # underflows unshifted in both dtypes
+    x[39000, 2] = 500.0  # above the unshifted bound in float32; the second chunk
+    t = tensor(rng.integers(0, 7, 40000), device)
+    x = tensor(x, device, dtype, True)
+    for kw in (dict(), dict(label_smoothing=0.1, reduction="none")):
+        out, grads = assert_same(lambda x, kw=kw: F.cross_entropy(x, t, **kw), [x], dtype=dtype)
+        assert np.all(np.isfinite(out[0])) and np.all(np.isfinite(grads[0]))
