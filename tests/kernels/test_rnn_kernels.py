@@ -5,7 +5,7 @@ masks, odd shapes."""
 import numpy as np
 import pytest
 import rnn_checks as rc
-from kernel_utils import cpu, fused_on, tensor  # noqa: F401  (fused_on: autouse, kernels on)
+from kernel_utils import cpu, fused_on, outputs_list, tensor  # noqa: F401  (fused_on: autouse)
 
 import minigrad as mg
 from minigrad import kernels, nn
@@ -99,3 +99,17 @@ def test_lstm_second_backward_with_retain_graph(device):
     second = mg.grad(loss, params)
     for a, b in zip(first, second):
         np.testing.assert_array_equal(cpu(a), cpu(b))
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_lstm_forward_without_grad_is_the_training_forward(device, bidirectional):
+    """Under no_grad the fused LSTM keeps no backward state (one step at a time instead of
+    blocks of steps): its outputs equal the training forward's, bit for bit, with padding."""
+    mg.manual_seed(0)
+    lstm = nn.LSTM(5, 7, bidirectional=bidirectional).to(device=device)
+    x = tensor(np.random.default_rng(5).standard_normal((19, 3, 5)), device, "float32")
+    trained = lstm(x, lengths=[19, 4, 11])
+    with mg.no_grad():
+        inferred = lstm(x, lengths=[19, 4, 11])
+    for a, b in zip(outputs_list(trained), outputs_list(inferred)):
+        np.testing.assert_array_equal(cpu(a.detach()), cpu(b))
