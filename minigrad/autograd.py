@@ -377,38 +377,45 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
         order = _topo_order(roots)
         # leaves with post-accumulate hooks are finished as soon as their gradient is complete
         final = _final_leaves(order) if _POST_ACCUMULATE_HOOKS and wanted is None else None
+        # NOTE: this loop runs once per node of every backward pass, mostly as cold code between
+        # the nodes' array work: the one-output case without a list of gradients, the dict
+        # updates written out, the arrays' shapes and dtypes read directly (no Tensor properties)
         for fn in order:
-            n_out = len(fn.out_meta)
-            gys = []
-            for i in range(n_out):
-                g = node_grads.pop((id(fn), i), None)
-                out = fn.outputs[i]()
-                if out is not None:
-                    if g is not None and out._hooks:
-                        g = _run_hooks(out, g)
-                    if g is not None and out._retains_grad:
-                        out.grad = g if out.grad is None else out.grad + g
-                    if wanted is not None and id(out) in wanted and g is not None:
-                        _accumulate(leaf_grads, id(out), g)
-                        leaves[id(out)] = out
-                if g is None:
-                    g = _zeros(fn, i)
-                gys.append(g)
-            gxs = fn.backward(*gys)
+            outputs = fn.outputs
+            if len(outputs) == 1:
+                g = node_grads.pop((id(fn), 0), None)
+                out = outputs[0]()
+                if out is not None and (out._hooks or out._retains_grad or wanted is not None):
+                    g = _output_grad(out, g, wanted, leaf_grads, leaves)
+                gxs = fn.backward(g if g is not None else _zeros(fn, 0))
+            else:
+                gys = []
+                for i in range(len(outputs)):
+                    g = node_grads.pop((id(fn), i), None)
+                    out = outputs[i]()
+                    if out is not None:
+                        g = _output_grad(out, g, wanted, leaf_grads, leaves)
+                    gys.append(g if g is not None else _zeros(fn, i))
+                gxs = fn.backward(*gys)
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
             for t, gx, need in zip(fn.inputs, gxs, fn.needs_input_grad):
                 if gx is None or not need:
                     continue
-                if gx.shape != t.shape:
-                    gx = sum_to(gx, t.shape)  # undo broadcasting, once, here
-                if gx.dtype != t.dtype:
-                    gx = gx.to(t.dtype)
+                data = t.data
+                if gx.data.shape != data.shape:
+                    gx = sum_to(gx, data.shape)  # undo broadcasting, once, here
+                if gx.data.dtype != data.dtype:
+                    gx = gx.to(data.dtype)
                 if t.grad_fn is None:
-                    _accumulate(leaf_grads, id(t), gx)
-                    leaves[id(t)] = t
+                    key = id(t)
+                    prev = leaf_grads.get(key)
+                    leaf_grads[key] = gx if prev is None else prev + gx
+                    leaves[key] = t
                 else:
-                    _accumulate(node_grads, (id(t.grad_fn), t._out_index), gx)
+                    key = (id(t.grad_fn), t._out_index)
+                    prev = node_grads.get(key)
+                    node_grads[key] = gx if prev is None else prev + gx
             if final and id(fn) in final:
                 for leaf in final.pop(id(fn)):
                     g = leaf_grads.pop(id(leaf), None)
@@ -435,6 +442,20 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
         for key, g in leaf_grads.items():
             _finish_leaf(leaves[key], g, create_graph, taken)
     return None
+
+
+def _output_grad(out, g, wanted, leaf_grads: dict, leaves: dict):
+    """The gradient ``g`` reaching the non-leaf ``out`` (None when none did), after its hooks;
+    kept in ``out.grad`` when ``out`` retains its gradient, recorded when ``mg.grad`` asked
+    for it."""
+    if g is not None and out._hooks:
+        g = _run_hooks(out, g)
+    if g is not None and out._retains_grad:
+        out.grad = g if out.grad is None else out.grad + g
+    if wanted is not None and id(out) in wanted and g is not None:
+        _accumulate(leaf_grads, id(out), g)
+        leaves[id(out)] = out
+    return g
 
 
 def _finish_leaf(leaf, g, create_graph: bool, taken: set) -> None:
@@ -471,6 +492,8 @@ def _writeable(array) -> bool:
     more than one element (a broadcast view) says the same."""
     if not getattr(array.flags, "writeable", True):
         return False
+    if 0 not in array.strides:  # the common case, without a loop over the dimensions
+        return True
     return all(st != 0 or n <= 1 for st, n in zip(array.strides, array.shape))
 
 
