@@ -92,7 +92,10 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         bias = np.repeat(b_hh[:, None], B, axis=1) if b_hh is not None else None  # (4H, B)
         hs = np.empty((T + 1, H, B), dtype=dt)  # hs[k] is the state entering step k
         hs[0] = h0.T
-        training = is_grad_enabled() and any(t.requires_grad for t in self.inputs)
+        # keep what the backward needs only when there can be one (a node made by hand may
+        # set needs_input_grad before its forward)
+        training = is_grad_enabled() and (any(t.requires_grad for t in self.inputs)
+                                          or any(getattr(self, "needs_input_grad", ())))
         # training: the gate multipliers of the backward (see _block_multipliers), dc's
         # multiplier from dh (in tanh(c)'s place) and the forget gates, made for a block of
         # steps at a time from the block's activations and cell states
