@@ -117,25 +117,52 @@ class AttentionFn(FusedFunction, kernel="attention"):
         masks = [None if b is None else
                  np.ascontiguousarray(b.T) if b.ndim == 2 else np.swapaxes(b, -1, -2)
                  for *_, b in blocks]
+        finfo = np.finfo(dt)
+        # scaled scores below this give exponentials whose sums over S keys stay finite
+        unshifted_max = float(np.log(finfo.max)) - float(np.log(max(S, 1))) - 1.0
+        underflow = float(np.sqrt(finfo.tiny))  # a sum under this lost its exponentials
+        # queries of a block that may attend no key (2-D masks): their sums are 0 by design
+        dead = [None if bt is None or bt.ndim != 2 else np.all(bt == -np.inf, axis=0)
+                for bt in masks]
         for part in row_chunks(nb, nh * L * S, 65536):  # cache-sized pieces: kernels/_numpy.py
-            for (r0, r1, ks, ke, _), bt, pt in zip(blocks, masks, probs):
+            for (r0, r1, ks, ke, _), bt, pt, no_key in zip(blocks, masks, probs, dead):
                 if ke == ks:  # no query of the block may attend anything: zeros (as PyTorch)
                     out[part, :, r0:r1] = 0
                     continue
-                sc = pt[part]  # S^T = k q^T
-                np.matmul(k4[part, :, ks:ke], np.swapaxes(qs[part, :, r0:r1], -1, -2), out=sc)
-                if bt is not None:
-                    sc += bt if bt.ndim == 2 else bt[part]
-                col_max = np.maximum.reduce(sc, axis=-2, keepdims=True)  # NOTE: no overflow
-                if bt is not None:
-                    # NOTE: a query whose keys are all masked has max -inf: shift it by 0
-                    # instead; its exps are then all 0, and dividing by 1 keeps them 0
-                    col_max[col_max == -np.inf] = 0
-                sc -= col_max
-                if fold:
-                    sc *= scale
-                np.exp(sc, out=sc)
-                total = np.add.reduce(sc, axis=-2, keepdims=True)
+                sc = pt[part]
+                operands = (k4[part, :, ks:ke], qs[part, :, r0:r1],
+                            bt if bt is None or bt.ndim == 2 else bt[part])
+                _scores_into(sc, *operands)
+                # NOTE: where every scaled score of the chunk is small, the exponentials are
+                # taken unshifted (one reduction instead of a max per query and a subtract);
+                # shifted by each query's max otherwise (a NaN fails the test too), under
+                # masks with batch dims, and where a query's sum underflowed
+                shifted = bt is not None and bt.ndim != 2
+                if not shifted:
+                    top = np.maximum.reduce(sc, axis=None)
+                    shifted = not (top * (scale if fold else 1) < unshifted_max)
+                if not shifted:
+                    if fold:
+                        sc *= scale
+                    np.exp(sc, out=sc)
+                    total = np.add.reduce(sc, axis=-2, keepdims=True)
+                    low = total < underflow
+                    if no_key is not None:
+                        low &= ~no_key
+                    if low.any():
+                        _scores_into(sc, *operands)
+                        shifted = True
+                if shifted:
+                    col_max = np.maximum.reduce(sc, axis=-2, keepdims=True)  # no overflow
+                    if bt is not None:
+                        # NOTE: a query whose keys are all masked has max -inf: shift it by 0
+                        # instead; its exps are then all 0, and dividing by 1 keeps them 0
+                        col_max[col_max == -np.inf] = 0
+                    sc -= col_max
+                    if fold:
+                        sc *= scale
+                    np.exp(sc, out=sc)
+                    total = np.add.reduce(sc, axis=-2, keepdims=True)
                 if bt is not None:
                     total[total == 0] = 1
                 sc /= total
@@ -353,6 +380,13 @@ def _merges_without_copy(shape: tuple, strides: tuple) -> bool:
     """
     dims = [(n, st) for n, st in zip(shape, strides) if n != 1]
     return all(st0 == st1 * n1 for (_, st0), (n1, st1) in zip(dims, dims[1:]))
+
+
+def _scores_into(sc, k, q, bias_t) -> None:
+    """``sc = k q^T (+ bias^T)``: a block's scores, transposed (keys, queries)."""
+    np.matmul(k, np.swapaxes(q, -1, -2), out=sc)
+    if bias_t is not None:
+        sc += bias_t
 
 
 def _zero_or_minus_inf(bias) -> bool:

@@ -224,3 +224,24 @@ def test_scale_taken_out_of_zero_or_minus_inf_masks(device, kind, scale):
     if device == "cpu":
         fn = sdpa(q, k, v, mask, is_causal=causal, scale=scale).grad_fn
         assert fn.fold_scale == (scale > 0 and kind != "float")
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_unshifted_and_shifted_softmax(device, dtype):
+    """The NumPy forward takes the exponentials unshifted where a chunk's scaled scores are
+    small: a query whose scores all sit near -3000 (a float mask) underflows there and is redone
+    shifted; large scores are shifted from the start; a query with no key stays zero."""
+    rng = np.random.default_rng(6)
+    q, k, v = (tensor(rng.standard_normal((2, 2, 6, 4)), device, dtype, True) for _ in range(3))
+    m = rng.standard_normal((6, 6))
+    m[2] = -3000.0  # query 2: every score far below exp's range, but not masked
+    mask = tensor(m, device, dtype)
+    out, grads = assert_same(lambda q, k, v: sdpa(q, k, v, mask), [q, k, v], dtype=dtype)
+    assert np.all(np.isfinite(out[0])) and np.abs(out[0][:, :, 2]).max() > 0
+    big = tensor(cpu(q) * 300, device, dtype, True)
+    assert_same(lambda q, k, v: sdpa(q, k, v, is_causal=True), [big, k, v], dtype=dtype)
+    allowed = np.ones((6, 6), dtype=bool)
+    allowed[4] = False  # query 4 may attend nothing: zeros
+    out, _ = assert_same(lambda q, k, v: sdpa(q, k, v, tensor(allowed, device)), [q, k, v],
+                         dtype=dtype)
+    np.testing.assert_array_equal(out[0][:, :, 4], 0.0)
