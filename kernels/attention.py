@@ -10,13 +10,16 @@ the softmax(q k^T * scale + mask) @ v of ``F.scaled_dot_product_attention`` and 
     dP = dout @ v^T;   dS = P * (dP - rowsum(dP * P))
     dq = dS @ k * scale;   dk = dS^T @ (q * scale);   dv = P^T @ dout
 
-NumPy: one Function keeps P (transposed: (..., S, L)), q * scale and the output; the
-forward is two batched GEMMs and an in-place softmax with the mask added as 0 / -inf (add, max,
-subtract, exp, sum, divide), the backward four batched GEMMs and three passes over dP. Both walk
-the batch and heads in cache-sized groups (``kernels/_numpy.py``), instead of the composite's
-dozen whole-array ops each way. Under a causal (or any 2-D) mask the query rows go in blocks of
-128, each computing only the key range it may attend (:func:`_row_blocks`): the flash kernels'
-skipping of masked tiles, on the CPU.
+NumPy: one Function keeps P (transposed: (..., S, L)) and q * scale (q itself under masks of
+0 / -inf, whose scale then goes to the scores and dS); the forward is two batched GEMMs and an
+in-place softmax with the mask added as 0 / -inf (add, max, subtract, exp, sum, divide; where
+a block's scores are small the exponentials are unshifted: no max per query, no subtract), the
+backward four batched GEMMs and three passes over dP. Both walk the batch and heads in
+cache-sized groups (``kernels/_numpy.py``), instead of the composite's dozen whole-array ops
+each way. ``PackedAttentionFn`` does the same on MultiheadAttention's packed (B, L, 3E)
+projection with no copies for the head split and merge. Under a causal (or any 2-D) mask the
+query rows go in blocks of 128, each computing only the key range it may attend
+(:func:`_row_blocks`): the flash kernels' skipping of masked tiles, on the CPU.
 
 CUDA (``attention.cu``): a tiled online-softmax (flash-attention style) kernel that never
 stores the (L, S) matrix in global memory: the forward keeps only the output and one
