@@ -204,7 +204,7 @@ class AttentionFn(FusedFunction, kernel="attention"):
                 ds = np.matmul(v4[part, :, ks:ke], np.swapaxes(dout, -1, -2))  # dP^T = v dout^T
                 # NOTE: each query's sum(dP * P) from these very dP values (not as dout . out,
                 # equal only in exact arithmetic): a saturated softmax (P one-hot) gives dS = 0
-                ds -= np.add.reduce(ds * pt, axis=-2, keepdims=True)
+                ds -= np.einsum("...kr,...kr->...r", ds, pt)[..., None, :]  # (no product array)
                 ds *= pt  # dS^T = P^T (dP^T - colsum(dP^T P^T))
                 if self.fold_scale:  # the scores' scale, for dq and dk at once
                     ds *= scale
