@@ -373,6 +373,10 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             roots.append(out.grad_fn)
 
     taken = {id(_root(g.data)) for g in grad_outputs}  # buffers .grad may not reuse
+    # keys whose summed gradient is a buffer this pass made (``prev + gx``): later terms are
+    # added into it in place instead of allocating a new sum each time (a weight used at
+    # every step of an unrolled RNN gets one term per step); never under create_graph
+    owned: set = set()
     with set_grad_enabled(create_graph):
         order = _topo_order(roots)
         # leaves with post-accumulate hooks are finished as soon as their gradient is complete
@@ -408,14 +412,19 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                 if gx.data.dtype != data.dtype:
                     gx = gx.to(data.dtype)
                 if t.grad_fn is None:
-                    key = id(t)
-                    prev = leaf_grads.get(key)
-                    leaf_grads[key] = gx if prev is None else prev + gx
+                    key, grads = id(t), leaf_grads
                     leaves[key] = t
                 else:
-                    key = (id(t.grad_fn), t._out_index)
-                    prev = node_grads.get(key)
-                    node_grads[key] = gx if prev is None else prev + gx
+                    key, grads = (id(t.grad_fn), t._out_index), node_grads
+                prev = grads.get(key)
+                if prev is None:
+                    grads[key] = gx
+                elif key in owned:
+                    prev.data += gx.data
+                else:
+                    grads[key] = prev + gx
+                    if not create_graph:
+                        owned.add(key)
             if final and id(fn) in final:
                 for leaf in final.pop(id(fn)):
                     g = leaf_grads.pop(id(leaf), None)

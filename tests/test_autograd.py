@@ -272,3 +272,27 @@ def test_viz_to_dot_describes_the_graph():
     assert dot.startswith("digraph minigrad {") and dot.rstrip().endswith("}")
     for word in ("Matmul", "Relu", "Sum", "2x3 float32", "w\\n3x4 float32", "->"):
         assert word in dot
+
+
+def test_gradient_terms_summed_in_place_never_touch_shared_buffers():
+    # add's backward hands the same gradient array to both of its inputs; w then collects more
+    # terms: the sum is made in a buffer of the engine's own (in place after its first term),
+    # and v's gradient, which is that shared array, stays as it was
+    w = mg.tensor(np.zeros(4, np.float32), requires_grad=True)
+    v = mg.tensor(np.zeros(4, np.float32), requires_grad=True)
+    h = w * 1.0  # a non-leaf used several times: its terms are summed the same way
+    loss = (w + v).sum() + (w * 2.0).sum() + (w * 3.0).sum() + (h + h).sum() + (h * 5.0).sum()
+    loss.backward()
+    np.testing.assert_array_equal(v.grad.numpy(), np.ones(4, np.float32))
+    np.testing.assert_array_equal(w.grad.numpy(), np.full(4, 13.0, np.float32))
+
+
+def test_gradient_terms_under_create_graph_stay_differentiable():
+    x = mg.tensor(np.array([1.0, 2.0]), requires_grad=True)
+    y = (x * x).sum() + (x * x * x).sum() + (x * 4.0).sum()
+    (g,) = mg.autograd.grad(y, [x], create_graph=True)
+    xs = x.detach().numpy()
+    assert g.requires_grad
+    np.testing.assert_allclose(g.detach().numpy(), 2 * xs + 3 * xs ** 2 + 4)
+    (gg,) = mg.autograd.grad(g.sum(), [x])
+    np.testing.assert_allclose(gg.numpy(), 2 + 6 * xs)
