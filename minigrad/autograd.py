@@ -433,6 +433,9 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             if not retain_graph:
                 fn.inputs = None  # frees saved tensors; a second backward raises
                 fn.__dict__ = {"inputs": None, "out_meta": fn.out_meta, "outputs": fn.outputs}
+            # the loop's names would keep this node's input and gradients alive through the
+            # next node's backward (a conv's output into the next layer's: the step's peak)
+            t = gx = g = gxs = gys = out = data = prev = None
 
         if wanted is not None:
             result = []

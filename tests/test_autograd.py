@@ -296,3 +296,29 @@ def test_gradient_terms_under_create_graph_stay_differentiable():
     np.testing.assert_allclose(g.detach().numpy(), 2 * xs + 3 * xs ** 2 + 4)
     (gg,) = mg.autograd.grad(g.sum(), [x])
     np.testing.assert_allclose(gg.numpy(), 2 + 6 * xs)
+
+
+def test_backward_frees_each_input_once_its_node_is_done():
+    # the engine's loop must not keep the previous node's input alive into the next node's
+    # backward (a conv's output held into the next layer's backward is a step's peak)
+    import gc
+    import weakref
+
+    seen = []
+
+    class Probe(mg.autograd.Function):
+        def forward(self, x):
+            return x * 1
+
+        def backward(self, gy):
+            gc.collect()
+            seen.append(ref() is None)
+            return gy
+
+    x = mg.tensor(np.ones((4, 4), np.float32), requires_grad=True)
+    h = Probe.apply(x * 2.0)
+    ref = weakref.ref(h.data)  # the array: a name left over may hold it, not the tensor
+    loss = (h * 3.0).sum()  # MulFn(h, 3) holds h; its backward runs just before Probe's
+    del h
+    loss.backward()
+    assert seen == [True]
