@@ -604,7 +604,9 @@ def _pad_dim(x: Tensor, dim: int, lo: int, hi: int, mode: str, value: float) -> 
         after = part(n - 1, n).expand(*size[:dim], hi, *size[dim + 1:])
     else:  # circular: wrap around
         before, after = part(n - lo, n), part(0, hi)
-    pieces = [p for p, k in ((before, lo), (x, n), (after, hi)) if k > 0]
+    # x stays a piece when cropped to nothing: the output still depends on it (zero gradient,
+    # as PyTorch's), not a tensor cut off the graph
+    pieces = [p for p, k in ((before, lo), (x, n), (after, hi)) if k > 0 or p is x]
     return ops.cat(pieces, dim=dim)
 
 

@@ -401,3 +401,28 @@ def test_layer_gradcheck_every_padding_mode(fused, padding_mode):
                   mode="constant" if padding_mode == "zeros" else padding_mode),
             w, b, conv.stride), [x, conv.weight, conv.bias])
         assert gradcheck(lambda x: conv(x), [x])
+
+
+@pytest.mark.parametrize("fused", PATHS)
+def test_conv_transpose2d_output_all_padding_gives_zero_input_gradient(fused):
+    # stride 3, padding 1, output_padding 2 on a 1x1 input: the one output row lies in the
+    # output padding, so it is the bias alone; the input still gets its (zero) gradient, as
+    # in PyTorch, not None (the composite's crop-everything pad once cut it off the graph)
+    x, w = _t((1, 1, 1, 1)), _t((1, 1, 1, 1), seed=1)
+    b = _t((1,), seed=2)
+    with mg.use_fused(fused):
+        y = F.conv_transpose2d(x, w, b, stride=(3, 1), padding=(1, 0), output_padding=(2, 0))
+        assert y.shape == (1, 1, 1, 1)
+        y.sum().backward()
+    np.testing.assert_array_equal(npy(x.grad), np.zeros((1, 1, 1, 1)))
+    np.testing.assert_array_equal(npy(w.grad), np.zeros((1, 1, 1, 1)))
+    np.testing.assert_array_equal(npy(b.grad), np.ones(1))
+
+
+def test_pad_cropping_everything_stays_in_the_graph():
+    x = _t((2, 3))
+    y = F.pad(x, (-2, 1, 0, 0))  # the last column kept, one zero added
+    z = F.pad(x, (-3, 2))  # every column cropped, two zeros added
+    assert z.shape == (2, 2) and z.requires_grad
+    (y.sum() + z.sum()).backward()
+    np.testing.assert_array_equal(npy(x.grad), [[0, 0, 1], [0, 0, 1]])
