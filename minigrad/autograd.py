@@ -134,6 +134,10 @@ class Function:
     xp: Any
     differentiable = True  # False: outputs never require grad (argmax, comparisons, ...)
     save_outputs = False  # True: backward uses the outputs (y = exp(x): gx = gy * y)
+    # False: backward never reads the inputs' values (relu from its output): the node keeps of
+    # each non-leaf input only its place in the graph, so the input's memory is freed as soon
+    # as nothing else holds it (PyTorch saves only what a formula needs in the same way)
+    keeps_inputs = True
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -173,6 +177,8 @@ class Function:
         fn.outputs = tuple([weakref.ref(o) for o in out_list])
         if cls.save_outputs:
             fn.saved_outputs = tuple([o.data for o in out_list])
+        if not cls.keeps_inputs:
+            fn.inputs = tuple([t if t.grad_fn is None else _edge(t, xp) for t in inputs])
         for i, o in enumerate(out_list):
             if o.data.dtype.kind in "fV":  # (V: ml_dtypes' bfloat16)
                 o.requires_grad = True
@@ -194,6 +200,17 @@ class Function:
 
     def __repr__(self):
         return f"<{type(self).__name__}>"
+
+
+def _edge(t, xp):
+    """A stand-in for the non-leaf input ``t`` of a node that does not read its inputs: the
+    same place in the graph (``grad_fn``, output index) and the same shape and dtype (read by
+    the engine), over a zero-strided view of one zero instead of ``t``'s memory. A tensor with
+    hooks or a retained gradient is held by its own node (``Tensor.register_hook``)."""
+    e = Tensor._make(xp.broadcast_to(xp.zeros((), dtype=t.data.dtype), t.data.shape), True)
+    e.grad_fn = t.grad_fn
+    e._out_index = t._out_index
+    return e
 
 
 def _as_array(value, xp):

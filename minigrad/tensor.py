@@ -322,7 +322,18 @@ class Tensor:
             self._hooks = {}
         key = object()
         self._hooks[key] = hook
+        self._hold()
         return _HookHandle(self._hooks, key)
+
+    def _hold(self) -> None:
+        """Keep this non-leaf tensor alive as long as its node: the engine finds hooks and
+        retained gradients through it, and a consumer that keeps no inputs
+        (``Function.keeps_inputs``) does not hold it (PyTorch keeps such hooks on the node)."""
+        fn = self.grad_fn
+        if fn is not None and fn.__dict__.get("inputs", ()) is not None:
+            held = fn.__dict__.setdefault("held_outputs", [])
+            if not any(h is self for h in held):
+                held.append(self)
 
     def register_post_accumulate_grad_hook(self, hook):
         """Call ``hook(tensor)`` on this leaf once its ``.grad`` holds the complete gradient
@@ -347,6 +358,7 @@ class Tensor:
         """Keep ``.grad`` for this non-leaf tensor after backward."""
         if self.grad_fn is not None:
             self._retains_grad = True
+            self._hold()
 
     @property
     def retains_grad(self) -> bool:

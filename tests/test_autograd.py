@@ -322,3 +322,47 @@ def test_backward_frees_each_input_once_its_node_is_done():
     del h
     loss.backward()
     assert seen == [True]
+
+
+@pytest.mark.parametrize("op", ["relu", "tanh", "sigmoid", "exp"])
+def test_ops_that_need_only_their_output_free_their_input(op):
+    # relu, tanh, sigmoid, exp differentiate from their output: the node holds of its input
+    # only its place in the graph, so the input's memory goes once nothing else holds it
+    import weakref
+
+    x = mg.tensor(np.linspace(-2, 2, 12).reshape(3, 4), requires_grad=True)
+    h = x * 3.0
+    ref = weakref.ref(h.data)
+    y = getattr(h, op)()
+    del h
+    assert ref() is None
+    y.sum().backward()
+    xs = x.detach().numpy() * 3.0
+    want = {"relu": (xs > 0) * 3.0, "tanh": (1 - np.tanh(xs) ** 2) * 3.0,
+            "sigmoid": 3.0 / (2 + np.exp(xs) + np.exp(-xs)), "exp": np.exp(xs) * 3.0}[op]
+    np.testing.assert_allclose(x.grad.numpy(), want, rtol=1e-12)
+
+
+def test_hooks_and_retained_gradients_of_a_freed_input_still_run():
+    # PyTorch keeps a non-leaf tensor's hooks on its node: dropping the tensor after
+    # registering them does not lose them, even when its consumer keeps no inputs (relu)
+    x = mg.tensor(np.array([-1.0, 2.0]), requires_grad=True)
+    h = x * 2.0
+    seen = []
+    h.register_hook(lambda g: seen.append(g.numpy().copy()))
+    k = x * 5.0
+    k.retain_grad()
+    y = h.relu() + k.relu()
+    keep = k
+    del h, k
+    y.sum().backward()
+    np.testing.assert_array_equal(seen[0], [0.0, 1.0])
+    np.testing.assert_array_equal(keep.grad.numpy(), [0.0, 1.0])
+    np.testing.assert_array_equal(x.grad.numpy(), [0.0, 7.0])
+
+
+@pytest.mark.parametrize("op", ["relu", "tanh", "sigmoid", "exp"])
+def test_ops_that_need_only_their_output_differentiate_twice(op):
+    x = mg.tensor(np.array([[-1.3, 0.4], [2.2, -0.7]]), requires_grad=True)
+    assert mg.autograd.gradcheck(lambda t: getattr(t * 1.5, op)(), (x,))
+    assert mg.autograd.gradgradcheck(lambda t: getattr(t * 1.5, op)(), (x,))

@@ -213,6 +213,7 @@ class ExpFn(Function):
     """y = exp(x);  gx = gy * y."""
 
     save_outputs = True
+    keeps_inputs = False
 
     def forward(self, x):
         return self.xp.exp(x)
@@ -277,6 +278,7 @@ class TanhFn(Function):
     """y = tanh(x);  gx = gy * (1 - y**2)."""
 
     save_outputs = True
+    keeps_inputs = False
 
     def forward(self, x):
         return self.xp.tanh(x)
@@ -290,6 +292,7 @@ class SigmoidFn(Function):
     """y = 1 / (1 + exp(-x));  gx = gy * y * (1 - y)."""
 
     save_outputs = True
+    keeps_inputs = False
 
     def forward(self, x):
         xp = self.xp
@@ -302,15 +305,17 @@ class SigmoidFn(Function):
 
 
 class ReluFn(Function):
-    """y = max(x, 0);  gx = gy * (x > 0)."""
+    """y = max(x, 0);  gx = gy * (y > 0) (y > 0 exactly where x > 0)."""
+
+    save_outputs = True
+    keeps_inputs = False  # from its output, as PyTorch's threshold_backward: x can be freed
 
     def forward(self, x):
         return self.xp.maximum(x, 0)
 
     def backward(self, gy):
         # NOTE: the subgradient at 0 is 0, as in PyTorch
-        (x,) = self.inputs
-        return gy * (x > 0)
+        return gy * (_output(self) > 0)
 
 
 class AbsFn(Function):
