@@ -229,6 +229,17 @@ def _update(flat: _FlatMoments, params, step: float, group: dict) -> None:
         # NOTE: a fresh scratch per segment, not a flat one: the allocator hands back the block
         # the previous segment freed, still in cache (a flat scratch adds a whole buffer's traffic)
         tmp = np.empty(hi - lo, dtype=dtype)
+
+        def ratio(m, v, out):
+            """out <- m / (sqrt(v) + eps c), v first raised to its running maximum (amsgrad)."""
+            if amsgrad:
+                v_max = flat.buffers["max_exp_avg_sq"][lo:hi]
+                np.maximum(v_max, v, out=v_max)
+                v = v_max
+            sqrt(v, out)
+            add(out, eps_c, out)
+            divide(m, out, out)
+
         if blas is not None and g.dtype == dtype and g.flags.c_contiguous:
             n = hi - lo
             tmp_ptr = tmp.ctypes.data
@@ -236,13 +247,7 @@ def _update(flat: _FlatMoments, params, step: float, group: dict) -> None:
             axpby(n, one_minus_b1, g.ctypes.data, 1, b1, m.ctypes.data, 1)
             multiply(g, g, tmp)
             axpby(n, one_minus_b2, tmp_ptr, 1, b2, v.ctypes.data, 1)
-            if amsgrad:
-                v_max = flat.buffers["max_exp_avg_sq"][lo:hi]
-                np.maximum(v_max, v, out=v_max)
-                v = v_max
-            sqrt(v, tmp)
-            add(tmp, eps_c, tmp)
-            divide(m, tmp, tmp)
+            ratio(m, v, tmp)
             start = 0  # theta <- theta - (step_size c) * (m / (sqrt(v) + eps c))   (one pass)
             for view in p_views:
                 axpy(view.size, neg_step, tmp_ptr + start * tmp.itemsize, 1, view.ctypes.data, 1)
@@ -258,14 +263,8 @@ def _update(flat: _FlatMoments, params, step: float, group: dict) -> None:
         multiply(g, g, tmp)
         multiply(tmp, one_minus_beta2, tmp)
         add(v, tmp, v)
-        if amsgrad:
-            v_max = flat.buffers["max_exp_avg_sq"][lo:hi]
-            np.maximum(v_max, v, out=v_max)
-            v = v_max
         # theta <- theta - (step_size c) * m / (sqrt(v) + eps c)   (PyTorch's addcdiv_)
-        sqrt(v, tmp)
-        add(tmp, eps_c, tmp)
-        divide(m, tmp, tmp)
+        ratio(m, v, tmp)
         multiply(tmp, neg_step_c, tmp)
         start = 0
         for view in p_views:
