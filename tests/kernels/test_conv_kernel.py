@@ -232,3 +232,45 @@ def test_first_layer_is_batch_major():
     first = conv_kernel._ConvGeometry(8, 1, 28, 28, 3, 3, 26, 26, (1, 1), (1, 1), (0, 0))
     second = conv_kernel._ConvGeometry(8, 32, 13, 13, 3, 3, 11, 11, (1, 1), (1, 1), (0, 0))
     assert fn._batch_major(first) and not fn._batch_major(second)
+
+
+SHIFTED_CASES = [  # stride 1: the input gradient by shifted adds (_input_grad_shifted)
+    ((3, 4, 7, 6), (6, 2, 3, 2), dict(padding=(2, 1), dilation=(2, 1), groups=2)),
+    ((2, 2, 5, 6), (3, 2, 2, 4), dict(padding="same")),  # more padding after than before
+    ((2, 3, 7, 7), (4, 3, 3, 3), dict()),  # no padding: W5's second conv in small
+    ((1, 2, 4, 6), (3, 2, 1, 3), dict(padding=(0, 2))),  # the frame wider than the input
+]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 1 << 30], ids=["per-sample", "whole"])
+@pytest.mark.parametrize("x_shape,w_shape,options", SHIFTED_CASES)
+def test_shifted_input_grad_matches_reference(monkeypatch, x_shape, w_shape, options,
+                                               chunk_bytes):
+    """A stride-1 NumPy conv takes its input gradient from one product over ``gy`` laid in the
+    input's frame and one shifted add per tap; per sample or the batch at once, with padding on
+    one side, dilation and groups, it equals the reference's."""
+    monkeypatch.setattr(conv_kernel, "COLUMN_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(conv_kernel, "BATCH_MAJOR_MAX_ROWS", 0)
+    called = []
+    real = conv_kernel.FusedConv2dFn._input_grad_shifted
+    monkeypatch.setattr(conv_kernel.FusedConv2dFn, "_input_grad_shifted",
+                        lambda self, gy, gx: called.append(1) or real(self, gy, gx))
+    x, w, b = _x(x_shape, "cpu"), _x(w_shape, "cpu", seed=1), _x((w_shape[0],), "cpu", seed=2)
+    assert_same(lambda x, w, b: F.conv2d(x, w, b, **options), [x, w, b])
+    assert called  # (the path under test ran)
+    conv = lambda x, w, b: kernels.conv.apply(  # noqa: E731
+        x, w, b, (1, 1), ((1, 0), (0, 2)), (1, 2), 2)
+    x, w = _x((2, 4, 4, 5), "cpu"), _x((2, 2, 2, 2), "cpu", seed=1)
+    assert mg.autograd.gradcheck(conv, [x, w, _x((2,), "cpu", seed=2)])
+
+
+def test_shifted_input_grad_only_where_the_output_fills_the_frame():
+    """Stride 1 and an output of at least half the frame (W5's second conv: 11 x 11 of 13 x 13)
+    take the shifted adds; a stride of 2, or a large kernel on a small input, col2im."""
+    fn = conv_kernel.FusedConv2dFn.__new__(conv_kernel.FusedConv2dFn)
+    fn.xp = np
+    w5 = conv_kernel._ConvGeometry(8, 32, 13, 13, 3, 3, 11, 11, (1, 1), (1, 1), (0, 0))
+    strided = conv_kernel._ConvGeometry(8, 32, 13, 13, 3, 3, 6, 6, (2, 2), (1, 1), (0, 0))
+    large = conv_kernel._ConvGeometry(8, 32, 13, 13, 7, 7, 7, 7, (1, 1), (1, 1), (0, 0))
+    assert fn._shifted_input_grad(w5)
+    assert not fn._shifted_input_grad(strided) and not fn._shifted_input_grad(large)
