@@ -144,7 +144,14 @@ class Function:
         """Run the op on Tensors and, when a gradient is wanted, link the output to this node."""
         # NOTE: the hot path of every op: plain loops and tuples, no generator expressions
         # (each costs a frame here; per-op overhead is measured in benchmarks/bench_overhead.py)
-        arrays = [t.data for t in inputs]
+        # the one- and two-input cases (most ops) written out: a comprehension is a call here
+        n_in = len(inputs)
+        if n_in == 1:
+            arrays = (inputs[0].data,)
+        elif n_in == 2:
+            arrays = (inputs[0].data, inputs[1].data)
+        else:
+            arrays = [t.data for t in inputs]
         for a in arrays:
             if type(a) is not np.ndarray:
                 xp = _check_same_device(cls, inputs, arrays)
@@ -161,25 +168,46 @@ class Function:
                 result = fn.forward(*arrays, **params)
 
         make = Tensor._make
-        if type(result) is tuple:
-            outs = tuple([make(_as_array(r, xp)) for r in result])
-            out_list = outs
-        else:
-            outs = make(result if type(result) is np.ndarray else _as_array(result, xp))
-            out_list = (outs,)
+        if type(result) is not tuple:  # one output
+            if type(result) is not np.ndarray:
+                result = _as_array(result, xp)
+            out = make(result)
+            if not (_GradMode.enabled and cls.differentiable):
+                return out
+            if n_in == 1:
+                if not inputs[0].requires_grad:
+                    return out
+                fn.needs_input_grad = (True,)
+            else:
+                needs = tuple([t.requires_grad for t in inputs])
+                if True not in needs:
+                    return out
+                fn.needs_input_grad = needs
+            fn.out_meta = ((result.shape, result.dtype),)
+            fn.outputs = (weakref.ref(out),)
+            if cls.save_outputs:
+                fn.saved_outputs = (result,)
+            if not cls.keeps_inputs:
+                fn.inputs = tuple([t if t.grad_fn is None else _edge(t, xp) for t in inputs])
+            if result.dtype.kind in "fV":  # (V: ml_dtypes' bfloat16)
+                out.requires_grad = True
+                out.grad_fn = fn
+            return out
+
+        outs = tuple([make(_as_array(r, xp)) for r in result])
         if not (_GradMode.enabled and cls.differentiable):
             return outs
         needs = tuple([t.requires_grad for t in inputs])
         if True not in needs:
             return outs
         fn.needs_input_grad = needs
-        fn.out_meta = tuple([(o.data.shape, o.data.dtype) for o in out_list])
-        fn.outputs = tuple([weakref.ref(o) for o in out_list])
+        fn.out_meta = tuple([(o.data.shape, o.data.dtype) for o in outs])
+        fn.outputs = tuple([weakref.ref(o) for o in outs])
         if cls.save_outputs:
-            fn.saved_outputs = tuple([o.data for o in out_list])
+            fn.saved_outputs = tuple([o.data for o in outs])
         if not cls.keeps_inputs:
             fn.inputs = tuple([t if t.grad_fn is None else _edge(t, xp) for t in inputs])
-        for i, o in enumerate(out_list):
+        for i, o in enumerate(outs):
             if o.data.dtype.kind in "fV":  # (V: ml_dtypes' bfloat16)
                 o.requires_grad = True
                 o.grad_fn = fn
