@@ -31,6 +31,24 @@ Run everything (on a quiet machine; the lead times it):
 ``--quick`` only checks that everything runs (tiny sizes, one round). Writes
 benchmarks/results/distributed.md and .json.
 
+Why W1's all-reduce costs more inside a training step than alone, reproduced without DDP
+(mpi4py on two ranks, one thread each, minigrad's malloc thresholds): ``--in-step [STEPS]``
+times the all-reduce of a W1-sized float32 bucket (0.39 MiB, ``Iallreduce`` + ``Wait``) after
+each of: nothing
+(``isolated``, as the all-reduce rows above time it), a 0.9 ms busy loop that touches no memory
+(``spin``), a pass over 4 MiB (``flush``: more than a core's L2), W1-like work of ~1 ms (its
+three GEMMs and Adam-like passes over the W1-sized arrays) then a barrier (``compute+barrier``:
+no arrival skew) or no barrier (``compute``: as in a DDP step), the same with a persistent
+all-reduce (``compute, persistent``: ``MPI_Allreduce_init`` once, ``Start`` + ``Wait`` each
+step, as DDP does where MPI has it), and the same work with the bucket summed through an MPI
+shared-memory window instead (``shared-window``: each rank writes
+its half-scaled gradient into its slot, a barrier, one NumPy add of the two slots; the copy into
+the slot is inside the timed span). Per mode: the median over steps of the time from the later
+rank's start to the later rank's end, and of the start skew; the modes run interleaved in
+rounds in the same two processes::
+
+    OMP_NUM_THREADS=1 python -m benchmarks.bench_distributed --in-step 300
+
 DDP's own work per step, counted rather than timed (instructions do not depend on the load):
 ``--ddp-cost MODE STEPS`` runs STEPS steps of W1 in one process, MODE ``plain`` (no DDP),
 ``ddp``, ``view`` (gradient_as_bucket_view) or ``keep`` (view, and ``zero_grad(set_to_none=
@@ -237,6 +255,128 @@ def ddp_cost(mode: str, steps: int) -> None:
     functools.reduce(lambda _, __: step(), range(steps), None)
 
 
+INSTEP_MODES = ("isolated", "spin", "flush", "compute+barrier", "compute", "compute, persistent",
+                "shared-window")
+
+
+def worker_instep(steps: int, rounds: int, out: str) -> None:
+    """The two-rank reproduction of ``--in-step`` (see the module docstring): raw mpi4py, no
+    minigrad but its malloc thresholds (as in a training run: without them NumPy's temporaries
+    and MPICH's own buffers come from fresh pages every step, and that alone costs ~40 us)."""
+    from mpi4py import MPI
+
+    import minigrad  # noqa: F401  (sets the malloc thresholds)
+
+    comm = MPI.COMM_WORLD.Dup()
+    rank, size = comm.Get_rank(), comm.Get_size()
+    rng = np.random.default_rng(rank)
+    x = rng.standard_normal((128, 784), dtype=np.float32)
+    w1 = rng.standard_normal((128, 784), dtype=np.float32) * 0.01
+    w2 = rng.standard_normal((10, 128), dtype=np.float32) * 0.1
+    m1, v1 = np.zeros_like(w1), np.zeros_like(w1)
+    n = int(W1_BUCKET_MB * 2**20 / 4)
+    bucket = np.zeros(n, np.float32)
+    evict = np.zeros(1 << 20, np.float32)  # 4 MiB: more than one core's L2 (2 MiB here)
+    win = MPI.Win.Allocate_shared(2 * size * n * 4 if rank == 0 else 0, 4, comm=comm)
+    memory, _ = win.Shared_query(0)
+    slots = np.frombuffer(memory, np.float32).reshape(2, size, n)  # two parities x ranks
+    win.Lock_all()
+    persistent = comm.Allreduce_init(MPI.IN_PLACE, bucket, op=MPI.SUM)
+
+    def w1_like_work() -> np.ndarray:
+        """W1's forward and backward GEMMs and Adam-like passes; the big gradient last."""
+        h = x @ w1.T
+        np.maximum(h, 0, out=h)
+        g = h @ w2.T - 0.1
+        gh = g @ w2
+        gh *= h > 0
+        grad = gh.T @ x
+        np.multiply(m1, 0.9, out=m1)
+        np.add(m1, 0.1 * grad, out=m1)
+        np.multiply(v1, 0.999, out=v1)
+        np.add(v1, 0.001 * grad * grad, out=v1)
+        return grad.reshape(-1)
+
+    def one(mode: str, k: int) -> tuple:
+        if mode == "isolated":
+            comm.Barrier()
+        elif mode == "spin":
+            t = time.perf_counter()
+            while time.perf_counter() - t < 0.0009:
+                pass
+            comm.Barrier()
+        elif mode == "flush":
+            np.add(evict, 1.0, out=evict)
+            comm.Barrier()
+        else:
+            grad = w1_like_work()
+            if mode == "compute+barrier":
+                comm.Barrier()
+            if mode == "shared-window":
+                slot = slots[k & 1]  # parity: the other rank may still read the last step's
+                t0 = time.perf_counter()
+                np.multiply(grad, 1.0 / size, out=slot[rank, : grad.size])
+                win.Sync()
+                comm.Barrier()
+                win.Sync()
+                np.sum(slot, axis=0, out=bucket) if size > 2 else np.add(slot[0], slot[1],
+                                                                         out=bucket)
+                return t0, time.perf_counter()
+            np.multiply(grad, 1.0 / size, out=bucket[: grad.size])
+        t0 = time.perf_counter()
+        if mode == "compute, persistent":
+            persistent.Start()
+            persistent.Wait()
+        else:
+            comm.Iallreduce(MPI.IN_PLACE, bucket, op=MPI.SUM).Wait()
+        return t0, time.perf_counter()
+
+    grad = w1_like_work()  # both ways of summing give the same gradient
+    one("shared-window", 0)
+    through_window = bucket[: grad.size].copy()
+    np.multiply(grad, 1.0 / size, out=bucket[: grad.size])
+    comm.Allreduce(MPI.IN_PLACE, bucket, op=MPI.SUM)
+    if not np.allclose(through_window, bucket[: grad.size], rtol=1e-6, atol=1e-7):
+        raise AssertionError("the shared-window sum differs from MPI's")
+    spans: dict = {mode: [] for mode in INSTEP_MODES}
+    for r in range(rounds):
+        order = INSTEP_MODES[r % len(INSTEP_MODES):] + INSTEP_MODES[: r % len(INSTEP_MODES)]
+        for mode in order:
+            for k in range(steps + 10):
+                t0, t1 = one(mode, k)
+                if k >= 10:  # warm-up
+                    spans[mode].append((t0, t1))
+                if k % 50 == 0:
+                    bucket[...] = 0  # sums of sums stay finite
+    win.Unlock_all()
+    persistent.Free()
+    everyone = comm.gather(spans, root=0)  # perf_counter is one clock for the whole machine
+    win.Free()
+    if rank == 0:
+        result = {}
+        for mode in INSTEP_MODES:
+            spans_by_rank = np.array([theirs[mode] for theirs in everyone])  # (rank, step, 2)
+            starts, ends = spans_by_rank[..., 0], spans_by_rank[..., 1]
+            later = starts.max(axis=0)
+            result[mode] = {
+                "after_later_start_us": float(np.median(ends.max(axis=0) - later) * 1e6),
+                "skew_us": float(np.median(later - starts.min(axis=0)) * 1e6),
+                "p90_us": float(np.percentile(ends.max(axis=0) - later, 90) * 1e6)}
+        Path(out).write_text(json.dumps({"modes": result, "ranks": size, "steps": steps,
+                                         "rounds": rounds, "bytes": n * 4}))
+
+
+def in_step(ranks: int, steps: int, rounds: int) -> None:
+    """Runs `worker_instep` and prints its table."""
+    r = _launch(ranks, ["instep", str(steps), str(rounds)], 600)
+    rows = [[mode, f"{m['after_later_start_us']:.1f}", f"{m['p90_us']:.1f}", f"{m['skew_us']:.1f}"]
+            for mode, m in r["modes"].items()]
+    print(f"all-reduce of {r['bytes'] / 2**20:.3g} MiB float32, {r['ranks']} ranks x 1 thread, "
+          f"{r['rounds']} rounds x {r['steps']} steps (medians over steps)")
+    print(markdown_table(["before the all-reduce", "later start -> later end us", "p90 us",
+                          "start skew us"], rows))
+
+
 def _gather_floats(framework: str, ranks: int, values: list) -> tuple:
     """Every rank's (elapsed, checksum), on every rank."""
     if ranks == 1:
@@ -319,6 +459,8 @@ def main(argv=None) -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: check that it runs")
     parser.add_argument("--ddp-cost", nargs=2, metavar=("MODE", "STEPS"),
                         help="run W1 steps for counting DDP's instructions (see the docstring)")
+    parser.add_argument("--in-step", nargs="?", type=int, const=300, metavar="STEPS",
+                        help="time W1's all-reduce after other work (see the docstring)")
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -326,9 +468,14 @@ def main(argv=None) -> None:
     if args.ddp_cost:
         ddp_cost(args.ddp_cost[0], int(args.ddp_cost[1]))
         return
+    if args.in_step is not None:
+        in_step(args.ranks, 3 if args.quick else args.in_step, 1 if args.quick else 3)
+        return
     if args.worker:  # a rank of a launched configuration
         kind, *rest = args.worker
-        if kind == "allreduce":
+        if kind == "instep":
+            worker_instep(int(rest[0]), int(rest[1]), args.out)
+        elif kind == "allreduce":
             worker_allreduce(float(rest[0]), int(rest[1]), args.out)
         else:
             worker_throughput(rest[0], rest[1], int(rest[2]), args.out)

@@ -71,6 +71,22 @@ class MPIBackend:
         """Starts an all-reduce in place; returns its ``MPI.Request``."""
         return self.comm.Iallreduce(self.MPI.IN_PLACE, buf, op=self._ops[op])
 
+    def all_reduce_init(self, buf: np.ndarray, op: str) -> Any:
+        """A persistent all-reduce in place on `buf` (MPI-4's ``MPI_Allreduce_init``: the
+        schedule is built here once), to be run by `start` and `wait` as often as needed; None
+        where the MPI library has no persistent collectives."""
+        init = getattr(self.comm, "Allreduce_init", None)
+        if init is None:
+            return None
+        try:
+            return init(self.MPI.IN_PLACE, buf, op=self._ops[op])
+        except (NotImplementedError, self.MPI.Exception):
+            return None
+
+    def start(self, request: Any) -> None:
+        """Starts a persistent request (made by `all_reduce_init`)."""
+        request.Start()
+
     def broadcast(self, buf: np.ndarray, src: int) -> None:
         self.comm.Bcast(buf, root=src)
 

@@ -27,6 +27,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from typing import Any, Callable
 
 import numpy as np
@@ -47,6 +48,7 @@ Array = Any
 TIMEOUT_ENV = "MINIGRAD_DIST_TIMEOUT"  # seconds; overrides the default timeout
 DEFAULT_TIMEOUT = 1800.0  # PyTorch's default for CPU process groups: 30 minutes
 CUDA_AWARE_ENV = "MINIGRAD_MPI_CUDA_AWARE"  # 1: give device buffers to MPI (CUDA-aware MPI)
+PERSISTENT_ENV = "MINIGRAD_MPI_PERSISTENT"  # 0: no persistent all-reduce (all_reduce_init)
 
 # Variables that MPI launchers set in every process they start
 _MPI_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK")
@@ -93,6 +95,29 @@ class _MPIWork(Work):
         if not self.done and self.group.mpi.test(self.request):
             self.wait()
         return self.done
+
+
+class PersistentAllReduce:
+    """An all-reduce in place on one buffer, set up once and started any number of times
+    (`ProcessGroup.all_reduce_init`). Each `start` returns the `Work` to wait for; a start
+    must be waited for before the next one."""
+
+    def __init__(self, group: "ProcessGroup", request: Any, what: Callable[[], str]) -> None:
+        self.group, self.request, self.what = group, request, what
+
+    def start(self) -> Work:
+        """Starts the all-reduce (on every rank, in the same order as the other collectives)."""
+        self.group.mpi.start(self.request)
+        return _MPIWork(self.group, self.request, self.what)
+
+    def free(self) -> None:
+        """Releases the MPI request (done by the group's `destroy` for those still alive)."""
+        if self.request is not None:
+            try:
+                self.request.Free()
+            except Exception:  # noqa: BLE001  (MPI already finalised: nothing left to free)
+                pass
+            self.request = None
 
 
 class _NCCLWork(Work):
@@ -154,6 +179,7 @@ class ProcessGroup:
         self._nccl: NCCLBackend | None = None
         self.cuda_aware_mpi = os.environ.get(CUDA_AWARE_ENV, "0") not in ("", "0")
         self.watchdog = Watchdog(rank, timeout, self.abort) if size > 1 else None
+        self._persistent: weakref.WeakSet = weakref.WeakSet()  # freed at destroy
 
     # ---------------------------------------------------------------- plumbing
     def watch(self, what: Any) -> _Watch:
@@ -231,6 +257,26 @@ class ProcessGroup:
             self.mpi.all_reduce(buf, wire_op)
         complete()
         return None
+
+    def all_reduce_init(self, array: Array, op: str = "sum") -> PersistentAllReduce | None:
+        """Sets up an all-reduce of `array` in place that can be started again and again
+        (MPI-4's persistent collectives: MPI builds the schedule once, not at every call; a
+        W1-sized bucket's start costs ~13 us instead of ~37 for ``Iallreduce``). None where it
+        does not apply: one rank, arrays for NCCL or on a GPU, an op or dtype that needs a
+        conversion around the call (AVG, bool, bfloat16), an MPI without persistent
+        collectives, or ``MINIGRAD_MPI_PERSISTENT=0`` in the environment. A collective: every
+        rank calls it for the same arrays in the same order."""
+        if (self.size == 1 or self.mpi is None or not isinstance(array, np.ndarray)
+                or self._engine(array) != "mpi" or os.environ.get(PERSISTENT_ENV, "1") == "0"
+                or op == "avg" or array.dtype == np.bool_ or not self.mpi.supports(array.dtype)
+                or not array.flags.c_contiguous):
+            return None
+        request = self.mpi.all_reduce_init(array, _wire_op(array.dtype, op))
+        if request is None:
+            return None
+        made = PersistentAllReduce(self, request, _describe("all_reduce", array))
+        self._persistent.add(made)
+        return made
 
     def broadcast(self, array: Array, src: int = 0) -> None:
         """Copies rank `src`'s `array` into every rank's, in place."""
@@ -364,6 +410,8 @@ class ProcessGroup:
         """
         if self.watchdog is not None:
             self.watchdog.stop()
+        for persistent in list(self._persistent):
+            persistent.free()
         if self._nccl is not None:
             self._nccl.destroy()
             self._nccl = None

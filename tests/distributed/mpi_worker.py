@@ -67,8 +67,8 @@ class CallCounter:
 
     def __init__(self, group) -> None:
         self.calls: list = []
-        for name in ("all_reduce", "iall_reduce", "broadcast", "all_gather", "reduce_scatter",
-                     "ibarrier"):
+        for name in ("all_reduce", "iall_reduce", "start", "broadcast", "all_gather",
+                     "reduce_scatter", "ibarrier"):
             method = getattr(group.mpi, name)
             setattr(group.mpi, name, self._counting(name, method))
 
@@ -122,6 +122,21 @@ def scenario_collectives() -> None:
     work.wait()
     arrays["all_reduce/async"] = numpy_of(t)
     dist.barrier()
+    # a persistent all-reduce: set up once, started three times on new contents
+    group = dist.world()
+    buf = np.zeros((2, 3), np.float32)
+    persistent = group.all_reduce_init(buf)
+    values["persistent_made"] = persistent is not None
+    for k in range(3):
+        buf[...] = rank_input(r + k, "float32")
+        persistent.start().wait()
+        arrays[f"persistent/{k}"] = buf.copy()
+    persistent.free()
+    values["persistent_declined"] = {  # the cases that need a conversion around the call
+        "avg": group.all_reduce_init(np.zeros(3, np.float32), "avg") is None,
+        "bool": group.all_reduce_init(np.zeros(3, np.bool_)) is None,
+        "strided": group.all_reduce_init(np.zeros((3, 2), np.float32).T) is None,
+        "float32": group.all_reduce_init(np.zeros(3, np.float32)) is not None}
     arrays["found_inf"] = numpy_of(dist.combine_found_inf(mg.tensor([float(r == n - 1)])))
     errors = {}
     for name, call in {
@@ -206,6 +221,7 @@ def scenario_ddp() -> None:
         per_step.append(len(counter) - before)
     values["calls_per_step"] = per_step
     values["chunks"] = len(ddp._chunks)
+    values["persistent_chunks"] = sum(c.persistent is not None for c in ddp._chunks)
     values["launched_in_backward"] = launched_in_backward
     values["param_bytes"] = int(sum(p.data.nbytes for p in net.parameters()))
     values["bucket_bytes"] = ddp.bucket_bytes
@@ -220,6 +236,21 @@ def scenario_ddp() -> None:
             F.cross_entropy(ref(mg.tensor(X[step])), mg.tensor(Y[step])).backward()
             opt.step()
         arrays["single_params"] = flat_params(ref)
+
+    # 1a. the same steps with Iallreduce at each launch (no persistent all-reduce)
+    os.environ["MINIGRAD_MPI_PERSISTENT"] = "0"
+    mg.manual_seed(100 + r)
+    net = make_net()
+    ddp = DDP(net, bucket_cap_mb=BUCKET_MB)
+    del os.environ["MINIGRAD_MPI_PERSISTENT"]
+    values["persistent_chunks_off"] = sum(c.persistent is not None for c in ddp._chunks)
+    opt = optim.Adam(ddp.parameters(), lr=1e-2)
+    for step in range(steps):
+        shard = slice(r * per_rank, (r + 1) * per_rank)
+        opt.zero_grad()
+        F.cross_entropy(ddp(mg.tensor(X[step, shard])), mg.tensor(Y[step, shard])).backward()
+        opt.step()
+    arrays["iallreduce_params"] = flat_params(net)
 
     # 1b. gradient_as_bucket_view: the same steps, .grad a view of the bucket (set to None by
     # zero_grad, or kept and zeroed in place: then the engine accumulates into the bucket)

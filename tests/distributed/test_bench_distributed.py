@@ -57,3 +57,11 @@ def test_the_ddp_cost_runner_runs(mode):
                            mode, "2"], cwd=root, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
+
+
+@needs_mpi
+def test_the_in_step_reproduction_runs(capsys):
+    bench.in_step(2, 3, 1)
+    table = capsys.readouterr().out
+    for mode in bench.INSTEP_MODES:
+        assert f"| {mode} |" in table

@@ -74,6 +74,18 @@ def test_special_tensors(run):
         assert arrays["found_inf"].tolist() == [1.0]  # found on the last rank only
 
 
+def test_persistent_all_reduce_sums_each_start(run):
+    n = run.n
+    for r in range(n):
+        values, arrays = run.values(r), run.arrays(r)
+        assert values["persistent_made"]  # this MPICH has MPI-4's persistent collectives
+        for k in range(3):  # set up once, new contents each time
+            np.testing.assert_allclose(arrays[f"persistent/{k}"],
+                                       _inputs(n, "float32", shift=k).sum(0), rtol=1e-6)
+        assert values["persistent_declined"] == {"avg": True, "bool": True, "strided": True,
+                                                 "float32": True}
+
+
 def test_group_and_errors(run):
     for r in range(run.n):
         values = run.values(r)

@@ -53,6 +53,14 @@ def test_calls_per_step_and_overlap(run):
     assert values["wrap_calls"] == 2  # the model check and one packed broadcast
 
 
+def test_buckets_use_a_persistent_all_reduce_and_iallreduce_trains_the_same(run):
+    values = run.values(0)
+    assert values["persistent_chunks"] == values["chunks"]  # MPI_Allreduce_init at wrap time
+    assert values["persistent_chunks_off"] == 0  # MINIGRAD_MPI_PERSISTENT=0: Iallreduce
+    params = _same_on_every_rank(run, "iallreduce_params")
+    np.testing.assert_allclose(params, run.arrays(0)["ddp_params"], rtol=1e-6, atol=1e-7)
+
+
 def test_no_sync_accumulates_locally_then_averages_the_sum(run):
     assert run.values(0)["no_sync_calls"] == 0
     grads = _same_on_every_rank(run, "no_sync_grads")

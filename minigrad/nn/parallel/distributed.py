@@ -14,9 +14,10 @@ How the averaging overlaps the backward pass (PyTorch's design, on MPI or NCCL):
 2. ``forward`` arms the buckets. When the backward pass has finished a parameter's gradient
    (a post-accumulate-grad hook), the gradient is written into its place in the buffer already
    divided by the world size (one pass: the copy is the division, as in PyTorch's reducer); a
-   bucket whose parameters are all in starts its all-reduce at once (``Iallreduce``, or NCCL
-   on a side stream) while backward goes on with the layers below. Buckets start in one fixed
-   order on every rank, as MPI and NCCL need.
+   bucket whose parameters are all in starts its all-reduce at once (on MPI a persistent
+   all-reduce set up at wrap time, ``MPI_Allreduce_init``, where the MPI library has them,
+   else ``Iallreduce``; NCCL on a side stream) while backward goes on with the layers below.
+   Buckets start in one fixed order on every rank, as MPI and NCCL need.
 3. When the backward pass ends (a callback the engine runs after it), the buckets not yet
    started are started, all are waited for, and each ``.grad`` receives its averaged slice. The
    optimizer and gradient clipping, which come later, see averaged gradients.
@@ -83,13 +84,14 @@ class _Slot:
 class _Chunk:
     """One all-reduce call: a contiguous range of a group's flat buffer."""
 
-    __slots__ = ("group", "start", "stop", "slots", "pending", "work", "last")
+    __slots__ = ("group", "start", "stop", "slots", "pending", "work", "last", "persistent")
 
     def __init__(self, group: "_Group", start: int, stop: int) -> None:
         self.group, self.start, self.stop = group, start, stop
         self.slots: list = []
         self.pending = 0
         self.work: Work | None = None
+        self.persistent = None  # its all-reduce set up once (MPI on host arrays), or None
         self.last = False  # carries the group's "had a gradient" counts after its gradients
 
 
@@ -332,6 +334,12 @@ class DistributedDataParallel(Module):
             chunks += mine
         # one fixed launch order on every rank: a chunk goes when its last parameter is in
         chunks.sort(key=lambda c: max((rank_of[id(s)] for s in c.slots), default=-1))
+        for chunk in self._chunks:  # the previous layout's
+            if chunk.persistent is not None:
+                chunk.persistent.free()
+        for chunk in chunks:  # (a collective: every rank sets them up in this same order)
+            chunk.persistent = self._pg.all_reduce_init(
+                chunk.group.flat[chunk.start : chunk.stop], "sum")
         self._groups = list(groups.values())
         self._chunks = chunks
         self._slot_of = slot_of
@@ -439,6 +447,9 @@ class DistributedDataParallel(Module):
             else:
                 ready = np.array([s.ready for s in group.slots], dtype=group.dtype)
                 group.counts()[...] = backend.to_device(ready, group.device)
+        if chunk.persistent is not None:
+            chunk.work = chunk.persistent.start()
+            return
         stream = self._side_stream(group.device)
         chunk.work = self._pg.all_reduce(group.flat[chunk.start : chunk.stop], "sum",
                                          async_op=True, stream=stream)
