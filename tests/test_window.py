@@ -14,6 +14,11 @@ CASES = [
     ((2, 3, 5, 6), (2, 3), (2, 2), (1, 2), ((1, 1), (1, 1))),
     ((1, 2, 7, 5), (3, 3), (1, 1), (1, 1), ((0, 0), (0, 0))),
     ((3, 1, 6, 6), (3, 2), (2, 1), (2, 1), ((2, 0), (0, 3))),  # asymmetric padding
+    # taps that never share a pixel (col2im assigns them): tiling the input, tiling the padded
+    # frame, and with gaps between the windows (pixels no tap reads: zeros)
+    ((2, 3, 6, 4), (2, 2), (2, 2), (1, 1), ((0, 0), (0, 0))),
+    ((2, 1, 4, 4), (2, 2), (2, 2), (1, 1), ((1, 1), (1, 1))),
+    ((1, 2, 7, 5), (2, 2), (3, 2), (1, 1), ((0, 0), (1, 0))),
 ]
 
 
@@ -42,6 +47,26 @@ def test_im2col_values_and_adjoint(device, shape, kernel, stride, dilation, padd
     back = col2im(mg.tensor(c, device=device), shape, kernel, stride, dilation, padding)
     back = mg.backend.to_device(back.data, mg.backend.CPU)
     np.testing.assert_allclose(np.sum(expected * c), np.sum(a * back), rtol=1e-12)
+
+
+@pytest.mark.parametrize("shape,kernel,stride,dilation,padding", CASES)
+def test_col2im_values(shape, kernel, stride, dilation, padding):
+    """col2im by its definition, one window entry at a time (overlapping taps add up, pixels no
+    tap reads are 0), for added and for assigned (never overlapping) taps."""
+    (top, bottom), (left, right) = padding
+    cols = np.random.default_rng(3).standard_normal(
+        _loop_im2col(np.zeros(shape), kernel, stride, dilation, padding).shape)
+    N, C, H, W = shape
+    (kh, kw), (sh, sw), (dh, dw) = kernel, stride, dilation
+    frame = np.zeros((N, C, H + top + bottom, W + left + right))
+    Ho = (frame.shape[2] - dh * (kh - 1) - 1) // sh + 1
+    Wo = (frame.shape[3] - dw * (kw - 1) - 1) // sw + 1
+    windows = cols.reshape(C, kh, kw, N, Ho, Wo)
+    for c, i, j, n, oh, ow in np.ndindex(windows.shape):
+        frame[n, c, oh * sh + i * dh, ow * sw + j * dw] += windows[c, i, j, n, oh, ow]
+    out = col2im(mg.tensor(cols), shape, kernel, stride, dilation, padding)
+    np.testing.assert_allclose(out.numpy(), frame[:, :, top:top + H, left:left + W],
+                               rtol=1e-12, atol=1e-12)
 
 
 def test_same_columns_as_the_fused_kernel():

@@ -80,10 +80,21 @@ def _col2im(xp, cols, g: _Windows):
     (kh, kw), (Ho, Wo) = g.kernel, g.out
     (top, _), (left, _) = g.padding
     cols = cols.reshape(C, kh, kw, N, Ho, Wo)
-    frame = xp.zeros((C, N) + g.frame, dtype=cols.dtype)
+    # taps that never share a pixel (a pooling's tiling windows) are assigned, not added, and
+    # when they cover the whole frame it needs no zeros
+    disjoint = all(s >= d * (k - 1) + 1 for k, s, d in zip(g.kernel, g.stride, g.dilation))
+    covered = disjoint and all(d == 1 and s == k and o * s == f for k, s, d, o, f in
+                               zip(g.kernel, g.stride, g.dilation, g.out, g.frame))
+    frame = (xp.empty if covered else xp.zeros)((C, N) + g.frame, dtype=cols.dtype)
     for i, j, rows, columns in g.taps():  # (no two entries of one tap land on one pixel)
-        frame[:, :, rows, columns] += cols[:, i, j]
-    return xp.ascontiguousarray(frame[:, :, top:top + H, left:left + W].transpose(1, 0, 2, 3))
+        if disjoint:
+            frame[:, :, rows, columns] = cols[:, i, j]
+        else:
+            frame[:, :, rows, columns] += cols[:, i, j]
+    # (N, C, H, W) as a view of the channel-major frame, no copy: the composite conv's and
+    # pool's tensors are all channel-major in memory (each a view of its product's output), so
+    # the ops this gradient meets next read it in order
+    return frame[:, :, top:top + H, left:left + W].transpose(1, 0, 2, 3)
 
 
 class Im2colFn(Function):
