@@ -9,9 +9,14 @@ measurements behind the chunk sizes: benchmarks/results/kernel_notes.md).
 
 from __future__ import annotations
 
+import ctypes
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
+
+import numpy as np
+
+from minigrad import threads
 
 CHUNK = 16384  # values per chunk for kernels of many passes (GELU): the scratch fits in L2
 # Kernels of a few passes per chunk (cross-entropy, layer norm) lose more to the per-chunk
@@ -83,3 +88,47 @@ def run_chunks(fn: Callable[[slice], object], chunks) -> list:
     for f in futures:
         f.result()  # re-raises a worker's exception here
     return results
+
+
+# ---------------------------------------------------------------------------- BLAS GEMM
+# NumPy's matmul has no accumulating form (BLAS's beta = 1): ``c += a @ b`` costs a product
+# array and a pass to add it. The recurrent kernels call the GEMM of NumPy's own BLAS (the
+# wheels' OpenBLAS, found as kernels/adam.py finds its axpby) with every argument made once
+# before their loop through time, so a step pays one ctypes call.
+
+ROW_MAJOR, NO_TRANS = 101, 111
+_GEMM: dict = {}  # dtype character -> cblas ?gemm of NumPy's OpenBLAS, or None
+
+
+def blas_gemm(dtype):
+    """``cblas_sgemm`` (float32) or ``cblas_dgemm`` (float64) of the OpenBLAS NumPy links, as a
+    ctypes function taking ``(order, trans_a, trans_b, m, n, k, alpha, a_ptr, lda, b_ptr, ldb,
+    beta, c_ptr, ldc)``; None for other dtypes or another BLAS (then use NumPy)."""
+    char = np.dtype(dtype).char
+    fn = _GEMM.get(char, False)
+    if fn is False:
+        fn = _GEMM[char] = _find_gemm(char)
+    return fn
+
+
+def _find_gemm(char: str):
+    letter = {"f": "s", "d": "d"}.get(char)
+    if letter is None:
+        return None
+    real = ctypes.c_float if letter == "s" else ctypes.c_double
+    for path in threads._loaded_blas_paths():
+        try:
+            lib = ctypes.CDLL(path, mode=getattr(ctypes, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL)
+        except OSError:
+            continue
+        # the wheels' builds: 64-bit integers (symbol suffix 64_) or 32-bit ones
+        for suffix, index in (("64_", ctypes.c_int64), ("", ctypes.c_int32)):
+            fn = getattr(lib, f"scipy_cblas_{letter}gemm{suffix}", None)
+            if fn is None:
+                continue
+            ptr, flag = ctypes.c_void_p, ctypes.c_int
+            fn.restype = None
+            fn.argtypes = [flag, flag, flag, index, index, index, real, ptr, index, ptr, index,
+                           real, ptr, index]
+            return fn
+    return None

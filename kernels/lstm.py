@@ -33,7 +33,12 @@ array several times slower than over a contiguous block of the same size.) A ste
 (4H, B) block of ``x_proj`` as a (T, 4H, B) view: contiguous when it comes from
 :func:`project`, a transposed read otherwise. One ``tanh`` pass activates all four gates: the
 i, f, o pre-activations are halved and ``sigmoid(x) = (tanh(x / 2) + 1) / 2`` (rounded as
-minigrad's sigmoid). In training, the forward also computes, after each block of ``STEP_BLOCK``
+minigrad's sigmoid). The halving is folded into a copy of ``W_hh`` (its i, f, o rows) and into
+the input part ``(x + b) / 2``, made for a block of ``STEP_BLOCK`` steps at once; the step's
+GEMM adds ``(W_hh / 2) h`` to it in place through NumPy's own BLAS (``beta = 1``, one ctypes
+call whose arguments are made before the loop), or NumPy's matmul and an add where that BLAS
+is not reachable: the same numbers as the composite's, bit for bit. The states of all steps
+are one (H, T + 1, B) array, so the backward's weight GEMM takes them as they are. In training, the forward also computes, after each block of ``STEP_BLOCK``
 steps while their values are in cache, everything of the backward that does not depend on the
 carried dh, dc (each gate's derivative times the other factors of its gradient,
 :meth:`LSTMFn._block_multipliers`), so the backward never recomputes a transcendental and a
@@ -58,6 +63,7 @@ from minigrad import references
 from minigrad.autograd import is_grad_enabled
 from minigrad.tensor import Tensor
 
+from ._numpy import NO_TRANS, ROW_MAJOR, blas_gemm
 from ._rnn import RecurrentFn, gate_column, gate_major_projection
 
 CUDA_KERNELS = ("lstm_step_fwd", "lstm_step_bwd")
@@ -83,73 +89,99 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         H = G // 4
         dt = x_proj.dtype
         # sigmoid(x) = (tanh(x / 2) + 1) / 2: the i, f, o pre-activations are halved (exact in
-        # binary), so one tanh pass activates all four gates
+        # binary), so one tanh pass activates all four gates. The halving is folded into the
+        # weight (its i, f, o rows) and into the input part of a block of steps at once:
+        # (x + b) / 2 + (W / 2) h equals ((x + b) + W h) / 2 bit for bit (powers of two)
         half = gate_column(dt, (0.5, 0.5, 1.0, 0.5))  # (4, 1), per gate: i, f, g, o
         one = gate_column(dt, (1.0, 1.0, 0.0, 1.0))  # (tanh + 1) * half: tanh -> sigmoid
-        # each step reads its (4H, B) block of x_proj: contiguous when x_proj comes from
-        # project(), else its rows transposed, while they are in cache
-        xs = self._step_order(x_proj).transpose(0, 2, 1)  # (T, 4H, B) views
+        w_half = (w_hh.reshape(4, H * H) * half).reshape(G, H).astype(dt, copy=False)
+        # x_proj in processing order as (T, 4H, B): each step's block contiguous when x_proj
+        # comes from project(), else its rows transposed
+        xs = self._step_order(x_proj).transpose(0, 2, 1)
         bias = np.repeat(b_hh[:, None], B, axis=1) if b_hh is not None else None  # (4H, B)
-        hs = np.empty((T + 1, H, B), dtype=dt)  # hs[k] is the state entering step k
-        hs[0] = h0.T
+        # the states units-major across steps, (H, T + 1, B): hs[:, k] (the state entering
+        # step k) is a GEMM operand with a row stride, and the states of all steps are the
+        # (H, T * B) matrix of the backward's weight GEMM as they are (no copy)
+        hs = np.empty((H, T + 1, B), dtype=dt)
+        hs[:, 0] = h0.T
+        h_steps = list(hs.transpose(1, 0, 2))  # (H, B) views, rows (T + 1) * B apart
         # keep what the backward needs only when there can be one (a node made by hand may
         # set needs_input_grad before its forward)
         training = is_grad_enabled() and (any(t.requires_grad for t in self.inputs)
                                           or any(getattr(self, "needs_input_grad", ())))
-        # training: the gate multipliers of the backward (see _block_multipliers), dc's
-        # multiplier from dh (in tanh(c)'s place) and the forget gates, made for a block of
-        # steps at a time from the block's activations and cell states
-        S = STEP_BLOCK if training else 1
-        acts = np.empty((S, G, B), dtype=dt)  # the block's gate activations i, f, g, o
+        # a block of S steps: their pre-activations' input part, (x + b) / 2, in one pass per
+        # block; in training the backward's gate multipliers (see _block_multipliers), dc's
+        # multiplier from dh (in tanh(c)'s place) and the forget gates, made from the block's
+        # activations and cell states
+        S = min(STEP_BLOCK, T)
+        acts = np.empty((S, G, B), dtype=dt)  # the block's pre-activations, then activations
         cs = np.empty((S + 1, H, B), dtype=dt)  # the cell states entering the block's steps
         cs[0] = c0.T
         ms = np.empty((T, G, B), dtype=dt) if training else None
         tcs = np.empty((T if training else 1, H, B), dtype=dt)  # tanh(c)
         fs = np.empty((T, H, B), dtype=dt) if training else None
-        hw = np.empty((G, B), dtype=dt)
         tmp = np.empty((H, B), dtype=dt)
+        # per position in the block: the step's buffer, its gates (4, H * B) and i, f, g, o,
+        # the cell states entering and leaving the step (views made once, not per step)
+        views = [(a, a.reshape(4, H * B), a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:],
+                  cs[j], cs[j + 1]) for j, a in enumerate(acts)]
+        # the step's GEMM adds (W / 2) h to its block in place (BLAS beta = 1: no product
+        # array, no pass to add it) through NumPy's BLAS, its arguments made here
+        gemm = blas_gemm(dt) if G and B and H else None
+        if gemm is not None:
+            item = dt.itemsize
+            w_ptr, h_ptr, a_ptr = w_half.ctypes.data, hs.ctypes.data, acts.ctypes.data
+            h_ptrs = [h_ptr + k * B * item for k in range(T)]
+            a_ptrs = [a_ptr + j * G * B * item for j in range(S)]
+            ldh = (T + 1) * B
+        else:
+            hw = np.empty((G, B), dtype=dt)  # W h, then added to the step's block
         pad, any_pad = self._padded_columns()
         first = 0  # the block's first step
         for k in range(T):
             j = k - first
-            a = acts[j]
-            np.matmul(w_hh, hs[k], out=hw)
-            if bias is not None:  # (x + b_hh) + W_hh h: the composite's order of the sums
-                np.add(xs[k], bias, out=a)
-                a += hw
+            if j == 0:  # a new block: (x + b) / 2 of its steps
+                n = min(S, T - k)
+                block = acts[:n]
+                if bias is not None:  # (x + b_hh) + W_hh h: the composite's order of the sums
+                    np.add(xs[k:k + n], bias, out=block)
+                else:
+                    np.copyto(block, xs[k:k + n])
+                block4 = block.reshape(n, 4, H * B)
+                block4 *= half
+            a, gates, i, f, g, o, c_prev, c = views[j]
+            if gemm is not None:
+                gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, G, B, H, 1.0, w_ptr, H, h_ptrs[k], ldh, 1.0,
+                     a_ptrs[j], B)
             else:
-                np.add(xs[k], hw, out=a)
-            gates = a.reshape(4, H * B)
-            gates *= half
+                np.matmul(w_half, h_steps[k], out=hw)
+                a += hw
             np.tanh(a, out=a)
             gates += one
             gates *= half  # i, f, o: sigmoids, rounded as minigrad's sigmoid; g: tanh
-            i, f, g, o = a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:]
-            c_prev, c = cs[j], cs[j + 1]
             np.multiply(f, c_prev, out=c)
             np.multiply(i, g, out=tmp)
             c += tmp
             tc = tcs[k if training else 0]
             np.tanh(c, out=tc)
-            np.multiply(o, tc, out=hs[k + 1])
+            np.multiply(o, tc, out=h_steps[k + 1])
             if any_pad and any_pad[k]:  # padded rows keep their state
-                np.copyto(hs[k + 1], hs[k], where=pad[k])
+                np.copyto(h_steps[k + 1], h_steps[k], where=pad[k])
                 np.copyto(c, c_prev, where=pad[k])
-            if j == S - 1 or k == T - 1:  # the block is complete
+            if j == n - 1:  # the block is complete
                 if training:
                     steps = slice(first, k + 1)
-                    self._block_multipliers(ms[steps], acts[:j + 1], cs[:j + 1], tcs[steps],
-                                            fs[steps])
+                    self._block_multipliers(ms[steps], block, cs[:n], tcs[steps], fs[steps])
                     if any_pad:  # padded rows: no gate gradient, dc passes through
-                        for n in range(first, k + 1):
-                            if any_pad[n]:
-                                np.copyto(ms[n], 0, where=pad[n])
-                                np.copyto(tcs[n], 0, where=pad[n])
+                        for step in range(first, k + 1):
+                            if any_pad[step]:
+                                np.copyto(ms[step], 0, where=pad[step])
+                                np.copyto(tcs[step], 0, where=pad[step])
                 np.copyto(cs[0], c)
                 first = k + 1
         if training:
             self.saved = (ms, tcs, fs, hs, w_hh)
-        return self._output(hs.transpose(0, 2, 1)), hs[T].T, cs[0].T
+        return self._output(hs.transpose(1, 2, 0)), hs[:, T].T, cs[0].T
 
     @staticmethod
     def _block_multipliers(m, acts, c_prev, tc, fs):
@@ -211,10 +243,10 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
             if k % STEP_BLOCK == 0:  # the block is complete (steps k, k + 1, ...)
                 n = min(STEP_BLOCK, T - k)
                 np.copyto(d_all[:, k:k + n], block[:n].transpose(1, 0, 2))
-        h_all = np.empty((H, T, B), dtype=dt)  # the states likewise, (H, T * B)
-        np.copyto(h_all, hs[:T].transpose(1, 0, 2))
         rows = d_all.transpose(1, 2, 0)  # (T, B, 4H) views of the (4H, T, B) memory
-        return self._input_grads(rows, h_all.transpose(1, 2, 0), rows, (dh.T, dc.T))
+        # the states entering the steps, (T, B, H) views of (H, T + 1, B) memory: their
+        # (T * B, H) matrix is a view too
+        return self._input_grads(rows, hs.transpose(1, 2, 0), rows, (dh.T, dc.T))
 
     # ---------------------------------------------------------------- CUDA
     def _forward_cuda(self, x_proj, h0, c0, w_hh, b_hh=None):

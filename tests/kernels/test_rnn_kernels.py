@@ -103,8 +103,8 @@ def test_lstm_second_backward_with_retain_graph(device):
 
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_lstm_forward_without_grad_is_the_training_forward(device, bidirectional):
-    """Under no_grad the fused LSTM keeps no backward state (one step at a time instead of
-    blocks of steps): its outputs equal the training forward's, bit for bit, with padding."""
+    """Under no_grad the fused LSTM keeps no backward state (no gate multipliers per block of
+    steps): its outputs equal the training forward's, bit for bit, with padding."""
     mg.manual_seed(0)
     lstm = nn.LSTM(5, 7, bidirectional=bidirectional).to(device=device)
     x = tensor(np.random.default_rng(5).standard_normal((19, 3, 5)), device, "float32")
@@ -113,3 +113,47 @@ def test_lstm_forward_without_grad_is_the_training_forward(device, bidirectional
         inferred = lstm(x, lengths=[19, 4, 11])
     for a, b in zip(outputs_list(trained), outputs_list(inferred)):
         np.testing.assert_array_equal(cpu(a.detach()), cpu(b))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("lengths", [None, [19, 4, 11, 19, 1]], ids=["full", "lengths"])
+def test_lstm_forward_bitwise(device, dtype, reverse, lengths, monkeypatch):
+    """The NumPy forward folds sigmoid's halving into the weight and the input part, (x + b) / 2
+    + (W / 2) h, and adds the product in the GEMM (BLAS beta = 1): exact rewrites of the
+    reference's ((x + b) + W h) / 2, so its outputs equal the composite reference's bit for bit
+    over several blocks of steps; the same without NumPy's BLAS reachable (product and add)."""
+    if device != "cpu":
+        pytest.skip("the NumPy kernel's arithmetic (the CUDA kernel's is tested to tolerance)")
+    T, B, H = 19, 5, 16
+    mask = rc.mask_tensor(lengths, T, device)
+    inputs = rc.layer_inputs("lstm", device, T, B, H, dtype, seed=7)
+    with mg.no_grad():
+        ref = outputs_list(rc.reference_fn("lstm", mask, reverse)(*inputs))
+    fused = outputs_list(rc.layer_fn("lstm", mask, reverse)(*inputs))  # training forward
+    for a, b in zip(fused, ref):
+        np.testing.assert_array_equal(cpu(a.detach()), cpu(b))
+    monkeypatch.setattr(kernels.lstm, "blas_gemm", lambda dtype: None)
+    for a, b in zip(outputs_list(rc.layer_fn("lstm", mask, reverse)(*inputs)), fused):
+        np.testing.assert_array_equal(cpu(a.detach()), cpu(b.detach()))
+
+
+def test_blas_gemm_accumulates():
+    """kernels._numpy.blas_gemm: NumPy's own BLAS GEMM (None for a dtype it has none for, or
+    another BLAS); C <- A B + C with row strides, as the LSTM forward calls it."""
+    from minigrad.kernels import _numpy
+
+    assert _numpy.blas_gemm(np.float16) is None and _numpy.blas_gemm(np.int32) is None
+    for dt in (np.float32, np.float64):
+        gemm = _numpy.blas_gemm(dt)
+        if gemm is None:
+            pytest.skip("NumPy's BLAS is not the wheels' OpenBLAS")
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((6, 4)).astype(dt)
+        wide = rng.standard_normal((4, 9)).astype(dt)
+        b = wide[:, 2:5]  # a row stride of 9
+        c = rng.standard_normal((6, 3)).astype(dt)
+        expected = c + a @ b
+        gemm(_numpy.ROW_MAJOR, _numpy.NO_TRANS, _numpy.NO_TRANS, 6, 3, 4, 1.0, a.ctypes.data,
+             4, b.ctypes.data, 9, 1.0, c.ctypes.data, 3)
+        np.testing.assert_allclose(c, expected, rtol=1e-6 if dt == np.float32 else 1e-14)
