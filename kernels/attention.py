@@ -37,16 +37,17 @@ benchmarks/results/kernel_notes.md.)
 
 from __future__ import annotations
 
+import ctypes
 import math
 
 import numpy as np
 
-from minigrad import references
+from minigrad import references, threads
 from minigrad.fused import FusedFunction
 from minigrad.tensor import Tensor
 
 from . import _cuda
-from ._numpy import row_chunks
+from ._numpy import ROW_CHUNK, num_threads, row_chunks, run_chunks
 
 CUDA_KERNELS = ("flash_attn_fwd", "flash_attn_bwd_dq", "flash_attn_bwd_dkdv")
 # the kernels keep a row of the head dim in arrays of DMAX entries (a template argument)
@@ -127,7 +128,7 @@ class AttentionFn(FusedFunction, kernel="attention"):
         # queries of a block that may attend no key (2-D masks): their sums are 0 by design
         dead = [None if bt is None or bt.ndim != 2 else np.all(bt == -np.inf, axis=0)
                 for bt in masks]
-        for part in row_chunks(nb, nh * L * S, 65536):  # cache-sized pieces: kernels/_numpy.py
+        def attend(part):
             for (r0, r1, ks, ke, _), bt, pt, no_key in zip(blocks, masks, probs, dead):
                 if ke == ks:  # no query of the block may attend anything: zeros (as PyTorch)
                     out[part, :, r0:r1] = 0
@@ -170,6 +171,8 @@ class AttentionFn(FusedFunction, kernel="attention"):
                     total[total == 0] = 1
                 sc /= total
                 np.matmul(np.swapaxes(sc, -1, -2), v4[part, :, ks:ke], out=out[part, :, r0:r1])
+
+        _run_parts(attend, nb, nh * L * S)
         self.saved = (qs, k4, v4, blocks, probs)
 
     def _backward_numpy(self, gy):
@@ -191,7 +194,7 @@ class AttentionFn(FusedFunction, kernel="attention"):
         nb, nh, L, S = qs.shape[0], qs.shape[1], qs.shape[2], k4.shape[2]
         ks0, ke0 = blocks[0][2:4]  # the widest block writes dk, dv; the others add to them
         scale = qs.dtype.type(self.scale)
-        for part in row_chunks(nb, nh * L * S, 65536):
+        def attend_backward(part):
             for g in (gk, gv):  # keys no query attends: zero gradients
                 g[part, :, :ks0] = 0
                 g[part, :, ke0:] = 0
@@ -210,6 +213,8 @@ class AttentionFn(FusedFunction, kernel="attention"):
                     ds *= scale
                 np.matmul(np.swapaxes(ds, -1, -2), k4[part, :, ks:ke], out=gq[part, :, r0:r1])
                 _matmul_into(gk[part, :, ks:ke], ds, qs[part, :, r0:r1], i > 0)
+
+        _run_parts(attend_backward, nb, nh * L * S)
         if not self.fold_scale:
             gq *= scale
 
@@ -405,6 +410,71 @@ def _zero_or_minus_inf(bias) -> bool:
     if bias.ndim != 2:
         return False
     return bool(((bias == 0) | (bias == -np.inf)).all())
+
+
+def _run_parts(fn, n: int, size: int) -> None:
+    """``fn(part)`` for parts (slices) of a batch of ``n`` entries of ``size`` scores each:
+    cache-sized parts one after the other; or, with two or more kernel threads
+    (``MINIGRAD_NUM_THREADS``, set by ``mg.set_num_threads``) and a BLAS whose idle threads
+    sleep (:func:`_blas_workers_nap`), larger parts spread over the threads
+    (:func:`kernels._numpy.run_chunks`) with the BLAS on one thread meanwhile.
+
+    Why: the products here are small (W4: 128 x 128 x 64 per head), and OpenBLAS runs them no
+    faster on two threads than on one; with each Python thread making its own single-threaded
+    products (NumPy releases the GIL in them and in the softmax's passes), batch entries run
+    side by side on the cores. The threaded parts are 1 MB of scores (4 W4 batch entries)
+    rather than 256 KB: with smaller ones the threads wait on each other for the GIL between
+    their many short calls (W4 forward + backward alone, two threads: 11.4 ms in one thread,
+    8.1 with 256 KB parts, 6.2-7.0 with 1 MB). Inside a training step this pays only where
+    OpenBLAS's idle workers sleep: with its default (they spin for about 0.1 s after each
+    product) the threaded parts ran slower in the W4 step than one thread (14.4 ms against
+    12.2), with ``OPENBLAS_THREAD_TIMEOUT=4`` faster (7.7 against 19.4 for one thread, whose
+    two-thread products then wake a sleeping worker each time). Every part writes its own
+    pieces of the outputs, so the numbers do not depend on the thread count. A BLAS whose
+    thread count cannot be set (:func:`minigrad.threads.blas_controllable`) keeps one Python
+    thread: two threads calling a multi-threaded BLAS at once would only queue on its lock.
+    """
+    blas = threads._find_blas()
+    if n < 2 or num_threads() < 2 or not blas or not _blas_workers_nap():
+        for part in row_chunks(n, size, 65536):  # cache-sized pieces: kernels/_numpy.py
+            fn(part)
+        return
+    before = blas[1]()
+    blas[0](1)
+    try:
+        run_chunks(fn, row_chunks(n, size, ROW_CHUNK))
+    finally:
+        blas[0](before)
+
+
+# the longest spin (2**N cycles, OPENBLAS_THREAD_TIMEOUT) after which the threaded parts pay:
+# measured in the W4 step, 4, 12, 16 and 20 alike, 24 and the default 28 not
+NAP_MAX_TIMEOUT = 20
+_timeout_getter: list = []  # OpenBLAS's openblas_thread_timeout (or None), found once
+
+
+def _blas_workers_nap() -> bool:
+    """Whether NumPy's OpenBLAS puts its idle worker threads to sleep soon after a product
+    (``OPENBLAS_THREAD_TIMEOUT`` set, at most :data:`NAP_MAX_TIMEOUT`), so that threads of our
+    own find the cores free; False for its default (about 0.1 s of spinning) or another BLAS.
+    """
+    if not _timeout_getter:
+        getter = None
+        for path in threads._loaded_blas_paths():
+            try:
+                lib = ctypes.CDLL(path, mode=getattr(ctypes, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL)
+            except OSError:
+                continue
+            getter = getattr(lib, "openblas_thread_timeout", None)
+            if getter is not None:
+                getter.restype = ctypes.c_int
+                break
+        _timeout_getter.append(getter)
+    getter = _timeout_getter[0]
+    if getter is None:
+        return False
+    timeout = getter()  # 0: not set (OpenBLAS's default, 28)
+    return 0 < timeout <= NAP_MAX_TIMEOUT
 
 
 def _matmul_into(out, a, b, add: bool) -> None:

@@ -246,3 +246,64 @@ def test_unshifted_and_shifted_softmax(device, dtype):
     out, _ = assert_same(lambda q, k, v: sdpa(q, k, v, tensor(allowed, device)), [q, k, v],
                          dtype=dtype)
     np.testing.assert_array_equal(out[0][:, :, 4], 0.0)
+
+
+@pytest.mark.parametrize("kind", ["causal", "padding", "float", "dead_row", "none"])
+def test_batch_parts_on_threads(monkeypatch, kind):
+    """With two kernel threads (and OpenBLAS workers that sleep when idle) the NumPy kernel
+    spreads parts of the batch over them (the BLAS on one thread meanwhile, its count restored
+    after): the same numbers as in one thread, forward and backward, and the same for the
+    packed self-attention."""
+    from minigrad import threads
+
+    if not threads.blas_controllable():
+        pytest.skip("the BLAS thread count cannot be set here: the kernel stays on one thread")
+    att = kernels.attention
+    q, k, v, mask, causal = _case("cpu", "float64", kind, B=5, H=3, L=6, S=6, E=4, Ev=4)
+    qkv = tensor(np.random.default_rng(1).standard_normal((5, 6, 36)), "cpu", "float64", True)
+    packed_mask = None if kind != "padding" else tensor(
+        np.arange(6)[None, None, None, :] < np.array([6, 4, 5, 3, 6])[:, None, None, None],
+        "cpu")
+
+    def run():
+        out = sdpa(q, k, v, mask, is_causal=causal)
+        out_p = att.apply_packed(qkv, 3, packed_mask, is_causal=causal)
+        gy = np.random.default_rng(2)
+        grads = mg.grad(out, [q, k, v], tensor(gy.standard_normal(out.shape), "cpu", "float64"))
+        grads_p = mg.grad(out_p, [qkv], tensor(gy.standard_normal(out_p.shape), "cpu",
+                                               "float64"))
+        return [cpu(out), cpu(out_p)] + [cpu(g) for g in grads + grads_p]
+
+    monkeypatch.setenv("MINIGRAD_NUM_THREADS", "1")
+    one = run()
+    calls = []
+    real = att.run_chunks
+    monkeypatch.setattr(att, "run_chunks", lambda fn, parts: calls.append(1) or real(fn, parts))
+    monkeypatch.setattr(att, "ROW_CHUNK", 2 * 3 * 6 * 6)  # parts of 2 batch entries: 3 parts
+    monkeypatch.setenv("MINIGRAD_NUM_THREADS", "2")
+    monkeypatch.setattr(att, "_blas_workers_nap", lambda: False)
+    assert run() is not None and not calls  # spinning BLAS workers: one thread
+    monkeypatch.setattr(att, "_blas_workers_nap", lambda: True)
+    before = mg.get_num_threads()
+    two = run()
+    assert len(calls) == 4  # forward and backward of each kernel, threaded
+    assert mg.get_num_threads() == before
+    for a, b in zip(one, two):
+        np.testing.assert_allclose(b, a, rtol=1e-13, atol=1e-15)
+
+
+def test_blas_workers_nap_reads_the_thread_timeout(monkeypatch):
+    """The threaded attention parts need OpenBLAS's idle workers to sleep: its thread timeout
+    (2**N cycles of spinning) set and at most NAP_MAX_TIMEOUT; unset (0) means its default."""
+    att = kernels.attention
+    getter = att._timeout_getter
+    monkeypatch.setattr(att, "_timeout_getter", [lambda: 0])
+    assert att._blas_workers_nap() is False
+    monkeypatch.setattr(att, "_timeout_getter", [lambda: 4])
+    assert att._blas_workers_nap() is True
+    monkeypatch.setattr(att, "_timeout_getter", [lambda: att.NAP_MAX_TIMEOUT + 1])
+    assert att._blas_workers_nap() is False
+    monkeypatch.setattr(att, "_timeout_getter", [None])  # another BLAS: never
+    assert att._blas_workers_nap() is False
+    monkeypatch.setattr(att, "_timeout_getter", getter)
+    assert att._blas_workers_nap() in (True, False)  # the real library answers
