@@ -46,6 +46,7 @@ from minigrad.fused import FusedFunction
 from minigrad.tensor import Tensor
 
 from . import _cuda
+from ._numpy import NO_TRANS, ROW_MAJOR, blas_gemm
 
 CUDA_KERNELS = ("im2col", "col2im")
 
@@ -251,6 +252,8 @@ class FusedConv2dFn(_ConvBase, kernel="conv"):
         y = xp.empty((N, c_out, Ho, Wo), dtype=np.result_type(x.dtype, w.dtype))
         if self._batch_major(g):
             return self._forward_batch_major(x, b, y, g)
+        if self._shifted(g) and x.dtype == w.dtype and blas_gemm(x.dtype) is not None:
+            return self._forward_shifted(x, b, y)
         for n0, n1 in self._chunks(g, x.itemsize):
             part = g.with_batch(n1 - n0)
             cols = im2col(xp, x[n0:n1], part).reshape(groups, rows, part.N * Ho * Wo)
@@ -312,7 +315,7 @@ class FusedConv2dFn(_ConvBase, kernel="conv"):
             gw = None if gw is None else gw.reshape(self.inputs[1].shape)
             grads = (gx, gw)
             return grads + (self._bias_grad(gy),) if len(self.inputs) == 3 else grads
-        shifted = gx is not None and self._shifted_input_grad(g)
+        shifted = gx is not None and self._shifted(g)
         if shifted:
             self._input_grad_shifted(gy, gx)
         for n0, n1 in self._chunks(g, x.itemsize) if self.needs_input_grad[1] or not shifted \
@@ -338,13 +341,66 @@ class FusedConv2dFn(_ConvBase, kernel="conv"):
         return grads + (self._bias_grad(gy),) if len(self.inputs) == 3 else grads
 
 
-    def _shifted_input_grad(self, g: _ConvGeometry) -> bool:
+    def _shifted(self, g: _ConvGeometry) -> bool:
         """True for a NumPy conv of stride 1 whose output covers most of its frame (a
-        ``Ho * Wo`` of at least half of ``Hf * Wf``): its input gradient is taken by
-        :meth:`_input_grad_shifted`."""
+        ``Ho * Wo`` of at least half of ``Hf * Wf``): its forward (float32/64) and input
+        gradient work on the frame, by shifts (:meth:`_forward_shifted`,
+        :meth:`_input_grad_shifted`)."""
         Hf, Wf = g.frame()
         return (self.xp is np and (g.sh, g.sw) == (1, 1)
                 and 2 * g.Ho * g.Wo >= Hf * Wf)
+
+    def _frame_chunks(self, g: _ConvGeometry, per_sample: int) -> list:
+        """``(start, samples)`` of the batch, as many samples at a time as keep ``per_sample``
+        bytes each under ``COLUMN_CHUNK_BYTES``."""
+        step = max(1, COLUMN_CHUNK_BYTES // max(per_sample, 1))
+        return [(n0, min(n0 + step, g.N) - n0) for n0 in range(0, g.N, step)]
+
+    def _tap_offsets(self, g: _ConvGeometry, Wf: int) -> list:
+        """Where tap ``(i, j)`` reads, relative to its window's corner, in the flattened frame."""
+        return [i * g.dh * Wf + j * g.dw for i in range(g.kh) for j in range(g.kw)]
+
+    def _forward_shifted(self, x, b, y):
+        """NumPy, stride 1: ``y`` without im2col columns.
+
+        With ``x`` laid channel-major in its zero-padded frame ``(C, N, Hf, Wf)`` and flattened,
+        output pixel ``p`` (a window's corner, on the same grid) is ``sum over taps of W_tap @
+        x_frame[:, p + i dh Wf + j dw]``: one GEMM per tap whose second operand is a shifted
+        slice of the frame (a strided view: no copy), accumulated in place by BLAS (beta = 1,
+        through NumPy's own OpenBLAS). The product covers the whole frame grid (``Hf Wf /
+        (Ho Wo)`` times the outputs: 1.4x on W5's second conv, whose im2col copy costs more);
+        the outputs are its ``(Ho, Wo)`` corner of each sample. A window never leaves its
+        sample's frame, so each tap's product stops ``offset`` columns short of the end."""
+        g, groups = self.geometry, self.groups
+        Hf, Wf = g.frame()
+        size, c_g, o_g = Hf * Wf, g.C // groups, y.shape[1] // groups
+        dt = x.dtype
+        gemm, item = blas_gemm(dt), dt.itemsize
+        taps = g.kh * g.kw
+        # (taps, O, C/g): each tap's weights as a matrix, rows of every group one after another
+        w_taps = self.w_mat.reshape(groups * o_g, c_g, taps).transpose(2, 0, 1)
+        w_taps = np.ascontiguousarray(w_taps)
+        offsets = self._tap_offsets(g, Wf)
+        bias = None if b is None else b.reshape(1, -1, 1, 1)
+        for n0, n in self._frame_chunks(g, (g.C + y.shape[1]) * size * item):
+            length = n * size
+            frame = np.zeros((g.C, n, Hf, Wf), dtype=dt)
+            frame[:, :, g.ph:g.ph + g.H, g.pw:g.pw + g.W] = x[n0:n0 + n].transpose(1, 0, 2, 3)
+            out = np.empty((y.shape[1], n, Hf, Wf), dtype=dt)
+            f_ptr, o_ptr, w_ptr = frame.ctypes.data, out.ctypes.data, w_taps.ctypes.data
+            for gi in range(groups):
+                for t, off in enumerate(offsets):
+                    # out_g[:, :length - off] (+)= W_tap,g @ frame_g[:, off:length]
+                    gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, o_g, length - off, c_g, 1.0,
+                         w_ptr + ((t * groups + gi) * o_g * c_g) * item, c_g,
+                         f_ptr + (gi * c_g * length + off) * item, length,
+                         1.0 if t else 0.0, o_ptr + gi * o_g * length * item, length)
+            corner = out[:, :, :g.Ho, :g.Wo].transpose(1, 0, 2, 3)
+            if bias is None:
+                y[n0:n0 + n] = corner
+            else:
+                np.add(corner, bias, out=y[n0:n0 + n])
+        return y
 
     def _input_grad_shifted(self, gy, gx):
         """NumPy, stride 1: ``gx`` without a col2im over short rows.
@@ -364,12 +420,9 @@ class FusedConv2dFn(_ConvBase, kernel="conv"):
         # (g, taps C/g, O/g): every tap's W_g^T, stacked tap by tap
         w_taps = self.w_mat.reshape(groups, o_g, c_g, taps).transpose(0, 3, 2, 1)
         w_taps = w_taps.reshape(groups, taps * c_g, o_g)
-        offsets = [i * g.dh * Wf + j * g.dw for i in range(g.kh) for j in range(g.kw)]
+        offsets = self._tap_offsets(g, Wf)
         dtype = np.result_type(gy.dtype, w_taps.dtype)
-        per_sample = (taps * g.C + gy.shape[1]) * size * dtype.itemsize
-        step = max(1, COLUMN_CHUNK_BYTES // per_sample)
-        for n0 in range(0, g.N, step):
-            n = min(n0 + step, g.N) - n0
+        for n0, n in self._frame_chunks(g, (taps * g.C + gy.shape[1]) * size * dtype.itemsize):
             length = n * size
             gy_frame = np.zeros((gy.shape[1], n, Hf, Wf), dtype=gy.dtype)
             gy_frame[:, :, :g.Ho, :g.Wo] = gy[n0:n0 + n].transpose(1, 0, 2, 3)

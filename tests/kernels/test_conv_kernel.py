@@ -242,26 +242,36 @@ SHIFTED_CASES = [  # stride 1: the input gradient by shifted adds (_input_grad_s
 ]
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
 @pytest.mark.parametrize("chunk_bytes", [1, 1 << 30], ids=["per-sample", "whole"])
 @pytest.mark.parametrize("x_shape,w_shape,options", SHIFTED_CASES)
-def test_shifted_input_grad_matches_reference(monkeypatch, x_shape, w_shape, options,
-                                               chunk_bytes):
-    """A stride-1 NumPy conv takes its input gradient from one product over ``gy`` laid in the
-    input's frame and one shifted add per tap; per sample or the batch at once, with padding on
-    one side, dilation and groups, it equals the reference's."""
+def test_shifted_paths_match_reference(monkeypatch, x_shape, w_shape, options, chunk_bytes,
+                                       dtype):
+    """A stride-1 NumPy conv runs on the input's frame: its forward one GEMM per tap over a
+    shifted slice of the frame, accumulated by BLAS, its input gradient one product over ``gy``
+    laid in the frame and one shifted add per tap; per sample or the batch at once, with
+    padding (more after than before), dilation and groups, both equal the reference's."""
     monkeypatch.setattr(conv_kernel, "COLUMN_CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(conv_kernel, "BATCH_MAJOR_MAX_ROWS", 0)
     called = []
-    real = conv_kernel.FusedConv2dFn._input_grad_shifted
-    monkeypatch.setattr(conv_kernel.FusedConv2dFn, "_input_grad_shifted",
-                        lambda self, gy, gx: called.append(1) or real(self, gy, gx))
-    x, w, b = _x(x_shape, "cpu"), _x(w_shape, "cpu", seed=1), _x((w_shape[0],), "cpu", seed=2)
-    assert_same(lambda x, w, b: F.conv2d(x, w, b, **options), [x, w, b])
-    assert called  # (the path under test ran)
+    for name in ("_forward_shifted", "_input_grad_shifted"):
+        real = getattr(conv_kernel.FusedConv2dFn, name)
+        monkeypatch.setattr(conv_kernel.FusedConv2dFn, name,
+                            lambda self, *a, _real=real, _name=name: called.append(_name)
+                            or _real(self, *a))
+    x, w = _x(x_shape, "cpu", dtype), _x(w_shape, "cpu", dtype, seed=1)
+    b = _x((w_shape[0],), "cpu", dtype, seed=2)
+    assert_same(lambda x, w, b: F.conv2d(x, w, b, **options), [x, w, b], dtype=dtype)
+    assert_same(lambda x, w: F.conv2d(x, w, **options), [x, w], dtype=dtype)
+    assert set(called) == {"_forward_shifted", "_input_grad_shifted"}  # (the paths ran)
+
+
+def test_shifted_paths_gradcheck():
+    """float64 gradcheck of the frame paths with asymmetric padding, dilation and groups."""
     conv = lambda x, w, b: kernels.conv.apply(  # noqa: E731
         x, w, b, (1, 1), ((1, 0), (0, 2)), (1, 2), 2)
-    x, w = _x((2, 4, 4, 5), "cpu"), _x((2, 2, 2, 2), "cpu", seed=1)
-    assert mg.autograd.gradcheck(conv, [x, w, _x((2,), "cpu", seed=2)])
+    x, w, b = _x((2, 4, 4, 5), "cpu"), _x((2, 2, 2, 2), "cpu", seed=1), _x((2,), "cpu", seed=2)
+    assert mg.autograd.gradcheck(conv, [x, w, b])
 
 
 def test_shifted_input_grad_only_where_the_output_fills_the_frame():
@@ -272,5 +282,5 @@ def test_shifted_input_grad_only_where_the_output_fills_the_frame():
     w5 = conv_kernel._ConvGeometry(8, 32, 13, 13, 3, 3, 11, 11, (1, 1), (1, 1), (0, 0))
     strided = conv_kernel._ConvGeometry(8, 32, 13, 13, 3, 3, 6, 6, (2, 2), (1, 1), (0, 0))
     large = conv_kernel._ConvGeometry(8, 32, 13, 13, 7, 7, 7, 7, (1, 1), (1, 1), (0, 0))
-    assert fn._shifted_input_grad(w5)
-    assert not fn._shifted_input_grad(strided) and not fn._shifted_input_grad(large)
+    assert fn._shifted(w5)
+    assert not fn._shifted(strided) and not fn._shifted(large)
