@@ -27,27 +27,27 @@ and after the loop, ONE GEMM for the weights over all steps (bptt.py's step 5 su
 ``dx_proj = da_all``.
 
 NumPy: every per-step buffer is laid out units-major, batch last: ``(4H, B)`` gates, ``(H, B)``
-states, so each gate is one contiguous block; the recurrent GEMM is ``W_hh (4H, H) @ h (H,
-B)``. (NumPy runs an elementwise pass over a row slice such as ``a[:, H:2H]`` of a ``(B, 4H)``
-array several times slower than over a contiguous block of the same size.) A step reads its
-(4H, B) block of ``x_proj`` as a (T, 4H, B) view: contiguous when it comes from
-:func:`project`, a transposed read otherwise. One ``tanh`` pass activates all four gates: the
-i, f, o pre-activations are halved and ``sigmoid(x) = (tanh(x / 2) + 1) / 2`` (rounded as
-minigrad's sigmoid). The halving is folded into a copy of ``W_hh`` (its i, f, o rows) and into
-the input part ``(x + b) / 2``, made for a block of ``STEP_BLOCK`` steps at once; the step's
-GEMM adds ``(W_hh / 2) h`` to it in place through NumPy's own BLAS (``beta = 1``, one ctypes
-call whose arguments are made before the loop), or NumPy's matmul and an add where that BLAS
-is not reachable: the same numbers as the composite's, bit for bit. The states of all steps
-are one (H, T + 1, B) array, so the backward's weight GEMM takes them as they are. In training, the forward also computes, after each block of ``STEP_BLOCK``
+states, so each gate is one contiguous block; the recurrent GEMM is ``W_hh (4H, H) @ h (H, B)``.
+(NumPy runs an elementwise pass over a row slice such as ``a[:, H:2H]`` of a ``(B, 4H)`` array
+several times slower than over a contiguous block of the same size.) A step reads its (4H, B) block
+of ``x_proj`` as a (T, 4H, B) view: contiguous when it comes from :func:`project`, a transposed
+read otherwise. One ``tanh`` pass activates all four gates: the i, f, o pre-activations are halved
+and ``sigmoid(x) = (tanh(x / 2) + 1) / 2`` (rounded as minigrad's sigmoid). The halving is folded
+into a copy of ``W_hh`` (its i, f, o rows) and into the input part ``(x + b) / 2``, made for a
+block of ``STEP_BLOCK`` steps at once; the step's GEMM adds ``(W_hh / 2) h`` to it in place through
+NumPy's own BLAS (``beta = 1``, one ctypes call whose arguments are made before the loop), or
+NumPy's matmul and an add where that BLAS is not reachable: the same numbers as the composite's,
+bit for bit. The states of all steps are one (H, T + 1, B) array, so the backward's weight GEMM
+takes them as they are. In training, the forward also computes, after each block of ``STEP_BLOCK``
 steps while their values are in cache, everything of the backward that does not depend on the
 carried dh, dc (each gate's derivative times the other factors of its gradient,
-:meth:`LSTMFn._block_multipliers`), so the backward never recomputes a transcendental and a
-step of it is five small products and its GEMM. The backward writes each step's gradient
-contiguously into a block of ``STEP_BLOCK`` steps, which moves into a (4H, T, B) array at once:
-the gradients of all steps are then one (4H, T * B) matrix for the weight GEMMs (of ``W_hh``
-here, of ``W_ih`` in :func:`project`'s backward), none of them on a transposed copy. All step
-maths is in place (``out=``); nothing leaves the input dtype; the backward only reads what the
-forward saved (``retain_graph``).
+:meth:`LSTMFn._block_multipliers`), so the backward never recomputes a transcendental and a step of
+it is five small products and its GEMM. The backward writes each step's gradient contiguously into
+a block of ``STEP_BLOCK`` steps, which moves into a (4H, T, B) array at once: the gradients of all
+steps are then one (4H, T * B) matrix for the weight GEMMs (of ``W_hh`` here, of ``W_ih`` in
+:func:`project`'s backward), none of them on a transposed copy. All step maths is in place
+(``out=``); nothing leaves the input dtype; the backward only reads what the forward saved
+(``retain_graph``).
 
 CUDA (``lstm.cu``): per step one cuBLAS GEMM (CuPy ``matmul``) and one fused gate kernel; the
 backward likewise, then the same single weight GEMM. The kernels get the whole (T, ...) buffers
@@ -193,8 +193,9 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         tc^2)``, and ``fs`` the forget gates."""
         H = tc.shape[1]
         i, f, g, o = (acts[:, k * H:(k + 1) * H] for k in range(4))
-        np.subtract(1, acts, out=m)
-        m *= acts  # s (1 - s): the sigmoids' derivatives (the g rows are replaced below)
+        for rows in (slice(0, 2 * H), slice(3 * H, 4 * H)):  # i, f and o
+            np.subtract(1, acts[:, rows], out=m[:, rows])
+            m[:, rows] *= acts[:, rows]  # s (1 - s): the sigmoids' derivatives
         m_g = m[:, 2 * H:3 * H]
         np.multiply(g, g, out=m_g)
         np.subtract(1, m_g, out=m_g)
