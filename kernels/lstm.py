@@ -63,7 +63,7 @@ from minigrad import references
 from minigrad.autograd import is_grad_enabled
 from minigrad.tensor import Tensor
 
-from ._numpy import NO_TRANS, ROW_MAJOR, blas_gemm
+from ._numpy import NO_TRANS, ROW_MAJOR, blas_gemm, transposed
 from ._rnn import RecurrentFn, gate_column, gate_major_projection
 
 CUDA_KERNELS = ("lstm_step_fwd", "lstm_step_bwd")
@@ -220,7 +220,7 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         dc = np.array(gc_n.T, dtype=dt, order="C")
         dh_next = np.empty((H, B), dtype=dt)
         dct = np.empty((H, B), dtype=dt)
-        w = np.ascontiguousarray(w_hh.T)  # (H, 4H)
+        w = transposed(w_hh)  # (H, 4H)
         # the gradients of all steps as one (4H, T * B) matrix, for the weight gradients'
         # GEMMs without a transposed operand: each step's (4H, B) gradient is made
         # contiguous in a block of STEP_BLOCK steps, which then moves into d_all at once

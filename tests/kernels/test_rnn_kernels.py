@@ -157,3 +157,16 @@ def test_blas_gemm_accumulates():
         gemm(_numpy.ROW_MAJOR, _numpy.NO_TRANS, _numpy.NO_TRANS, 6, 3, 4, 1.0, a.ctypes.data,
              4, b.ctypes.data, 9, 1.0, c.ctypes.data, 3)
         np.testing.assert_allclose(c, expected, rtol=1e-6 if dt == np.float32 else 1e-14)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64, np.int64])
+def test_transposed_copy(dtype):
+    """kernels._numpy.transposed: a C-contiguous copy of a.T (the BLAS's omatcopy for a
+    C-contiguous float matrix, NumPy otherwise), equal to np.ascontiguousarray(a.T)."""
+    from minigrad.kernels import _numpy
+
+    a = (np.arange(7 * 5) * 0.37).astype(dtype).reshape(7, 5)
+    for case in (a, a[:, 1:4], a[::2], np.zeros((0, 3), dtype)):
+        out = _numpy.transposed(case)
+        assert out.flags.c_contiguous and out.dtype == case.dtype
+        np.testing.assert_array_equal(out, case.T)
