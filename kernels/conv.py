@@ -24,7 +24,11 @@ NumPy: im2col is one copy of an ``as_strided`` view of the zero-padded input (no
 over pixels); col2im is ``kh * kw`` strided slice adds into a zeroed frame (no ``np.add.at``:
 within one kernel offset no two entries land on the same pixel). The batch goes through in
 chunks of samples whose columns take at most ``COLUMN_CHUNK_BYTES`` (one GEMM per group and
-chunk): the columns of a large batch never exist whole.
+chunk): the columns of a large batch never exist whole. A stride-1 conv whose output fills
+most of its input's frame runs its forward and input gradient on the flattened channel-major
+frame instead, where every tap is a shifted contiguous slice (no columns, no adds over short
+rows): the forward one BLAS GEMM per tap accumulated in place, the input gradient one product
+and a shifted add per tap (``_forward_shifted``, ``_input_grad_shifted``).
 CUDA (``conv.cu``): one grid-stride kernel each for im2col (padding by bounds checks, no padded
 copy) and col2im (one thread per output pixel gathers its sum: no atomics); the GEMMs are CuPy's
 ``matmul`` (cuBLAS), over the whole batch at once.
