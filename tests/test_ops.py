@@ -102,3 +102,25 @@ def test_ops_namespace_exports_only_public_names():
         assert not hasattr(mg, helper), helper
     for name in mg.ops.__all__:
         assert callable(getattr(mg, name)), name
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "tanh"])
+def test_sigmoid_and_tanh_gradients_are_one_node(name):
+    """The gradient of sigmoid and tanh from their output is one node (PyTorch's
+    sigmoid_backward / tanh_backward), the same numbers as the formula written with ops, and
+    differentiable again (gradgradcheck in test_double_backward)."""
+    rng = np.random.default_rng(0)
+    x = mg.tensor(rng.standard_normal((4, 5)).astype(np.float32), requires_grad=True)
+    gy = mg.tensor(rng.standard_normal((4, 5)).astype(np.float32), requires_grad=True)
+    y = getattr(x, name)()
+    (gx,) = mg.autograd.grad(y, x, gy, create_graph=True)
+    assert gx.grad_fn.name == ("SigmoidBackward" if name == "sigmoid" else "TanhBackward")
+    yd, gyd = y.data, gy.data
+    expected = gyd * yd * (1 - yd) if name == "sigmoid" else gyd * (1 - yd * yd)
+    np.testing.assert_array_equal(gx.data, expected)
+    # its own gradients: with respect to gy and, through y, to x
+    (ggy, gxx) = mg.autograd.grad(gx.sum(), [gy, x])
+    d1 = yd * (1 - yd) if name == "sigmoid" else 1 - yd * yd
+    np.testing.assert_allclose(ggy.data, d1, rtol=1e-6)
+    dy = gyd * (1 - 2 * yd) if name == "sigmoid" else -2 * gyd * yd
+    np.testing.assert_allclose(gxx.data, dy * d1, rtol=1e-5, atol=1e-6)

@@ -398,6 +398,15 @@ class LSTM(_RNNBase):
             b_hh = b_ih
         if x.device.type == "cpu" and x.data.dtype.char in "fd":  # each step's (4H, B) block
             # contiguous, for the NumPy kernel and the composite's units-major steps alike
+            if b_hh is not None and not fused_enabled("lstm", x):
+                # the composite: the bias as one more input column of the projection's GEMM
+                # (x_proj + b is one more pass over the whole (T, B, 4H) projection, and its
+                # gradient a reduction over it: ~4 ms of W2's 64-75 ms composite step)
+                T, B, n_in = x.shape
+                ones = Tensor._make(x.xp.ones((T, B, 1), dtype=x.data.dtype))
+                x_ones = ops.cat([x, ones], 2)  # (T, B, I + 1)
+                w_b = ops.cat([w_ih, b_hh.reshape(-1, 1)], 1)  # (4H, I + 1)
+                return kernels.lstm.project(x_ones, w_b), None
             return kernels.lstm.project(x, w_ih), b_hh
         return _input_projection(x, w_ih, None), b_hh
 

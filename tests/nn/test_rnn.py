@@ -327,3 +327,63 @@ def test_cells_match_pytorch(kind, batched, device):
     if kind == "LSTMCell":  # no state given: zeros
         torch_h, _ = tm(tx)
         np.testing.assert_allclose(to_numpy(m(mx)[0]), torch_h.detach().numpy(), atol=1e-12)
+
+
+# ---------------------------------------------------------------------------- the composite LSTM
+
+
+def test_composite_lstm_gradcheck_and_double_backward(device):
+    """The unfused LSTM (``use_fused(False)``: references.lstm_layer, the biases folded into the
+    input projection as one more input column): gradients of first and second order, float64,
+    two layers (the second layer's input needs a gradient), both directions, a padded row."""
+    m = nn.LSTM(2, 3, num_layers=2, bidirectional=True).double().to(device)
+    rng = np.random.default_rng(6)
+    x = tensor64(rng.standard_normal((3, 2, 2)), device, requires_grad=True)
+    params = list(m.parameters())
+
+    def fn(x, *p):
+        return _flat_run(m, "LSTM", x, lengths=[3, 2])
+
+    with mg.use_fused(False):
+        assert mg.autograd.gradcheck(fn, [x, *params])
+        assert mg.autograd.gradgradcheck(fn, [x, *params[:4]])
+
+
+def test_composite_lstm_folds_the_bias_into_the_projection(device):
+    """No pass adds the biases to the whole (T, B, 4H) projection: it comes out of the GEMM
+    with them (an input column of ones), and the composite's values equal the projection plus
+    the biases added afterwards (float64). On the CPU: a GPU's projection is one GEMM of its
+    own, the biases added to it."""
+    from minigrad import references
+
+    if device != "cpu":
+        pytest.skip("the gate-major projection is the CPU's")
+
+    m = nn.LSTM(4, 5).double().to(device)
+    x = tensor64(np.random.default_rng(8).standard_normal((6, 3, 4)), device)
+    with mg.use_fused(False):
+        out, (h, c) = m(x)
+    projections, seen, todo = [], set(), [out.grad_fn]
+    while todo:  # the graph's nodes
+        fn = todo.pop()
+        if fn is None or id(fn) in seen:
+            continue
+        seen.add(id(fn))
+        if fn.name == "GateMajorProjection":
+            projections.append(tuple(fn.inputs[1].shape))
+        todo.extend(t.grad_fn for t in fn.inputs)
+    assert projections == [(20, 5)]  # W_ih with the biases as its last column
+    w_ih, w_hh, b_ih, b_hh = m.weight_ih_l0, m.weight_hh_l0, m.bias_ih_l0, m.bias_hh_l0
+    zeros = mg.zeros(3, 5, dtype=mg.float64, device=device)
+    x_proj = x @ w_ih.T
+    ref = references.lstm_layer(x_proj, zeros, zeros, w_hh, b_ih + b_hh, None)
+    for a, b in zip((out, h[0], c[0]), ref):
+        np.testing.assert_allclose(to_numpy(a), to_numpy(b), rtol=1e-12, atol=1e-13)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("case", range(len(PARITY_CASES)))
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_composite_lstm_matches_pytorch(case, dtype, device):
+    with mg.use_fused(False):
+        test_matches_pytorch("LSTM", case, dtype, device)
