@@ -40,6 +40,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad import references
+from minigrad.autograd import is_zero_grad
 from minigrad.tensor import Tensor
 
 from ._numpy import ROW_CHUNK, flat_chunks
@@ -135,8 +136,9 @@ class GRUFn(RecurrentFn, kernel="gru"):
             if any_pad:  # padded rows: no gate gradient
                 np.copyto(m_rz, 0, where=pad[steps])
                 np.copyto(m_n, 0, where=pad[steps])
-        gy = self._upstream(gy)
-        gy = gy.transpose(0, 2, 1) if gy.any() else None  # an unused output: zeros
+        # an unused output (the engine's zero stand-in, or zeros): no work from it
+        gy = None if is_zero_grad(gy) else self._upstream(gy)
+        gy = gy.transpose(0, 2, 1) if gy is not None and gy.any() else None
         dh = np.array(gh_n.T, dtype=dt, order="C")  # a copy: updated in place below
         dh_next = np.empty((H, B), dtype=dt)
         tmp = np.empty((H, B), dtype=dt)

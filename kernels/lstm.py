@@ -60,7 +60,7 @@ from __future__ import annotations
 import numpy as np
 
 from minigrad import references
-from minigrad.autograd import is_grad_enabled
+from minigrad.autograd import is_grad_enabled, is_zero_grad
 from minigrad.tensor import Tensor
 
 from ._numpy import NO_TRANS, ROW_MAJOR, blas_gemm, transposed
@@ -214,8 +214,9 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         H = G // 4
         dt = ms.dtype
         pad, any_pad = self._padded_columns()
-        gy = self._upstream(gy)
-        gy = gy.transpose(0, 2, 1) if gy.any() else None  # an unused output: zeros
+        # an unused output (the engine's zero stand-in, or zeros): no work from it
+        gy = None if is_zero_grad(gy) else self._upstream(gy)
+        gy = gy.transpose(0, 2, 1) if gy is not None and gy.any() else None
         dh = np.array(gh_n.T, dtype=dt, order="C")  # copies: updated in place below
         dc = np.array(gc_n.T, dtype=dt, order="C")
         dh_next = np.empty((H, B), dtype=dt)

@@ -240,17 +240,22 @@ def _edge(t, xp):
     hooks or a retained gradient is held by its own node (``Tensor.register_hook``)."""
     data = t.data
     if xp is np:  # the view built directly: broadcast_to costs 7x more, on every relu
-        zero = _ZEROS.get(data.dtype)
-        if zero is None:
-            zero = _ZEROS[data.dtype] = np.zeros(1, dtype=data.dtype)
-            zero.flags.writeable = False
-        view = np.ndarray(data.shape, data.dtype, zero, 0, (0,) * data.ndim)
+        view = _zero_view(data.shape, data.dtype)
     else:
         view = xp.broadcast_to(xp.zeros((), dtype=data.dtype), data.shape)
     e = Tensor._make(view, True)
     e.grad_fn = t.grad_fn
     e._out_index = t._out_index
     return e
+
+
+def _zero_view(shape, dtype):
+    """A read-only NumPy array of ``shape`` whose elements all are one cached zero."""
+    zero = _ZEROS.get(dtype)
+    if zero is None:
+        zero = _ZEROS[dtype] = np.zeros(1, dtype=dtype)
+        zero.flags.writeable = False
+    return np.ndarray(shape, dtype, zero, 0, (0,) * len(shape))
 
 
 def _as_array(value, xp):
@@ -582,8 +587,21 @@ def _run_hooks(tensor, g):
 
 
 def _zeros(fn, i):
+    """The gradient of output ``i`` of ``fn`` that received none: zeros. On NumPy a read-only
+    zero-strided view of one zero (no memory, no fill: an LSTM's unused (T, B, H) output would
+    otherwise cost a 2 MB zero fill per step); kernels may test for it with
+    :func:`is_zero_grad` and skip the work."""
     shape, dtype = fn.out_meta[i]
+    if fn.xp is np:
+        return Tensor._make(_zero_view(shape, np.dtype(dtype)))
     return Tensor._make(fn.xp.zeros(shape, dtype=dtype))
+
+
+def is_zero_grad(array) -> bool:
+    """True when ``array`` is the engine's stand-in for an output gradient that never arrived
+    (:func:`_zeros`): every element is zero and nothing needs computing from it."""
+    return (type(array) is np.ndarray and not any(array.strides)
+            and array.base is not None and array.base is _ZEROS.get(array.dtype))
 
 
 def grad(

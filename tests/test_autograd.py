@@ -366,3 +366,33 @@ def test_ops_that_need_only_their_output_differentiate_twice(op):
     x = mg.tensor(np.array([[-1.3, 0.4], [2.2, -0.7]]), requires_grad=True)
     assert mg.autograd.gradcheck(lambda t: getattr(t * 1.5, op)(), (x,))
     assert mg.autograd.gradgradcheck(lambda t: getattr(t * 1.5, op)(), (x,))
+
+
+def test_an_output_without_gradient_gets_a_read_only_zero_stand_in():
+    from minigrad.autograd import Function, is_zero_grad
+
+    seen = {}
+
+    class TwoOutputs(Function):
+        def forward(self, x):
+            return x * 2, x * 3
+
+        def backward(self, g1, g2):
+            seen["g2"] = g2.data
+            return g1 * 2 + g2 * 3
+
+    x = mg.tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    y1, _ = TwoOutputs.apply(x)
+    y1.sum().backward()
+    g2 = seen["g2"]
+    assert is_zero_grad(g2) and g2.shape == (2, 3) and not g2.flags.writeable
+    assert not g2.any()
+    np.testing.assert_array_equal(x.grad.numpy(), np.full((2, 3), 2.0))
+    assert not is_zero_grad(np.zeros((2, 3))) and not is_zero_grad(np.zeros(()))
+
+    # a leaf whose whole gradient is the stand-in passed through gets memory of its own
+    a = mg.tensor(np.ones((2, 2)), requires_grad=True)
+    first, _ = a.chunk(2, dim=0)
+    (first * 5).sum().backward()
+    np.testing.assert_array_equal(a.grad.numpy(), [[5.0, 5.0], [0.0, 0.0]])
+    a.grad.data += 1  # writeable
