@@ -295,7 +295,12 @@ def lstm_layer(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tenso
     """
     if b_hh is not None:
         x_proj = x_proj + b_hh  # (T, B, 4H): b_hh added once, not once per step
-    steps = ops.unbind(x_proj.transpose(1, 2), 0)  # T x (4H, B); one node, its backward one cat
+    T, B, G = x_proj.shape
+    gate_major = x_proj.transpose(1, 2)  # (T, 4H, B)
+    if T and gate_major.is_contiguous():  # T x (4H, B): row blocks of the (T * 4H, B) view, one
+        steps = ops.split(gate_major.reshape(T * G, B), G, 0)  # node (no squeeze per step)
+    else:
+        steps = ops.unbind(gate_major, 0)  # one node, its backward one cat
     valid = ops.unbind(mask.transpose(1, 2), 0) if mask is not None else None  # T x (1, B)
     h, c = h0.T, c0.T  # (H, B)
     outputs: list[Tensor | None] = [None] * len(steps)
@@ -310,7 +315,8 @@ def lstm_layer(x_proj: Tensor, h0: Tensor, c0: Tensor, w_hh: Tensor, b_hh: Tenso
             c_new = ops.where(valid[t], c_new, c)
         h, c = h_new, c_new
         outputs[t] = h
-    output = ops.stack(outputs, 0).transpose(1, 2)  # (T, B, H)
+    H = h0.shape[-1]  # (a cat of the (H, B) states, not a stack: no unsqueeze per step)
+    output = ops.cat(outputs, 0).reshape(len(steps), H, B).transpose(1, 2)  # (T, B, H)
     if mask is not None:
         output = ops.where(mask, output, 0.0)  # padded steps output zeros, as PyTorch's packing
     return output, h.T, c.T
