@@ -37,16 +37,15 @@ benchmarks/results/kernel_notes.md.)
 
 from __future__ import annotations
 
-import ctypes
 import math
 
 import numpy as np
 
-from minigrad import references, threads
+from minigrad import references
 from minigrad.fused import FusedFunction
 from minigrad.tensor import Tensor
 
-from . import _cuda
+from . import _blas, _cuda
 from ._numpy import ROW_CHUNK, num_threads, row_chunks, run_chunks
 
 CUDA_KERNELS = ("flash_attn_fwd", "flash_attn_bwd_dq", "flash_attn_bwd_dkdv")
@@ -415,9 +414,9 @@ def _zero_or_minus_inf(bias) -> bool:
 def _run_parts(fn, n: int, size: int) -> None:
     """``fn(part)`` for parts (slices) of a batch of ``n`` entries of ``size`` scores each:
     cache-sized parts one after the other; or, with two or more kernel threads
-    (``MINIGRAD_NUM_THREADS``, set by ``mg.set_num_threads``) and a BLAS whose idle threads
-    sleep (:func:`_blas_workers_nap`), larger parts spread over the threads
-    (:func:`kernels._numpy.run_chunks`) with the BLAS on one thread meanwhile.
+    (``MINIGRAD_NUM_THREADS``, set by ``mg.set_num_threads``) and an OpenBLAS whose workers
+    can be stopped (:func:`kernels._blas.quiet`), larger parts spread over the threads with
+    the BLAS on the calling thread only.
 
     Why: the products here are small (W4: 128 x 128 x 64 per head), and OpenBLAS runs them no
     faster on two threads than on one; with each Python thread making its own single-threaded
@@ -425,56 +424,19 @@ def _run_parts(fn, n: int, size: int) -> None:
     side by side on the cores. The threaded parts are 1 MB of scores (4 W4 batch entries)
     rather than 256 KB: with smaller ones the threads wait on each other for the GIL between
     their many short calls (W4 forward + backward alone, two threads: 11.4 ms in one thread,
-    8.1 with 256 KB parts, 6.2-7.0 with 1 MB). Inside a training step this pays only where
-    OpenBLAS's idle workers sleep: with its default (they spin for about 0.1 s after each
-    product) the threaded parts ran slower in the W4 step than one thread (14.4 ms against
-    12.2), with ``OPENBLAS_THREAD_TIMEOUT=4`` faster (7.7 against 19.4 for one thread, whose
-    two-thread products then wake a sleeping worker each time). Every part writes its own
-    pieces of the outputs, so the numbers do not depend on the thread count. A BLAS whose
-    thread count cannot be set (:func:`minigrad.threads.blas_controllable`) keeps one Python
-    thread: two threads calling a multi-threaded BLAS at once would only queue on its lock.
+    8.1 with 256 KB parts, 6.2-7.0 with 1 MB). Inside a training step this pays only with
+    OpenBLAS's workers stopped: spinning after the step's last product they kept the second
+    core, and the threaded parts took 14.4 ms per W4 step against 12.2 in one thread. Every
+    part writes its own pieces of the outputs, so the numbers do not depend on the thread
+    count.
     """
-    blas = threads._find_blas()
-    if n < 2 or num_threads() < 2 or not blas or not _blas_workers_nap():
-        for part in row_chunks(n, size, 65536):  # cache-sized pieces: kernels/_numpy.py
-            fn(part)
+    if n >= 2 and num_threads() >= 2 and _blas.can_quiet():
+        parts = list(row_chunks(n, size, ROW_CHUNK))
+        with _blas.quiet(len(parts)):
+            run_chunks(fn, parts)
         return
-    before = blas[1]()
-    blas[0](1)
-    try:
-        run_chunks(fn, row_chunks(n, size, ROW_CHUNK))
-    finally:
-        blas[0](before)
-
-
-# the longest spin (2**N cycles, OPENBLAS_THREAD_TIMEOUT) after which the threaded parts pay:
-# measured in the W4 step, 4, 12, 16 and 20 alike, 24 and the default 28 not
-NAP_MAX_TIMEOUT = 20
-_timeout_getter: list = []  # OpenBLAS's openblas_thread_timeout (or None), found once
-
-
-def _blas_workers_nap() -> bool:
-    """Whether NumPy's OpenBLAS puts its idle worker threads to sleep soon after a product
-    (``OPENBLAS_THREAD_TIMEOUT`` set, at most :data:`NAP_MAX_TIMEOUT`), so that threads of our
-    own find the cores free; False for its default (about 0.1 s of spinning) or another BLAS.
-    """
-    if not _timeout_getter:
-        getter = None
-        for path in threads._loaded_blas_paths():
-            try:
-                lib = ctypes.CDLL(path, mode=getattr(ctypes, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL)
-            except OSError:
-                continue
-            getter = getattr(lib, "openblas_thread_timeout", None)
-            if getter is not None:
-                getter.restype = ctypes.c_int
-                break
-        _timeout_getter.append(getter)
-    getter = _timeout_getter[0]
-    if getter is None:
-        return False
-    timeout = getter()  # 0: not set (OpenBLAS's default, 28)
-    return 0 < timeout <= NAP_MAX_TIMEOUT
+    for part in row_chunks(n, size, 65536):  # cache-sized pieces: kernels/_numpy.py
+        fn(part)
 
 
 def _matmul_into(out, a, b, add: bool) -> None:

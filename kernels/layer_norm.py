@@ -27,7 +27,7 @@ from minigrad import references
 from minigrad.fused import FusedFunction
 from minigrad.tensor import Tensor
 
-from . import _cuda
+from . import _blas, _cuda
 from ._norm import AffineInputs
 from ._numpy import ROW_CHUNK, row_chunks, run_chunks
 
@@ -103,7 +103,9 @@ class LayerNormFn(AffineInputs, FusedFunction, kernel="layer_norm"):
             if b is not None:
                 out += b
 
-        run_chunks(chunk, row_chunks(N, D, ROW_CHUNK))
+        chunks = list(row_chunks(N, D, ROW_CHUNK))
+        with _blas.quiet(len(chunks)):  # the BLAS's spinning workers off the cores
+            run_chunks(chunk, chunks)
         self.xhat, self.rstd, self.w = xhat, rstd, w
         return y
 
@@ -142,7 +144,9 @@ class LayerNormFn(AffineInputs, FusedFunction, kernel="layer_norm"):
             out *= rstd[rows]
             return part_w, part_b
 
-        parts = run_chunks(chunk, row_chunks(N, D, ROW_CHUNK))
+        chunks = list(row_chunks(N, D, ROW_CHUNK))
+        with _blas.quiet(len(chunks)):  # (the GEMVs in the chunks then on one BLAS thread)
+            parts = run_chunks(chunk, chunks)
         # the partial sums in chunk order: the same numbers with any number of threads
         gw = np.sum([pw for pw, _ in parts], axis=0, dtype=dt) if want_w else None
         gb = np.sum([pb for _, pb in parts], axis=0, dtype=dt) if want_b else None

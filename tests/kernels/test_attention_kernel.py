@@ -250,15 +250,13 @@ def test_unshifted_and_shifted_softmax(device, dtype):
 
 @pytest.mark.parametrize("kind", ["causal", "padding", "float", "dead_row", "none"])
 def test_batch_parts_on_threads(monkeypatch, kind):
-    """With two kernel threads (and OpenBLAS workers that sleep when idle) the NumPy kernel
+    """With two kernel threads (and OpenBLAS workers that can be stopped) the NumPy kernel
     spreads parts of the batch over them (the BLAS on one thread meanwhile, its count restored
     after): the same numbers as in one thread, forward and backward, and the same for the
     packed self-attention."""
-    from minigrad import threads
-
-    if not threads.blas_controllable():
-        pytest.skip("the BLAS thread count cannot be set here: the kernel stays on one thread")
     att = kernels.attention
+    if not att._blas.can_quiet():
+        pytest.skip("no OpenBLAS whose workers can be stopped: the kernel stays on one thread")
     q, k, v, mask, causal = _case("cpu", "float64", kind, B=5, H=3, L=6, S=6, E=4, Ev=4)
     qkv = tensor(np.random.default_rng(1).standard_normal((5, 6, 36)), "cpu", "float64", True)
     packed_mask = None if kind != "padding" else tensor(
@@ -281,9 +279,10 @@ def test_batch_parts_on_threads(monkeypatch, kind):
     monkeypatch.setattr(att, "run_chunks", lambda fn, parts: calls.append(1) or real(fn, parts))
     monkeypatch.setattr(att, "ROW_CHUNK", 2 * 3 * 6 * 6)  # parts of 2 batch entries: 3 parts
     monkeypatch.setenv("MINIGRAD_NUM_THREADS", "2")
-    monkeypatch.setattr(att, "_blas_workers_nap", lambda: False)
-    assert run() is not None and not calls  # spinning BLAS workers: one thread
-    monkeypatch.setattr(att, "_blas_workers_nap", lambda: True)
+    can_quiet = att._blas.can_quiet
+    monkeypatch.setattr(att._blas, "can_quiet", lambda: False)
+    assert run() is not None and not calls  # BLAS workers that cannot be stopped: one thread
+    monkeypatch.setattr(att._blas, "can_quiet", can_quiet)
     before = mg.get_num_threads()
     two = run()
     assert len(calls) == 4  # forward and backward of each kernel, threaded
@@ -291,19 +290,3 @@ def test_batch_parts_on_threads(monkeypatch, kind):
     for a, b in zip(one, two):
         np.testing.assert_allclose(b, a, rtol=1e-13, atol=1e-15)
 
-
-def test_blas_workers_nap_reads_the_thread_timeout(monkeypatch):
-    """The threaded attention parts need OpenBLAS's idle workers to sleep: its thread timeout
-    (2**N cycles of spinning) set and at most NAP_MAX_TIMEOUT; unset (0) means its default."""
-    att = kernels.attention
-    getter = att._timeout_getter
-    monkeypatch.setattr(att, "_timeout_getter", [lambda: 0])
-    assert att._blas_workers_nap() is False
-    monkeypatch.setattr(att, "_timeout_getter", [lambda: 4])
-    assert att._blas_workers_nap() is True
-    monkeypatch.setattr(att, "_timeout_getter", [lambda: att.NAP_MAX_TIMEOUT + 1])
-    assert att._blas_workers_nap() is False
-    monkeypatch.setattr(att, "_timeout_getter", [None])  # another BLAS: never
-    assert att._blas_workers_nap() is False
-    monkeypatch.setattr(att, "_timeout_getter", getter)
-    assert att._blas_workers_nap() in (True, False)  # the real library answers
