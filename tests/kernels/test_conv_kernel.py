@@ -284,3 +284,28 @@ def test_shifted_input_grad_only_where_the_output_fills_the_frame():
     large = conv_kernel._ConvGeometry(8, 32, 13, 13, 7, 7, 7, 7, (1, 1), (1, 1), (0, 0))
     assert fn._shifted(w5)
     assert not fn._shifted(strided) and not fn._shifted(large)
+
+
+def test_composite_folds_a_first_layers_bias_into_the_product(monkeypatch):
+    """The composite conv of a few-row layer (1 channel, 3 x 3) adds its bias in the product
+    (the weights with a bias column, the columns with a row of ones): the same values and
+    gradients as the bias added to the output, and double backward still exact."""
+    from minigrad import references
+
+    x, w, b = _x((2, 1, 5, 6), "cpu"), _x((3, 1, 3, 3), "cpu", seed=1), _x((3,), "cpu", seed=2)
+
+    def conv(x, w, b):
+        return references.conv2d(x, w, b, (1, 1), ((1, 1), (0, 1)), (1, 1), 1)
+
+    folded = conv(x, w, b)
+    assert "CatFn" in grad_fn_names(folded)
+    g_folded = mg.grad((folded ** 2).sum(), [x, w, b])
+    monkeypatch.setattr(references, "FOLD_BIAS_MAX_ROWS", 0)
+    added = conv(x, w, b)
+    assert "CatFn" not in grad_fn_names(added)
+    np.testing.assert_allclose(cpu(folded), cpu(added), rtol=1e-12, atol=1e-12)
+    for a, e in zip(g_folded, mg.grad((added ** 2).sum(), [x, w, b])):
+        np.testing.assert_allclose(cpu(a), cpu(e), rtol=1e-12, atol=1e-12)
+    monkeypatch.undo()
+    f = lambda x, w, b: conv(x, w, b) ** 2  # noqa: E731
+    assert mg.autograd.gradcheck(f, [x, w, b]) and mg.autograd.gradgradcheck(f, [x, w, b])
