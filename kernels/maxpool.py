@@ -19,7 +19,9 @@ start in the padding). The backward puts dy at the indices (``put_along_axis`` w
 cannot overlap, else one ``bincount`` that sums the overlaps).
 Windows that tile the input (stride = kernel, no padding or dilation: the usual ``MaxPool2d(2)``)
 take a shorter way: the batch in chunks of samples of about ``TILE_CHUNK_BYTES`` (every pass
-over a chunk finds it in cache), the node keeps only the winning tap, one byte per output, and
+over a chunk finds it in cache; the chunks shared by the kernel threads, ``MINIGRAD_NUM_THREADS``,
+with OpenBLAS's idle workers stopped for the section: ``kernels/_blas.py``; W5's step about
+1 ms faster on 2 threads), the node keeps only the winning tap, one byte per output, and
 the backward writes each tap's share of dx (dy where the tap won, else 0) into a strided view;
 the int64 indices are made only when the caller asks for them (``with_indices``).
 
@@ -36,7 +38,8 @@ from minigrad import references
 from minigrad.fused import FusedFunction
 from minigrad.tensor import Tensor
 
-from . import _cuda
+from . import _blas, _cuda
+from ._numpy import run_chunks
 
 CUDA_KERNELS = ("max_pool2d_fwd", "max_pool2d_bwd")
 # Input bytes per chunk of samples for tiling windows on NumPy (a few hundred KiB: the chunk,
@@ -132,7 +135,8 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
         (kh, kw), (OH, OW) = self.kernel_size, self.out_size
         y = np.empty((N, C, OH, OW), dtype=x.dtype)
         tap = np.empty(y.shape, dtype=np.int8 if kh * kw <= 127 else np.int32)
-        for part in self._tile_chunks(x.shape, x.itemsize):
+
+        def chunk(part):
             xs, ys = x[part], y[part]
             views = [xs[:, :, a:a + (OH - 1) * kh + 1:kh, b:b + (OW - 1) * kw + 1:kw]
                      for a in range(kh) for b in range(kw)]
@@ -143,6 +147,11 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
                 for v in views[2:]:
                     np.maximum(ys, v, out=ys)
             tap[part] = self._first_taps(views, ys, nan_possible=not np.isfinite(ys.sum()))
+
+        # (each chunk writes its own samples: the kernel threads may share them out)
+        parts = self._tile_chunks(x.shape, x.itemsize)
+        with _blas.quiet(len(parts)):
+            run_chunks(chunk, parts)
         self.tap, self.in_shape = tap, x.shape
         indices = None
         if self.with_indices:  # the flat index: a window base plus the tap's offset
@@ -160,14 +169,17 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
         gx = np.empty(self.in_shape, dtype=gy.dtype) if covered else np.zeros(self.in_shape,
                                                                                dtype=gy.dtype)
         tiles = gx[:, :, :OH * kh, :OW * kw].reshape(N, C, OH, kh, OW, kw)  # (a view)
-        won = None
-        for part in self._tile_chunks(self.in_shape, gy.itemsize):
+
+        def chunk(part):
             gys, taps = gy[part], self.tap[part]
-            if won is None or won.shape != taps.shape:
-                won = np.empty(taps.shape, dtype=bool)
+            won = np.empty(taps.shape, dtype=bool)
             for t in range(kh * kw):
                 np.equal(taps, t, out=won)
                 np.multiply(gys, won, out=tiles[part, :, :, t // kw, :, t % kw])
+
+        parts = self._tile_chunks(self.in_shape, gy.itemsize)
+        with _blas.quiet(len(parts)):
+            run_chunks(chunk, parts)
         return gx
 
     @staticmethod

@@ -133,15 +133,18 @@ def test_module_and_switch(device):
 TILES = [((5, 3, 8, 8), 2), ((3, 2, 11, 11), 2), ((2, 3, 9, 7), (3, 2))]  # (covered, remainder)
 
 
+@pytest.mark.parametrize("threads", [1, 2], ids=["1-thread", "2-threads"])
 @pytest.mark.parametrize("with_nan", [False, True], ids=["no-nan", "nan"])
 @pytest.mark.parametrize("chunk_bytes", [1, 1 << 30], ids=["per-sample", "whole"])
 @pytest.mark.parametrize("shape,kernel", TILES, ids=str)
-def test_tiling_windows_without_indices(monkeypatch, shape, kernel, chunk_bytes, with_nan):
+def test_tiling_windows_without_indices(monkeypatch, shape, kernel, chunk_bytes, with_nan,
+                                        threads):
     """Without return_indices the kernel returns only the values (its node keeps a byte per
     output, no int64 indices): values and gradients equal the reference's, with ties (rounded
     values), rows and columns past the last window, a NaN in one chunk, one sample or all per
-    chunk."""
+    chunk, the chunks on one kernel thread or shared by two (``MINIGRAD_NUM_THREADS``)."""
     monkeypatch.setattr(kernels.maxpool, "TILE_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setenv("MINIGRAD_NUM_THREADS", str(threads))
     a = np.round(np.random.default_rng(7).standard_normal(shape))
     if with_nan:
         a[1, 0, 1, 0] = np.nan
