@@ -121,8 +121,10 @@ SEGMENT = 1 << 16  # values per segment: enough to amortise a ufunc call, small 
 # Groups of fewer values than this run their segments on the calling thread whatever
 # MINIGRAD_NUM_THREADS says: right after backward the BLAS threads still spin on the other
 # cores, and a kernel thread handed one or two segments waits for a core longer than the
-# segments take (measured on W1's 102K values with two threads: inline is faster)
-THREADED_MIN = 1 << 20
+# segments take (measured on W1's 102K values with two threads: inline is faster; on W4's
+# 1.3 M values, after the kernels' sections that stop OpenBLAS's workers (kernels/_blas.py),
+# the threaded update took 13-21 ms a step against 3.6-4.1 inline)
+THREADED_MIN = 1 << 24
 
 
 def _segments(offsets, size: int = SEGMENT) -> list:
