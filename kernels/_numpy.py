@@ -106,7 +106,7 @@ def blas_gemm(dtype):
     """``cblas_sgemm`` (float32) or ``cblas_dgemm`` (float64) of the OpenBLAS NumPy links, as a
     ctypes function taking ``(order, trans_a, trans_b, m, n, k, alpha, a_ptr, lda, b_ptr, ldb,
     beta, c_ptr, ldc)``; None for other dtypes or another BLAS (then use NumPy)."""
-    return _blas_function("gemm", dtype)
+    return blas_function("gemm", dtype)
 
 
 def transposed(a: np.ndarray) -> np.ndarray:
@@ -117,7 +117,7 @@ def transposed(a: np.ndarray) -> np.ndarray:
         >>> transposed(np.arange(6, dtype=np.float32).reshape(2, 3)).tolist()
         [[0.0, 3.0], [1.0, 4.0], [2.0, 5.0]]
     """
-    copy = _blas_function("omatcopy", a.dtype) if a.ndim == 2 and a.size else None
+    copy = blas_function("omatcopy", a.dtype) if a.ndim == 2 and a.size else None
     if copy is None or not a.flags.c_contiguous:
         return np.ascontiguousarray(a.T)
     rows, cols = a.shape
@@ -126,7 +126,10 @@ def transposed(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _blas_function(name: str, dtype):
+def blas_function(name: str, dtype):
+    """NumPy's own OpenBLAS routine ``name`` (gemm, omatcopy, axpy, axpby) for ``dtype``
+    (float32 or float64) as a ctypes function taking the CBLAS arguments, found once; None
+    for another dtype or BLAS."""
     dtype = np.dtype(dtype)
     key = (name, dtype.char)
     fn = _BLAS.get(key, False)
@@ -152,10 +155,13 @@ def _find_blas_function(name: str, char: str):
             if fn is None:
                 continue
             fn.restype = None
-            if name == "gemm":
-                fn.argtypes = [flag, flag, flag, index, index, index, real, ptr, index, ptr,
-                               index, real, ptr, index]
-            else:  # omatcopy: (order, trans, rows, cols, alpha, a, lda, b, ldb)
-                fn.argtypes = [flag, flag, index, index, real, ptr, index, ptr, index]
+            fn.argtypes = {
+                "gemm": [flag, flag, flag, index, index, index, real, ptr, index, ptr, index,
+                         real, ptr, index],
+                # (order, trans, rows, cols, alpha, a, lda, b, ldb)
+                "omatcopy": [flag, flag, index, index, real, ptr, index, ptr, index],
+                "axpy": [index, real, ptr, index, ptr, index],  # (n, a, x, incx, y, incy)
+                "axpby": [index, real, ptr, index, real, ptr, index],  # (n, a, x, incx, b, y, incy)
+            }[name]
             return fn
     return None

@@ -46,11 +46,10 @@ parameter or gradient, or a gradient of another dtype, in the bucket).
 
 from __future__ import annotations
 
-import ctypes
 
 import numpy as np
 
-from minigrad import backend, references, threads
+from minigrad import backend, references
 from minigrad.fused import register_kernel
 
 from . import _cuda, _numpy
@@ -305,27 +304,9 @@ def _blas1(dtype: np.dtype):
 
 
 def _find_blas1(dtype: np.dtype):
-    letter = {"f": "s", "d": "d"}.get(np.dtype(dtype).char)
-    if letter is None:
-        return None
-    real = ctypes.c_float if letter == "s" else ctypes.c_double
-    for path in threads._loaded_blas_paths():
-        try:
-            lib = ctypes.CDLL(path, mode=getattr(ctypes, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL)
-        except OSError:
-            continue
-        # the wheels' builds: 64-bit integers (symbol suffix 64_) or 32-bit ones
-        for suffix, index in (("64_", ctypes.c_int64), ("", ctypes.c_int32)):
-            axpy = getattr(lib, f"scipy_cblas_{letter}axpy{suffix}", None)
-            axpby = getattr(lib, f"scipy_cblas_{letter}axpby{suffix}", None)
-            if axpy is None or axpby is None:
-                continue
-            ptr = ctypes.c_void_p
-            axpy.restype = axpby.restype = None
-            axpy.argtypes = [index, real, ptr, index, ptr, index]
-            axpby.argtypes = [index, real, ptr, index, real, ptr, index]
-            return axpy, axpby
-    return None
+    axpy = _numpy.blas_function("axpy", dtype)
+    axpby = _numpy.blas_function("axpby", dtype)
+    return None if axpy is None or axpby is None else (axpy, axpby)
 
 
 def _update_each(flat: _FlatMoments, params, step: float, group: dict) -> None:
