@@ -24,7 +24,7 @@ import ctypes
 
 from minigrad import threads
 
-from ._numpy import num_threads
+from ._numpy import num_threads, run_chunks
 
 _shutdown: list = []  # OpenBLAS's blas_thread_shutdown_ (or None), found once
 
@@ -33,11 +33,7 @@ def _shutdown_fn():
     """The loaded OpenBLAS's ``blas_thread_shutdown_``, or None."""
     if not _shutdown:
         fn = None
-        for path in threads._loaded_blas_paths():
-            try:
-                lib = ctypes.CDLL(path, mode=getattr(ctypes, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL)
-            except OSError:
-                continue
+        for lib in threads._loaded_blas_libraries():
             fn = getattr(lib, "blas_thread_shutdown_", None)
             if fn is not None:
                 fn.restype = ctypes.c_int
@@ -77,3 +73,11 @@ def quiet(chunks: int = 2):
         yield
     finally:
         setter(ctypes.c_int(before))
+
+
+def run_quiet(fn, chunks) -> list:
+    """``run_chunks(fn, chunks)`` (``kernels/_numpy.py``) inside :func:`quiet`: the chunks on the
+    kernel threads with OpenBLAS's idle workers stopped when more than one thread works."""
+    chunks = list(chunks)
+    with quiet(len(chunks)):
+        return run_chunks(fn, chunks)

@@ -144,11 +144,7 @@ def _find_blas_function(name: str, char: str):
         return None
     real = ctypes.c_float if letter == "s" else ctypes.c_double
     ptr, flag = ctypes.c_void_p, ctypes.c_int
-    for path in threads._loaded_blas_paths():
-        try:
-            lib = ctypes.CDLL(path, mode=getattr(ctypes, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL)
-        except OSError:
-            continue
+    for lib in threads._loaded_blas_libraries():
         # the wheels' builds: 64-bit integers (symbol suffix 64_) or 32-bit ones
         for suffix, index in (("64_", ctypes.c_int64), ("", ctypes.c_int32)):
             fn = getattr(lib, f"scipy_cblas_{letter}{name}{suffix}", None)

@@ -46,7 +46,7 @@ from minigrad.fused import FusedFunction
 from minigrad.tensor import Tensor
 
 from . import _blas, _cuda
-from ._numpy import ROW_CHUNK, num_threads, row_chunks, run_chunks
+from ._numpy import ROW_CHUNK, num_threads, row_chunks
 
 CUDA_KERNELS = ("flash_attn_fwd", "flash_attn_bwd_dq", "flash_attn_bwd_dkdv")
 # the kernels keep a row of the head dim in arrays of DMAX entries (a template argument)
@@ -431,9 +431,7 @@ def _run_parts(fn, n: int, size: int) -> None:
     count.
     """
     if n >= 2 and num_threads() >= 2 and _blas.can_quiet():
-        parts = list(row_chunks(n, size, ROW_CHUNK))
-        with _blas.quiet(len(parts)):
-            run_chunks(fn, parts)
+        _blas.run_quiet(fn, row_chunks(n, size, ROW_CHUNK))
         return
     for part in row_chunks(n, size, 65536):  # cache-sized pieces: kernels/_numpy.py
         fn(part)

@@ -357,7 +357,6 @@ class FusedConv2dFn(_ConvBase, kernel="conv"):
         grads = (gx, gw)
         return grads + (self._bias_grad(gy),) if len(self.inputs) == 3 else grads
 
-
     def _shifted(self, g: _ConvGeometry) -> bool:
         """True for a NumPy conv of stride 1 whose output covers most of its frame (a
         ``Ho * Wo`` of at least half of ``Hf * Wf``): its forward (float32/64) and input

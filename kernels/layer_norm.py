@@ -29,7 +29,7 @@ from minigrad.tensor import Tensor
 
 from . import _blas, _cuda
 from ._norm import AffineInputs
-from ._numpy import ROW_CHUNK, row_chunks, run_chunks
+from ._numpy import ROW_CHUNK, row_chunks
 
 CUDA_KERNELS = ("layer_norm_fwd", "layer_norm_bwd_dx", "layer_norm_bwd_dwdb")
 
@@ -103,9 +103,7 @@ class LayerNormFn(AffineInputs, FusedFunction, kernel="layer_norm"):
             if b is not None:
                 out += b
 
-        chunks = list(row_chunks(N, D, ROW_CHUNK))
-        with _blas.quiet(len(chunks)):  # the BLAS's spinning workers off the cores
-            run_chunks(chunk, chunks)
+        _blas.run_quiet(chunk, row_chunks(N, D, ROW_CHUNK))  # the BLAS's spinning workers off
         self.xhat, self.rstd, self.w = xhat, rstd, w
         return y
 
@@ -144,9 +142,8 @@ class LayerNormFn(AffineInputs, FusedFunction, kernel="layer_norm"):
             out *= rstd[rows]
             return part_w, part_b
 
-        chunks = list(row_chunks(N, D, ROW_CHUNK))
-        with _blas.quiet(len(chunks)):  # (the GEMVs in the chunks then on one BLAS thread)
-            parts = run_chunks(chunk, chunks)
+        # (the GEMVs in the chunks then on one BLAS thread)
+        parts = _blas.run_quiet(chunk, row_chunks(N, D, ROW_CHUNK))
         # the partial sums in chunk order: the same numbers with any number of threads
         gw = np.sum([pw for pw, _ in parts], axis=0, dtype=dt) if want_w else None
         gb = np.sum([pb for _, pb in parts], axis=0, dtype=dt) if want_b else None

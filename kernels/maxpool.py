@@ -39,7 +39,6 @@ from minigrad.fused import FusedFunction
 from minigrad.tensor import Tensor
 
 from . import _blas, _cuda
-from ._numpy import run_chunks
 
 CUDA_KERNELS = ("max_pool2d_fwd", "max_pool2d_bwd")
 # Input bytes per chunk of samples for tiling windows on NumPy (a few hundred KiB: the chunk,
@@ -149,9 +148,7 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
             tap[part] = self._first_taps(views, ys, nan_possible=not np.isfinite(ys.sum()))
 
         # (each chunk writes its own samples: the kernel threads may share them out)
-        parts = self._tile_chunks(x.shape, x.itemsize)
-        with _blas.quiet(len(parts)):
-            run_chunks(chunk, parts)
+        _blas.run_quiet(chunk, self._tile_chunks(x.shape, x.itemsize))
         self.tap, self.in_shape = tap, x.shape
         indices = None
         if self.with_indices:  # the flat index: a window base plus the tap's offset
@@ -177,9 +174,7 @@ class MaxPool2dFn(FusedFunction, kernel="max_pool2d"):
                 np.equal(taps, t, out=won)
                 np.multiply(gys, won, out=tiles[part, :, :, t // kw, :, t % kw])
 
-        parts = self._tile_chunks(self.in_shape, gy.itemsize)
-        with _blas.quiet(len(parts)):
-            run_chunks(chunk, parts)
+        _blas.run_quiet(chunk, self._tile_chunks(self.in_shape, gy.itemsize))
         return gx
 
     @staticmethod

@@ -43,7 +43,7 @@ from minigrad.fused import FusedFunction
 from minigrad.tensor import Tensor
 
 from . import _blas, _cuda
-from ._numpy import ROW_CHUNK, row_chunks, run_chunks
+from ._numpy import ROW_CHUNK, row_chunks
 
 CUDA_KERNELS = ("softmax_xent_fwd", "softmax_xent_bwd")
 
@@ -134,9 +134,7 @@ class SoftmaxCrossEntropyFn(FusedFunction, kernel="softmax_cross_entropy"):
                 smooth *= self.valid[rows]
                 part += smooth
 
-        chunks = list(row_chunks(N, C, ROW_CHUNK))
-        with _blas.quiet(len(chunks)):  # the BLAS's spinning workers off the cores
-            run_chunks(chunk, chunks)
+        _blas.run_quiet(chunk, row_chunks(N, C, ROW_CHUNK))  # the BLAS's spinning workers off
         self.exps, self.s = exps, s
         return self._reduce(loss, w_t)
 
@@ -164,9 +162,7 @@ class SoftmaxCrossEntropyFn(FusedFunction, kernel="softmax_cross_entropy"):
                 g -= ks[rows, None] if self.weight is None else \
                     np.multiply.outer(ks[rows], self.weight.data)
 
-        chunks = list(row_chunks(N, C, ROW_CHUNK))
-        with _blas.quiet(len(chunks)):
-            run_chunks(chunk, chunks)
+        _blas.run_quiet(chunk, row_chunks(N, C, ROW_CHUNK))
         gx[np.arange(N), self.safe] -= k * self.w_t * (1 - eps)
         return gx
 

@@ -53,16 +53,22 @@ def _loaded_blas_paths() -> list:
     return sorted(p for p in paths if "blas" in p.lower() or "mkl_rt" in p.lower())
 
 
+def _loaded_blas_libraries():
+    """ctypes handles of the BLAS libraries already loaded (none is loaded anew), in the order
+    of :func:`_loaded_blas_paths`: where NumPy's own BLAS functions are looked up."""
+    for path in _loaded_blas_paths():
+        try:
+            yield ctypes.CDLL(path, mode=getattr(ctypes, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL)
+        except OSError:
+            continue
+
+
 def _find_blas():
     """The (set, get) thread functions of NumPy's BLAS, or False when none was found."""
     global _blas
     if _blas is None:
         _blas = False
-        for path in _loaded_blas_paths():
-            try:
-                lib = ctypes.CDLL(path, mode=getattr(ctypes, "RTLD_NOLOAD", 0) | ctypes.RTLD_GLOBAL)
-            except OSError:
-                continue
+        for lib in _loaded_blas_libraries():
             for set_name, get_name in _SYMBOLS:
                 setter, getter = getattr(lib, set_name, None), getattr(lib, get_name, None)
                 if setter is not None and getter is not None:

@@ -356,8 +356,22 @@ class ReluFn(Function):
         return self.xp.maximum(x, 0)
 
     def backward(self, gy):
-        # NOTE: the subgradient at 0 is 0, as in PyTorch
-        return gy * (_output(self) > 0)
+        return ReluBackwardFn.apply(gy, _output(self))
+
+
+class ReluBackwardFn(Function):
+    """gx = gy * (y > 0), ReLU's gradient from its output, as one node (PyTorch's
+    ``threshold_backward``, as :class:`SigmoidBackwardFn` and :class:`TanhBackwardFn` are for
+    theirs: one node in place of a comparison and a product, the same numbers); its own
+    gradients, for double backward: g_gy = g * (y > 0), and none for y (the mask is piecewise
+    constant). NOTE: the subgradient at 0 is 0, as in PyTorch."""
+
+    def forward(self, gy, y):
+        return gy * (y > 0)
+
+    def backward(self, g):
+        gy, y = self.inputs
+        return (ReluBackwardFn.apply(g, y) if self.needs_input_grad[0] else None), None
 
 
 class AbsFn(Function):
