@@ -9,7 +9,8 @@ import numpy as np
 
 from minigrad import autocast_state
 from minigrad.autocast_state import state as _autocast
-from minigrad.autograd import Function
+from minigrad.autograd import Function, is_grad_enabled
+from minigrad.blas import add_product
 from minigrad.ops.elementwise import binary_operands, relu as _relu
 from minigrad.ops.indexing import _scatter_add
 from minigrad.ops.shape import expand, reshape, transpose
@@ -20,24 +21,40 @@ class MatmulFn(Function):
     """y = a @ b (batched, broadcasting batch dims);  ga = gy @ b^T, gb = a^T @ gy.
 
     Both inputs have at least 2 dimensions here (``matmul`` promotes vectors); the engine
-    reduces broadcast batch dimensions of ga and gb.
+    reduces broadcast batch dimensions of ga and gb. For a 2-D input whose gradient the engine
+    already sums in a buffer of its own (a weight used at every step of an unrolled RNN) the
+    term is added into that buffer by one GEMM with beta = 1 (``accumulates``).
     """
 
+    accumulates = True
+
     def forward(self, a, b):
-        if a.dtype.char in "eE" and self.xp is np:  # NumPy: no fast 2-byte-float GEMM
-            return np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(a.dtype)
-        return self.xp.matmul(a, b)
+        return _matmul_arrays(self.xp, a, b)
 
     def backward(self, gy):
         a, b = self.inputs
+        needs = self.needs_input_grad
         ga = gb = None
+        added_a = added_b = False  # a term added into the engine's sum: None goes back for it
+        into = self.grad_buffers  # the engine's running sums, or None (Function.accumulates)
+        if into is not None and gy.ndim == 2:  # (add_product checks dtypes and layouts)
+            added_a = into[0] is not None and add_product(into[0], gy.data, b.data.T)
+            added_b = into[1] is not None and add_product(into[1], a.data.T, gy.data)
         # NOTE: a column-major operand (W.t() in x @ W.t()) gets its gradient as the transpose
         # of a row-major product, so the gradient has the operand's memory order
-        if self.needs_input_grad[0]:
+        if needs[0] and not added_a:
             ga = (b @ gy.mT).mT if _transposed_matrix(a) else gy @ b.mT
-        if self.needs_input_grad[1]:
+        if needs[1] and not added_b:
             gb = (gy.mT @ a).mT if _transposed_matrix(b) else a.mT @ gy
         return ga, gb
+
+
+def _matmul_arrays(xp, a, b):
+    """``a @ b`` on arrays; NumPy's 2-byte floats through float32 (NumPy has no fast GEMM for
+    them) and back."""
+    if a.dtype.char in "eE" and xp is np:
+        return np.matmul(a.astype(np.float32), b.astype(np.float32)).astype(a.dtype)
+    return xp.matmul(a, b)
 
 
 def _transposed_matrix(t: Tensor) -> bool:
@@ -132,6 +149,8 @@ class LinearFn(Function):
     def backward(self, gy):
         x, w = self.inputs[0], self.inputs[1]
         needs, rows = self.needs_input_grad, self.rows
+        if not is_grad_enabled():  # a plain backward: no graph of it to record
+            return self._backward_arrays(gy.data, x.data, w.data, needs, rows)
         gy = gy.reshape(rows, gy.shape[-1])  # (rows, out)
         if self.relu:  # NOTE: the subgradient at 0 is 0, as ReLU's
             gy = gy * Tensor._make(self.y > 0)
@@ -142,6 +161,21 @@ class LinearFn(Function):
         # NOTE: the bias gradient (a column sum of gy) as a GEMV with ones: BLAS reads gy
         # once on all its threads, about twice as fast as NumPy's row-by-row sum here
         gb = matmul(Tensor._make(gy.xp.ones(rows, dtype=gy.dtype)), gy) if needs[2] else None
+        return gx, gw, gb
+
+    def _backward_arrays(self, gy, x, w, needs, rows):
+        """The backward above on the arrays, when it is not itself recorded (no
+        ``create_graph``): the same products and numbers, without a node or a Tensor per
+        intermediate (a training step's backward of small layers is mostly that overhead)."""
+        xp, make = self.xp, Tensor._make
+        gy = gy.reshape(rows, gy.shape[-1])
+        if self.relu:
+            gy = gy * (self.y > 0)
+        gx = make(_matmul_arrays(xp, gy, w).reshape(x.shape)) if needs[0] else None
+        gw = make(_matmul_arrays(xp, gy.T, x.reshape(rows, x.shape[-1]))) if needs[1] else None
+        if len(needs) == 2:
+            return gx, gw
+        gb = make(_matmul_arrays(xp, xp.ones(rows, dtype=gy.dtype), gy)) if needs[2] else None
         return gx, gw, gb
 
 

@@ -127,3 +127,23 @@ def test_encoder_feed_forward_uses_it_when_dropout_is_off(dropout, training):
     gelu = nn.TransformerEncoderLayer(8, 2, dim_feedforward=16, dropout=0.0,
                                       activation="gelu", batch_first=True).double()
     assert ("LinearFn", True) not in names(gelu(x))
+
+
+@pytest.mark.parametrize("dtype", [mg.float64, mg.float32, mg.float16])
+@pytest.mark.parametrize("relu", [True, False])
+@pytest.mark.parametrize("bias", [True, False])
+def test_backward_on_arrays_equals_recorded_backward(device, dtype, relu, bias):
+    """A plain backward runs LinearFn's gradient on the arrays (no nodes); under create_graph
+    it is recorded as Tensor ops. Both give the same numbers, bit for bit, and only the
+    recorded one has a graph (the weight's and the input's gradients read x and W)."""
+    x, w = _rand((2, 3, 4), device, 5, dtype), _rand((5, 4), device, 6, dtype)
+    args = [x, w, _rand((5,), device, 7, dtype)] if bias else [x, w]
+    gy = mg.tensor(np.random.default_rng(8).standard_normal((2, 3, 5)), dtype=dtype,
+                   device=device)
+    plain = mg.autograd.grad(linalg.linear(*args, relu=relu), args, gy)
+    recorded = mg.autograd.grad(linalg.linear(*args, relu=relu), args, gy, create_graph=True)
+    assert recorded[0].grad_fn is not None and recorded[1].grad_fn is not None
+    for p, r, a in zip(plain, recorded, args):
+        assert p.dtype == a.dtype and p.shape == a.shape
+        assert p.grad_fn is None
+        np.testing.assert_array_equal(to_numpy(p), to_numpy(r))
