@@ -71,6 +71,8 @@ class SoftmaxCrossEntropyFn(FusedFunction, kernel="softmax_cross_entropy"):
         # NOTE: 'mean' divides by the summed weights of the counted targets; when every target
         # is ignored that is 0 / 0 = nan, as in PyTorch
         self.denom = w_t.sum()
+        if self.denom:
+            return total / self.denom
         with np.errstate(invalid="ignore", divide="ignore"):
             return total / self.denom
 
@@ -134,7 +136,7 @@ class SoftmaxCrossEntropyFn(FusedFunction, kernel="softmax_cross_entropy"):
                 smooth *= self.valid[rows]
                 part += smooth
 
-        _blas.run_quiet(chunk, row_chunks(N, C, ROW_CHUNK))  # the BLAS's spinning workers off
+        _run_rows(chunk, N, C)
         self.exps, self.s = exps, s
         return self._reduce(loss, w_t)
 
@@ -142,10 +144,14 @@ class SoftmaxCrossEntropyFn(FusedFunction, kernel="softmax_cross_entropy"):
         N, C = self.exps.shape
         k = gy  # (N,) for 'none', else a scalar
         if self.reduction == "mean":
-            # all ignored gives zero gradients
-            with np.errstate(invalid="ignore", divide="ignore"):
-                k = k / self.denom if self.valid.any() else np.zeros_like(k)
-        k = np.broadcast_to(k, (N,)) * self.valid  # (N,): 0 where ignored
+            if self.denom:
+                k = k / self.denom
+            elif self.valid.any():  # counted targets whose weights sum to 0: 0/0, as PyTorch
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    k = k / self.denom
+            else:  # every target ignored: zero gradients
+                k = np.zeros_like(k)
+        k = k * self.valid  # (N,): 0 where ignored
         eps = self.label_smoothing
         # row scale of p = exps / s: k ((1 - eps) w_t + eps W / C) / s
         scale = self.w_t * (1 - eps)
@@ -162,7 +168,7 @@ class SoftmaxCrossEntropyFn(FusedFunction, kernel="softmax_cross_entropy"):
                 g -= ks[rows, None] if self.weight is None else \
                     np.multiply.outer(ks[rows], self.weight.data)
 
-        _blas.run_quiet(chunk, row_chunks(N, C, ROW_CHUNK))
+        _run_rows(chunk, N, C)
         gx[np.arange(N), self.safe] -= k * self.w_t * (1 - eps)
         return gx
 
@@ -221,6 +227,17 @@ def _out_of_range(t, n_classes: int, ignore_index: int) -> IndexError:
     """F.cross_entropy's error for a class index out of range (built at the synchronisation
     that reports it)."""
     return references.class_index_error(t, n_classes, ignore_index, "cross_entropy")
+
+
+def _run_rows(chunk, N: int, C: int) -> None:
+    """``chunk`` over the (N, C) rows: in cache-sized pieces on the kernel threads with the
+    BLAS's spinning workers off (``_blas.run_quiet``), or, for a batch that is one piece (a
+    classifier's few classes), called once directly: the machinery would cost more than the
+    work."""
+    if N * C <= ROW_CHUNK:
+        chunk(slice(None))
+    else:
+        _blas.run_quiet(chunk, row_chunks(N, C, ROW_CHUNK))
 
 
 def supported(input: Tensor, target: Tensor, weight) -> bool:

@@ -86,6 +86,21 @@ def test_all_targets_ignored(device, reduction):
     np.testing.assert_array_equal(grads[0], 0.0)
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # 0 / 0 and nan * 0, as PyTorch's
+def test_mean_over_targets_of_zero_weight_is_nan(device):
+    """Counted targets whose class weights sum to 0: 'mean' is 0 / 0 = nan and so is every
+    gradient (PyTorch: nan loss, nan gradients), on both paths; unlike all targets ignored,
+    whose gradients are 0."""
+    x, _, _ = _case(device, "float64", N=3, C=4)
+    t, w = tensor(np.array([1, 1, 2]), device), tensor(np.array([1.0, 0.0, 0.0, 1.0]), device)
+    for fused in (True, False):
+        x.grad = None
+        with mg.use_fused(fused):
+            loss = F.cross_entropy(x, t, weight=w)
+            loss.backward()
+        assert np.isnan(loss.item()) and np.isnan(cpu(x.grad)).all()
+
+
 def _mean_all_ignored(x, t):
     """'mean' over no targets is 0 / 0 = nan (as PyTorch), on both paths; gradients are 0."""
     results = []
