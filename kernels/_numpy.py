@@ -9,14 +9,14 @@ measurements behind the chunk sizes: benchmarks/results/kernel_notes.md).
 
 from __future__ import annotations
 
-import ctypes
 import os
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Iterator
 
 import numpy as np
 
-from minigrad import threads
+# (NO_TRANS and ROW_MAJOR are imported from here by the kernels)
+from minigrad.blas import NO_TRANS, ROW_MAJOR, TRANS, blas_function  # noqa: F401
 
 CHUNK = 16384  # values per chunk for kernels of many passes (GELU): the scratch fits in L2
 # Kernels of a few passes per chunk (cross-entropy, layer norm) lose more to the per-chunk
@@ -91,15 +91,10 @@ def run_chunks(fn: Callable[[slice], object], chunks) -> list:
 
 
 # ---------------------------------------------------------------------------- BLAS calls
-# NumPy's matmul has no accumulating form (BLAS's beta = 1): ``c += a @ b`` costs a product
-# array and a pass to add it; and NumPy's transposing copy of a matrix is not blocked for the
-# cache (a (1024, 256) float32 W^T: 360 us against 170 for OpenBLAS's omatcopy). The recurrent
-# kernels call these functions of NumPy's own BLAS (the wheels' OpenBLAS, found as
-# kernels/adam.py finds its axpby), the GEMM with every argument made once before their loop
+# The recurrent kernels and the conv call NumPy's own BLAS (minigrad/blas.py finds its
+# routines: NumPy's matmul has no accumulating form, and its transposing copy is not
+# blocked for the cache), the GEMM with every argument made once before their loop
 # through time, so a step pays one ctypes call.
-
-ROW_MAJOR, NO_TRANS, TRANS = 101, 111, 112
-_BLAS: dict = {}  # (name, dtype character) -> ctypes function of NumPy's OpenBLAS, or None
 
 
 def blas_gemm(dtype):
@@ -124,40 +119,3 @@ def transposed(a: np.ndarray) -> np.ndarray:
     out = np.empty((cols, rows), dtype=a.dtype)
     copy(ROW_MAJOR, TRANS, rows, cols, 1.0, a.ctypes.data, cols, out.ctypes.data, rows)
     return out
-
-
-def blas_function(name: str, dtype):
-    """NumPy's own OpenBLAS routine ``name`` (gemm, omatcopy, axpy, axpby) for ``dtype``
-    (float32 or float64) as a ctypes function taking the CBLAS arguments, found once; None
-    for another dtype or BLAS."""
-    dtype = np.dtype(dtype)
-    key = (name, dtype.char)
-    fn = _BLAS.get(key, False)
-    if fn is False:
-        fn = _BLAS[key] = _find_blas_function(name, dtype.char)
-    return fn
-
-
-def _find_blas_function(name: str, char: str):
-    letter = {"f": "s", "d": "d"}.get(char)
-    if letter is None:
-        return None
-    real = ctypes.c_float if letter == "s" else ctypes.c_double
-    ptr, flag = ctypes.c_void_p, ctypes.c_int
-    for lib in threads._loaded_blas_libraries():
-        # the wheels' builds: 64-bit integers (symbol suffix 64_) or 32-bit ones
-        for suffix, index in (("64_", ctypes.c_int64), ("", ctypes.c_int32)):
-            fn = getattr(lib, f"scipy_cblas_{letter}{name}{suffix}", None)
-            if fn is None:
-                continue
-            fn.restype = None
-            fn.argtypes = {
-                "gemm": [flag, flag, flag, index, index, index, real, ptr, index, ptr, index,
-                         real, ptr, index],
-                # (order, trans, rows, cols, alpha, a, lda, b, ldb)
-                "omatcopy": [flag, flag, index, index, real, ptr, index, ptr, index],
-                "axpy": [index, real, ptr, index, ptr, index],  # (n, a, x, incx, y, incy)
-                "axpby": [index, real, ptr, index, real, ptr, index],  # (n, a, x, incx, b, y, incy)
-            }[name]
-            return fn
-    return None

@@ -138,6 +138,16 @@ class Function:
     # each non-leaf input only its place in the graph, so the input's memory is freed as soon
     # as nothing else holds it (PyTorch saves only what a formula needs in the same way)
     keeps_inputs = True
+    # True: ``backward`` may add an input's gradient straight into the engine's running sum
+    # for that input instead of returning it. Before each call the engine sets
+    # ``self.grad_buffers``: None, or per input an array (or None) that it owns and that holds
+    # the sum of the terms that input received so far, of its shape and dtype, never under
+    # create_graph, never for a tensor with hooks or a retained gradient. The node adds its term
+    # in place (``c += a @ b`` as one GEMM with beta = 1: no product array, no pass to add it)
+    # and returns None for that input. A weight used at every step of an unrolled RNN receives
+    # one term per step.
+    accumulates = False
+    grad_buffers = None
 
     @classmethod
     def apply(cls, *inputs, **params):
@@ -447,6 +457,9 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
         # the nodes' array work: the one-output case without a list of gradients, the dict
         # updates written out, the arrays' shapes and dtypes read directly (no Tensor properties)
         for fn in order:
+            if fn.accumulates:  # set on every pass: never a buffer of an earlier one
+                fn.grad_buffers = (_grad_buffers(fn, owned, node_grads, leaf_grads)
+                                   if owned and fn.xp is np else None)
             outputs = fn.outputs
             if len(outputs) == 1:
                 g = node_grads.pop((id(fn), 0), None)
@@ -463,6 +476,8 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                         g = _output_grad(out, g, wanted, leaf_grads, leaves)
                     gys.append(g if g is not None else _zeros(fn, i))
                 gxs = fn.backward(*gys)
+            if fn.accumulates:
+                fn.grad_buffers = None
             if not isinstance(gxs, tuple):
                 gxs = (gxs,)
             for t, gx, need in zip(fn.inputs, gxs, fn.needs_input_grad):
@@ -516,6 +531,34 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
         for key, g in leaf_grads.items():
             _finish_leaf(leaves[key], g, create_graph, taken)
     return None
+
+
+def _grad_buffers(fn, owned: set, node_grads: dict, leaf_grads: dict):
+    """Per input of ``fn`` (a node that ``accumulates``), the array the engine owns holding
+    the sum of that input's gradient terms so far, where ``fn`` may add its own term into it;
+    None where it may not (no such sum yet, a sum that is not a buffer the engine made, a tensor
+    with hooks or a retained gradient: those keep the plain path); None when no input has one."""
+    found = None
+    inputs, needs = fn.inputs, fn.needs_input_grad
+    for k in range(len(inputs)):
+        t = inputs[k]
+        if not needs[k] or t._hooks or t._retains_grad:
+            continue
+        if t.grad_fn is None:
+            key, grads = id(t), leaf_grads
+        else:
+            key, grads = (id(t.grad_fn), t._out_index), node_grads
+        if key not in owned:
+            continue
+        g = grads.get(key)
+        if g is None:
+            continue
+        buf, data = g.data, t.data
+        if type(buf) is np.ndarray and buf.shape == data.shape and buf.dtype == data.dtype:
+            if found is None:
+                found = [None] * len(inputs)
+            found[k] = buf
+    return found
 
 
 def _output_grad(out, g, wanted, leaf_grads: dict, leaves: dict):

@@ -30,7 +30,7 @@ LAYERS = ["core", "references", "kernels", "nn", "library", "cli"]
 TOP_LEVEL = {
     "_version": "core", "backend": "core", "dtypes": "core", "autograd": "core",
     "tensor": "core", "ops": "core", "viz": "core", "io": "core", "autocast_state": "core",
-    "linalg": "core", "threads": "core", "allocator": "core",
+    "linalg": "core", "threads": "core", "allocator": "core", "blas": "core",
     "references": "references",
     "fused": "kernels", "kernels": "kernels",
     "nn": "nn", "distributed": "nn",
