@@ -19,7 +19,8 @@ from typing import Optional, Sequence, Union
 from minigrad import ops
 from minigrad.nn import functional as F
 from minigrad.nn import init
-from minigrad.nn.module import Module, Parameter
+from minigrad.nn.module import FUSED_PAIRS, Module, Parameter, _check_layer_inputs
+from minigrad.ops import linalg
 from minigrad.tensor import Tensor, empty
 
 __all__ = [
@@ -93,13 +94,23 @@ class Linear(Module):
             init.uniform_(self.bias, -bound, bound)
 
     def forward(self, input: Tensor) -> Tensor:
+        self._check_features(input)
+        return F.linear(input, self.weight, self.bias)
+
+    def _check_features(self, input: Tensor) -> None:
         if input.shape[-1:] != (self.in_features,):
             raise RuntimeError(
                 f"{self!r}: the input's last dimension must be in_features={self.in_features}, "
                 f"got an input of shape {tuple(input.shape)} (PyTorch: mat1 and mat2 shapes "
                 f"cannot be multiplied)"
             )
-        return F.linear(input, self.weight, self.bias)
+
+    def _then_relu(self, input: Tensor) -> Tensor:
+        """``relu(self(input))`` as one LinearFn node (Sequential's Linear then ReLU)."""
+        if self._checks_inputs:
+            _check_layer_inputs(self, (input,))
+        self._check_features(input)
+        return linalg.linear(input, self.weight, self.bias, relu=True)
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -306,6 +317,9 @@ class ReLU(Module):
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
+
+
+FUSED_PAIRS[Linear, ReLU] = Linear._then_relu
 
 
 class GELU(Module):

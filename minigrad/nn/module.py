@@ -15,6 +15,7 @@ import numpy as np
 from minigrad import backend, dtypes
 from minigrad.autocast_state import state as _autocast
 from minigrad.autograd import no_grad
+from minigrad.fused import is_fused
 from minigrad.tensor import Tensor
 
 
@@ -471,6 +472,11 @@ def _as_array(value):
 
 # ---------------------------------------------------------------------------- containers
 
+# Adjacent built-in layers that Sequential runs as one node on the fused path (mg.use_fused):
+# {(type(a), type(b)): fn(a, x) computing b(a(x))}, exact types only (a subclass may override
+# forward); nn/layers.py enters Linear then ReLU
+FUSED_PAIRS: Dict[tuple, Callable] = {}
+
 
 class Sequential(Module):
     """Modules applied one after the other: ``Sequential(Linear(4, 8), ReLU(), Linear(8, 2))``.
@@ -490,9 +496,27 @@ class Sequential(Module):
                 self.add_module(str(i), m)
 
     def forward(self, x):
-        """Apply the modules in order, each to the previous one's output."""
-        for m in self._modules.values():
-            x = m(x)
+        """Apply the modules in order, each to the previous one's output.
+
+        On the fused path a built-in ``Linear`` directly followed by a built-in ``ReLU`` runs as
+        one node (the ReLU in place on the fresh product, :data:`FUSED_PAIRS`): the same
+        numbers and gradients, one array and one node fewer.
+        """
+        mods = tuple(self._modules.values())
+        if not is_fused():
+            for m in mods:
+                x = m(x)
+            return x
+        i, n = 0, len(mods)
+        while i < n:
+            m = mods[i]
+            pair = FUSED_PAIRS.get((type(m), type(mods[i + 1]))) if i + 1 < n else None
+            if pair is None:
+                x = m(x)
+                i += 1
+            else:
+                x = pair(m, x)
+                i += 2
         return x
 
     def __getitem__(self, idx):

@@ -147,3 +147,49 @@ def test_backward_on_arrays_equals_recorded_backward(device, dtype, relu, bias):
         assert p.dtype == a.dtype and p.shape == a.shape
         assert p.grad_fn is None
         np.testing.assert_array_equal(to_numpy(p), to_numpy(r))
+
+
+class _MyLinear(nn.Linear):
+    def forward(self, input):
+        return super().forward(input) * 2.0
+
+
+@pytest.mark.parametrize("dtype", [mg.float64, mg.float32])
+def test_sequential_runs_linear_then_relu_as_one_node(device, dtype):
+    """In a Sequential on the fused path a built-in Linear directly followed by a built-in ReLU
+    is one LinearFn node with the ReLU; the outputs and every gradient equal those of the two
+    layers run apart (mg.use_fused(False)) bit for bit."""
+    mg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 5), nn.ReLU(), nn.Dropout(0.0), nn.Linear(5, 4),
+                          nn.ReLU()).to(device=device, dtype=dtype)
+    x = _rand((3, 6), device, 9, dtype)
+    y = model(x)
+    assert type(y.grad_fn).__name__ == "LinearFn" and y.grad_fn.relu
+    assert type(y.grad_fn.inputs[0].grad_fn).__name__ == "LinearFn"  # (dropout p=0: identity)
+    results = []
+    for fused in (True, False):
+        with mg.use_fused(fused):
+            model.zero_grad()
+            x.grad = None
+            out = model(x)
+            (out * out).sum().backward()
+        results.append([to_numpy(out)] + [to_numpy(t.grad) for t in [x, *model.parameters()]])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    assert (results[0][0] == 0).any()  # the ReLU did zero something
+
+
+def test_sequential_fuses_only_the_built_in_layers():
+    """A subclass of Linear (its own forward) or of ReLU, or a ReLU not right after the Linear,
+    runs as written; a wrong input still gets Linear's own error."""
+    x = _rand((2, 4), "cpu", 10, mg.float32)
+    sub = nn.Sequential(_MyLinear(4, 3), nn.ReLU())
+    np.testing.assert_array_equal(to_numpy(sub(x)),
+                                  to_numpy(F.relu(F.linear(x, sub[0].weight, sub[0].bias) * 2)))
+    assert type(sub(x).grad_fn).__name__ == "ReluFn"
+    apart = nn.Sequential(nn.Linear(4, 3), nn.Identity(), nn.ReLU())
+    assert type(apart(x).grad_fn).__name__ == "ReluFn"
+    with pytest.raises(RuntimeError, match="in_features=5"):
+        nn.Sequential(nn.Linear(5, 3), nn.ReLU())(x)
+    with pytest.raises(RuntimeError, match="dtype"):
+        nn.Sequential(nn.Linear(4, 3), nn.ReLU())(x.to(mg.float64).detach())
