@@ -243,15 +243,18 @@ def _update(flat: _FlatMoments, params, step: float, group: dict) -> None:
 
         if blas is not None and g.dtype == dtype and g.flags.c_contiguous:
             n = hi - lo
-            tmp_ptr = tmp.ctypes.data
+            # (addresses from the array interface: ``.ctypes`` builds a Python object per call)
+            tmp_ptr = tmp.__array_interface__["data"][0]
             # m <- (1 - beta1) g + beta1 m;  v <- (1 - beta2) g g + beta2 v   (one pass each)
-            axpby(n, one_minus_b1, g.ctypes.data, 1, b1, m.ctypes.data, 1)
+            axpby(n, one_minus_b1, g.__array_interface__["data"][0], 1, b1,
+                  m.__array_interface__["data"][0], 1)
             multiply(g, g, tmp)
-            axpby(n, one_minus_b2, tmp_ptr, 1, b2, v.ctypes.data, 1)
+            axpby(n, one_minus_b2, tmp_ptr, 1, b2, v.__array_interface__["data"][0], 1)
             ratio(m, v, tmp)
             start = 0  # theta <- theta - (step_size c) * (m / (sqrt(v) + eps c))   (one pass)
             for view in p_views:
-                axpy(view.size, neg_step, tmp_ptr + start * tmp.itemsize, 1, view.ctypes.data, 1)
+                axpy(view.size, neg_step, tmp_ptr + start * tmp.itemsize, 1,
+                     view.__array_interface__["data"][0], 1)
                 start += view.size
             return
         # (outputs passed positionally: ``out=`` costs a keyword parse per call)
