@@ -293,3 +293,32 @@ def test_add_product_refuses():
         before = c_.copy()
         assert not blas.add_product(c_, a_, b_)
         np.testing.assert_array_equal(c_, before)
+
+
+# ---------------------------------------------------------------------------- plain backward
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.float16])
+@pytest.mark.parametrize("case", ["2d", "a column-major", "b column-major", "batched"])
+def test_matmul_backward_on_arrays_equals_recorded(dtype, case):
+    """A plain backward runs MatmulFn's two products on the arrays (no nodes); under
+    create_graph they are recorded as ops. Both give the same numbers, bit for bit, in the
+    same memory order (a column-major operand, W.t(), gets a column-major gradient)."""
+    rng = np.random.default_rng(9)
+    shapes = {"2d": ((4, 5), (5, 3)), "a column-major": ((5, 4), (5, 3)),
+              "b column-major": ((4, 5), (3, 5)), "batched": ((2, 4, 5), (5, 3))}[case]
+    a, b = (mg.tensor(rng.standard_normal(s).astype(dtype), requires_grad=True) for s in shapes)
+
+    def product():
+        x = a.t() if case == "a column-major" else a
+        y = b.t() if case == "b column-major" else b
+        return x @ y
+
+    gy = mg.tensor(rng.standard_normal(product().shape).astype(dtype))
+    plain = mg.grad(product(), [a, b], gy)
+    recorded = mg.grad(product(), [a, b], gy, create_graph=True)
+    assert recorded[0].grad_fn is not None and recorded[1].grad_fn is not None
+    for p, r, t in zip(plain, recorded, (a, b)):
+        assert p.grad_fn is None and p.dtype == t.dtype and p.shape == t.shape
+        assert p.data.flags.c_contiguous == r.data.flags.c_contiguous
+        np.testing.assert_array_equal(p.numpy(), r.detach().numpy())

@@ -42,11 +42,25 @@ class MatmulFn(Function):
             added_b = into[1] is not None and add_product(into[1], a.data.T, gy.data)
         # NOTE: a column-major operand (W.t() in x @ W.t()) gets its gradient as the transpose
         # of a row-major product, so the gradient has the operand's memory order
+        if not is_grad_enabled():  # a plain backward: the same products on the arrays
+            xp, g, x, y, make = self.xp, gy.data, a.data, b.data, Tensor._make
+            if needs[0] and not added_a:
+                ga = make(_mT(_matmul_arrays(xp, y, _mT(g))) if _transposed_matrix(a)
+                          else _matmul_arrays(xp, g, _mT(y)))
+            if needs[1] and not added_b:
+                gb = make(_mT(_matmul_arrays(xp, _mT(g), x)) if _transposed_matrix(b)
+                          else _matmul_arrays(xp, _mT(x), g))
+            return ga, gb
         if needs[0] and not added_a:
             ga = (b @ gy.mT).mT if _transposed_matrix(a) else gy @ b.mT
         if needs[1] and not added_b:
             gb = (gy.mT @ a).mT if _transposed_matrix(b) else a.mT @ gy
         return ga, gb
+
+
+def _mT(array):
+    """The array with its last two dimensions swapped (a view), as ``Tensor.mT``."""
+    return array.swapaxes(-1, -2)
 
 
 def _matmul_arrays(xp, a, b):
