@@ -11,7 +11,8 @@ import minigrad as mg
 from minigrad import blas
 from minigrad.ops import linalg
 
-pytestmark = pytest.mark.skipif(blas.blas_function("gemm", np.float32) is None,
+# the tests of the BLAS path (all but the plain-backward section) need the wheels' OpenBLAS
+needs_blas = pytest.mark.skipif(blas.blas_function("gemm", np.float32) is None,
                                 reason="NumPy's BLAS is not the wheels' OpenBLAS")
 
 DTYPES = [np.float32, np.float64]
@@ -60,6 +61,7 @@ def _leaves(dtype, transposed=False, seed=0):
     return w, h0
 
 
+@needs_blas
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("transposed", [False, True])
 def test_sum_equals_the_plain_sum(monkeypatch, added, dtype, transposed):
@@ -76,6 +78,7 @@ def test_sum_equals_the_plain_sum(monkeypatch, added, dtype, transposed):
     np.testing.assert_allclose(got_h, h0.grad.numpy(), rtol=TOL[dtype], atol=TOL[dtype])
 
 
+@needs_blas
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_against_numpy(added, dtype):
     """The summed gradient against NumPy: sum over steps of gy_t @ x_t^T, with W also the
@@ -97,6 +100,7 @@ def test_against_numpy(added, dtype):
     assert len(added) == 4
 
 
+@needs_blas
 def test_leaf_grad_accumulates_across_backward_calls(added):
     """A second backward adds to .grad (the engine's buffer becomes .grad only once), and
     retain_graph re-runs the graph with fresh buffers, not the previous pass's."""
@@ -109,6 +113,7 @@ def test_leaf_grad_accumulates_across_backward_calls(added):
     assert len(added) == 8
 
 
+@needs_blas
 def test_mg_grad_returns_the_sum(monkeypatch, added):
     """``mg.grad`` (gradients returned, .grad untouched) gets the accumulated sum."""
     w, h0 = _leaves(np.float64)
@@ -118,6 +123,7 @@ def test_mg_grad_returns_the_sum(monkeypatch, added):
     np.testing.assert_allclose(gw.numpy(), plain.numpy(), rtol=1e-12)
 
 
+@needs_blas
 def test_non_leaf_weight(monkeypatch, added):
     """A weight that is itself computed (a cast, a scaled copy) accumulates in the engine's
     buffer for that node's output the same way."""
@@ -130,6 +136,7 @@ def test_non_leaf_weight(monkeypatch, added):
     np.testing.assert_allclose(got, w.grad.numpy(), rtol=1e-12)
 
 
+@needs_blas
 def test_same_tensor_both_operands(monkeypatch, added):
     """``a @ a`` at every step: both terms go into the one buffer."""
     rng = np.random.default_rng(2)
@@ -152,6 +159,7 @@ def test_same_tensor_both_operands(monkeypatch, added):
 # ---------------------------------------------------------------------------- fallbacks
 
 
+@needs_blas
 def test_hooks_keep_the_plain_path(monkeypatch, added):
     """A leaf with a hook: no buffer handed out; the hook sees the whole sum once."""
     w, h0 = _leaves(np.float64)
@@ -165,6 +173,7 @@ def test_hooks_keep_the_plain_path(monkeypatch, added):
     np.testing.assert_allclose(seen[0], w.grad.numpy(), rtol=1e-12)
 
 
+@needs_blas
 def test_retain_grad_keeps_the_plain_path(monkeypatch, added):
     """A non-leaf weight that retains its gradient: no buffer; its .grad is the whole sum."""
     w, h0 = _leaves(np.float64)
@@ -175,6 +184,7 @@ def test_retain_grad_keeps_the_plain_path(monkeypatch, added):
     np.testing.assert_allclose(w2.grad.numpy(), w.grad.numpy())
 
 
+@needs_blas
 def test_create_graph_keeps_the_plain_path(monkeypatch, added):
     """Under create_graph no buffer is handed out (the sum must stay a recorded graph): the
     second derivative is the plain path's, and gradgradcheck holds."""
@@ -189,6 +199,7 @@ def test_create_graph_keeps_the_plain_path(monkeypatch, added):
     assert mg.autograd.gradgradcheck(lambda a, b: _unrolled(a, b, steps=3), [w, h0])
 
 
+@needs_blas
 def test_weight_used_once_gets_no_buffer(added):
     """A weight used once has a single term: nothing to add it to."""
     w, h0 = _leaves(np.float32)
@@ -196,6 +207,7 @@ def test_weight_used_once_gets_no_buffer(added):
     assert added == [] and w.grad is not None
 
 
+@needs_blas
 def test_non_contiguous_operand_falls_back(monkeypatch, added):
     """An operand BLAS cannot read as a matrix (every other row and column): the plain
     product, the same numbers."""
@@ -218,6 +230,7 @@ def test_non_contiguous_operand_falls_back(monkeypatch, added):
     np.testing.assert_allclose(got, w.grad.numpy(), rtol=1e-12)
 
 
+@needs_blas
 def test_batched_product_falls_back(monkeypatch, added):
     """A batched (3-D) product is not handed to the GEMM path: the plain one, with the
     engine's reduction of the broadcast batch."""
@@ -239,6 +252,7 @@ def test_batched_product_falls_back(monkeypatch, added):
     np.testing.assert_allclose(got, w.grad.numpy(), rtol=1e-12)
 
 
+@needs_blas
 def test_float16_falls_back(added):
     """A dtype without a BLAS GEMM (float16) keeps the plain path."""
     w, h0 = _leaves(np.float16)
@@ -249,6 +263,7 @@ def test_float16_falls_back(added):
 # ---------------------------------------------------------------------------- add_product
 
 
+@needs_blas
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_add_product_layouts(dtype):
     """c += a @ b for C- and F-ordered c, transposed and row-strided operands."""
@@ -267,6 +282,7 @@ def test_add_product_layouts(dtype):
             np.testing.assert_allclose(c, expected, rtol=TOL[dtype], atol=TOL[dtype])
 
 
+@needs_blas
 def test_add_product_refuses():
     """False, c untouched: a non-contiguous or read-only c, a dtype mismatch or a dtype
     without GEMM, shared memory, mismatched or empty shapes, a non-matrix."""
