@@ -42,6 +42,17 @@ def _plain(monkeypatch, fn):
         return fn()
 
 
+def _check_against_plain(monkeypatch, added, leaf, run, accumulated: bool):
+    """Runs ``run`` (a backward into ``leaf.grad``), checks whether the GEMM path added
+    anything (``accumulated``), and that ``leaf.grad`` equals the plain path's."""
+    run()
+    got = leaf.grad.numpy().copy()
+    assert (len(added) > 0) == accumulated
+    leaf.grad = None
+    _plain(monkeypatch, run)
+    np.testing.assert_allclose(got, leaf.grad.numpy(), rtol=1e-12)
+
+
 def _unrolled(w, h0, steps=6, transposed=False):
     """A small recurrence that uses ``w`` at every step, as an unrolled RNN does."""
     h, total = h0, 0
@@ -148,12 +159,7 @@ def test_same_tensor_both_operands(monkeypatch, added):
             total = total + ((a @ a) * float(k + 1)).sum()
         total.backward()
 
-    run()
-    got = a.grad.numpy().copy()
-    assert len(added) > 0
-    a.grad = None
-    _plain(monkeypatch, run)
-    np.testing.assert_allclose(got, a.grad.numpy(), rtol=1e-12)
+    _check_against_plain(monkeypatch, added, a, run, accumulated=True)
 
 
 # ---------------------------------------------------------------------------- fallbacks
@@ -222,12 +228,7 @@ def test_non_contiguous_operand_falls_back(monkeypatch, added):
             total = total + (w @ x).sum()
         total.backward()
 
-    run()
-    got = w.grad.numpy().copy()
-    assert added == []
-    w.grad = None
-    _plain(monkeypatch, run)
-    np.testing.assert_allclose(got, w.grad.numpy(), rtol=1e-12)
+    _check_against_plain(monkeypatch, added, w, run, accumulated=False)
 
 
 @needs_blas
@@ -244,12 +245,7 @@ def test_batched_product_falls_back(monkeypatch, added):
             total = total + (w @ mg.tensor(x)).sum()
         total.backward()
 
-    run()
-    got = w.grad.numpy().copy()
-    assert added == []
-    w.grad = None
-    _plain(monkeypatch, run)
-    np.testing.assert_allclose(got, w.grad.numpy(), rtol=1e-12)
+    _check_against_plain(monkeypatch, added, w, run, accumulated=False)
 
 
 @needs_blas
