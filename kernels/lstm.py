@@ -3,10 +3,12 @@ through time, as one ``Function``.
 
 What is fused: everything :func:`minigrad.references.lstm_layer` (the composite reference)
 does after the input projection: per step the recurrent GEMM ``h @ W_hh^T``, the gate activations,
-the cell and hidden updates and the ``lengths`` mask; and the backward through time. The input
-projection ``x W_ih^T`` stays outside (in ``LSTM``); for this kernel's NumPy branch ``LSTM``
-computes it with :func:`project`, in the layout the kernel reads, and hands both biases in as
-one ``b_hh`` (``b_ih + b_hh``), added per step while the step's block is in cache.
+the cell and hidden updates and the ``lengths`` mask; and the backward through time. ``LSTMFn``
+takes the input projection ``x W_ih^T`` made outside (:func:`project` makes it in the layout the
+NumPy branch reads) and both biases as one ``b_hh`` (``b_ih + b_hh``), added per block of steps.
+``LSTMInputFn`` (NumPy only; what ``nn.LSTM`` runs on the CPU) takes x and ``W_ih`` instead and
+makes the projection inside the layer: one batched GEMM with the bias as a column of the weight
+(no pass that adds it), and in the backward one weight GEMM for ``[W_ih | b | W_hh]``.
 
 Forward, per step (gates in PyTorch's order i, f, g, o)::
 
@@ -93,24 +95,49 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         # weight (its i, f, o rows) and into the input part of a block of steps at once:
         # (x + b) / 2 + (W / 2) h equals ((x + b) + W h) / 2 bit for bit (powers of two)
         half = gate_column(dt, (0.5, 0.5, 1.0, 0.5))  # (4, 1), per gate: i, f, g, o
-        one = gate_column(dt, (1.0, 1.0, 0.0, 1.0))  # (tanh + 1) * half: tanh -> sigmoid
         w_half = (w_hh.reshape(4, H * H) * half).reshape(G, H).astype(dt, copy=False)
         # x_proj in processing order as (T, 4H, B): each step's block contiguous when x_proj
         # comes from project(), else its rows transposed
         xs = self._step_order(x_proj).transpose(0, 2, 1)
         bias = np.repeat(b_hh[:, None], B, axis=1) if b_hh is not None else None  # (4H, B)
+
+        def fill(acts, k, n):  # (x + b) / 2 of the steps k, ..., k + n - 1, in acts[:n]
+            block = acts[:n]
+            if bias is not None:  # (x + b_hh) + W_hh h: the composite's order of the sums
+                np.add(xs[k:k + n], bias, out=block)
+            else:
+                np.copyto(block, xs[k:k + n])
+            block4 = block.reshape(n, 4, H * B)
+            block4 *= half
+            return block
+
         # the states units-major across steps, (H, T + 1, B): hs[:, k] (the state entering
         # step k) is a GEMM operand with a row stride, and the states of all steps are the
         # (H, T * B) matrix of the backward's weight GEMM as they are (no copy)
         hs = np.empty((H, T + 1, B), dtype=dt)
+        return self._recurrence(fill, hs, w_half, h0, c0, w_hh, hs)
+
+    def _recurrence(self, fill, hs, w_half, h0, c0, w_hh, keep):
+        """The forward through time: per step, ``(W_hh / 2) h`` (``w_half``) added by one GEMM
+        to the step's pre-activations, then the gate maths. ``fill(acts, k, n)`` returns the
+        input part of the pre-activations of the block of n steps from k, (n, 4H, B): in
+        ``acts[:n]`` (a buffer of STEP_BLOCK steps) or in an array of its own. ``hs``
+        (H, T + 1, B), rows of equal stride, gets the states (the state entering step k in
+        column k, h0 in column 0); ``keep``, the array that holds it, is saved for the
+        backward."""
+        dt = hs.dtype
+        H, T, B = hs.shape[0], hs.shape[1] - 1, hs.shape[2]
+        G = 4 * H
+        half = gate_column(dt, (0.5, 0.5, 1.0, 0.5))  # (4, 1), per gate: i, f, g, o
+        one = gate_column(dt, (1.0, 1.0, 0.0, 1.0))  # (tanh + 1) * half: tanh -> sigmoid
         hs[:, 0] = h0.T
-        h_steps = list(hs.transpose(1, 0, 2))  # (H, B) views, rows (T + 1) * B apart
+        h_steps = list(hs.transpose(1, 0, 2))  # (H, B) views, rows hs.strides[0] apart
         # keep what the backward needs only when there can be one (a node made by hand may
         # set needs_input_grad before its forward)
         training = is_grad_enabled() and (any(t.requires_grad for t in self.inputs)
                                           or any(getattr(self, "needs_input_grad", ())))
-        # a block of S steps: their pre-activations' input part, (x + b) / 2, in one pass per
-        # block; in training the backward's gate multipliers (see _block_multipliers), dc's
+        # a block of S steps: their pre-activations' input part in one pass per block
+        # (fill); in training the backward's gate multipliers (see _block_multipliers), dc's
         # multiplier from dh (in tanh(c)'s place) and the forget gates, made from the block's
         # activations and cell states
         S = min(STEP_BLOCK, T)
@@ -122,33 +149,33 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         fs = np.empty((T, H, B), dtype=dt) if training else None
         tmp = np.empty((H, B), dtype=dt)
         # per position in the block: the step's buffer, its gates (4, H * B) and i, f, g, o,
-        # the cell states entering and leaving the step (views made once, not per step)
-        views = [(a, a.reshape(4, H * B), a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:],
-                  cs[j], cs[j + 1]) for j, a in enumerate(acts)]
+        # the cell states entering and leaving the step (views made once per block)
+        def block_views(block):
+            return [(a, a.reshape(4, H * B), a[:H], a[H:2 * H], a[2 * H:3 * H], a[3 * H:],
+                     cs[j], cs[j + 1]) for j, a in enumerate(block)]
+
+        acts_views = block_views(acts)
         # the step's GEMM adds (W / 2) h to its block in place (BLAS beta = 1: no product
         # array, no pass to add it) through NumPy's BLAS, its arguments made here
         gemm = blas_gemm(dt) if G and B and H else None
         if gemm is not None:
             item = dt.itemsize
-            w_ptr, h_ptr, a_ptr = w_half.ctypes.data, hs.ctypes.data, acts.ctypes.data
+            w_ptr, h_ptr = w_half.ctypes.data, hs.ctypes.data
             h_ptrs = [h_ptr + k * B * item for k in range(T)]
-            a_ptrs = [a_ptr + j * G * B * item for j in range(S)]
-            ldh = (T + 1) * B
+            ldh = hs.strides[0] // item
         else:
             hw = np.empty((G, B), dtype=dt)  # W h, then added to the step's block
         pad, any_pad = self._padded_columns()
         first = 0  # the block's first step
         for k in range(T):
             j = k - first
-            if j == 0:  # a new block: (x + b) / 2 of its steps
+            if j == 0:  # a new block: the input part of its steps
                 n = min(S, T - k)
-                block = acts[:n]
-                if bias is not None:  # (x + b_hh) + W_hh h: the composite's order of the sums
-                    np.add(xs[k:k + n], bias, out=block)
-                else:
-                    np.copyto(block, xs[k:k + n])
-                block4 = block.reshape(n, 4, H * B)
-                block4 *= half
+                block = fill(acts, k, n)
+                in_acts = block.ctypes.data == acts.ctypes.data
+                views = acts_views if in_acts else block_views(block)
+                if gemm is not None:
+                    a_ptrs = [block.ctypes.data + q * G * B * item for q in range(n)]
             a, gates, i, f, g, o, c_prev, c = views[j]
             if gemm is not None:
                 gemm(ROW_MAJOR, NO_TRANS, NO_TRANS, G, B, H, 1.0, w_ptr, H, h_ptrs[k], ldh, 1.0,
@@ -180,7 +207,7 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
                 np.copyto(cs[0], c)
                 first = k + 1
         if training:
-            self.saved = (ms, tcs, fs, hs, w_hh)
+            self.saved = (ms, tcs, fs, keep, w_hh)
         return self._output(hs.transpose(1, 2, 0)), hs[:, T].T, cs[0].T
 
     @staticmethod
@@ -209,7 +236,18 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         np.copyto(fs, f)
 
     def _backward_numpy(self, gy, gh_n, gc_n):
-        ms, dc_from_dh, fs, hs, w_hh = self.saved  # read only (retain_graph)
+        d_all, dh, dc = self._bptt(gy, gh_n, gc_n)
+        hs = self.saved[3]
+        rows = d_all.transpose(1, 2, 0)  # (T, B, 4H) views of the (4H, T, B) memory
+        # the states entering the steps, (T, B, H) views of (H, T + 1, B) memory: their
+        # (T * B, H) matrix is a view too
+        return self._input_grads(rows, hs.transpose(1, 2, 0), rows, (dh.T, dc.T))
+
+    def _bptt(self, gy, gh_n, gc_n):
+        """The backward through time: ``(d_all, dh, dc)``, the gradients at the
+        pre-activations of all steps as one (4H, T, B) array (processing order) and those of
+        the initial states, (H, B) each."""
+        ms, dc_from_dh, fs, _, w_hh = self.saved  # read only (retain_graph)
         T, G, B = ms.shape
         H = G // 4
         dt = ms.dtype
@@ -245,10 +283,7 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
             if k % STEP_BLOCK == 0:  # the block is complete (steps k, k + 1, ...)
                 n = min(STEP_BLOCK, T - k)
                 np.copyto(d_all[:, k:k + n], block[:n].transpose(1, 0, 2))
-        rows = d_all.transpose(1, 2, 0)  # (T, B, 4H) views of the (4H, T, B) memory
-        # the states entering the steps, (T, B, H) views of (H, T + 1, B) memory: their
-        # (T * B, H) matrix is a view too
-        return self._input_grads(rows, hs.transpose(1, 2, 0), rows, (dh.T, dc.T))
+        return d_all, dh, dc
 
     # ---------------------------------------------------------------- CUDA
     def _forward_cuda(self, x_proj, h0, c0, w_hh, b_hh=None):
@@ -280,6 +315,85 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         args = (gy, acts, cs, tcs, valid, dc, da_all, np.int32(B), np.int32(G // 4))
         dh = self._backward_steps_cuda("lstm_step_bwd", geometry, args, da_all, w_hh, gh_n)
         return self._input_grads(da_all, hs, da_all, (dh, dc))
+
+
+class LSTMInputFn(LSTMFn):
+    """(x, h0, c0, W_ih, W_hh[, b]) -> (output, h_n, c_n): :class:`LSTMFn` with the input
+    projection ``x W_ih^T`` made inside the layer, NumPy only (``nn.LSTM`` on the CPU).
+
+    The step inputs sit, transposed, in the rows above a row of ones and the states of one
+    (I + 1 + H, T + 1, B) buffer. The input part of all steps' pre-activations is one batched
+    GEMM, ``(W_ih | b) / 2 @ [x_t ; 1]`` (the bias a column of the weight, the sigmoid rows'
+    halving folded into it), into a (T, 4H, B) array of the layer's own that each step's
+    recurrent GEMM then adds to in place: no ``x_proj`` node, and no ``(x + b) / 2`` pass per
+    block of steps. The backward's weight and bias gradients are ONE GEMM over all steps,
+    ``d_all @ [x ; 1 ; h_prev]^T``, on that buffer as it is; ``dx = W_ih^T d_all`` another. The
+    sums run in another order than the composite's (the bias inside the projection's GEMM):
+    equal to it within rounding, not bit for bit.
+    """
+
+    N_ARRAYS = 5
+
+    def reference(self, x, h0, c0, w_ih, w_hh, b=None):
+        T, B, n_in = x.shape
+        x_proj = (x.reshape(T * B, n_in) @ w_ih.T).reshape(T, B, -1)
+        return references.lstm_layer(x_proj, h0, c0, w_hh, b, self.mask, self.reverse)
+
+    def _forward_numpy(self, x, h0, c0, w_ih, w_hh, b=None):
+        T, B, n_in = x.shape
+        G, H = w_hh.shape
+        dt = x.dtype
+        half = gate_column(dt, (0.5, 0.5, 1.0, 0.5))  # (4, 1), per gate: i, f, g, o
+        # [x ; 1 ; h] by steps, (I + 1 + H, T + 1, B): x_t^T in column t above a row of ones
+        # and the state entering step t, so [x_t ; 1 ; h_t-1] of all steps is the backward's
+        # operand of ONE weight GEMM (the ones row gives the bias gradient) as it is
+        zs = np.empty((n_in + 1 + H, T + 1, B), dtype=dt)
+        zs[:n_in, :T] = self._step_order(x).transpose(2, 0, 1)
+        zs[:n_in, T] = 0  # no step reads it; defined all the same
+        zs[n_in] = 1
+        # (W_ih | b) / 2 (the i, f, o rows halved, see LSTMFn._forward_numpy) @ [x_t ; 1] of
+        # all steps: (T, 4H, B), the input part of every step's pre-activations, to which
+        # each step's GEMM adds (W_hh / 2) h in place
+        w_b = np.empty((G, n_in + 1), dtype=dt)
+        w_b[:, :n_in] = w_ih
+        w_b[:, n_in] = b if b is not None else 0
+        w_b = (w_b.reshape(4, -1) * half).reshape(G, n_in + 1)
+        xw = np.matmul(w_b, zs[:n_in + 1, :T].transpose(1, 0, 2))
+        w_half = (w_hh.reshape(4, H * H) * half).reshape(G, H).astype(dt, copy=False)
+        return self._recurrence(lambda acts, k, n: xw[k:k + n], zs[n_in + 1:], w_half, h0, c0,
+                                w_hh, zs)
+
+    def _backward_numpy(self, gy, gh_n, gc_n):
+        d_all, dh, dc = self._bptt(gy, gh_n, gc_n)
+        zs = self.saved[3]
+        w_ih = self.inputs[3].data
+        n_in = w_ih.shape[1]
+        G, T, B = d_all.shape
+        d = d_all.reshape(G, T * B)
+        needs = self.needs_input_grad
+        gx = gw_ih = gw_hh = gb = None
+        if any(needs[3:]):  # [dW_ih | db | dW_hh], one GEMM over all steps
+            gw = d @ zs[:, :T].reshape(-1, T * B).T
+            gw_ih = gw[:, :n_in] if needs[3] else None
+            gw_hh = gw[:, n_in + 1:] if needs[4] else None
+            gb = gw[:, n_in] if len(needs) == 6 and needs[5] else None
+        if needs[0]:  # (I, T * B), as (T, B, I) in time order
+            gx = self._step_order((w_ih.T @ d).reshape(n_in, T, B).transpose(1, 2, 0))
+        grads = (gx, dh.T if needs[1] else None, dc.T if needs[2] else None, gw_ih, gw_hh)
+        return grads if len(needs) == 5 else grads + (gb,)
+
+    def _forward_cuda(self, *arrays):
+        raise TypeError("LSTMInputFn is NumPy only: on CUDA the input projection is made "
+                        "before the layer (LSTMFn, apply())")
+
+
+def apply_with_input(x: Tensor, h0: Tensor, c0: Tensor, w_ih: Tensor, w_hh: Tensor, b, mask,
+                     reverse=False):
+    """The fused LSTM layer on its input ``x`` (T, B, I), the projection inside the layer
+    (:class:`LSTMInputFn`, NumPy arrays only); the results of ``references.lstm_layer`` on
+    ``x W_ih^T`` with the bias ``b`` (``b_ih + b_hh``)."""
+    inputs = (x, h0, c0, w_ih, w_hh) if b is None else (x, h0, c0, w_ih, w_hh, b)
+    return LSTMInputFn.apply(*inputs, mask=mask, reverse=reverse)
 
 
 def project(x: Tensor, w_ih: Tensor) -> Tensor:

@@ -398,7 +398,11 @@ class LSTM(_RNNBase):
             b_hh = b_ih
         if x.device.type == "cpu" and x.data.dtype.char in "fd":  # each step's (4H, B) block
             # contiguous, for the NumPy kernel and the composite's units-major steps alike
-            if b_hh is not None and not fused_enabled("lstm", x):
+            if fused_enabled("lstm", x):
+                # the NumPy kernel projects inside the layer, by the step's GEMM with the
+                # recurrent product (kernels.lstm.LSTMInputFn): _layer gets (x, W_ih)
+                return (x, w_ih), b_hh
+            if b_hh is not None:
                 # the composite: the bias as one more input column of the projection's GEMM
                 # (x_proj + b is one more pass over the whole (T, B, 4H) projection, and its
                 # gradient a reduction over it: ~4 ms of W2's 64-75 ms composite step)
@@ -411,6 +415,11 @@ class LSTM(_RNNBase):
         return _input_projection(x, w_ih, None), b_hh
 
     def _layer(self, x_proj, states, w_hh, b_hh, mask, reverse):
+        if type(x_proj) is tuple:  # (x, W_ih) from _project: the fused NumPy kernel's
+            x, w_ih = x_proj
+            out, h, c = kernels.lstm.apply_with_input(x, states[0], states[1], w_ih, w_hh, b_hh,
+                                                      mask, reverse)
+            return out, (h, c)
         if fused_enabled("lstm", x_proj):  # mg.use_fused on + kernel for device/dtype
             out, h, c = kernels.lstm.apply(x_proj, states[0], states[1], w_hh, b_hh, mask,
                                            reverse)

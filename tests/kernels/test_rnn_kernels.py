@@ -5,10 +5,11 @@ masks, odd shapes."""
 import numpy as np
 import pytest
 import rnn_checks as rc
-from kernel_utils import cpu, fused_on, outputs_list, tensor  # noqa: F401  (fused_on: autouse)
+from kernel_utils import (cpu, fused_on, grad_fn_names, outputs_list,  # noqa: F401  (fused_on: autouse)
+                          run, tensor)
 
 import minigrad as mg
-from minigrad import kernels, nn
+from minigrad import kernels, nn, references
 
 @pytest.fixture(params=["lstm", "gru"])
 def kind(request):
@@ -84,6 +85,51 @@ def test_lstm_input_projection(device, batch_first):
         assert y.data.transpose(0, 2, 1)[2].flags.c_contiguous  # a step's (G, B) block
     assert mg.autograd.gradcheck(project, [x, w])
     assert mg.autograd.gradgradcheck(project, [x, w])  # its backward is made of ops
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("lengths", [None, [11, 4, 1]], ids=["full", "lengths"])
+@pytest.mark.parametrize("bias", [True, False])
+def test_lstm_projection_inside_the_layer(dtype, reverse, lengths, bias):
+    """kernels.lstm.apply_with_input (LSTMInputFn, NumPy): the layer on x with W_ih, its
+    projection made inside it (one batched GEMM with the bias as a column of the weight, one
+    weight GEMM for [W_ih | b | W_hh] in the backward), against the composite reference on
+    x W_ih^T over several blocks of steps: outputs and the gradients of every input; gradcheck
+    in float64; only some inputs requiring grad."""
+    T, B, n_in, H = 11, 3, 4, 5
+    mask = rc.mask_tensor(lengths, T, "cpu")
+    rng = np.random.default_rng(8)
+    x = tensor(rng.standard_normal((T, B, n_in)), "cpu", dtype, True)
+    w_ih = tensor(rng.standard_normal((4 * H, n_in)) / 2, "cpu", dtype, True)
+    _, h0, c0, w_hh, b = rc.layer_inputs("lstm", "cpu", T, B, H, dtype, seed=9)
+    inputs = [x, h0, c0, w_ih, w_hh] + ([b] if bias else [])
+
+    def fused(x, h0, c0, w_ih, w_hh, b=None):
+        return kernels.lstm.apply_with_input(x, h0, c0, w_ih, w_hh, b, mask, reverse)
+
+    def reference(x, h0, c0, w_ih, w_hh, b=None):
+        x_proj = (x.reshape(T * B, n_in) @ w_ih.T).reshape(T, B, 4 * H)
+        return references.lstm_layer(x_proj, h0, c0, w_hh, b, mask, reverse)
+
+    out_f, g_f = run(fused, inputs, True)
+    out_r, g_r = run(reference, inputs, True)
+    assert "LSTMInputFn" in grad_fn_names(fused(*inputs)[0])
+    tol = dict(rtol=1e-9, atol=1e-11) if dtype == "float64" else dict(rtol=2e-4, atol=2e-5)
+    assert len(g_f) == len(inputs)
+    for a, r in zip(out_f + g_f, out_r + g_r):
+        assert a.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(a, r, **tol)
+    if dtype == "float64":
+        assert mg.autograd.gradcheck(fused, inputs)
+        for t in (x, w_hh):  # a subset of the inputs: the others get no gradient
+            t.requires_grad = False
+        out = fused(*inputs)
+        grads = mg.grad((out[0] * out[0]).sum() + out[2].sum(), [h0, c0, w_ih])
+        ref = reference(*inputs)
+        expected = mg.grad((ref[0] * ref[0]).sum() + ref[2].sum(), [h0, c0, w_ih])
+        for a, r in zip(grads, expected):
+            np.testing.assert_allclose(cpu(a), cpu(r), **tol)
 
 
 def test_lstm_second_backward_with_retain_graph(device):
