@@ -373,7 +373,7 @@ class LSTMInputFn(LSTMFn):
         needs = self.needs_input_grad
         gx = gw_ih = gw_hh = gb = None
         if any(needs[3:]):  # [dW_ih | db | dW_hh], one GEMM over all steps
-            gw = d @ zs[:, :T].reshape(-1, T * B).T
+            gw = d @ zs[:, :T].reshape(len(zs), T * B).T
             gw_ih = gw[:, :n_in] if needs[3] else None
             gw_hh = gw[:, n_in + 1:] if needs[4] else None
             gb = gw[:, n_in] if len(needs) == 6 and needs[5] else None

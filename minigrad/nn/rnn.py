@@ -399,8 +399,8 @@ class LSTM(_RNNBase):
         if x.device.type == "cpu" and x.data.dtype.char in "fd":  # each step's (4H, B) block
             # contiguous, for the NumPy kernel and the composite's units-major steps alike
             if fused_enabled("lstm", x):
-                # the NumPy kernel projects inside the layer, by the step's GEMM with the
-                # recurrent product (kernels.lstm.LSTMInputFn): _layer gets (x, W_ih)
+                # the NumPy kernel makes the projection inside the layer, into the array its
+                # steps work in (kernels.lstm.LSTMInputFn): _layer gets (x, W_ih)
                 return (x, w_ih), b_hh
             if b_hh is not None:
                 # the composite: the bias as one more input column of the projection's GEMM

@@ -132,6 +132,27 @@ def test_lstm_projection_inside_the_layer(dtype, reverse, lengths, bias):
             np.testing.assert_allclose(cpu(a), cpu(r), **tol)
 
 
+@pytest.mark.parametrize("T, B", [(0, 2), (3, 0)])
+def test_lstm_projection_inside_the_layer_empty(T, B):
+    """No steps: the final states are the initial ones (their gradient passes through), the
+    weights' gradients zeros; no rows: empty outputs and gradients."""
+    rng = np.random.default_rng(2)
+    x = tensor(rng.standard_normal((T, B, 3)), "cpu", "float64", True)
+    h0, c0 = (tensor(rng.standard_normal((B, 4)), "cpu", "float64", True) for _ in range(2))
+    w_ih = tensor(rng.standard_normal((16, 3)), "cpu", "float64", True)
+    w_hh = tensor(rng.standard_normal((16, 4)), "cpu", "float64", True)
+    b = tensor(rng.standard_normal(16), "cpu", "float64", True)
+    out, h, c = kernels.lstm.apply_with_input(x, h0, c0, w_ih, w_hh, b, None)
+    assert out.shape == (T, B, 4) and h.shape == c.shape == (B, 4)
+    grads = mg.grad(out.sum() + (2 * h).sum() + c.sum(), [x, h0, c0, w_ih, w_hh, b])
+    assert [g.shape for g in grads] == [(T, B, 3), (B, 4), (B, 4), (16, 3), (16, 4), (16,)]
+    if T == 0:
+        np.testing.assert_array_equal(cpu(h.detach()), cpu(h0.detach()))
+        np.testing.assert_array_equal(cpu(c.detach()), cpu(c0.detach()))
+        np.testing.assert_array_equal(cpu(grads[1]), np.full((B, 4), 2.0))
+        np.testing.assert_array_equal(cpu(grads[3]), np.zeros((16, 3)))
+
+
 def test_lstm_second_backward_with_retain_graph(device):
     """The fused LSTM's backward only reads what its forward saved: a second backward through
     a retained graph gives the same gradients."""
