@@ -8,7 +8,7 @@ takes the input projection ``x W_ih^T`` made outside (:func:`project` makes it i
 NumPy branch reads) and both biases as one ``b_hh`` (``b_ih + b_hh``), added per block of steps.
 ``LSTMInputFn`` (NumPy only; what ``nn.LSTM`` runs on the CPU) takes x and ``W_ih`` instead and
 makes the projection inside the layer: one batched GEMM with the bias as a column of the weight
-(no pass that adds it), and in the backward one weight GEMM for ``[W_ih | b | W_hh]``.
+(no pass that adds it), and in the backward one weight GEMM for ``[W_ih | W_hh]``.
 
 Forward, per step (gates in PyTorch's order i, f, g, o)::
 
@@ -321,15 +321,15 @@ class LSTMInputFn(LSTMFn):
     """(x, h0, c0, W_ih, W_hh[, b]) -> (output, h_n, c_n): :class:`LSTMFn` with the input
     projection ``x W_ih^T`` made inside the layer, NumPy only (``nn.LSTM`` on the CPU).
 
-    The step inputs sit, transposed, in the rows above a row of ones and the states of one
-    (I + 1 + H, T + 1, B) buffer. The input part of all steps' pre-activations is one batched
-    GEMM, ``(W_ih | b) / 2 @ [x_t ; 1]`` (the bias a column of the weight, the sigmoid rows'
-    halving folded into it), into a (T, 4H, B) array of the layer's own that each step's
-    recurrent GEMM then adds to in place: no ``x_proj`` node, and no ``(x + b) / 2`` pass per
-    block of steps. The backward's weight and bias gradients are ONE GEMM over all steps,
-    ``d_all @ [x ; 1 ; h_prev]^T``, on that buffer as it is; ``dx = W_ih^T d_all`` another. The
-    sums run in another order than the composite's (the bias inside the projection's GEMM):
-    equal to it within rounding, not bit for bit.
+    One (1 + I + H, T + 1, B) buffer holds a row of ones, the step inputs (transposed) and
+    the states. The input part of all steps' pre-activations is one batched GEMM,
+    ``(b | W_ih) / 2 @ [1 ; x_t]`` (the bias a column of the weight, the sigmoid rows' halving
+    folded into it), into a (T, 4H, B) array of the layer's own that each step's recurrent
+    GEMM then adds to in place: no ``x_proj`` node, and no ``(x + b) / 2`` pass per block of
+    steps. The backward's weight gradients are ONE GEMM over all steps, ``d_all @ [x ;
+    h_prev]^T``, on that buffer as it is; ``dx = W_ih^T d_all`` another. The sums run in
+    another order than the composite's (the bias inside the projection's GEMM): equal to it
+    within rounding, not bit for bit.
     """
 
     N_ARRAYS = 5
@@ -344,20 +344,20 @@ class LSTMInputFn(LSTMFn):
         G, H = w_hh.shape
         dt = x.dtype
         half = gate_column(dt, (0.5, 0.5, 1.0, 0.5))  # (4, 1), per gate: i, f, g, o
-        # [x ; 1 ; h] by steps, (I + 1 + H, T + 1, B): x_t^T in column t above a row of ones
-        # and the state entering step t, so [x_t ; 1 ; h_t-1] of all steps is the backward's
-        # operand of ONE weight GEMM (the ones row gives the bias gradient) as it is
-        zs = np.empty((n_in + 1 + H, T + 1, B), dtype=dt)
-        zs[:n_in, :T] = self._step_order(x).transpose(2, 0, 1)
-        zs[:n_in, T] = 0  # no step reads it; defined all the same
-        zs[n_in] = 1
-        # (W_ih | b) / 2 (the i, f, o rows halved, see LSTMFn._forward_numpy) @ [x_t ; 1] of
+        # [1 ; x ; h] by steps, (1 + I + H, T + 1, B): a row of ones, x_t^T in column t and
+        # the state entering step t, so [x_t ; h_t-1] of all steps is the backward's operand
+        # of ONE weight GEMM as it is
+        zs = np.empty((1 + n_in + H, T + 1, B), dtype=dt)
+        zs[0] = 1
+        zs[1:n_in + 1, :T] = self._step_order(x).transpose(2, 0, 1)
+        zs[1:n_in + 1, T] = 0  # no step reads it; defined all the same
+        # (b | W_ih) / 2 (the i, f, o rows halved, see LSTMFn._forward_numpy) @ [1 ; x_t] of
         # all steps: (T, 4H, B), the input part of every step's pre-activations, to which
         # each step's GEMM adds (W_hh / 2) h in place
-        w_b = np.empty((G, n_in + 1), dtype=dt)
-        w_b[:, :n_in] = w_ih
-        w_b[:, n_in] = b if b is not None else 0
-        w_b = (w_b.reshape(4, -1) * half).reshape(G, n_in + 1)
+        w_b = np.empty((G, 1 + n_in), dtype=dt)
+        w_b[:, 0] = b if b is not None else 0
+        w_b[:, 1:] = w_ih
+        w_b = (w_b.reshape(4, -1) * half).reshape(G, 1 + n_in)
         xw = np.matmul(w_b, zs[:n_in + 1, :T].transpose(1, 0, 2))
         w_half = (w_hh.reshape(4, H * H) * half).reshape(G, H).astype(dt, copy=False)
         return self._recurrence(lambda acts, k, n: xw[k:k + n], zs[n_in + 1:], w_half, h0, c0,
@@ -372,11 +372,13 @@ class LSTMInputFn(LSTMFn):
         d = d_all.reshape(G, T * B)
         needs = self.needs_input_grad
         gx = gw_ih = gw_hh = gb = None
-        if any(needs[3:]):  # [dW_ih | db | dW_hh], one GEMM over all steps
-            gw = d @ zs[:, :T].reshape(len(zs), T * B).T
+        if needs[3] or needs[4]:  # [dW_ih | dW_hh], one GEMM over all steps
+            xh = zs[1:, :T]
+            gw = d @ xh.reshape(len(xh), T * B).T
             gw_ih = gw[:, :n_in] if needs[3] else None
-            gw_hh = gw[:, n_in + 1:] if needs[4] else None
-            gb = gw[:, n_in] if len(needs) == 6 and needs[5] else None
+            gw_hh = gw[:, n_in:] if needs[4] else None
+        if len(needs) == 6 and needs[5]:
+            gb = self._column_sums(d.T)
         if needs[0]:  # (I, T * B), as (T, B, I) in time order
             gx = self._step_order((w_ih.T @ d).reshape(n_in, T, B).transpose(1, 2, 0))
         grads = (gx, dh.T if needs[1] else None, dc.T if needs[2] else None, gw_ih, gw_hh)
