@@ -375,8 +375,11 @@ class LSTMInputFn(LSTMFn):
         if needs[3] or needs[4]:  # [dW_ih | dW_hh], one GEMM over all steps
             xh = zs[1:, :T]
             gw = d @ xh.reshape(len(xh), T * B).T
-            gw_ih = gw[:, :n_in] if needs[3] else None
-            gw_hh = gw[:, n_in:] if needs[4] else None
+            # each weight's gradient contiguous, as the weight (and PyTorch's .grad) is: the
+            # optimizer's passes and .view() read it flat (the engine and Adam would otherwise
+            # each copy one of the two column blocks)
+            gw_ih = np.ascontiguousarray(gw[:, :n_in]) if needs[3] else None
+            gw_hh = np.ascontiguousarray(gw[:, n_in:]) if needs[4] else None
         if len(needs) == 6 and needs[5]:
             gb = self._column_sums(d.T)
         if needs[0]:  # (I, T * B), as (T, B, I) in time order

@@ -153,6 +153,17 @@ def test_lstm_projection_inside_the_layer_empty(T, B):
         np.testing.assert_array_equal(cpu(grads[3]), np.zeros((16, 3)))
 
 
+def test_lstm_weight_gradients_are_contiguous():
+    """nn.LSTM's weight gradients are C-contiguous arrays of the weights' shapes, as the
+    weights and PyTorch's .grad are, though the backward computes them in one GEMM."""
+    mg.manual_seed(0)
+    lstm = nn.LSTM(3, 5, num_layers=2)
+    x = mg.tensor(np.random.default_rng(6).standard_normal((4, 2, 3)), dtype=mg.float32)
+    lstm(x)[0].sum().backward()
+    for name, p in lstm.named_parameters():
+        assert p.grad.shape == p.shape and p.grad.data.flags.c_contiguous, name
+
+
 def test_lstm_second_backward_with_retain_graph(device):
     """The fused LSTM's backward only reads what its forward saved: a second backward through
     a retained graph gives the same gradients."""
