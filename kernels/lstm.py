@@ -95,7 +95,6 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         # weight (its i, f, o rows) and into the input part of a block of steps at once:
         # (x + b) / 2 + (W / 2) h equals ((x + b) + W h) / 2 bit for bit (powers of two)
         half = gate_column(dt, (0.5, 0.5, 1.0, 0.5))  # (4, 1), per gate: i, f, g, o
-        w_half = (w_hh.reshape(4, H * H) * half).reshape(G, H).astype(dt, copy=False)
         # x_proj in processing order as (T, 4H, B): each step's block contiguous when x_proj
         # comes from project(), else its rows transposed
         xs = self._step_order(x_proj).transpose(0, 2, 1)
@@ -115,9 +114,9 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         # step k) is a GEMM operand with a row stride, and the states of all steps are the
         # (H, T * B) matrix of the backward's weight GEMM as they are (no copy)
         hs = np.empty((H, T + 1, B), dtype=dt)
-        return self._recurrence(fill, hs, w_half, h0, c0, w_hh, hs)
+        return self._recurrence(fill, hs, h0, c0, w_hh, hs)
 
-    def _recurrence(self, fill, hs, w_half, h0, c0, w_hh, keep):
+    def _recurrence(self, fill, hs, h0, c0, w_hh, keep):
         """The forward through time: per step, ``(W_hh / 2) h`` (``w_half``) added by one GEMM
         to the step's pre-activations, then the gate maths. ``fill(acts, k, n)`` returns the
         input part of the pre-activations of the block of n steps from k, (n, 4H, B): in
@@ -130,6 +129,7 @@ class LSTMFn(RecurrentFn, kernel="lstm"):
         G = 4 * H
         half = gate_column(dt, (0.5, 0.5, 1.0, 0.5))  # (4, 1), per gate: i, f, g, o
         one = gate_column(dt, (1.0, 1.0, 0.0, 1.0))  # (tanh + 1) * half: tanh -> sigmoid
+        w_half = (w_hh.reshape(4, H * H) * half).reshape(G, H).astype(dt, copy=False)
         hs[:, 0] = h0.T
         h_steps = list(hs.transpose(1, 0, 2))  # (H, B) views, rows hs.strides[0] apart
         # keep what the backward needs only when there can be one (a node made by hand may
@@ -359,9 +359,8 @@ class LSTMInputFn(LSTMFn):
         w_b[:, 1:] = w_ih
         w_b = (w_b.reshape(4, -1) * half).reshape(G, 1 + n_in)
         xw = np.matmul(w_b, zs[:n_in + 1, :T].transpose(1, 0, 2))
-        w_half = (w_hh.reshape(4, H * H) * half).reshape(G, H).astype(dt, copy=False)
-        return self._recurrence(lambda acts, k, n: xw[k:k + n], zs[n_in + 1:], w_half, h0, c0,
-                                w_hh, zs)
+        return self._recurrence(lambda acts, k, n: xw[k:k + n], zs[n_in + 1:], h0, c0, w_hh,
+                                zs)
 
     def _backward_numpy(self, gy, gh_n, gc_n):
         d_all, dh, dc = self._bptt(gy, gh_n, gc_n)

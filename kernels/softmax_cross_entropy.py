@@ -112,9 +112,9 @@ class SoftmaxCrossEntropyFn(FusedFunction, kernel="softmax_cross_entropy"):
                 xr = e
             picked = xr[np.arange(e.shape[0]), self.safe[rows]]
             smooth_sum = None
-            if eps > 0:
-                smooth_sum = (xr.sum(axis=1) if ones is None else xr @ ones) if w is None \
-                    else xr @ w
+            if eps > 0:  # sum_c w_c x_nc (all weights one without class weights)
+                weights = w if w is not None else ones
+                smooth_sum = xr.sum(axis=1) if weights is None else xr @ weights
             np.exp(xr, out=e)
             if ones is None:  # (not np.sum: its wrapper outweighs this sum)
                 np.add.reduce(e, axis=1, out=s[rows])
