@@ -56,6 +56,7 @@ class SoftmaxCrossEntropyFn(FusedFunction, kernel="softmax_cross_entropy"):
     ignore_index: int
     reduction: str  # 'none', 'mean' or 'sum'
     label_smoothing: float
+    every_target_counts: bool = False  # F's check: every target an in-range, counted index
 
     def reference(self, x):
         return references.cross_entropy(x, self.target, self.weight, self.ignore_index,
@@ -69,8 +70,8 @@ class SoftmaxCrossEntropyFn(FusedFunction, kernel="softmax_cross_entropy"):
         if self.reduction == "sum":
             return total
         # NOTE: 'mean' divides by the summed weights of the counted targets; when every target
-        # is ignored that is 0 / 0 = nan, as in PyTorch
-        self.denom = w_t.sum()
+        # is ignored that is 0 / 0 = nan, as in PyTorch (w_t None: every target counts once)
+        self.denom = float(loss.shape[0]) if w_t is None else w_t.sum()
         if self.xp is np and self.denom:  # (on a GPU no test of a device value: no host wait)
             return total / self.denom
         with np.errstate(invalid="ignore", divide="ignore"):
@@ -80,17 +81,21 @@ class SoftmaxCrossEntropyFn(FusedFunction, kernel="softmax_cross_entropy"):
     def _forward_numpy(self, x):
         N, C = x.shape
         t = self.target.data
-        valid = t != self.ignore_index
-        # ignored targets read class 0, then are masked; so do out-of-range ones (which
-        # F._check_class_indices has reported already)
-        safe = np.where(valid & (t >= 0) & (t < C), t, 0)
+        if self.every_target_counts:  # (the common case: no mask, no weights of ones)
+            valid, safe = None, t
+        else:
+            valid = t != self.ignore_index
+            # ignored targets read class 0, then are masked; so do out-of-range ones (which
+            # F._check_class_indices has reported already)
+            safe = np.where(valid & (t >= 0) & (t < C), t, 0)
         w = None if self.weight is None else self.weight.data
         eps = self.label_smoothing
         if w is None:
-            w_t = valid.astype(x.dtype)  # (N,): 1 where counted, 0 where ignored
+            # (N,): 1 where counted, 0 where ignored; None when every target counts
+            w_t = None if valid is None else valid.astype(x.dtype)
             w_sum = float(C)
         else:
-            w_t = w[safe] * valid
+            w_t = w[safe] if valid is None else w[safe] * valid
             w_sum = float(w.sum()) if eps > 0 else 0.0  # (only smoothing reads it)
         self.valid, self.safe, self.w_t, self.w_sum = valid, safe, w_t, w_sum
         exps = np.empty((N, C), dtype=x.dtype)  # exp(x - max), kept for the backward
@@ -110,7 +115,7 @@ class SoftmaxCrossEntropyFn(FusedFunction, kernel="softmax_cross_entropy"):
             if shift:  # NOTE: max-shift: exp never overflows (logits of 1e4 give finite losses)
                 np.subtract(xr, np.maximum.reduce(xr, axis=1, keepdims=True), out=e)
                 xr = e
-            picked = xr[np.arange(e.shape[0]), self.safe[rows]]
+            picked = xr[_arange(e.shape[0]), self.safe[rows]]
             smooth_sum = None
             if eps > 0:  # sum_c w_c x_nc (all weights one without class weights)
                 weights = w if w is not None else ones
@@ -132,12 +137,14 @@ class SoftmaxCrossEntropyFn(FusedFunction, kernel="softmax_cross_entropy"):
             log_s = np.log(s[rows])
             # lse - x_t = log s - (x_t - shift), the shift 0 or the row's max
             part = np.subtract(log_s, picked, out=loss[rows])
-            part *= self.w_t[rows]
+            if w_t is not None:
+                part *= w_t[rows]
             if eps > 0:
                 part *= 1 - eps
                 smooth = log_s * self.w_sum - smooth_sum  # W lse - sum w x, both shifted
                 smooth *= eps / C
-                smooth *= self.valid[rows]
+                if valid is not None:
+                    smooth *= valid[rows]
                 part += smooth
 
         _run_rows(chunk, N, C)
@@ -146,34 +153,40 @@ class SoftmaxCrossEntropyFn(FusedFunction, kernel="softmax_cross_entropy"):
 
     def _backward_numpy(self, gy):
         N, C = self.exps.shape
+        valid, w_t = self.valid, self.w_t  # (None: every target counts, with weight one)
         k = gy  # (N,) for 'none', else a scalar
         if self.reduction == "mean":
             if self.denom:
                 k = k / self.denom
-            elif self.valid.any():  # counted targets whose weights sum to 0: 0/0, as PyTorch
-                with np.errstate(invalid="ignore", divide="ignore"):
+            elif valid is None or valid.any():  # counted targets whose weights sum to 0 (or
+                with np.errstate(invalid="ignore", divide="ignore"):  # none): 0/0, as PyTorch
                     k = k / self.denom
             else:  # every target ignored: zero gradients
                 k = np.zeros_like(k)
-        k = k * self.valid  # (N,): 0 where ignored
+        if valid is not None:
+            k = k * valid  # (N,): 0 where ignored
         eps = self.label_smoothing
         # row scale of p = exps / s: k ((1 - eps) w_t + eps W / C) / s
-        scale = self.w_t * (1 - eps)
-        if eps > 0:
-            scale = scale + (eps * self.w_sum / C) * self.valid
-        scale *= k
-        scale /= self.s
+        if w_t is None:  # one coefficient for every row: (1 - eps) + eps C / C
+            scale = np.divide(k * ((1 - eps) + eps * self.w_sum / C), self.s)
+        else:
+            scale = w_t * (1 - eps)
+            if eps > 0:
+                scale = scale + (eps * self.w_sum / C if valid is None else
+                                 (eps * self.w_sum / C) * valid)
+            scale *= k
+            scale /= self.s
         gx = np.empty_like(self.exps)
-        ks = k * (eps / C)
+        ks = k * (eps / C) if eps > 0 else None  # (N,) or, when every target counts, 0-d
 
         def chunk(rows):
             g = np.multiply(self.exps[rows], scale[rows, None], out=gx[rows])
             if eps > 0:
-                g -= ks[rows, None] if self.weight is None else \
-                    np.multiply.outer(ks[rows], self.weight.data)
+                k_rows = ks if ks.ndim == 0 else ks[rows, None]
+                g -= k_rows if self.weight is None else k_rows * self.weight.data
 
         _run_rows(chunk, N, C)
-        gx[np.arange(N), self.safe] -= k * self.w_t * (1 - eps)
+        gx[_arange(N), self.safe] -= k * (1 - eps) if w_t is None else k * w_t * (1 - eps)
         return gx
 
     # ---------------------------------------------------------------- CUDA
@@ -233,6 +246,19 @@ def _out_of_range(t, n_classes: int, ignore_index: int) -> IndexError:
     return references.class_index_error(t, n_classes, ignore_index, "cross_entropy")
 
 
+_ARANGE: dict = {}  # n -> a read-only np.arange(n): the row index of each target's pick
+
+
+def _arange(n: int) -> np.ndarray:
+    rows = _ARANGE.get(n)
+    if rows is None:
+        if len(_ARANGE) > 64:  # (batch sizes seen: a few; never an unbounded cache)
+            _ARANGE.clear()
+        rows = _ARANGE[n] = np.arange(n)
+        rows.flags.writeable = False
+    return rows
+
+
 _LIMITS: dict = {}  # (dtype character, C) -> _limits(dtype, C)
 
 
@@ -267,12 +293,15 @@ def supported(input: Tensor, target: Tensor, weight) -> bool:
 
 
 def apply(input: Tensor, target: Tensor, weight, ignore_index: int, reduction: str,
-          label_smoothing: float) -> Tensor:
+          label_smoothing: float, every_target_counts: bool = False) -> Tensor:
     """Cross-entropy with the arguments of ``references.cross_entropy``: the fused kernel in
-    its domain (:func:`supported`), the reference outside it."""
+    its domain (:func:`supported`), the reference outside it. ``every_target_counts``: the
+    caller checked (on the CPU) that every target is a class index in range and none is
+    ``ignore_index``, so the kernel makes no mask."""
     if not supported(input, target, weight):
         return references.cross_entropy(input, target, weight, ignore_index, reduction,
                                         label_smoothing)
     return SoftmaxCrossEntropyFn.apply(input, target=target, weight=weight,
                                        ignore_index=ignore_index, reduction=reduction,
-                                       label_smoothing=float(label_smoothing))
+                                       label_smoothing=float(label_smoothing),
+                                       every_target_counts=bool(every_target_counts))

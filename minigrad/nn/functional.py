@@ -435,10 +435,16 @@ def _class_dim(input: Tensor, fn: str) -> int:
     return 0 if input.ndim == 1 else 1
 
 
+_UNSIGNED = {size: np.dtype(f"u{size}") for size in (1, 2, 4, 8)}  # an index's bits, unsigned
+
+
 def _check_class_indices(input: Tensor, target, class_dim: int, ignore_index: int, fn: str,
                          values: bool = True):
     """Raise clear errors for class-index targets of the wrong dtype, shape or range (the
-    range only with ``values``: the fused CUDA cross-entropy checks it in its kernel)."""
+    range only with ``values``: the fused CUDA cross-entropy checks it in its kernel).
+
+    Returns the mask of the targets that count (not ``ignore_index``), or None when every
+    target counts (checked on the CPU only) or the range was not checked."""
     _check_tensor(target, fn, "target")
     n_classes = input.shape[class_dim]
     expected = tuple(input.shape[:class_dim]) + tuple(input.shape[class_dim + 1:])
@@ -458,6 +464,11 @@ def _check_class_indices(input: Tensor, target, class_dim: int, ignore_index: in
     if not values:
         return None
     t = target.data
+    if type(t) is np.ndarray and not 0 <= ignore_index < n_classes:
+        # the common case: one comparison checks both bounds of every index (a negative one
+        # is a huge unsigned one), and no mask is made when all of them are in range
+        if np.less(t.view(_UNSIGNED[t.dtype.itemsize]), n_classes).all():
+            return None
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= n_classes))
     # NOTE: on the CPU this raises now; on a GPU at the next synchronisation (loss.item(), a
@@ -496,6 +507,8 @@ def nll_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
         input, weight = autocast_state.loss(input, weight)
     class_dim = _class_dim(input, "nll_loss")
     valid = _check_class_indices(input, target, class_dim, ignore_index, "nll_loss")
+    if valid is None:  # every target counts
+        valid = input.xp.ones(target.shape, dtype=bool)
     weight = _class_weight(weight, input, input.shape[class_dim], "nll_loss")
     nll, denom = references.picked_nll(input, target, valid, weight, class_dim)
     if reduction == "none":
@@ -555,15 +568,18 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
                 f"indices have shape {input.shape[:class_dim] + input.shape[class_dim + 1:]}."
             )
         target = ops.cast(target, input.dtype)
+        every_target_counts = False
     else:
         # the fused CUDA kernel checks the index range itself (no extra launches on a GPU)
         in_kernel = (fused and input.xp is not np
                      and kernels.softmax_cross_entropy.supported(input, target, weight))
-        _check_class_indices(input, target, class_dim, ignore_index, "cross_entropy",
-                             values=not in_kernel)
+        valid = _check_class_indices(input, target, class_dim, ignore_index, "cross_entropy",
+                                     values=not in_kernel)
+        every_target_counts = valid is None and not in_kernel
     if fused:  # (N, C) and class indices; else the reference
         return kernels.softmax_cross_entropy.apply(input, target, weight, ignore_index,
-                                                   reduction, label_smoothing)
+                                                   reduction, label_smoothing,
+                                                   every_target_counts)
     return references.cross_entropy(input, target, weight, ignore_index, reduction,
                                      label_smoothing)
 

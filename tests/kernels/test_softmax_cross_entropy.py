@@ -167,3 +167,54 @@ def test_unshifted_and_shifted_chunks(device, dtype):
     for kw in (dict(), dict(label_smoothing=0.1, reduction="none")):
         out, grads = assert_same(lambda x, kw=kw: F.cross_entropy(x, t, **kw), [x], dtype=dtype)
         assert np.all(np.isfinite(out[0])) and np.all(np.isfinite(grads[0]))
+
+
+@pytest.mark.parametrize("options", [dict(), dict(label_smoothing=0.1), dict(weight=True),
+                                     dict(reduction="none", weight=True, label_smoothing=0.2),
+                                     dict(reduction="sum")],
+                         ids=lambda o: ",".join(o) or "plain")
+def test_every_target_counts_path_equals_the_masked_one(options):
+    """F's check tells the kernel that every target counts (no mask, no weights of ones): the
+    numbers are the masked path's (to rounding of the row coefficient, with smoothing)."""
+    x, t, kw = _case("cpu", "float64", **dict(options))
+    results = []
+    for counts in (True, False):
+        x.grad = None
+        loss = kernels.softmax_cross_entropy.SoftmaxCrossEntropyFn.apply(
+            x, target=t, weight=kw.get("weight"), ignore_index=-100,
+            reduction=kw.get("reduction", "mean"), label_smoothing=kw.get("label_smoothing", 0.0),
+            every_target_counts=counts)
+        loss.sum().backward()
+        results.append((loss.data.copy(), x.grad.data.copy()))
+    for fast, masked in zip(*results):
+        np.testing.assert_allclose(fast, masked, rtol=1e-14, atol=1e-16)
+
+
+@pytest.mark.parametrize("targets, ignore_index, counts", [
+    ([0, 6, 3, 2], -100, True),  # the common case: no mask made
+    ([0, 6, -100, 2], -100, False),  # an ignored target
+    ([0, 6, 3, 2], 3, False),  # ignore_index is a class: every target is compared with it
+    ([0, 6, 3, 2], 7, True),  # ignore_index past the classes: it can never match
+])
+def test_f_cross_entropy_tells_the_kernel_when_every_target_counts(targets, ignore_index,
+                                                                   counts):
+    x = mg.tensor(np.random.default_rng(0).standard_normal((4, 7)), requires_grad=True)
+    loss = F.cross_entropy(x, mg.tensor(targets), ignore_index=ignore_index)
+    assert loss.grad_fn.every_target_counts is counts
+    assert_same(lambda x: F.cross_entropy(x, mg.tensor(targets), ignore_index=ignore_index),
+                [x])
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "uint8"])
+@pytest.mark.parametrize("bad", [-1, 7, -(2 ** 7)])
+def test_one_comparison_range_check_catches_both_bounds(dtype, bad):
+    """F's range check compares the indices' bits as unsigned: a negative index (other than
+    ignore_index) is as out of range as one >= C, for every integer dtype."""
+    if dtype == "uint8" and bad < 0:
+        pytest.skip("no negative uint8")
+    x = mg.tensor(np.zeros((3, 7)), requires_grad=True)
+    t = mg.tensor(np.array([1, bad, 2]).astype(dtype))
+    with pytest.raises(IndexError, match="out of bounds"):
+        F.cross_entropy(x, t)
+    with pytest.raises(IndexError, match="out of bounds"):
+        F.nll_loss(x, t)
