@@ -320,3 +320,40 @@ def test_workloads_time_only_the_sides_asked_for():
     r = workloads.run(["W1"], "cpu", quick=True, sides=("fused",))["W1"]
     assert r["minigrad_ms"] > 0 and "composite_ms" not in r and "torch_ms" not in r
     assert "fused_speedup" not in r
+
+
+def test_w1_floor_step_is_w1s_training_step():
+    """The hand-written NumPy floor of W1 (benchmarks/bench_w1_floor.py) computes what minigrad's
+    W1 step computes: with dropout off, the same loss and the same weights after three Adam
+    steps."""
+    import minigrad as mg
+    import minigrad.nn.functional as F
+    from benchmarks.bench_w1_floor import FloorW1
+    from benchmarks.workload_side import _build, _data
+
+    mg.manual_seed(0)
+    model = _build(mg.nn, "W1")
+    model[2].p = 0.0
+    state = {k: v.detach().numpy().copy() for k, v in model.state_dict().items()}
+    x, y = _data("W1", np.random.default_rng(0), 1)
+    floor = FloorW1(state, x, y, p=0.0)
+    opt = mg.optim.Adam(model.parameters(), lr=1e-3)
+    xt, yt = mg.tensor(x), mg.tensor(y)
+    assert abs(floor.loss() - float(F.cross_entropy(model(xt), yt).item())) < 1e-5
+    for _ in range(3):
+        floor.step()
+        opt.zero_grad()
+        loss = F.cross_entropy(model(xt), yt)
+        loss.backward()
+        opt.step()
+        assert abs(float(floor.last_loss) - float(loss.item())) < 1e-5
+    for w, (name, p) in zip(floor.params, model.named_parameters()):
+        np.testing.assert_allclose(w, p.detach().numpy(), rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def test_w1_floor_benchmark_runs_each_side_in_its_process():
+    from benchmarks import bench_w1_floor
+
+    result = bench_w1_floor.run(rounds=1, quick=True, sides=("floor", "fused"))
+    assert set(result["ms"]) == {"floor", "fused"} and all(t > 0 for t in result["ms"].values())
+    assert "floor" in bench_w1_floor.table(result)
