@@ -16,10 +16,14 @@ from __future__ import annotations
 import math
 from typing import Optional, Sequence, Union
 
-from minigrad import ops
+import numpy as np
+
+from minigrad import kernels, ops
+from minigrad.fused import fused_enabled
 from minigrad.nn import functional as F
 from minigrad.nn import init
-from minigrad.nn.module import FUSED_PAIRS, Module, Parameter, _check_layer_inputs
+from minigrad.nn.module import (FUSED_PAIRS, FUSED_TRIPLES, Module, Parameter,
+                                _check_layer_inputs)
 from minigrad.ops import linalg
 from minigrad.tensor import Tensor, empty
 
@@ -111,6 +115,20 @@ class Linear(Module):
             _check_layer_inputs(self, (input,))
         self._check_features(input)
         return linalg.linear(input, self.weight, self.bias, relu=True)
+
+    def _then_relu_dropout(self, input: Tensor, relu, dropout: "Dropout") -> Tensor:
+        """``dropout(relu(self(input)))`` as one LinearFn node (Sequential's Linear, ReLU,
+        Dropout in training on the CPU: the Keras MNIST model's hidden layer), with the mask
+        the Dropout would draw; otherwise the pair, then the Dropout."""
+        p = dropout.p
+        if not (dropout.training and 0.0 < p < 1.0 and type(input.data) is np.ndarray
+                and fused_enabled("dropout", input)):
+            return dropout(self._then_relu(input))
+        if self._checks_inputs:
+            _check_layer_inputs(self, (input,))
+        self._check_features(input)
+        keep = kernels.dropout._keep_mask(tuple(input.shape[:-1]) + (self.out_features,), p)
+        return linalg.linear(input, self.weight, self.bias, relu=True, dropout=(keep, p))
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "
@@ -320,6 +338,7 @@ class ReLU(Module):
 
 
 FUSED_PAIRS[Linear, ReLU] = Linear._then_relu
+FUSED_TRIPLES[Linear, ReLU, Dropout] = Linear._then_relu_dropout
 
 
 class GELU(Module):

@@ -136,13 +136,19 @@ class LinearFn(Function):
     product and its backward masks gy by the output (> 0), so the pair makes one array and
     one node instead of two.
 
+    With ``dropout`` (``(keep, p)``: a Dropout's boolean mask of the output's shape and its
+    probability; NumPy only: Sequential's Linear, ReLU, Dropout in training, the Keras MNIST
+    model's hidden layer) the node is ``relu(x W^T + b) * keep / (1 - p)``, scaled and masked
+    in place as the Dropout's node does it; the backward masks gy by the output (> 0 exactly
+    where the ReLU passed and the mask kept) and scales it: the two nodes' numbers bit for bit.
+
     ``F.linear`` could be written ``x @ W.t() + b`` (three nodes: a transpose, a product and a
     broadcast add, whose backward takes seven ops); as one node its backward is four, and the
     weight's gradient comes out row-major directly. The inputs are checked by ``linear``: x at
     least 2-D, W 2-D, b 1-D, one dtype, matching sizes.
     """
 
-    def forward(self, x, w, b=None, relu=False):
+    def forward(self, x, w, b=None, relu=False, dropout=None):
         self.rows = n = math.prod(x.shape[:-1])  # (not -1: not inferable for 0 features)
         rows = x.reshape(n, x.shape[-1])  # a view when x is contiguous
         if x.dtype.char in "eE" and self.xp is np:  # NumPy: no fast 2-byte-float GEMM
@@ -154,9 +160,14 @@ class LinearFn(Function):
             y = self.xp.matmul(rows, w.T)  # BLAS reads W^T through its strides: no copy
             if b is not None:
                 y += b  # y is fresh: in place
-        self.relu = relu
+        self.relu, self.dropout = relu, dropout
         if relu:
             self.xp.maximum(y, 0, out=y)
+            if dropout is not None:  # (the ops of kernels.dropout's DropoutFn, in place)
+                keep, p = dropout
+                self.scale = y.dtype.type(1.0 / (1.0 - p))
+                y *= self.scale
+                y *= keep.reshape(y.shape)
             self.y = y  # the backward's mask (the output's array)
         return y.reshape(x.shape[:-1] + (w.shape[0],))
 
@@ -168,6 +179,8 @@ class LinearFn(Function):
         gy = gy.reshape(rows, gy.shape[-1])  # (rows, out)
         if self.relu:  # NOTE: the subgradient at 0 is 0, as ReLU's
             gy = gy * Tensor._make(self.y > 0)
+            if self.dropout is not None:
+                gy = gy * Tensor._make(np.asarray(self.scale))
         gx = (gy @ w).reshape(x.shape) if needs[0] else None
         gw = gy.t() @ x.reshape(rows, x.shape[-1]) if needs[1] else None  # (out, in), like W
         if len(needs) == 2:
@@ -185,6 +198,8 @@ class LinearFn(Function):
         gy = gy.reshape(rows, gy.shape[-1])
         if self.relu:
             gy = gy * (self.y > 0)
+            if self.dropout is not None:
+                gy *= self.scale
         gx = make(_matmul_arrays(xp, gy, w).reshape(x.shape)) if needs[0] else None
         gw = make(_matmul_arrays(xp, gy.T, x.reshape(rows, x.shape[-1]))) if needs[1] else None
         if len(needs) == 2:
@@ -193,31 +208,48 @@ class LinearFn(Function):
         return gx, gw, gb
 
 
-def linear(x: Tensor, w: Tensor, b=None, *, relu: bool = False) -> Tensor:
-    """y = x W^T + b (``relu(x W^T + b)`` with ``relu``): one :class:`LinearFn` node when the
-    operands are plain (x at least 2-D, W 2-D, b None or 1-D, all one dtype, matching sizes);
-    otherwise ``x @ W.t() + b`` with matmul's broadcasting, promotion and error messages.
+def linear(x: Tensor, w: Tensor, b=None, *, relu: bool = False, dropout=None) -> Tensor:
+    """y = x W^T + b (``relu(x W^T + b)`` with ``relu``; with ``dropout`` = ``(keep, p)`` as
+    well, on NumPy arrays, that times ``keep / (1 - p)``: a Dropout's boolean mask of the
+    output's shape, 0 <= p < 1): one :class:`LinearFn` node when the operands are plain (x at
+    least 2-D, W 2-D, b None or 1-D, all one dtype, matching sizes); otherwise
+    ``x @ W.t() + b`` with matmul's broadcasting, promotion and error messages.
 
     Example:
         >>> import minigrad as mg
         >>> linear(mg.tensor([[1.0, -2.0]]), mg.eye(2), relu=True)
         tensor([[1., 0.]])
     """
+    if dropout is not None:
+        keep, p = dropout
+        if not (relu and 0.0 <= p < 1.0 and type(x.data) is np.ndarray
+                and type(keep) is np.ndarray and keep.dtype == np.bool_
+                and keep.shape == tuple(x.shape[:-1]) + tuple(w.shape[:1])):
+            raise ValueError(
+                f"linear(dropout=(keep, p)): after a ReLU, on NumPy arrays, with 0 <= p < 1 and "
+                f"a boolean mask of the output's shape; got relu={relu}, p={p}, "
+                f"{type(keep).__name__} mask of shape {getattr(keep, 'shape', None)} for x "
+                f"{tuple(x.shape)} on {x.device} and W {tuple(w.shape)}")
     if _autocast.on:
         x, w, b = autocast_state.lower(x, w, b)
     if (x.ndim >= 2 and w.ndim == 2 and x.shape[-1] == w.shape[1]
             and x.data.dtype == w.data.dtype
             and (b is None or (isinstance(b, Tensor) and b.shape == (w.shape[0],)
                                and b.data.dtype == w.data.dtype))):
-        return LinearFn.apply(x, w, relu=relu) if b is None else LinearFn.apply(x, w, b,
-                                                                                relu=relu)
+        return (LinearFn.apply(x, w, relu=relu, dropout=dropout) if b is None else
+                LinearFn.apply(x, w, b, relu=relu, dropout=dropout))
     if w.ndim == 1 or x.ndim <= 2:
         out = matmul(x, transpose(w, 0, 1) if w.ndim == 2 else w)
     else:  # batch dimensions folded into one: the weight's gradient is one product
         out = matmul(reshape(x, (-1, x.shape[-1])), transpose(w, 0, 1))
         out = reshape(out, x.shape[:-1] + (w.shape[0],))
     out = out if b is None else out + b
-    return _relu(out) if relu else out
+    out = _relu(out) if relu else out
+    if dropout is not None:  # (the same numbers: keep / (1 - p) is 0 or the scale)
+        scaled = keep.astype(out.data.dtype)
+        scaled *= out.data.dtype.type(1.0 / (1.0 - p))
+        out = out * Tensor._make(scaled)
+    return out
 
 
 class EmbeddingFn(Function):

@@ -193,3 +193,104 @@ def test_sequential_fuses_only_the_built_in_layers():
         nn.Sequential(nn.Linear(5, 3), nn.ReLU())(x)
     with pytest.raises(RuntimeError, match="dtype"):
         nn.Sequential(nn.Linear(4, 3), nn.ReLU())(x.to(mg.float64).detach())
+
+
+def _linear_relu_dropout_model(device, dtype, p=0.4):
+    mg.manual_seed(0)
+    return nn.Sequential(nn.Linear(6, 7), nn.ReLU(), nn.Dropout(p), nn.Linear(7, 3)).to(
+        device=device, dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype", [mg.float64, mg.float32, mg.float16])
+def test_sequential_runs_linear_relu_dropout_as_one_node_on_the_cpu(device, dtype):
+    """Linear, ReLU, Dropout in training (the Keras MNIST model's hidden layer): one LinearFn
+    node on the CPU that draws the Dropout's own mask; the outputs and every gradient equal the
+    pair's node followed by the Dropout's node, bit for bit, for the same seed. On a GPU the
+    Dropout stays a node of its own."""
+    model = _linear_relu_dropout_model(device, dtype)
+    x = _rand((9, 6), device, 11, dtype)
+    results = []
+    for triple in (True, False):
+        mg.manual_seed(5)
+        model.zero_grad()
+        x.grad = None
+        if triple:
+            hidden = model[:3](x)
+        else:  # the pair, then the Dropout module
+            hidden = model[2](model[0]._then_relu(x))
+        node = hidden.grad_fn
+        if triple:
+            # (float16 has no fused dropout kernel: the pair, then the composite's product)
+            on_cpu = device == "cpu" and mg.fused.fused_enabled("dropout", x)
+            assert type(node).__name__ == ("LinearFn" if on_cpu else
+                                           "DropoutFn" if dtype != mg.float16 else "MulFn")
+            assert not on_cpu or (node.relu and node.dropout[1] == 0.4)
+        out = model[3](hidden)
+        (out * out).sum().backward()
+        results.append([to_numpy(out), to_numpy(hidden)]
+                       + [to_numpy(t.grad) for t in [x, *model.parameters()]])
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+    hidden = results[0][1]
+    assert (hidden == 0).mean() > 0.4 and (hidden > 0).any()  # dropped and passed values
+
+
+def test_linear_relu_dropout_node_gradients():
+    """gradcheck and gradgradcheck (float64) of the node for a fixed mask; its output is the
+    ReLU's times keep / (1 - p); the recorded backward (create_graph) equals the plain one on
+    the arrays."""
+    x, w, b = _rand((5, 4), "cpu", 0), _rand((6, 4), "cpu", 1), _rand((6,), "cpu", 2)
+    keep = np.random.default_rng(3).random((5, 6)) > 0.3
+
+    def fn(*a):
+        return linalg.linear(*a, relu=True, dropout=(keep, 0.3))
+
+    y = fn(x, w, b)
+    assert type(y.grad_fn).__name__ == "LinearFn" and y.grad_fn.dropout[1] == 0.3
+    np.testing.assert_array_equal(
+        to_numpy(y), to_numpy(F.relu(F.linear(x, w, b))) * (keep / np.float64(0.7)))
+    assert mg.autograd.gradcheck(fn, [x, w, b])
+    assert mg.autograd.gradgradcheck(lambda *a: fn(*a) ** 2, [x, w, b])
+    gy = mg.tensor(np.random.default_rng(4).standard_normal((5, 6)))
+    plain = mg.autograd.grad(fn(x, w, b), [x, w, b], gy)
+    recorded = mg.autograd.grad(fn(x, w, b), [x, w, b], gy, create_graph=True)
+    for p, r in zip(plain, recorded):
+        np.testing.assert_array_equal(to_numpy(p), to_numpy(r))
+    # operands that are not plain (x and W of two dtypes): the composite, the same numbers
+    y2 = linalg.linear(x.float(), w, b, relu=True, dropout=(keep, 0.3))
+    assert type(y2.grad_fn).__name__ == "MulFn"
+    np.testing.assert_allclose(to_numpy(y2), to_numpy(y), rtol=1e-6)
+
+
+@pytest.mark.parametrize("case", ["eval", "p0", "p1", "composite"])
+def test_linear_relu_dropout_outside_the_node(case):
+    """Where the Dropout does not run as part of the node: eval mode (the identity), p = 0
+    (the identity), p = 1 (zeros, no mask), the composite path (its own mask): the Sequential
+    gives what the layers give one by one."""
+    p = {"p0": 0.0, "p1": 1.0}.get(case, 0.5)
+    model = _linear_relu_dropout_model("cpu", mg.float64, p)
+    if case == "eval":
+        model.eval()
+    x = _rand((4, 6), "cpu", 12)
+    with mg.use_fused(case != "composite"):
+        mg.manual_seed(7)
+        out = model(x)
+        mg.manual_seed(7)
+        ref = model[3](model[2](model[1](model[0](x))))
+    np.testing.assert_array_equal(to_numpy(out), to_numpy(ref))
+    if case == "p1":
+        np.testing.assert_array_equal(to_numpy(model[:3](x)), 0)
+
+
+@pytest.mark.parametrize("bad", ["p", "shape", "dtype", "no relu"])
+def test_linear_dropout_rejects_a_bad_mask(bad):
+    x, w = _rand((2, 3), "cpu", 0), _rand((4, 3), "cpu", 1)
+    keep, p = np.ones((2, 4), dtype=bool), 0.5
+    if bad == "p":
+        p = 1.0
+    elif bad == "shape":
+        keep = keep.T
+    elif bad == "dtype":
+        keep = keep.astype(np.float64)
+    with pytest.raises(ValueError, match="dropout=.keep, p."):
+        linalg.linear(x, w, relu=bad != "no relu", dropout=(keep, p))
