@@ -583,7 +583,8 @@ def _finish_leaf(leaf, g, create_graph: bool, taken: set) -> None:
     if create_graph:
         leaf.grad = g if leaf.grad is None else leaf.grad + g
     else:
-        g = g.detach()
+        if g.grad_fn is not None or g.requires_grad:  # (a plain backward's are neither)
+            g = g.detach()
         if leaf.grad is None:
             # NOTE: .grad must own its buffer, since optimizers and clip_grad_norm_ update it
             # in place; a gradient that is a broadcast view, or that shares memory with the

@@ -29,6 +29,7 @@ def test_shared_gradient_buffers_are_not_aliased():
     a = mg.ones(3, requires_grad=True)
     b = mg.ones(3, requires_grad=True)
     (a + b).sum().backward()
+    assert a.grad is not b.grad and a.grad.grad_fn is None and not a.grad.requires_grad
     with mg.no_grad():
         a.grad.mul_(10)
     np.testing.assert_array_equal(b.grad.numpy(), [1, 1, 1])

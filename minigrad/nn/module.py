@@ -425,12 +425,12 @@ def _check_layer_inputs(module: Module, args: tuple) -> None:
         if isinstance(arg, Tensor):
             if arg.dtype.kind != "f" or _autocast.on or module._mixed_dtypes_ok:
                 continue
-            if param_dtype is None:
-                param_dtype = next(
-                    (p.dtype for p in module._parameters.values()
-                     if p is not None and p.dtype.kind == "f"),
-                    False,
-                )
+            if param_dtype is None:  # the first floating parameter's dtype (False: none)
+                param_dtype = False
+                for p in module._parameters.values():
+                    if p is not None and p.dtype.kind == "f":
+                        param_dtype = p.dtype
+                        break
             if param_dtype is not False and arg.dtype != param_dtype:
                 name = type(module).__name__
                 raise RuntimeError(

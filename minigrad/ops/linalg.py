@@ -204,8 +204,25 @@ class LinearFn(Function):
         gw = make(_matmul_arrays(xp, gy.T, x.reshape(rows, x.shape[-1]))) if needs[1] else None
         if len(needs) == 2:
             return gx, gw
-        gb = make(_matmul_arrays(xp, xp.ones(rows, dtype=gy.dtype), gy)) if needs[2] else None
+        gb = make(_matmul_arrays(xp, _ones(xp, rows, gy.dtype), gy)) if needs[2] else None
         return gx, gw, gb
+
+
+_ONES: dict = {}  # (n, dtype) -> a read-only NumPy vector of n ones (the bias GEMV's)
+
+
+def _ones(xp, n: int, dtype):
+    """n ones of ``dtype``: on NumPy one cached read-only vector per size (a layer's batch
+    size repeats every step), on a GPU a new array."""
+    if xp is not np:
+        return xp.ones(n, dtype=dtype)
+    ones = _ONES.get((n, dtype))
+    if ones is None:
+        if len(_ONES) > 64:  # (a few batch sizes in a run; never an unbounded cache)
+            _ONES.clear()
+        ones = _ONES[(n, dtype)] = np.ones(n, dtype=dtype)
+        ones.flags.writeable = False
+    return ones
 
 
 def linear(x: Tensor, w: Tensor, b=None, *, relu: bool = False, dropout=None) -> Tensor:

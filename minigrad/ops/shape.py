@@ -45,23 +45,23 @@ class ReshapeFn(Function):
 
 
 def _infer_shape(shape, size: int) -> tuple:
-    shape = tuple(map(builtins.int, shape))
-    if shape.count(-1) > 1:
-        raise RuntimeError("only one dimension can be inferred (-1)")
-    if -1 in shape:
-        known = 1
-        for s in shape:
-            if s != -1:
-                known *= s
-        if known == 0 or size % known:
-            raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {size}")
-        shape = tuple(size // known if s == -1 else s for s in shape)
-    n = 1
-    for s in shape:
-        n *= s
-    if n != size:
-        raise RuntimeError(f"shape '{list(shape)}' is invalid for input of size {size}")
-    return shape
+    # (plain loops: a reshape is in most training steps, on cold caches there)
+    shape = [builtins.int(s) for s in shape]
+    n, inferred = 1, None
+    for i, s in enumerate(shape):
+        if s == -1:
+            if inferred is not None:
+                raise RuntimeError("only one dimension can be inferred (-1)")
+            inferred = i
+        else:
+            n *= s
+    if inferred is not None:
+        if n == 0 or size % n:
+            raise RuntimeError(f"shape '{shape}' is invalid for input of size {size}")
+        shape[inferred] = size // n
+    elif n != size:
+        raise RuntimeError(f"shape '{shape}' is invalid for input of size {size}")
+    return tuple(shape)
 
 
 def reshape(x: Tensor, *shape) -> Tensor:
