@@ -15,10 +15,13 @@ How: the moment buffers of the group live in one flat buffer per moment (each st
 range is walked in segments of ``SEGMENT`` values: a piece of a large parameter, or several
 small parameters whose gradients are gathered with one ``concatenate``, so every pass is one
 ufunc call over at most 64K values however the parameters are shaped. The flat buffers are
-built on the first step and rebuilt whenever a state tensor was replaced (``load_state_dict``)
-or the set of parameters with a gradient changed. Parameters that share a step count are
-updated together (PyTorch counts steps per parameter; one that skipped a step is bucketed
-apart).
+built on the first step and rebuilt whenever a state tensor or a parameter's ``.data`` was
+replaced (``load_state_dict``) or the set of parameters with a gradient changed. Parameters that
+share a step count are updated together (PyTorch counts steps per parameter; one that skipped a
+step is bucketed apart), and their ``"step"`` counters are 0-d views of one float32 array. A
+step where none of this changed (:func:`step_again`, the common case) counts a bucket's steps in
+one operation and walks segments whose views and addresses were made with the flat buffers, so
+its Python work is little more than the passes themselves.
 
 NumPy: 12 ufunc passes per segment (the reference's 13 with the two bias-correction constants
 folded: ``m / (sqrt(v) / c + eps) = c m / (sqrt(v) + eps c)``, one division fewer per
@@ -46,6 +49,7 @@ parameter or gradient, or a gradient of another dtype, in the bucket).
 
 from __future__ import annotations
 
+import operator
 
 import numpy as np
 
@@ -57,7 +61,8 @@ from . import _cuda, _numpy
 CUDA_KERNELS = ("adam_multi_tensor",)
 register_kernel("adam")  # not a Function: an optimizer step, dispatched by optim.Adam
 
-_CACHE_ATTR = "_fused_adam_flat"  # optimizer attribute: {id(group): flat moment buffers}
+_CACHE_ATTR = "_fused_adam_flat"  # optimizer attribute: {(id(group), bucket): _FlatMoments}
+_GROUPS_ATTR = "_fused_adam_last"  # optimizer attribute: {id(group): (params, flats)}
 
 
 def step_group(optimizer, group: dict, params: list, steps: list) -> None:
@@ -71,9 +76,37 @@ def step_group(optimizer, group: dict, params: list, steps: list) -> None:
         key = (step, p.data.dtype, None if type(p.data) is np.ndarray else p.data.device.id)
         buckets.setdefault(key, []).append(p)
     cache = optimizer.__dict__.setdefault(_CACHE_ATTR, {})
+    flats = []
     for n, ((step, _, _), bucket) in enumerate(buckets.items()):
         flat = _flat_moments(cache, (id(group), n), state, bucket, amsgrad)
         _update(flat, bucket, step, group)
+        flats.append(flat)
+    # what step_again checks and reuses on the next step
+    optimizer.__dict__.setdefault(_GROUPS_ATTR, {})[id(group)] = (tuple(params), flats)
+
+
+def step_again(optimizer, group: dict, params: list) -> bool:
+    """The step of a group whose flat buffers still hold all its state, as on its last step
+    (the common case: the same parameters with a gradient, nothing replaced): the steps are
+    counted here, one array operation per bucket, and the update reuses what each flat buffer
+    keeps of the parameters. False, with nothing done, when anything changed: then
+    ``Adam._step_group`` counts the steps parameter by parameter and calls :func:`step_group`.
+    """
+    last = optimizer.__dict__.get(_GROUPS_ATTR, {}).get(id(group))
+    if last is None:
+        return False
+    last_params, flats = last
+    # NOTE: compare by identity: `==` would call Tensor.__eq__, which is elementwise
+    if len(params) != len(last_params) or not all(map(operator.is_, params, last_params)):
+        return False
+    amsgrad = group["amsgrad"]
+    state = optimizer.state
+    for flat in flats:
+        if len(flat.buffers) != 2 + amsgrad or not flat.unchanged(state):
+            return False
+    for flat in flats:
+        _update(flat, flat.params, flat.count_step(), group)
+    return True
 
 
 # ---------------------------------------------------------------------------- flat buffers
@@ -82,10 +115,19 @@ def step_group(optimizer, group: dict, params: list, steps: list) -> None:
 class _FlatMoments:
     """The moments of one bucket of parameters in one flat buffer per moment (``exp_avg``,
     ``exp_avg_sq``[, ``max_exp_avg_sq``]), the views of them handed to the state tensors, and
-    the segments the CPU update walks."""
+    the segments the CPU update walks.
+
+    The ``"step"`` counters of the bucket (equal: the bucket's parameters share a step count)
+    live in one float32 array the same way, each state's ``"step"`` a 0-d view of it, so that
+    :meth:`count_step` counts them all in one operation. It also keeps what the CPU update
+    needs of the parameters (``plan``: each segment's views and BLAS addresses), valid as long
+    as each parameter's ``.data`` is the array it was made from; :meth:`unchanged` checks that.
+    """
 
     def __init__(self, xp, state, params, amsgrad):
         self.ids = tuple(id(p) for p in params)
+        self.params = tuple(params)
+        self.arrays = tuple(p.data for p in params)
         sizes = [int(p.data.size) for p in params]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).tolist()
         total = self.offsets[-1]
@@ -102,18 +144,113 @@ class _FlatMoments:
                 state[p][name].data = view
                 entry[name] = view
             self.views.append(entry)
+        self.steps = None  # the step counters, where they are float32 CPU scalars (as made)
+        counters = [state[p].get("step") for p in params]
+        if all(_is_step_counter(t) for t in counters):
+            self.steps = np.array([t.data for t in counters], dtype=np.float32)
+            for k, (entry, t) in enumerate(zip(self.views, counters)):
+                t.data = entry["step"] = self.steps[k, ...]  # a 0-d view
+            self.note_steps()
         self.segments = _segments(self.offsets, SEGMENT)
+        self.plan = None  # CPU: the segments with their views (C-contiguous parameters only)
+        if xp is np and all(p.data.flags.c_contiguous for p in params):
+            self.plan = _plan(self)
         self.device_offsets = None  # CUDA: the offsets on the device, made on the first step
 
     def valid_for(self, state, params) -> bool:
         if tuple(id(p) for p in params) != self.ids:
             return False
-        for p, entry in zip(params, self.views):
-            st = state[p]
-            for name, view in entry.items():
-                if st[name].data is not view:
+        return self.unchanged(state, check_steps=False)
+
+    def unchanged(self, state, check_steps: bool = True) -> bool:
+        """True when every parameter's ``.data`` and state tensor is the one this flat buffer
+        made or adopted (nothing replaced since, e.g. by ``load_state_dict``) and, with
+        ``check_steps``, the step counters hold what :meth:`count_step` last wrote (all equal)."""
+        if check_steps and (self.steps is None or self.steps.tobytes() != self.steps_seen):
+            return False
+        try:
+            for p, data, entry in zip(self.params, self.arrays, self.views):
+                if p.data is not data:
                     return False
+                st = state.get(p)  # (not state[p]: the defaultdict would add an entry)
+                if st is None:
+                    return False
+                for name, view in entry.items():
+                    if st[name].data is not view:
+                        return False
+        except KeyError:  # a state without this entry (loaded, or edited)
+            return False
         return True
+
+    def note_steps(self) -> None:
+        """Remember the step counters as they are (counted by ``Adam._step_group`` parameter
+        by parameter, or just adopted): what :meth:`unchanged` compares them with."""
+        self.step = float(self.steps[0])
+        self.steps_seen = self.steps.tobytes()
+
+    def count_step(self) -> float:
+        """Count one step of every parameter of the bucket; returns the new step number.
+
+        The float32 rounding of ``step + 1`` is that of ``state["step"] += 1``."""
+        self.step = step = float(np.float32(self.step + 1.0))
+        self.steps.fill(step)
+        self.steps_seen = self.steps.tobytes()
+        return step
+
+
+def _is_step_counter(t) -> bool:
+    """A ``"step"`` entry as the optimizer makes it: a Tensor on a float32 NumPy scalar."""
+    a = getattr(t, "data", None)
+    return type(a) is np.ndarray and a.dtype == np.float32 and a.shape == ()
+
+
+class _Segment:
+    """One run of the flat range (see :func:`_segments`) and what the CPU update needs of it,
+    made once per flat buffer: the moments' slices, the parameters' flat views and, for the
+    BLAS passes, their addresses.
+
+    ``pieces``: ``(k, a, b)`` per parameter piece; ``single``: the run is part of one parameter
+    (its gradient is used in place); ``ks``: the parameters whose gradients are gathered
+    otherwise; ``axpys``: ``(size, byte offset in the run, address)`` of each parameter view.
+    """
+
+    __slots__ = ("lo", "hi", "pieces", "single", "ks", "p_views", "axpys", "m", "v", "v_max",
+                 "m_ptr", "v_ptr", "tmp", "tmp_ptr")
+
+    def __init__(self, flat, run, p_flat, scratch):
+        self.lo, self.hi, self.pieces = run
+        lo, hi = self.lo, self.hi
+        self.single = len(self.pieces) == 1
+        self.ks = [k for k, _, _ in self.pieces]
+        self.p_views = [p_flat[k][a:b] for k, a, b in self.pieces]
+        itemsize = flat.buffers["exp_avg"].itemsize
+        self.axpys, start = [], 0
+        for view in self.p_views:
+            self.axpys.append((view.size, start * itemsize, _address(view)))
+            start += view.size
+        self.m = flat.buffers["exp_avg"][lo:hi]
+        self.v = flat.buffers["exp_avg_sq"][lo:hi]
+        v_max = flat.buffers.get("max_exp_avg_sq")
+        self.v_max = None if v_max is None else v_max[lo:hi]
+        self.m_ptr, self.v_ptr = _address(self.m), _address(self.v)
+        self.tmp = scratch[:hi - lo]
+        self.tmp_ptr = _address(self.tmp)
+
+
+def _plan(flat) -> list:
+    p_flat = [a.reshape(-1) for a in flat.arrays]  # views (contiguous)
+    # NOTE: one scratch of a segment's size for the segments run one after the other: it stays
+    # in cache from one segment to the next, as the block a fresh np.empty gets back from the
+    # allocator would, without an allocation per segment (threaded segments allocate their
+    # own: see _update)
+    longest = max((hi - lo for lo, hi, _ in flat.segments), default=0)
+    scratch = np.empty(longest, dtype=flat.buffers["exp_avg"].dtype)
+    return [_Segment(flat, run, p_flat, scratch) for run in flat.segments]
+
+
+def _address(a: np.ndarray) -> int:
+    # (from the array interface: ``.ctypes`` builds a Python object per call)
+    return a.__array_interface__["data"][0]
 
 
 SEGMENT = 1 << 16  # values per segment: enough to amortise a ufunc call, small enough to cache
@@ -168,6 +305,8 @@ def _flat_moments(cache, key, state, params, amsgrad) -> _FlatMoments:
     if flat is None or len(flat.buffers) != 2 + amsgrad or not flat.valid_for(state, params):
         flat = _FlatMoments(backend.array_module(params[0].data), state, params, amsgrad)
         cache[key] = flat
+    elif flat.steps is not None:
+        flat.note_steps()
     return flat
 
 
@@ -186,100 +325,137 @@ def _update(flat: _FlatMoments, params, step: float, group: dict) -> None:
                                 decoupled)
         return _update_each(flat, params, step, group)  # stated fallback: see the docstring
 
-    if not all(p.data.flags.c_contiguous for p in params):
+    if flat.plan is None:
         return _update_each(flat, params, step, group)  # a parameter's values are not flat
     # NOTE: the bias corrections are Python floats (float64 on the host), never arrays
     step_size = lr / (1 - beta1**step)
     bias_correction2_sqrt = (1 - beta2**step) ** 0.5
-    amsgrad = "max_exp_avg_sq" in flat.buffers
-    p_flat = [p.data.reshape(-1) for p in params]  # views (contiguous)
-    g_flat = [p.grad.data.reshape(-1) for p in params]  # a copy if not contiguous
-    # The constants as 0-d arrays of the parameters' dtype: the numbers NumPy makes of a Python
-    # float operand, without converting it again in every call.
     # delta = -step_size * m / (sqrt(v) / c + eps) = -(step_size c) * m / (sqrt(v) + eps c)
-    # with c = sqrt(1 - beta2^t): folded, one division fewer per element
+    # with c = sqrt(1 - beta2^t): folded, one division fewer per element. The constants are
+    # scalars of the parameters' dtype: the numbers NumPy makes of a Python float operand,
+    # without converting it again in every call.
     dtype = flat.buffers["exp_avg"].dtype
-    one_minus_beta1, beta2_, one_minus_beta2, eps_c, neg_step_c = (
-        np.array(x, dtype=dtype) for x in
-        (1 - beta1, beta2, 1 - beta2, eps * bias_correction2_sqrt,
-         -step_size * bias_correction2_sqrt))
-    add, subtract, multiply, divide, sqrt = np.add, np.subtract, np.multiply, np.divide, np.sqrt
+    eps_c = dtype.type(eps * bias_correction2_sqrt)
+    neg_step_c = dtype.type(-step_size * bias_correction2_sqrt)
+    grads = [p.grad.data for p in params]
     blas = _blas1(dtype)
-    if blas is not None:
+    plain = not maximize and (wd == 0 or decoupled)  # the gradient as it is
+    amsgrad = "max_exp_avg_sq" in flat.buffers
+    inline = flat.offsets[-1] < THREADED_MIN
+    if blas is not None and plain and not amsgrad and inline:
+        # the common case (no L2 decay, no maximize, no amsgrad, one thread) in one straight
+        # loop: 7 passes per segment (see _blas1), on the views and addresses of the plan
         axpy, axpby = blas
-        b1, one_minus_b1, b2, one_minus_b2 = beta1, 1 - beta1, beta2, 1 - beta2
-        neg_step = float(neg_step_c)
+        decay = 1 - lr * wd if wd != 0 else None  # AdamW's
+        one_minus_b1, one_minus_b2, neg_step = 1 - beta1, 1 - beta2, float(neg_step_c)
+        multiply, add, divide, sqrt = np.multiply, np.add, np.divide, np.sqrt
+        for seg in flat.plan:
+            if decay is not None:
+                for view in seg.p_views:
+                    view *= decay
+            if seg.single:  # part of one parameter: its gradient, no copy
+                k, a, b = seg.pieces[0]
+                g = grads[k].reshape(-1)[a:b]
+            else:  # small parameters: gathered into one flat gradient
+                g = np.concatenate([grads[k] for k in seg.ks], axis=None)
+            n, tmp, tmp_ptr = seg.hi - seg.lo, seg.tmp, seg.tmp_ptr
+            if g.dtype != dtype:  # (a gradient of another dtype: the NumPy passes)
+                _segment_numpy(seg, g, tmp, beta1, beta2, eps_c, neg_step_c)
+                continue
+            # m <- (1 - beta1) g + beta1 m;  v <- (1 - beta2) g g + beta2 v   (one pass each)
+            axpby(n, one_minus_b1, g.__array_interface__["data"][0], 1, beta1, seg.m_ptr, 1)
+            multiply(g, g, tmp)
+            axpby(n, one_minus_b2, tmp_ptr, 1, beta2, seg.v_ptr, 1)
+            sqrt(seg.v, tmp)  # tmp <- m / (sqrt(v) + eps c)
+            add(tmp, eps_c, tmp)
+            divide(seg.m, tmp, tmp)
+            # theta <- theta - (step_size c) * tmp   (one pass)
+            for size, start, p_ptr in seg.axpys:
+                axpy(size, neg_step, tmp_ptr + start, 1, p_ptr, 1)
+        return
 
-    def segment(run) -> None:
-        lo, hi, pieces = run
-        p_views = [p_flat[k][a:b] for k, a, b in pieces]
+    def segment(seg) -> None:
         if wd != 0 and decoupled:
-            for view in p_views:
+            for view in seg.p_views:
                 view *= 1 - lr * wd
-        if len(pieces) == 1:  # part of one parameter: its gradient, no copy
-            k, a, b = pieces[0]
-            grad, theta = g_flat[k][a:b], p_views[0]
+        if seg.single:  # part of one parameter: its gradient, no copy
+            k, a, b = seg.pieces[0]
+            grad, theta = grads[k].reshape(-1)[a:b], seg.p_views[0]
         else:  # small parameters: gathered into one flat gradient
-            grad = np.concatenate([g_flat[k][a:b] for k, a, b in pieces])
+            grad = np.concatenate([grads[k] for k in seg.ks], axis=None)
             theta = None
             if wd != 0 and not decoupled:
-                theta = np.concatenate(p_views)
+                theta = np.concatenate(seg.p_views)
         g = references.adam_effective_grad(theta, grad, wd, maximize, decoupled)
-        m = flat.buffers["exp_avg"][lo:hi]
-        v = flat.buffers["exp_avg_sq"][lo:hi]
-        # NOTE: a fresh scratch per segment, not a flat one: the allocator hands back the block
-        # the previous segment freed, still in cache (a flat scratch adds a whole buffer's traffic)
-        tmp = np.empty(hi - lo, dtype=dtype)
-
-        def ratio(m, v, out):
-            """out <- m / (sqrt(v) + eps c), v first raised to its running maximum (amsgrad)."""
-            if amsgrad:
-                v_max = flat.buffers["max_exp_avg_sq"][lo:hi]
-                np.maximum(v_max, v, out=v_max)
-                v = v_max
-            sqrt(v, out)
-            add(out, eps_c, out)
-            divide(m, out, out)
-
+        # NOTE: threaded, a fresh scratch per segment (not a flat one: the allocator hands back
+        # the block the previous segment freed, still in cache; a flat scratch adds a whole
+        # buffer's traffic); inline, the plan's one scratch, for the same reason
+        tmp = seg.tmp if inline else np.empty(seg.hi - seg.lo, dtype=dtype)
         if blas is not None and g.dtype == dtype and g.flags.c_contiguous:
-            n = hi - lo
-            # (addresses from the array interface: ``.ctypes`` builds a Python object per call)
-            tmp_ptr = tmp.__array_interface__["data"][0]
-            # m <- (1 - beta1) g + beta1 m;  v <- (1 - beta2) g g + beta2 v   (one pass each)
-            axpby(n, one_minus_b1, g.__array_interface__["data"][0], 1, b1,
-                  m.__array_interface__["data"][0], 1)
-            multiply(g, g, tmp)
-            axpby(n, one_minus_b2, tmp_ptr, 1, b2, v.__array_interface__["data"][0], 1)
-            ratio(m, v, tmp)
-            start = 0  # theta <- theta - (step_size c) * (m / (sqrt(v) + eps c))   (one pass)
-            for view in p_views:
-                axpy(view.size, neg_step, tmp_ptr + start * tmp.itemsize, 1,
-                     view.__array_interface__["data"][0], 1)
-                start += view.size
-            return
-        # (outputs passed positionally: ``out=`` costs a keyword parse per call)
-        # m <- m + (1 - beta1) (g - m)   (PyTorch's lerp_)
-        subtract(g, m, tmp)
-        multiply(tmp, one_minus_beta1, tmp)
-        add(m, tmp, m)
-        # v <- beta2 v + (1 - beta2) g g   (PyTorch's mul_ then addcmul_)
-        multiply(v, beta2_, v)
-        multiply(g, g, tmp)
-        multiply(tmp, one_minus_beta2, tmp)
-        add(v, tmp, v)
-        # theta <- theta - (step_size c) * m / (sqrt(v) + eps c)   (PyTorch's addcdiv_)
-        ratio(m, v, tmp)
-        multiply(tmp, neg_step_c, tmp)
-        start = 0
-        for view in p_views:
-            add(view, tmp[start:start + view.size], view)
-            start += view.size
+            _segment_blas(seg, g, tmp, blas, beta1, beta2, eps_c, float(neg_step_c))
+        else:
+            _segment_numpy(seg, g, tmp, beta1, beta2, eps_c, neg_step_c)
 
-    if flat.offsets[-1] < THREADED_MIN:
-        for run in flat.segments:  # a small group: no thread hand-off (see THREADED_MIN)
-            segment(run)
+    if inline:
+        for seg in flat.plan:  # a small group: no thread hand-off (see THREADED_MIN)
+            segment(seg)
     else:
-        _numpy.run_chunks(segment, flat.segments)  # MINIGRAD_NUM_THREADS threads (default 1)
+        _numpy.run_chunks(segment, flat.plan)  # MINIGRAD_NUM_THREADS threads (default 1)
+
+
+def _ratio(seg, eps_c, out) -> None:
+    """out <- m / (sqrt(v) + eps c), v first raised to its running maximum (amsgrad)."""
+    v = seg.v
+    if seg.v_max is not None:
+        np.maximum(seg.v_max, v, out=seg.v_max)
+        v = seg.v_max
+    np.sqrt(v, out)
+    np.add(out, eps_c, out)
+    np.divide(seg.m, out, out)
+
+
+def _segment_blas(seg, g, tmp, blas, beta1, beta2, eps_c, neg_step) -> None:
+    """One segment in 7 passes through the BLAS's axpby/axpy (``g``: the effective gradient,
+    contiguous, of the moments' dtype; ``tmp``: scratch of the segment's size)."""
+    axpy, axpby = blas
+    n = seg.hi - seg.lo
+    tmp_ptr = _address(tmp)
+    # m <- (1 - beta1) g + beta1 m;  v <- (1 - beta2) g g + beta2 v   (one pass each)
+    axpby(n, 1 - beta1, _address(g), 1, beta1, seg.m_ptr, 1)
+    np.multiply(g, g, tmp)
+    axpby(n, 1 - beta2, tmp_ptr, 1, beta2, seg.v_ptr, 1)
+    _ratio(seg, eps_c, tmp)
+    # theta <- theta - (step_size c) * (m / (sqrt(v) + eps c))   (one pass)
+    for size, start, p_ptr in seg.axpys:
+        axpy(size, neg_step, tmp_ptr + start, 1, p_ptr, 1)
+
+
+def _segment_numpy(seg, g, tmp, beta1, beta2, eps_c, neg_step_c) -> None:
+    """One segment in NumPy's 12 passes (no usable BLAS, or a gradient of another dtype)."""
+    # The constants as 0-d arrays of the moments' dtype: the numbers NumPy makes of a Python
+    # float operand, without converting it again in every call
+    dtype = tmp.dtype
+    one_minus_beta1, beta2_, one_minus_beta2 = (
+        np.array(x, dtype=dtype) for x in (1 - beta1, beta2, 1 - beta2))
+    add, subtract, multiply = np.add, np.subtract, np.multiply
+    m, v = seg.m, seg.v
+    # (outputs passed positionally: ``out=`` costs a keyword parse per call)
+    # m <- m + (1 - beta1) (g - m)   (PyTorch's lerp_)
+    subtract(g, m, tmp)
+    multiply(tmp, one_minus_beta1, tmp)
+    add(m, tmp, m)
+    # v <- beta2 v + (1 - beta2) g g   (PyTorch's mul_ then addcmul_)
+    multiply(v, beta2_, v)
+    multiply(g, g, tmp)
+    multiply(tmp, one_minus_beta2, tmp)
+    add(v, tmp, v)
+    # theta <- theta - (step_size c) * m / (sqrt(v) + eps c)   (PyTorch's addcdiv_)
+    _ratio(seg, eps_c, tmp)
+    multiply(tmp, neg_step_c, tmp)
+    start = 0
+    for view in seg.p_views:
+        add(view, tmp[start:start + view.size], view)
+        start += view.size
 
 
 # ---------------------------------------------------------------------------- BLAS level 1

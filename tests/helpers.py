@@ -92,3 +92,17 @@ def check_module_parity(torch, ours, theirs, x_np, dtype=mg.float64, tol=None,
         for name, p in ours.named_parameters():
             np.testing.assert_allclose(to_numpy(p.grad), tparams[name].grad.numpy(), **tol,
                                        err_msg=f"{direction} {name}")
+
+
+# Adam/AdamW options that cover every branch of the fused update (tests/kernels/test_adam.py,
+# tests/optim/test_adam_step_again.py)
+ADAM_CASES = [
+    ("Adam", dict(lr=0.01)),
+    ("Adam", dict(lr=0.01, amsgrad=True)),
+    ("Adam", dict(lr=0.01, weight_decay=0.1)),
+    ("Adam", dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, amsgrad=True,
+                  maximize=True)),
+    ("Adam", dict(lr=0.01, maximize=True)),
+    ("AdamW", dict(lr=0.01)),
+    ("AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True, maximize=True)),
+]

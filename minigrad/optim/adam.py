@@ -101,13 +101,20 @@ class Adam(Optimizer):
         reference update parameter by parameter."""
         amsgrad = group["amsgrad"]
         params = [p for p in group["params"] if p.grad is not None]
+        fused = fused_enabled("adam", *group["params"][:1])
+        # where the fused kernel's flat buffers hold these parameters' state as on the last
+        # step, it counts their steps and updates them itself; a subclass that counts its own
+        # way (its _advance_state) keeps the loop below
+        if fused and type(self)._advance_state is Optimizer._advance_state:
+            if kernels.adam.step_again(self, group, params):
+                return
         steps = [float(self._advance_state(p, group)["step"].data) for p in params]
         if amsgrad:  # also for a state saved without it (loaded, or amsgrad switched on later)
             for p in params:
                 state = self.state[p]
                 if "max_exp_avg_sq" not in state:
                     state["max_exp_avg_sq"] = _state_zeros(p)
-        if fused_enabled("adam", *group["params"][:1]):  # one multi-tensor update
+        if fused:  # one multi-tensor update
             kernels.adam.step_group(self, group, params, steps)
             return
         beta1, beta2 = group["betas"]

@@ -5,6 +5,7 @@ import copy
 
 import numpy as np
 import pytest
+from helpers import ADAM_CASES
 from kernel_utils import cpu
 from kernel_utils import fused_on  # noqa: F401  (autouse: kernels on, whatever the env)
 
@@ -13,16 +14,7 @@ from minigrad import kernels, optim
 from minigrad.nn import Parameter
 
 SHAPES = [(5, 4), (4,), (3, 1, 2), (1,), (7, 3), (200, 200), (3,)]  # (200, 200): a segment
-CASES = [
-    ("Adam", dict(lr=0.01)),
-    ("Adam", dict(lr=0.01, amsgrad=True)),
-    ("Adam", dict(lr=0.01, weight_decay=0.1)),
-    ("Adam", dict(lr=0.02, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1, amsgrad=True,
-                  maximize=True)),
-    ("Adam", dict(lr=0.01, maximize=True)),
-    ("AdamW", dict(lr=0.01)),
-    ("AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True, maximize=True)),
-]
+CASES = ADAM_CASES
 
 
 def _params(device, dtype, seed=0):
