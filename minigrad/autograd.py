@@ -299,6 +299,24 @@ def _check_same_device(cls, inputs, arrays):
 def _topo_order(roots):
     """Functions reachable from the roots, each listed after every function that feeds it
     gradient (reverse topological order), found without recursion."""
+    # A chain first: from one root, while each node has at most one input made by a node (a
+    # training step of fused layers: the loss's node <- Linear <- Linear), that walk already is
+    # the order the search below finds. At the first node with two, the search takes over.
+    if len(roots) == 1:
+        chain, fn = [], roots[0]
+        while fn is not None:
+            if fn.inputs is None:
+                raise _freed_graph_error()
+            chain.append(fn)
+            below, producers = None, 0
+            for t in fn.inputs:
+                if t.grad_fn is not None:
+                    below, producers = t.grad_fn, producers + 1
+            if producers > 1:
+                break  # a fork: the general search, from the root again
+            fn = below
+        else:
+            return chain
     order, seen = [], set()
     stack = [(fn, False) for fn in roots]
     while stack:
@@ -310,18 +328,22 @@ def _topo_order(roots):
             continue
         seen.add(id(fn))
         if fn.inputs is None:
-            raise RuntimeError(
-                "Trying to backward through the graph a second time (or directly access saved "
-                "tensors after they have already been freed). Saved intermediate values of the "
-                "graph are freed when you call .backward() or mg.grad(). Specify "
-                "retain_graph=True if you need to backward through the graph a second time."
-            )
+            raise _freed_graph_error()
         stack.append((fn, True))
         for t in fn.inputs:
             if t.grad_fn is not None and id(t.grad_fn) not in seen:
                 stack.append((t.grad_fn, False))
     order.reverse()  # consumers before producers
     return order
+
+
+def _freed_graph_error() -> RuntimeError:
+    return RuntimeError(
+        "Trying to backward through the graph a second time (or directly access saved "
+        "tensors after they have already been freed). Saved intermediate values of the "
+        "graph are freed when you call .backward() or mg.grad(). Specify "
+        "retain_graph=True if you need to backward through the graph a second time."
+    )
 
 
 def _accumulate(buf, key, g):
@@ -444,12 +466,16 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             _accumulate(node_grads, (id(out.grad_fn), out._out_index), g)
             roots.append(out.grad_fn)
 
-    taken = {id(_root(g.data)) for g in grad_outputs}  # buffers .grad may not reuse
+    taken = set()  # buffers .grad may not reuse
+    for g in grad_outputs:
+        taken.add(id(_root(g.data)))
     # keys whose summed gradient is a buffer this pass made (``prev + gx``): later terms are
     # added into it in place instead of allocating a new sum each time (a weight used at
     # every step of an unrolled RNN gets one term per step); never under create_graph
     owned: set = set()
-    with set_grad_enabled(create_graph):
+    # (set_grad_enabled(create_graph) written out: the context manager is three calls per pass)
+    prev_mode, _GradMode.enabled = _GradMode.enabled, bool(create_graph)
+    try:
         order = _topo_order(roots)
         # leaves with post-accumulate hooks are finished as soon as their gradient is complete
         final = _final_leaves(order) if _POST_ACCUMULATE_HOOKS and wanted is None else None
@@ -507,8 +533,7 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
                     g = leaf_grads.pop(id(leaf), None)
                     if g is not None:
                         _finish_leaf(leaf, g, create_graph, taken)
-            if not retain_graph:
-                fn.inputs = None  # frees saved tensors; a second backward raises
+            if not retain_graph:  # frees saved tensors; a second backward raises (inputs None)
                 fn.__dict__ = {"inputs": None, "out_meta": fn.out_meta, "outputs": fn.outputs}
             # the loop's names would keep this node's input and gradients alive through the
             # next node's backward (a conv's output into the next layer's: the step's peak)
@@ -529,7 +554,20 @@ def _run_backward(outputs, grad_outputs, retain_graph, create_graph, inputs, all
             return result
 
         for key, g in leaf_grads.items():
-            _finish_leaf(leaves[key], g, create_graph, taken)
+            leaf, data = leaves[key], g.data
+            # NOTE: _finish_leaf's common case written out (three calls per leaf saved): a plain
+            # backward with no hooks into an empty .grad, of a fresh NumPy array that is no view
+            # (its own root), not taken, writeable and not broadcast; everything else goes there
+            if (leaf.grad is None and not create_graph and not leaf._hooks
+                    and not _POST_ACCUMULATE_HOOKS and g.grad_fn is None and not g.requires_grad
+                    and type(data) is np.ndarray and data.base is None
+                    and id(data) not in taken and 0 not in data.strides and data.flags.writeable):
+                taken.add(id(data))
+                leaf.grad = g
+            else:
+                _finish_leaf(leaf, g, create_graph, taken)
+    finally:
+        _GradMode.enabled = prev_mode
     return None
 
 
@@ -688,13 +726,21 @@ def _seed_grads(outputs, grad_outputs):
     seeds = []
     for out, g in zip(outputs, grad_outputs):
         if g is None:
-            if out.data.size != 1:
+            data = out.data
+            if data.size != 1:
                 raise RuntimeError(
                     f"grad can be implicitly created only for scalar outputs; got shape "
                     f"{tuple(out.shape)}. Pass gradient= (a tensor of that shape)."
                 )
-            g = Tensor._make(out.xp.ones(out.data.shape, dtype=out.data.dtype))
-        elif not isinstance(g, Tensor):
+            # the usual seed (a scalar loss), made of the output's shape: nothing to check
+            if type(data) is np.ndarray:  # np.ones without its Python wrapper (once per step)
+                seed = np.empty(data.shape, dtype=data.dtype)
+                seed.fill(1)
+            else:
+                seed = out.xp.ones(data.shape, dtype=data.dtype)
+            seeds.append(Tensor._make(seed))
+            continue
+        if not isinstance(g, Tensor):
             g = Tensor._make(out.xp.asarray(g, dtype=out.data.dtype))
         if g.shape != out.shape:
             raise RuntimeError(
