@@ -444,15 +444,16 @@ def _check_class_indices(input: Tensor, target, class_dim: int, ignore_index: in
     range only with ``values``: the fused CUDA cross-entropy checks it in its kernel).
 
     Returns the mask of the targets that count (not ``ignore_index``), or None when every
-    target counts (checked on the CPU only) or the range was not checked."""
-    _check_tensor(target, fn, "target")
-    n_classes = input.shape[class_dim]
-    expected = tuple(input.shape[:class_dim]) + tuple(input.shape[class_dim + 1:])
-    if tuple(target.shape) != expected:
+    target counts (checked on the CPU only) or the range was not checked. ``target``: a Tensor
+    (the caller checked)."""
+    shape = input.shape  # (array shapes are tuples)
+    n_classes = shape[class_dim]
+    expected = shape[:class_dim] + shape[class_dim + 1:]
+    if target.shape != expected:
         probs = " or the input's shape (class probabilities)" if fn == "cross_entropy" else ""
         raise ValueError(
             f"{fn}(): expected target of shape {expected} (class indices for input of shape "
-            f"{tuple(input.shape)}){probs}, got {tuple(target.shape)}"
+            f"{tuple(shape)}){probs}, got {tuple(target.shape)}"
         )
     if target.dtype.kind not in "iu":
         raise TypeError(
@@ -465,9 +466,10 @@ def _check_class_indices(input: Tensor, target, class_dim: int, ignore_index: in
         return None
     t = target.data
     if type(t) is np.ndarray and not 0 <= ignore_index < n_classes:
-        # the common case: one comparison checks both bounds of every index (a negative one
-        # is a huge unsigned one), and no mask is made when all of them are in range
-        if np.less(t.view(_UNSIGNED[t.dtype.itemsize]), n_classes).all():
+        # the common case: one maximum checks both bounds of every index (a negative one is a
+        # huge unsigned one), and no mask is made when all of them are in range
+        u = t.view(_UNSIGNED[t.dtype.itemsize])
+        if not t.size or np.maximum.reduce(u, axis=None) < n_classes:
             return None
     valid = t != ignore_index
     bad = valid & ((t < 0) | (t >= n_classes))
@@ -506,6 +508,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Optional[Tensor] = None,
     if _autocast.on:
         input, weight = autocast_state.loss(input, weight)
     class_dim = _class_dim(input, "nll_loss")
+    _check_tensor(target, "nll_loss", "target")
     valid = _check_class_indices(input, target, class_dim, ignore_index, "nll_loss")
     if valid is None:  # every target counts
         valid = input.xp.ones(target.shape, dtype=bool)
@@ -558,9 +561,10 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Optional[Tensor] = None
     _check_tensor(target, "cross_entropy", "target")
     if _autocast.on:
         input, target, weight = autocast_state.loss(input, target, weight)
-    weight = _class_weight(weight, input, input.shape[class_dim], "cross_entropy")
+    if weight is not None:
+        weight = _class_weight(weight, input, input.shape[class_dim], "cross_entropy")
     fused = fused_enabled("softmax_cross_entropy", input)
-    if tuple(target.shape) == tuple(input.shape):
+    if target.shape == input.shape:  # (array shapes are tuples)
         if target.dtype.kind != "f":
             raise TypeError(
                 f"cross_entropy(): a target of the input's shape {tuple(input.shape)} holds "

@@ -218,3 +218,30 @@ def test_one_comparison_range_check_catches_both_bounds(dtype, bad):
         F.cross_entropy(x, t)
     with pytest.raises(IndexError, match="out of bounds"):
         F.nll_loss(x, t)
+
+
+@pytest.mark.parametrize("N", [13, 40000])  # one chunk (called directly); two chunks
+@pytest.mark.parametrize("options", OPTIONS, ids=lambda o: ",".join(o) or "plain")
+def test_numpy_backward_makes_the_logits_dtype(options, N):
+    """The NumPy backward writes its gradient into an array of the logits' dtype, for one chunk
+    as for several: with a mask and smoothing the row scale is float64 for float32 logits, and
+    the product must still be rounded once, to float32."""
+    x, t, kw = _case("cpu", "float32", N=N, **dict(options))
+    loss = F.cross_entropy(x, t, **kw)
+    with mg.no_grad():
+        gx = loss.grad_fn.backward(mg.ones(*loss.shape))
+    assert gx.dtype == np.float32 and gx.shape == x.shape
+
+
+def test_range_check_of_empty_and_high_dim_targets():
+    """F's range check (one maximum of the indices' bits): no targets at all count as in
+    range; (N, d) targets of (N, C, d) logits are checked over every entry."""
+    x = mg.tensor(np.zeros((0, 7)), requires_grad=True)
+    loss = F.cross_entropy(x, mg.tensor(np.zeros(0, np.int64)), reduction="sum")
+    assert loss.grad_fn.every_target_counts is True and loss.item() == 0.0
+    x3 = mg.tensor(np.zeros((2, 7, 3)), requires_grad=True)
+    F.cross_entropy(x3, mg.tensor([[0, 1, 2], [3, 4, 6]])).backward()
+    with pytest.raises(IndexError, match="target 7 is out of bounds"):
+        F.cross_entropy(x3, mg.tensor([[0, 1, 2], [3, 7, 6]]))
+    with pytest.raises(IndexError, match="target -1 is out of bounds"):
+        F.nll_loss(x3, mg.tensor([[0, -1, 2], [3, 4, 6]]))
