@@ -154,12 +154,15 @@ class Function:
         """Run the op on Tensors and, when a gradient is wanted, link the output to this node."""
         # NOTE: the hot path of every op: plain loops and tuples, no generator expressions
         # (each costs a frame here; per-op overhead is measured in benchmarks/bench_overhead.py)
-        # the one- and two-input cases (most ops) written out: a comprehension is a call here
+        # the one- to three-input cases (most ops, a layer with a bias) written out: a
+        # comprehension is a call here
         n_in = len(inputs)
         if n_in == 1:
             arrays = (inputs[0].data,)
         elif n_in == 2:
             arrays = (inputs[0].data, inputs[1].data)
+        elif n_in == 3:  # (a layer with a bias)
+            arrays = (inputs[0].data, inputs[1].data, inputs[2].data)
         else:
             arrays = [t.data for t in inputs]
         for a in arrays:
@@ -172,7 +175,7 @@ class Function:
         fn.xp = xp
         fn.inputs = inputs
         if xp is np:
-            result = fn.forward(*arrays, **params)
+            result = fn.forward(*arrays, **params) if params else fn.forward(*arrays)
         else:  # run on the inputs' GPU (CuPy allocates on the *current* device)
             with xp.cuda.Device(arrays[0].device.id):
                 result = fn.forward(*arrays, **params)
@@ -189,7 +192,13 @@ class Function:
                     return out
                 fn.needs_input_grad = (True,)
             else:
-                needs = tuple([t.requires_grad for t in inputs])
+                if n_in == 2:
+                    needs = (inputs[0].requires_grad, inputs[1].requires_grad)
+                elif n_in == 3:
+                    needs = (inputs[0].requires_grad, inputs[1].requires_grad,
+                             inputs[2].requires_grad)
+                else:
+                    needs = tuple([t.requires_grad for t in inputs])
                 if True not in needs:
                     return out
                 fn.needs_input_grad = needs

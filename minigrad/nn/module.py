@@ -420,18 +420,21 @@ def _check_layer_inputs(module: Module, args: tuple) -> None:
     """Refuse, with PyTorch's meaning and a clear message, the inputs a built-in layer's
     PyTorch counterpart refuses: NumPy/CuPy arrays, and a floating input whose dtype differs
     from the layer's floating parameters (PyTorch: "mat1 and mat2 must have the same dtype")."""
+    # NOTE: every built-in layer's call runs this: the dtypes are read off the arrays (a
+    # Tensor property is a call)
     param_dtype = None
     for arg in args:
         if isinstance(arg, Tensor):
-            if arg.dtype.kind != "f" or _autocast.on or module._mixed_dtypes_ok:
+            dtype = arg.data.dtype
+            if dtype.kind != "f" or _autocast.on or module._mixed_dtypes_ok:
                 continue
             if param_dtype is None:  # the first floating parameter's dtype (False: none)
                 param_dtype = False
                 for p in module._parameters.values():
-                    if p is not None and p.dtype.kind == "f":
-                        param_dtype = p.dtype
+                    if p is not None and p.data.dtype.kind == "f":
+                        param_dtype = p.data.dtype
                         break
-            if param_dtype is not False and arg.dtype != param_dtype:
+            if param_dtype is not False and dtype != param_dtype:
                 name = type(module).__name__
                 raise RuntimeError(
                     f"{name}: the input has dtype {arg.dtype} but the layer's parameters are "

@@ -149,8 +149,11 @@ class LinearFn(Function):
     """
 
     def forward(self, x, w, b=None, relu=False, dropout=None):
-        self.rows = n = math.prod(x.shape[:-1])  # (not -1: not inferable for 0 features)
-        rows = x.reshape(n, x.shape[-1])  # a view when x is contiguous
+        if x.ndim == 2:  # the common case: the rows are x itself, and so is the output's shape
+            self.rows, rows = x.shape[0], x
+        else:
+            self.rows = n = math.prod(x.shape[:-1])  # (not -1: not inferable for 0 features)
+            rows = x.reshape(n, x.shape[-1])  # a view when x is contiguous
         if x.dtype.char in "eE" and self.xp is np:  # NumPy: no fast 2-byte-float GEMM
             y = np.matmul(rows.astype(np.float32), w.T.astype(np.float32))
             if b is not None:
@@ -167,9 +170,9 @@ class LinearFn(Function):
                 keep, p = dropout
                 self.scale = y.dtype.type(1.0 / (1.0 - p))
                 y *= self.scale
-                y *= keep.reshape(y.shape)
+                y *= keep if rows is x else keep.reshape(y.shape)
             self.y = y  # the backward's mask (the output's array)
-        return y.reshape(x.shape[:-1] + (w.shape[0],))
+        return y if rows is x else y.reshape(x.shape[:-1] + (w.shape[0],))
 
     def backward(self, gy):
         x, w = self.inputs[0], self.inputs[1]
@@ -241,7 +244,7 @@ def linear(x: Tensor, w: Tensor, b=None, *, relu: bool = False, dropout=None) ->
         keep, p = dropout
         if not (relu and 0.0 <= p < 1.0 and type(x.data) is np.ndarray
                 and type(keep) is np.ndarray and keep.dtype == np.bool_
-                and keep.shape == tuple(x.shape[:-1]) + tuple(w.shape[:1])):
+                and keep.shape == x.data.shape[:-1] + w.data.shape[:1]):
             raise ValueError(
                 f"linear(dropout=(keep, p)): after a ReLU, on NumPy arrays, with 0 <= p < 1 and "
                 f"a boolean mask of the output's shape; got relu={relu}, p={p}, "
@@ -249,10 +252,14 @@ def linear(x: Tensor, w: Tensor, b=None, *, relu: bool = False, dropout=None) ->
                 f"{tuple(x.shape)} on {x.device} and W {tuple(w.shape)}")
     if _autocast.on:
         x, w, b = autocast_state.lower(x, w, b)
-    if (x.ndim >= 2 and w.ndim == 2 and x.shape[-1] == w.shape[1]
-            and x.data.dtype == w.data.dtype
-            and (b is None or (isinstance(b, Tensor) and b.shape == (w.shape[0],)
-                               and b.data.dtype == w.data.dtype))):
+    # NOTE: the plain-operands test reads the arrays (each Tensor property is a call, and this
+    # runs per layer per step)
+    xd, wd = x.data, w.data
+    if (xd.ndim >= 2 and wd.ndim == 2 and xd.shape[-1] == wd.shape[1] and xd.dtype == wd.dtype
+            and (b is None or (isinstance(b, Tensor) and b.data.shape == wd.shape[:1]
+                               and b.data.dtype == wd.dtype))):
+        if not relu:  # (no keyword parameters: the plain layer's call is the cheapest)
+            return LinearFn.apply(x, w) if b is None else LinearFn.apply(x, w, b)
         return (LinearFn.apply(x, w, relu=relu, dropout=dropout) if b is None else
                 LinearFn.apply(x, w, b, relu=relu, dropout=dropout))
     if w.ndim == 1 or x.ndim <= 2:

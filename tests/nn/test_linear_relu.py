@@ -294,3 +294,59 @@ def test_linear_dropout_rejects_a_bad_mask(bad):
         keep = keep.astype(np.float64)
     with pytest.raises(ValueError, match="dropout=.keep, p."):
         linalg.linear(x, w, relu=bad != "no relu", dropout=(keep, p))
+
+
+@pytest.mark.parametrize("relu, drop", [(False, False), (True, False), (True, True)])
+def test_two_dimensional_input_equals_the_folded_rows(relu, drop):
+    """LinearFn takes a 2-D input as its rows directly (no reshapes): the outputs and the
+    gradients equal those of the same rows given as a 3-D input, bit for bit."""
+    x, w, b = _rand((5, 4), "cpu", 0), _rand((3, 4), "cpu", 1), _rand((3,), "cpu", 2)
+    keep = np.random.default_rng(3).random((5, 3)) > 0.4
+    x3 = x.detach().reshape(1, 5, 4).requires_grad_()
+    dropout2, dropout3 = ((keep, 0.4), (keep.reshape(1, 5, 3), 0.4)) if drop else (None, None)
+    y2 = linalg.linear(x, w, b, relu=relu, dropout=dropout2)
+    y3 = linalg.linear(x3, w, b, relu=relu, dropout=dropout3)
+    assert y2.shape == (5, 3) and type(y2.grad_fn).__name__ == "LinearFn"
+    np.testing.assert_array_equal(to_numpy(y2), to_numpy(y3).reshape(5, 3))
+    gy = np.random.default_rng(4).standard_normal((5, 3))
+    g2 = mg.autograd.grad(y2, [x, w, b], mg.tensor(gy))
+    g3 = mg.autograd.grad(y3, [x3, w, b], mg.tensor(gy.reshape(1, 5, 3)))
+    np.testing.assert_array_equal(to_numpy(g2[0]), to_numpy(g3[0]).reshape(5, 4))
+    for a, c in zip(g2[1:], g3[1:]):
+        np.testing.assert_array_equal(to_numpy(a), to_numpy(c))
+
+
+class _ScaledWeightLinear(nn.Linear):
+    @property
+    def weight(self):  # (a subclass's own weight: the layer must read it, not its table)
+        return self._parameters["weight"] * 2.0
+
+
+def test_linear_reads_weight_and_bias_as_attributes_do():
+    """Linear reads its parameter table directly only where ``self.weight``/``self.bias`` would
+    find the same: a subclass's property, an instance attribute replacing a deleted parameter
+    and no bias are all honoured, alone and in a Sequential's fused Linear, ReLU, Dropout."""
+    x = _rand((2, 4), "cpu", 5)
+    mg.manual_seed(0)
+    plain = nn.Linear(4, 3).to(dtype=mg.float64)
+    assert plain._weight_and_bias() == (plain.weight, plain.bias)
+    no_bias = nn.Linear(4, 3, bias=False).to(dtype=mg.float64)
+    assert no_bias._weight_and_bias() == (no_bias.weight, None)
+    np.testing.assert_array_equal(to_numpy(no_bias(x)), to_numpy(x) @ to_numpy(no_bias.weight).T)
+    scaled = _ScaledWeightLinear(4, 3).to(dtype=mg.float64)
+    ref = F.linear(x, scaled.weight, scaled.bias)
+    np.testing.assert_array_equal(to_numpy(scaled(x)), to_numpy(ref))
+    replaced = nn.Linear(4, 3).to(dtype=mg.float64)
+    new_w = mg.tensor(np.arange(12.0).reshape(3, 4))
+    del replaced.weight
+    replaced.weight = new_w  # a plain Tensor: an instance attribute, no longer a parameter
+    assert replaced._weight_and_bias()[0] is new_w
+    model = nn.Sequential(replaced, nn.ReLU(), nn.Dropout(0.5))
+    mg.manual_seed(1)
+    out = model(x)
+    mg.manual_seed(1)
+    with mg.use_fused(False):
+        ref = model(x)
+    np.testing.assert_array_equal(to_numpy(out), to_numpy(ref))
+    ref = np.maximum(to_numpy(x) @ to_numpy(new_w).T + to_numpy(replaced.bias), 0)
+    np.testing.assert_array_equal(to_numpy(model.eval()(x)), ref)
