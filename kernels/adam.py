@@ -339,8 +339,40 @@ def _update(flat: _FlatMoments, params, step: float, group: dict) -> None:
     neg_step_c = dtype.type(-step_size * bias_correction2_sqrt)
     grads = [p.grad.data for p in params]
     blas = _blas1(dtype)
+    plain = not maximize and (wd == 0 or decoupled)  # the gradient as it is
+    amsgrad = "max_exp_avg_sq" in flat.buffers
     inline = flat.offsets[-1] < THREADED_MIN
-    neg_step = float(neg_step_c)
+    if blas is not None and plain and not amsgrad and inline:
+        # the common case (no L2 decay, no maximize, no amsgrad, one thread) in one straight
+        # loop: 7 passes per segment (see _blas1), on the views and addresses of the plan
+        axpy, axpby = blas
+        decay = 1 - lr * wd if wd != 0 else None  # AdamW's
+        one_minus_b1, one_minus_b2, neg_step = 1 - beta1, 1 - beta2, float(neg_step_c)
+        multiply, add, divide, sqrt = np.multiply, np.add, np.divide, np.sqrt
+        for seg in flat.plan:
+            if decay is not None:
+                for view in seg.p_views:
+                    view *= decay
+            if seg.single:  # part of one parameter: its gradient, no copy
+                k, a, b = seg.pieces[0]
+                g = grads[k].reshape(-1)[a:b]
+            else:  # small parameters: gathered into one flat gradient
+                g = np.concatenate([grads[k] for k in seg.ks], axis=None)
+            n, tmp, tmp_ptr = seg.hi - seg.lo, seg.tmp, seg.tmp_ptr
+            if g.dtype != dtype:  # (a gradient of another dtype: the NumPy passes)
+                _segment_numpy(seg, g, tmp, beta1, beta2, eps_c, neg_step_c)
+                continue
+            # m <- (1 - beta1) g + beta1 m;  v <- (1 - beta2) g g + beta2 v   (one pass each)
+            axpby(n, one_minus_b1, g.__array_interface__["data"][0], 1, beta1, seg.m_ptr, 1)
+            multiply(g, g, tmp)
+            axpby(n, one_minus_b2, tmp_ptr, 1, beta2, seg.v_ptr, 1)
+            sqrt(seg.v, tmp)  # tmp <- m / (sqrt(v) + eps c)
+            add(tmp, eps_c, tmp)
+            divide(seg.m, tmp, tmp)
+            # theta <- theta - (step_size c) * tmp   (one pass)
+            for size, start, p_ptr in seg.axpys:
+                axpy(size, neg_step, tmp_ptr + start, 1, p_ptr, 1)
+        return
 
     def segment(seg) -> None:
         if wd != 0 and decoupled:
@@ -360,7 +392,7 @@ def _update(flat: _FlatMoments, params, step: float, group: dict) -> None:
         # buffer's traffic); inline, the plan's one scratch, for the same reason
         tmp = seg.tmp if inline else np.empty(seg.hi - seg.lo, dtype=dtype)
         if blas is not None and g.dtype == dtype and g.flags.c_contiguous:
-            _segment_blas(seg, g, tmp, blas, beta1, beta2, eps_c, neg_step)
+            _segment_blas(seg, g, tmp, blas, beta1, beta2, eps_c, float(neg_step_c))
         else:
             _segment_numpy(seg, g, tmp, beta1, beta2, eps_c, neg_step_c)
 

@@ -277,20 +277,34 @@ def _out_of_range(t, n_classes: int, ignore_index: int) -> IndexError:
     return references.class_index_error(t, n_classes, ignore_index, "cross_entropy")
 
 
-# read-only constants kept by backend.constant: each target's row index, each row's flat
-# index, the ones that sum a one-chunk batch's rows
+_ARANGE: dict = {}  # n -> a read-only np.arange(n): the row index of each target's pick
+_ROW_STARTS: dict = {}  # (N, C) -> a read-only np.arange(N) * C: each row's flat index
+_ONES: dict = {}  # (dtype character, C) -> a read-only np.ones(C): the one-chunk row sums
 
 
 def _arange(n: int) -> np.ndarray:
-    return backend.constant(("arange", n), np.arange, n)
+    rows = _ARANGE.get(n)
+    return _keep(_ARANGE, n, np.arange(n)) if rows is None else rows
 
 
 def _row_starts(N: int, C: int) -> np.ndarray:
-    return backend.constant(("arange", N, "step", C), np.arange, 0, N * C, C)
+    starts = _ROW_STARTS.get((N, C))
+    return _keep(_ROW_STARTS, (N, C), np.arange(N) * C) if starts is None else starts
 
 
 def _ones(dtype, C: int) -> np.ndarray:
-    return backend.constant(("ones", C, dtype.char), np.ones, C, dtype)
+    key = (dtype.char, C)
+    ones = _ONES.get(key)
+    return _keep(_ONES, key, np.ones(C, dtype=dtype)) if ones is None else ones
+
+
+def _keep(cache: dict, key, array: np.ndarray) -> np.ndarray:
+    """``array``, made read-only and kept in ``cache`` under ``key``."""
+    if len(cache) > 64:  # (batch sizes and class counts seen: a few; never an unbounded cache)
+        cache.clear()
+    array.flags.writeable = False
+    cache[key] = array
+    return array
 
 
 def _rows_of(array, rows):

@@ -219,28 +219,6 @@ _deferred: list = []  # (0-d boolean device array: True means failed, error fact
 MAX_DEFERRED = 64  # checked (one wait) once this many are pending: a bounded list
 
 
-_CONSTANTS: dict = {}  # key -> a read-only NumPy array (see constant)
-
-
-def constant(key, make: Callable[..., np.ndarray], *args) -> np.ndarray:
-    """The read-only NumPy array ``make(*args)``, made once and kept under ``key``: the small
-    constant vectors a training step uses again and again (ones for a row sum by GEMV, row
-    indices), which nothing may write. The store is bounded (emptied past 256 entries).
-
-    Example:
-        >>> ones = constant(("ones", 3, "f"), np.ones, 3, np.float32)
-        >>> ones is constant(("ones", 3, "f"), np.ones, 3, np.float32), ones.flags.writeable
-        (True, False)
-    """
-    array = _CONSTANTS.get(key)
-    if array is None:
-        if len(_CONSTANTS) > 256:
-            _CONSTANTS.clear()
-        array = _CONSTANTS[key] = make(*args)
-        array.flags.writeable = False
-    return array
-
-
 def defer_check(failed, error: Callable[[], Exception]) -> None:
     """Raise ``error()`` when the 0-d boolean array ``failed`` is True: at once for a NumPy
     array, at the next host synchronisation for a device array.

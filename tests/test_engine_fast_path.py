@@ -48,14 +48,15 @@ def test_chain_walk_of_a_freed_graph_raises():
 
 
 def test_plain_leaf_gradients_match_the_general_path(monkeypatch):
-    # _finish_leaf's short cut (an empty .grad, no hooks) against its general path (which
-    # asks whether the gradient is writeable), where a hook that changes nothing sends every leaf
+    # the short cut (an empty .grad, no hooks) against _finish_leaf, which a hook that
+    # changes nothing sends every leaf through
     finished = []
-    writeable = autograd._writeable
+    finish = autograd._finish_leaf
     # (no post-accumulate hooks anywhere, whatever earlier tests left alive: they would send
-    # every leaf through the general path)
+    # every leaf through _finish_leaf)
     monkeypatch.setattr(autograd, "_POST_ACCUMULATE_HOOKS", {})
-    monkeypatch.setattr(autograd, "_writeable", lambda a: finished.append(a) or writeable(a))
+    monkeypatch.setattr(autograd, "_finish_leaf", lambda leaf, *a: finished.append(leaf)
+                        or finish(leaf, *a))
     model, loss = _mlp_loss()
     loss.backward()
     assert finished == []

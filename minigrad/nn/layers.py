@@ -99,7 +99,18 @@ class Linear(Module):
 
     def forward(self, input: Tensor) -> Tensor:
         self._check_features(input)
-        return linalg.linear(input, self.weight, self.bias)  # (F.linear's body: a frame fewer)
+        w, b = self._weight_and_bias()
+        return linalg.linear(input, w, b)  # (F.linear's body: a frame fewer)
+
+    def _weight_and_bias(self):
+        """``(self.weight, self.bias)``, read from the parameter table when that is where
+        ``self.weight`` would find them: a Module attribute found there misses the instance and
+        its class first, a raised AttributeError each (a microsecond or two per layer call)."""
+        params, own = self._parameters, self.__dict__
+        if (type(self) is Linear and "weight" in params and "bias" in params
+                and "weight" not in own and "bias" not in own):
+            return params["weight"], params["bias"]
+        return self.weight, self.bias  # (a subclass may make them properties)
 
     def _check_features(self, input: Tensor) -> None:
         if input.data.shape[-1:] != (self.in_features,):
@@ -114,7 +125,8 @@ class Linear(Module):
         if self._checks_inputs:
             _check_layer_inputs(self, (input,))
         self._check_features(input)
-        return linalg.linear(input, self.weight, self.bias, relu=True)
+        w, b = self._weight_and_bias()
+        return linalg.linear(input, w, b, relu=True)
 
     def _then_relu_dropout(self, input: Tensor, relu, dropout: "Dropout") -> Tensor:
         """``dropout(relu(self(input)))`` as one LinearFn node (Sequential's Linear, ReLU,
@@ -128,7 +140,8 @@ class Linear(Module):
             _check_layer_inputs(self, (input,))
         self._check_features(input)
         keep = kernels.dropout._keep_mask(input.data.shape[:-1] + (self.out_features,), p)
-        return linalg.linear(input, self.weight, self.bias, relu=True, dropout=(keep, p))
+        w, b = self._weight_and_bias()
+        return linalg.linear(input, w, b, relu=True, dropout=(keep, p))
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, "

@@ -7,7 +7,7 @@ import string
 
 import numpy as np
 
-from minigrad import autocast_state, backend
+from minigrad import autocast_state
 from minigrad.autocast_state import state as _autocast
 from minigrad.autograd import Function, is_grad_enabled
 from minigrad.blas import add_product
@@ -211,12 +211,21 @@ class LinearFn(Function):
         return gx, gw, gb
 
 
+_ONES: dict = {}  # (n, dtype) -> a read-only NumPy vector of n ones (the bias GEMV's)
+
+
 def _ones(xp, n: int, dtype):
-    """n ones of ``dtype``: on NumPy one kept read-only vector per size (a layer's batch size
-    repeats every step: ``backend.constant``), on a GPU a new array."""
+    """n ones of ``dtype``: on NumPy one cached read-only vector per size (a layer's batch
+    size repeats every step), on a GPU a new array."""
     if xp is not np:
         return xp.ones(n, dtype=dtype)
-    return backend.constant(("ones", n, dtype.char), np.ones, n, dtype)
+    ones = _ONES.get((n, dtype))
+    if ones is None:
+        if len(_ONES) > 64:  # (a few batch sizes in a run; never an unbounded cache)
+            _ONES.clear()
+        ones = _ONES[(n, dtype)] = np.ones(n, dtype=dtype)
+        ones.flags.writeable = False
+    return ones
 
 
 def linear(x: Tensor, w: Tensor, b=None, *, relu: bool = False, dropout=None) -> Tensor:

@@ -323,12 +323,15 @@ class _ScaledWeightLinear(nn.Linear):
 
 
 def test_linear_reads_weight_and_bias_as_attributes_do():
-    """Linear reads its weight and bias as attributes: a subclass's property, an instance
-    attribute replacing a deleted parameter and no bias are all honoured, alone and in a
-    Sequential's fused Linear, ReLU, Dropout."""
+    """Linear reads its parameter table directly only where ``self.weight``/``self.bias`` would
+    find the same: a subclass's property, an instance attribute replacing a deleted parameter
+    and no bias are all honoured, alone and in a Sequential's fused Linear, ReLU, Dropout."""
     x = _rand((2, 4), "cpu", 5)
     mg.manual_seed(0)
+    plain = nn.Linear(4, 3).to(dtype=mg.float64)
+    assert plain._weight_and_bias() == (plain.weight, plain.bias)
     no_bias = nn.Linear(4, 3, bias=False).to(dtype=mg.float64)
+    assert no_bias._weight_and_bias() == (no_bias.weight, None)
     np.testing.assert_array_equal(to_numpy(no_bias(x)), to_numpy(x) @ to_numpy(no_bias.weight).T)
     scaled = _ScaledWeightLinear(4, 3).to(dtype=mg.float64)
     ref = F.linear(x, scaled.weight, scaled.bias)
@@ -337,7 +340,7 @@ def test_linear_reads_weight_and_bias_as_attributes_do():
     new_w = mg.tensor(np.arange(12.0).reshape(3, 4))
     del replaced.weight
     replaced.weight = new_w  # a plain Tensor: an instance attribute, no longer a parameter
-    assert replaced.weight is new_w
+    assert replaced._weight_and_bias()[0] is new_w
     model = nn.Sequential(replaced, nn.ReLU(), nn.Dropout(0.5))
     mg.manual_seed(1)
     out = model(x)
