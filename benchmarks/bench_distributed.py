@@ -18,7 +18,11 @@ standard workloads with 2 ranks x 1 thread against 1 rank x 1 thread, beside PyT
    bucket, no copy back after the all-reduce). The row "minigrad, no all-reduce" runs R
    independent minigrad processes side by side (started and timed together, no DDP): what the
    machine gives R processes with no communication at all, the ceiling of the scaling (the
-   ranks share caches, memory bandwidth and clock headroom).
+   ranks share caches, memory bandwidth and clock headroom). The row "minigrad, no DDP: .grad
+   summed by mpi4py Allreduce" (W1) runs minigrad's step with no wrapper, each gradient summed
+   in place by mpi4py's blocking ``Allreduce`` between backward and the optimizer: no buckets,
+   hooks, copies or division, the MPI library's own cost and nothing else, so the bound of any
+   data-parallel wrapper on this MPI and machine.
    PyTorch's ranks meet through a file in the run's own temporary folder (no TCP port to
    collide with another program's), with a 2-minute rendezvous timeout; a configuration that
    fails is run once more, and the retry is printed and recorded (``retries`` in the JSON).
@@ -82,6 +86,7 @@ ROOT = Path(__file__).resolve().parent.parent
 WORKLOADS = ("W1", "W1-view", "W4", "W5")
 BATCH = {"W1": 128, "W1-view": 128, "W4": 16, "W5": 128}
 ALONE = "minigrad-alone"  # the configuration of independent processes (no all-reduce)
+MPI_ONLY = "minigrad-mpi"  # minigrad's step, each .grad summed by mpi4py itself (no DDP)
 W1_BUCKET_MB = (784 * 128 + 128 + 128 * 10 + 10 + 4) * 4 / 2**20  # W1's gradients + DDP's counts
 
 
@@ -160,6 +165,26 @@ def _model_and_step(framework: str, name: str, rank: int, ranks: int):
     return model, workloads._training_step(wrapped, opt, F, x, y, mask)
 
 
+def _summed_by_mpi(step, params: list):
+    """`step` with each gradient summed over the ranks in place by mpi4py's blocking
+    ``Allreduce`` between backward and the optimizer: no buckets, no copies, no hooks, no
+    division (the sum is as costly to Adam as the mean). The all-reduce at its cheapest on
+    this MPI, so the bound of any data-parallel wrapper built on it."""
+    import minigrad.distributed as dist
+
+    group = dist.world()
+    comm, MPI = group.mpi.comm, group.mpi.MPI  # noqa: N806  (mpi4py's name)
+
+    def summed():
+        step.phases["forward"]()
+        step.phases["backward"]()
+        for p in params:
+            comm.Allreduce(MPI.IN_PLACE, p.grad.data, op=MPI.SUM)
+        step.optimizer.step()
+
+    return summed
+
+
 def worker_throughput(framework: str, name: str, steps: int, out: str) -> None:
     ranks = int(os.environ.get("PMI_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1")))
     rank = int(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0")))
@@ -180,8 +205,11 @@ def worker_throughput(framework: str, name: str, steps: int, out: str) -> None:
             dist.init_process_group()
         barrier = dist.barrier if ranks > 1 else (lambda: None)
     alone = framework == ALONE  # the ranks train side by side, each on its own (no DDP)
-    model, step = _model_and_step("minigrad" if alone else framework, name, rank,
-                                  1 if alone else ranks)
+    mpi_only = framework == MPI_ONLY
+    model, step = _model_and_step("minigrad" if alone or mpi_only else framework, name, rank,
+                                  1 if alone or mpi_only else ranks)
+    if mpi_only:
+        step = _summed_by_mpi(step, list(model.parameters()))
     for _ in range(3):
         step()
     barrier()
@@ -406,7 +434,7 @@ def _gather_floats(framework: str, ranks: int, values: list) -> tuple:
 def _launch_once(ranks: int, worker_args: list, timeout: float) -> dict:
     """Runs this module's worker on `ranks` processes (1: no mpiexec) with one thread each;
     returns what rank 0 wrote."""
-    from minigrad.cli.launch import find_mpiexec
+    from minigrad.cli.launch import find_mpiexec, open_mpi_options
 
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "result.json")
@@ -420,7 +448,7 @@ def _launch_once(ranks: int, worker_args: list, timeout: float) -> dict:
             mpiexec = find_mpiexec()
             if mpiexec is None:
                 raise RuntimeError('no mpiexec: pip install ".[mpi]" (or mpi4py mpich)')
-            cmd = [mpiexec, "-n", str(ranks), *cmd]
+            cmd = [mpiexec, "-n", str(ranks), *(open_mpi_options(mpiexec, ranks) or []), *cmd]
         subprocess.run(cmd, env=env, cwd=ROOT, check=True, timeout=timeout)
         return json.loads(Path(out).read_text())
 
@@ -513,6 +541,8 @@ def main(argv=None) -> None:
         samples = {(fw, ranks): [] for fw in frameworks for ranks in (1, args.ranks)}
         if not name.endswith("-view"):
             samples[(ALONE, args.ranks)] = []
+        if name == "W1":
+            samples[(MPI_ONLY, args.ranks)] = []
         for k in range(rounds):
             configs = list(samples)
             for fw, ranks in configs[k % len(configs):] + configs[: k % len(configs)]:
@@ -532,6 +562,13 @@ def main(argv=None) -> None:
                             "rounds": samples[(ALONE, args.ranks)]}
             rows.append([name, "minigrad, no all-reduce", f"{one:,.0f}", f"{many:,.0f}",
                          f"{many / one:.2f}x"])
+        if (MPI_ONLY, args.ranks) in samples:
+            one = statistics.median(samples[("minigrad", 1)])
+            many = statistics.median(samples[(MPI_ONLY, args.ranks)])
+            entry[MPI_ONLY] = {f"{args.ranks}x1": many, "speedup": many / one,
+                               "rounds": samples[(MPI_ONLY, args.ranks)]}
+            rows.append([name, "minigrad, no DDP: .grad summed by mpi4py Allreduce", f"{one:,.0f}",
+                         f"{many:,.0f}", f"{many / one:.2f}x"])
         results[name] = entry
     if rows:
         tables.append(markdown_table(

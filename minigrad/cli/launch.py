@@ -32,8 +32,10 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -90,13 +92,36 @@ def find_mpiexec(explicit: str | None = None) -> str | None:
     return shutil.which("mpiexec") or shutil.which("mpirun")
 
 
-def _is_open_mpi(mpiexec: str) -> bool:
+@functools.lru_cache(maxsize=None)
+def open_mpi_version(mpiexec: str) -> tuple | None:
+    """Open MPI's version as a tuple of ints (``mpiexec --version`` says "mpiexec (Open MPI)
+    5.0.11"), ``(0,)`` for an Open MPI that names no version, None for another MPI."""
     try:
         out = subprocess.run([mpiexec, "--version"], capture_output=True, text=True,
                              timeout=30)
     except (OSError, subprocess.SubprocessError):
-        return False
-    return "open mpi" in (out.stdout + out.stderr).lower()
+        return None
+    text = out.stdout + out.stderr
+    if "open mpi" not in text.lower():
+        return None
+    found = re.search(r"open mpi\)?\s+v?(\d+)\.(\d+)", text, re.IGNORECASE)
+    return (int(found.group(1)), int(found.group(2))) if found else (0,)
+
+
+def open_mpi_options(mpiexec: str, nproc: int, hostfile: str | None = None) -> list | None:
+    """What Open MPI's ``mpiexec`` needs to start `nproc` processes where MPICH needs nothing:
+    ``--allow-run-as-root`` as root, and permission to run more processes than this machine
+    has cores when they all run on it (Open MPI refuses by default; MPICH shares the cores).
+    None for another MPI."""
+    version = open_mpi_version(mpiexec)
+    if version is None:
+        return None
+    options = []
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        options.append("--allow-run-as-root")
+    if hostfile is None and nproc > (os.cpu_count() or 1):
+        options += ["--map-by", ":OVERSUBSCRIBE"] if version >= (5,) else ["--oversubscribe"]
+    return options
 
 
 def build_command(args: argparse.Namespace, mpiexec: str) -> tuple[list, dict]:
@@ -110,9 +135,9 @@ def build_command(args: argparse.Namespace, mpiexec: str) -> tuple[list, dict]:
     cmd = [mpiexec, "-n", str(args.nproc)]
     if args.hostfile:
         cmd += ["-hostfile", args.hostfile]
-    if _is_open_mpi(mpiexec):
-        if hasattr(os, "geteuid") and os.geteuid() == 0:
-            cmd.append("--allow-run-as-root")  # MPICH runs as root as it is; Open MPI asks
+    open_mpi = open_mpi_options(mpiexec, args.nproc, args.hostfile)
+    if open_mpi is not None:
+        cmd += open_mpi
         for name in THREAD_VARS:  # Open MPI passes only the variables it is told to
             if name in env:
                 cmd += ["-x", name]

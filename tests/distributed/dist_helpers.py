@@ -22,7 +22,7 @@ import pytest
 
 from dist_cases import DTYPES, OPS, rank_input  # noqa: F401  (re-exported for the tests)
 
-from minigrad.cli.launch import find_mpiexec
+from minigrad.cli.launch import find_mpiexec, open_mpi_options
 
 HERE = Path(__file__).resolve().parent
 WORKER = HERE / "mpi_worker.py"
@@ -60,8 +60,8 @@ def mpirun(scenario: str, n: int, outdir: Path, timeout: float = 120, dist_timeo
                 "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
                 "PYTHONPATH": os.pathsep.join([str(HERE.parent), env.get("PYTHONPATH", "")])})
     env.update(extra_env or {})
-    cmd = (launcher or [MPIEXEC, "-n", str(n), sys.executable]) + [str(WORKER), scenario,
-                                                                   str(outdir)]
+    cmd = (launcher or [MPIEXEC, "-n", str(n), *(open_mpi_options(MPIEXEC, n) or []),
+                        sys.executable]) + [str(WORKER), scenario, str(outdir)]
     start = time.monotonic()
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)

@@ -551,8 +551,11 @@ def scenario_nccl() -> None:
 def scenario_nccl_without_mpi() -> None:
     """As a launcher other than MPI's would start it: RANK/WORLD_SIZE, MASTER_ADDR/PORT (the
     stand-in itself still exchanges its bytes through MPI)."""
-    os.environ["RANK"], os.environ["WORLD_SIZE"] = os.environ["PMI_RANK"], os.environ["PMI_SIZE"]
-    for name in ("PMI_RANK", "PMI_SIZE", "OMPI_COMM_WORLD_RANK", "PMIX_RANK"):
+    from minigrad.distributed import group as dist_group
+
+    rank, size = dist_group.launcher_rank(), dist_group.launcher_world_size()
+    os.environ["RANK"], os.environ["WORLD_SIZE"] = str(rank), str(size)
+    for name in dist_group._MPI_RANK_VARS + dist_group._MPI_SIZE_VARS:  # MPICH's, Open MPI's
         os.environ.pop(name, None)
     dist.init_process_group()
     group = dist.world()
