@@ -49,6 +49,7 @@ TIMEOUT_ENV = "MINIGRAD_DIST_TIMEOUT"  # seconds; overrides the default timeout
 DEFAULT_TIMEOUT = 1800.0  # PyTorch's default for CPU process groups: 30 minutes
 CUDA_AWARE_ENV = "MINIGRAD_MPI_CUDA_AWARE"  # 1: give device buffers to MPI (CUDA-aware MPI)
 PERSISTENT_ENV = "MINIGRAD_MPI_PERSISTENT"  # 0: no persistent all-reduce (all_reduce_init)
+BLOCKING_ENV = "MINIGRAD_MPI_BLOCKING"  # 1 / 0: DDP's buckets by blocking calls or not
 
 # Variables that MPI launchers set in every process they start
 _MPI_RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK", "MV2_COMM_WORLD_RANK")
@@ -204,6 +205,20 @@ class ProcessGroup:
         if self._make_nccl is not None and (not on_cpu or self.mpi is None):
             return "nccl-device" if on_cpu else "nccl"
         return "mpi" if on_cpu or self.cuda_aware_mpi else "mpi-host"
+
+    def prefers_blocking(self, array: Array) -> bool:
+        """Whether an all-reduce of `array` that is wanted at once is cheaper as a blocking MPI
+        call than as a non-blocking one: on host memory through an MPI whose non-blocking
+        collectives are slower than its blocking ones (Open MPI's), or as
+        ``MINIGRAD_MPI_BLOCKING`` says (1 or 0). The same answer on every rank, as MPI needs
+        (a blocking collective never matches a non-blocking one)."""
+        if (self.size == 1 or self.mpi is None or not isinstance(array, np.ndarray)
+                or self._engine(array) != "mpi"):
+            return False
+        forced = os.environ.get(BLOCKING_ENV, "")
+        if forced:
+            return forced != "0"
+        return self.mpi.nonblocking_is_slow
 
     def _via_gpu(self, op: Callable, array: Array, *args: Any) -> None:
         """Runs `op` on a GPU copy of the host `array` and copies the result back (the

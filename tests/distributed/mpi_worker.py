@@ -222,6 +222,8 @@ def scenario_ddp() -> None:
     values["calls_per_step"] = per_step
     values["chunks"] = len(ddp._chunks)
     values["persistent_chunks"] = sum(c.persistent is not None for c in ddp._chunks)
+    values["blocking_chunks"] = sum(c.blocking for c in ddp._chunks)
+    values["open_mpi"] = group.mpi.nonblocking_is_slow
     values["launched_in_backward"] = launched_in_backward
     values["param_bytes"] = int(sum(p.data.nbytes for p in net.parameters()))
     values["bucket_bytes"] = ddp.bucket_bytes
@@ -237,20 +239,25 @@ def scenario_ddp() -> None:
             opt.step()
         arrays["single_params"] = flat_params(ref)
 
-    # 1a. the same steps with Iallreduce at each launch (no persistent all-reduce)
-    os.environ["MINIGRAD_MPI_PERSISTENT"] = "0"
-    mg.manual_seed(100 + r)
-    net = make_net()
-    ddp = DDP(net, bucket_cap_mb=BUCKET_MB)
-    del os.environ["MINIGRAD_MPI_PERSISTENT"]
-    values["persistent_chunks_off"] = sum(c.persistent is not None for c in ddp._chunks)
-    opt = optim.Adam(ddp.parameters(), lr=1e-2)
-    for step in range(steps):
-        shard = slice(r * per_rank, (r + 1) * per_rank)
-        opt.zero_grad()
-        F.cross_entropy(ddp(mg.tensor(X[step, shard])), mg.tensor(Y[step, shard])).backward()
-        opt.step()
-    arrays["iallreduce_params"] = flat_params(net)
+    # 1a. the same steps with Iallreduce at each launch (no persistent all-reduce), and with a
+    # blocking Allreduce at each launch (Open MPI's default)
+    iallreduce = {"MINIGRAD_MPI_PERSISTENT": "0", "MINIGRAD_MPI_BLOCKING": "0"}
+    for name, env in (("iallreduce", iallreduce), ("blocking", {"MINIGRAD_MPI_BLOCKING": "1"})):
+        os.environ.update(env)
+        mg.manual_seed(100 + r)
+        net = make_net()
+        ddp = DDP(net, bucket_cap_mb=BUCKET_MB)
+        for key in env:
+            del os.environ[key]
+        values[f"{name}_persistent_chunks"] = sum(c.persistent is not None for c in ddp._chunks)
+        values[f"{name}_blocking_chunks"] = sum(c.blocking for c in ddp._chunks)
+        opt = optim.Adam(ddp.parameters(), lr=1e-2)
+        for step in range(steps):
+            shard = slice(r * per_rank, (r + 1) * per_rank)
+            opt.zero_grad()
+            F.cross_entropy(ddp(mg.tensor(X[step, shard])), mg.tensor(Y[step, shard])).backward()
+            opt.step()
+        arrays[f"{name}_params"] = flat_params(net)
 
     # 1b. gradient_as_bucket_view: the same steps, .grad a view of the bucket (set to None by
     # zero_grad, or kept and zeroed in place: then the engine accumulates into the bucket)

@@ -55,10 +55,19 @@ def test_calls_per_step_and_overlap(run):
 
 def test_buckets_use_a_persistent_all_reduce_and_iallreduce_trains_the_same(run):
     values = run.values(0)
-    assert values["persistent_chunks"] == values["chunks"]  # MPI_Allreduce_init at wrap time
-    assert values["persistent_chunks_off"] == 0  # MINIGRAD_MPI_PERSISTENT=0: Iallreduce
-    params = _same_on_every_rank(run, "iallreduce_params")
-    np.testing.assert_allclose(params, run.arrays(0)["ddp_params"], rtol=1e-6, atol=1e-7)
+    chunks = values["chunks"]
+    if values["open_mpi"]:  # its non-blocking collectives are the slow ones: blocking calls
+        assert (values["persistent_chunks"], values["blocking_chunks"]) == (0, chunks)
+    else:  # MPI_Allreduce_init at wrap time
+        assert (values["persistent_chunks"], values["blocking_chunks"]) == (chunks, 0)
+    # MINIGRAD_MPI_PERSISTENT=0 MINIGRAD_MPI_BLOCKING=0: Iallreduce at each launch
+    assert (values["iallreduce_persistent_chunks"], values["iallreduce_blocking_chunks"]) == (0, 0)
+    # MINIGRAD_MPI_BLOCKING=1: a blocking Allreduce at each launch, on any MPI
+    assert (values["blocking_persistent_chunks"], values["blocking_blocking_chunks"]) == (
+        0, chunks)
+    for name in ("iallreduce", "blocking"):
+        params = _same_on_every_rank(run, f"{name}_params")
+        np.testing.assert_allclose(params, run.arrays(0)["ddp_params"], rtol=1e-6, atol=1e-7)
 
 
 def test_no_sync_accumulates_locally_then_averages_the_sum(run):

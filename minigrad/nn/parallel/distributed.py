@@ -17,7 +17,11 @@ How the averaging overlaps the backward pass (PyTorch's design, on MPI or NCCL):
    bucket whose parameters are all in starts its all-reduce at once (on MPI a persistent
    all-reduce set up at wrap time, ``MPI_Allreduce_init``, where the MPI library has them,
    else ``Iallreduce``; NCCL on a side stream) while backward goes on with the layers below.
-   Buckets start in one fixed order on every rank, as MPI and NCCL need.
+   Buckets start in one fixed order on every rank, as MPI and NCCL need. On Open MPI a bucket
+   is summed by a blocking ``MPI_Allreduce`` when it is complete instead (the backward pass
+   waits for it): Open MPI's non-blocking and persistent collectives run 2-4x slower than
+   its blocking ones (`ProcessGroup.prefers_blocking`; ``MINIGRAD_MPI_BLOCKING=1`` or ``0``
+   chooses).
 3. When the backward pass ends (a callback the engine runs after it), the buckets not yet
    started are started, all are waited for, and each ``.grad`` receives its averaged slice. The
    optimizer and gradient clipping, which come later, see averaged gradients.
@@ -63,6 +67,9 @@ from minigrad.tensor import Tensor
 __all__ = ["DistributedDataParallel"]
 
 
+_DONE = Work()  # the finished work of a blocking all-reduce
+
+
 class _Slot:
     """One parameter's place in its group's flat buffer."""
 
@@ -84,7 +91,8 @@ class _Slot:
 class _Chunk:
     """One all-reduce call: a contiguous range of a group's flat buffer."""
 
-    __slots__ = ("group", "start", "stop", "slots", "pending", "work", "last", "persistent")
+    __slots__ = ("group", "start", "stop", "slots", "pending", "work", "last", "persistent",
+                 "blocking")
 
     def __init__(self, group: "_Group", start: int, stop: int) -> None:
         self.group, self.start, self.stop = group, start, stop
@@ -92,6 +100,7 @@ class _Chunk:
         self.pending = 0
         self.work: Work | None = None
         self.persistent = None  # its all-reduce set up once (MPI on host arrays), or None
+        self.blocking = False  # summed by a blocking call when complete (Open MPI)
         self.last = False  # carries the group's "had a gradient" counts after its gradients
 
 
@@ -338,8 +347,10 @@ class DistributedDataParallel(Module):
             if chunk.persistent is not None:
                 chunk.persistent.free()
         for chunk in chunks:  # (a collective: every rank sets them up in this same order)
-            chunk.persistent = self._pg.all_reduce_init(
-                chunk.group.flat[chunk.start : chunk.stop], "sum")
+            buffer = chunk.group.flat[chunk.start : chunk.stop]
+            chunk.blocking = self._pg.prefers_blocking(buffer)
+            if not chunk.blocking:
+                chunk.persistent = self._pg.all_reduce_init(buffer, "sum")
         self._groups = list(groups.values())
         self._chunks = chunks
         self._slot_of = slot_of
@@ -447,6 +458,10 @@ class DistributedDataParallel(Module):
             else:
                 ready = np.array([s.ready for s in group.slots], dtype=group.dtype)
                 group.counts()[...] = backend.to_device(ready, group.device)
+        if chunk.blocking:
+            self._pg.all_reduce(group.flat[chunk.start : chunk.stop], "sum")
+            chunk.work = _DONE
+            return
         if chunk.persistent is not None:
             chunk.work = chunk.persistent.start()
             return
