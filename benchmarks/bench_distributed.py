@@ -191,8 +191,9 @@ def _summed_by_mpi(step, params: list):
 
 
 def worker_throughput(framework: str, name: str, steps: int, out: str) -> None:
-    ranks = int(os.environ.get("PMI_SIZE", os.environ.get("OMPI_COMM_WORLD_SIZE", "1")))
-    rank = int(os.environ.get("PMI_RANK", os.environ.get("OMPI_COMM_WORLD_RANK", "0")))
+    from minigrad.distributed.group import launcher_rank, launcher_world_size
+
+    ranks, rank = launcher_world_size(), launcher_rank()  # MPICH's variables or Open MPI's
     if framework == "torch":
         import torch
         import torch.distributed as tdist
@@ -560,20 +561,15 @@ def main(argv=None) -> None:
             entry[fw] = {"1x1": one, f"{args.ranks}x1": many, "speedup": many / one,
                          "rounds": samples[(fw, 1)] + samples[(fw, args.ranks)]}
             rows.append([name, fw, f"{one:,.0f}", f"{many:,.0f}", f"{many / one:.2f}x"])
-        if (ALONE, args.ranks) in samples:
+        for config, label in ((ALONE, "minigrad, no all-reduce"),
+                              (MPI_ONLY, "minigrad, no DDP: .grad summed by mpi4py Allreduce")):
+            if (config, args.ranks) not in samples:
+                continue
             one = statistics.median(samples[("minigrad", 1)])
-            many = statistics.median(samples[(ALONE, args.ranks)])
-            entry[ALONE] = {f"{args.ranks}x1": many, "speedup": many / one,
-                            "rounds": samples[(ALONE, args.ranks)]}
-            rows.append([name, "minigrad, no all-reduce", f"{one:,.0f}", f"{many:,.0f}",
-                         f"{many / one:.2f}x"])
-        if (MPI_ONLY, args.ranks) in samples:
-            one = statistics.median(samples[("minigrad", 1)])
-            many = statistics.median(samples[(MPI_ONLY, args.ranks)])
-            entry[MPI_ONLY] = {f"{args.ranks}x1": many, "speedup": many / one,
-                               "rounds": samples[(MPI_ONLY, args.ranks)]}
-            rows.append([name, "minigrad, no DDP: .grad summed by mpi4py Allreduce", f"{one:,.0f}",
-                         f"{many:,.0f}", f"{many / one:.2f}x"])
+            many = statistics.median(samples[(config, args.ranks)])
+            entry[config] = {f"{args.ranks}x1": many, "speedup": many / one,
+                             "rounds": samples[(config, args.ranks)]}
+            rows.append([name, label, f"{one:,.0f}", f"{many:,.0f}", f"{many / one:.2f}x"])
         results[name] = entry
     if rows:
         tables.append(markdown_table(
